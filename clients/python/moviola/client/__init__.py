@@ -1,0 +1,33 @@
+"""Python client for Moviola.
+
+    from moviola.client import Client
+
+    with Client("127.0.0.1:50051") as client:
+        for event in client.generate("a red fox running through snow", num_frames=17):
+            print(event)
+
+``AsyncClient`` offers the same methods for asyncio. Neither needs torch.
+"""
+
+from moviola.client._aio import AsyncClient
+from moviola.client._request import RequestOptions, make_request
+from moviola.client._sync import Client
+from moviola.client.errors import (
+    InvalidArgument,
+    MoviolaError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "InvalidArgument",
+    "MoviolaError",
+    "NotFound",
+    "RequestOptions",
+    "ResourceExhausted",
+    "Unavailable",
+    "make_request",
+]

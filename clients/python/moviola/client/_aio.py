@@ -1,0 +1,83 @@
+"""The asyncio client; the same methods as ``Client``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Unpack
+
+import grpc
+
+from moviola.client._request import RequestOptions, make_request
+from moviola.client._sync import CHANNEL_OPTIONS, DEFAULT_SERVER
+from moviola.client.errors import translate
+from moviola.v1 import generation_pb2 as gen
+from moviola.v1 import generation_pb2_grpc
+from moviola.v1 import job_pb2 as pb
+
+
+class AsyncClient:
+    def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self._timeout = timeout
+
+    async def generate(
+        self, prompt: str | pb.GenerateRequest, *, timeout: float | None = None, **options: Unpack[RequestOptions]
+    ) -> AsyncIterator[pb.JobEvent]:
+        call = self._stub.Generate(make_request(prompt, **options), timeout=timeout)
+        try:
+            async for response in call:
+                yield response.event
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+        finally:
+            call.cancel()
+
+    async def submit(self, prompt: str | pb.GenerateRequest, **options: Unpack[RequestOptions]) -> pb.Job:
+        request = gen.SubmitJobRequest(request=make_request(prompt, **options))
+        try:
+            return (await self._stub.SubmitJob(request, timeout=self._timeout)).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
+    ) -> AsyncIterator[pb.JobEvent]:
+        call = self._stub.WatchJob(gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout)
+        try:
+            async for response in call:
+                yield response.event
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+        finally:
+            call.cancel()
+
+    async def get(self, job_id: str) -> pb.Job:
+        try:
+            return (await self._stub.GetJob(gen.GetJobRequest(job_id=job_id), timeout=self._timeout)).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    async def cancel(self, job_id: str) -> pb.Job:
+        try:
+            return (await self._stub.CancelJob(gen.CancelJobRequest(job_id=job_id), timeout=self._timeout)).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    async def list_models(self) -> list[gen.ModelInfo]:
+        try:
+            return list((await self._stub.ListModels(gen.ListModelsRequest(), timeout=self._timeout)).models)
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,44 @@
+"""Building a ``GenerateRequest`` from keyword options."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from moviola.v1 import job_pb2 as pb
+
+PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "batch": pb.PRIORITY_BATCH}
+
+
+class RequestOptions(TypedDict, total=False):
+    model: str
+    negative_prompt: str
+    image: bytes
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    guidance_scale_2: float
+    seed: int
+    priority: str
+    idempotency_key: str
+
+
+def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:
+    """``make_request("a fox", num_frames=17, priority="batch")``; unset options take the model's defaults."""
+    if isinstance(prompt, pb.GenerateRequest):
+        if options:
+            raise TypeError("pass options or a GenerateRequest, not both")
+        return prompt
+    request = pb.GenerateRequest(prompt=prompt)
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name == "priority":
+            if value not in PRIORITIES:
+                raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+            request.priority = PRIORITIES[str(value)]
+        else:
+            setattr(request, name, value)
+    return request

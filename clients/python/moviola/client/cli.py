@@ -1,0 +1,228 @@
+"""The ``moviola`` command.
+
+``generate``, ``jobs`` and ``models`` need only this client package;
+``serve`` needs the server package (``pip install moviola``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from moviola.client._sync import DEFAULT_SERVER, Client
+from moviola.client.errors import MoviolaError
+from moviola.client.progress import as_json, describe, follow
+from moviola.v1 import job_pb2 as pb
+
+server_option = click.option(
+    "--server", default=DEFAULT_SERVER, show_default=True, envvar="MOVIOLA_SERVER", help="HOST:PORT of a gateway."
+)
+stderr = Console(stderr=True)
+
+
+def _fail(error: MoviolaError) -> click.ClickException:
+    hint = f" (retry in {error.retry_after:.1f}s)" if error.retry_after else ""
+    return click.ClickException(f"{error.code.name}: {error.message}{hint}")
+
+
+@click.group()
+@click.version_option(package_name="moviola-client")
+def main() -> None:
+    """Moviola: self-hosted video generation over gRPC."""
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def serve(args: tuple[str, ...]) -> None:
+    """Run the server (needs the server package). See `moviola serve --help`."""
+    try:
+        from moviola.serve import serve as serve_command
+    except ImportError as exc:
+        raise click.ClickException(
+            f"`moviola serve` needs the Moviola server, and this is the client alone ({exc}): pip install moviola"
+        ) from exc
+    serve_command.main(args=list(args), prog_name="moviola serve")
+
+
+def _copy_video(uri: str, out: Path) -> None:
+    parsed = urlparse(uri)
+    source = Path(unquote(parsed.path))
+    if parsed.scheme != "file" or not source.is_file():
+        raise click.ClickException(f"the video is at {uri}, which this machine cannot read; fetch it from there")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, out)
+
+
+def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bool) -> pb.JobEvent:
+    """Follow a job; on Ctrl-C cancel it on the server."""
+    seen: list[str] = []
+
+    def remember() -> Iterator[pb.JobEvent]:
+        for event in events:
+            if not seen:
+                seen.append(event.job_id)
+                if not as_json_lines:
+                    stderr.print(f"job [bold]{event.job_id}[/bold] on model {event.model}")
+            yield event
+
+    try:
+        terminal = follow(remember(), stderr, json_lines=as_json_lines)
+    except KeyboardInterrupt:
+        if seen:
+            client.cancel(seen[0])
+            stderr.print(f"cancelled job {seen[0]} on the server")
+        raise SystemExit(130) from None
+    if terminal is None:
+        raise click.ClickException("the stream ended before the job finished; `moviola jobs watch ID` resumes it")
+    return terminal
+
+
+def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
+    kind = terminal.WhichOneof("kind")
+    if kind != "completed":
+        raise click.ClickException(describe(terminal))
+    done = terminal.completed
+    where = done.video_uri
+    if out is not None:
+        _copy_video(done.video_uri, out)
+        where = str(out)
+    running = done.timings.running.ToNanoseconds() / 1e9
+    stderr.print(
+        f"[green]video:[/green] {where}  ({done.width}x{done.height}, {done.num_frames} frames at {done.fps} fps, "
+        f"seed {done.seed}, {running:.1f}s)"
+    )
+    noise = [m.id for m in client.list_models() if m.random_weights and m.id == done.model]
+    if noise:
+        stderr.print(f"note: {done.model} has random weights, so the video is noise; serve real weights with --model-path")
+
+
+@main.command()
+@click.argument("prompt")
+@server_option
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the MP4 here.")
+@click.option("--model", default="", help="Model id (default: the server's).")
+@click.option("--negative-prompt", default="")
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Input image (I2V).")
+@click.option("--width", type=int, default=0)
+@click.option("--height", type=int, default=0)
+@click.option("--frames", "num_frames", type=int, default=0, help="Number of frames (Wan: 4k+1).")
+@click.option("--fps", type=int, default=0)
+@click.option("--steps", "num_inference_steps", type=int, default=0)
+@click.option("--guidance", "guidance_scale", type=float, default=None)
+@click.option("--guidance-2", "guidance_scale_2", type=float, default=None, help="Low-noise expert guidance.")
+@click.option("--seed", type=int, default=None)
+@click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
+@click.option("--idempotency-key", default="")
+@click.option("--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar.")
+def generate(
+    prompt: str, server: str, out: Path | None, image: Path | None, json_lines: bool, **options: object
+) -> None:
+    """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
+    if image is not None:
+        options["image"] = image.read_bytes()
+    with Client(server) as client:
+        try:
+            terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
+            _finish(terminal, out, client)
+        except MoviolaError as error:
+            raise _fail(error) from error
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect, follow and cancel jobs."""
+
+
+@jobs.command("get")
+@click.argument("job_id")
+@server_option
+def jobs_get(job_id: str, server: str) -> None:
+    """Print a job as JSON."""
+    from google.protobuf import json_format
+
+    with Client(server) as client:
+        try:
+            click.echo(json_format.MessageToJson(client.get(job_id)))
+        except MoviolaError as error:
+            raise _fail(error) from error
+
+
+@jobs.command("watch")
+@click.argument("job_id")
+@server_option
+@click.option("--after", "after_sequence", type=int, default=0, help="Resume after this sequence number.")
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the MP4 here.")
+@click.option("--json", "json_lines", is_flag=True, help="Print events as JSON lines.")
+def jobs_watch(job_id: str, server: str, after_sequence: int, out: Path | None, json_lines: bool) -> None:
+    """Follow a job until it ends (resumable with --after)."""
+    with Client(server) as client:
+        try:
+            terminal = follow(client.watch(job_id, after_sequence), stderr, json_lines=json_lines)
+            if terminal is not None and not json_lines:
+                _finish(terminal, out, client)
+        except MoviolaError as error:
+            raise _fail(error) from error
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@server_option
+def jobs_cancel(job_id: str, server: str) -> None:
+    """Cancel a queued or running job."""
+    with Client(server) as client:
+        try:
+            job = client.cancel(job_id)
+        except MoviolaError as error:
+            raise _fail(error) from error
+    click.echo(f"{job.id}: {pb.JobState.Name(job.state).removeprefix('JOB_STATE_').lower()} (cancel requested)")
+
+
+@main.command()
+@server_option
+@click.option("--json", "json_out", is_flag=True)
+def models(server: str, json_out: bool) -> None:
+    """List the models the server serves, with defaults and limits."""
+    with Client(server) as client:
+        try:
+            infos = client.list_models()
+        except MoviolaError as error:
+            raise _fail(error) from error
+    if json_out:
+        from google.protobuf import json_format
+
+        for info in infos:
+            click.echo(json_format.MessageToJson(info, indent=None))
+        return
+    table = Table("model", "ready", "defaults", "limits", "notes")
+    for m in infos:
+        d, lim = m.defaults, m.limits
+        notes = ["mixture of experts" if m.mixture_of_experts else "", "random weights (noise)" if m.random_weights else ""]
+        table.add_row(
+            m.id,
+            "yes" if m.ready else "no",
+            f"{d.width}x{d.height}, {d.num_frames} frames @ {d.fps} fps, {d.num_inference_steps} steps",
+            f"sizes {lim.min_size}..{lim.max_size} step {lim.size_multiple}, frames {lim.frame_multiple}k+1 "
+            f"<= {lim.max_frames}, steps <= {lim.max_steps}",
+            ", ".join(n for n in notes if n),
+        )
+    Console().print(table)
+
+
+def _main_entry() -> None:
+    main(prog_name="moviola")
+
+
+if __name__ == "__main__":
+    sys.exit(_main_entry())
+
+__all__ = ["as_json", "main"]

@@ -1,0 +1,73 @@
+"""Errors the client raises, translated from gRPC status codes in one place.
+
+    MoviolaError                 any failed call; .code, .message, .retry_after
+    ├── InvalidArgument          a request field is wrong; .field names it
+    ├── NotFound                 no such job
+    ├── ResourceExhausted        the server is full; retry after .retry_after seconds
+    └── Unavailable              the server cannot take work now (starting, draining, down)
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class MoviolaError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        #: Seconds the server asked the caller to wait before retrying, when it said.
+        self.retry_after = retry_after
+
+
+class InvalidArgument(MoviolaError):
+    def __init__(self, code: grpc.StatusCode, message: str, *, field: str = "", **kw: float | None) -> None:
+        super().__init__(code, message, **kw)
+        #: The request field the server rejected.
+        self.field = field
+
+
+class NotFound(MoviolaError):
+    pass
+
+
+class ResourceExhausted(MoviolaError):
+    pass
+
+
+class Unavailable(MoviolaError):
+    pass
+
+
+_KINDS: dict[grpc.StatusCode, type[MoviolaError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def translate(error: grpc.RpcError) -> MoviolaError:
+    """The ``MoviolaError`` for a failed call, with the field and retry delay the server sent."""
+    call = error if isinstance(error, grpc.Call) else None
+    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
+    message = (call.details() if call is not None else str(error)) or code.name
+    retry_after: float | None = None
+    field = ""
+    status = rpc_status.from_call(call) if call is not None else None
+    for detail in status.details if status is not None else []:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            retry_after = info.retry_delay.ToNanoseconds() / 1e9
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            field = bad.field_violations[0].field if bad.field_violations else ""
+    kind = _KINDS.get(code, MoviolaError)
+    if kind is InvalidArgument:
+        return InvalidArgument(code, message, field=field, retry_after=retry_after)
+    return kind(code, message, retry_after=retry_after)

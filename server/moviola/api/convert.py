@@ -1,0 +1,194 @@
+"""Conversions between the protos of ``moviola.v1`` and the domain types."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from moviola import jobs
+from moviola.gateway import ModelStatus
+from moviola.v1 import generation_pb2 as gen
+from moviola.v1 import job_pb2 as pb
+from moviola.validation import RequestDraft
+
+
+def _enum(proto_enum: Any, prefix: str, value: enum.Enum) -> Any:
+    return proto_enum.Value(f"{prefix}_{value.name}")
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromNanoseconds(round(seconds * 1e9))
+    return out
+
+
+_PRIORITIES = {
+    pb.PRIORITY_UNSPECIFIED: jobs.Priority.INTERACTIVE,
+    pb.PRIORITY_INTERACTIVE: jobs.Priority.INTERACTIVE,
+    pb.PRIORITY_BATCH: jobs.Priority.BATCH,
+}
+
+
+def draft(request: pb.GenerateRequest) -> RequestDraft:
+    return RequestDraft(
+        model=request.model,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        image=request.image,
+        width=request.width,
+        height=request.height,
+        num_frames=request.num_frames,
+        fps=request.fps,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale if request.HasField("guidance_scale") else None,
+        guidance_scale_2=request.guidance_scale_2 if request.HasField("guidance_scale_2") else None,
+        seed=request.seed if request.HasField("seed") else None,
+        priority=_PRIORITIES.get(request.priority, jobs.Priority.INTERACTIVE),
+        idempotency_key=request.idempotency_key,
+    )
+
+
+def request(value: jobs.JobRequest) -> pb.GenerateRequest:
+    """The complete request, without the image bytes (they can be megabytes)."""
+    out = pb.GenerateRequest(
+        model=value.model,
+        prompt=value.prompt,
+        negative_prompt=value.negative_prompt,
+        width=value.width,
+        height=value.height,
+        num_frames=value.num_frames,
+        fps=value.fps,
+        num_inference_steps=value.num_inference_steps,
+        guidance_scale=value.guidance_scale,
+        seed=value.seed,
+        priority=pb.PRIORITY_BATCH if value.priority is jobs.Priority.BATCH else pb.PRIORITY_INTERACTIVE,
+        idempotency_key=value.idempotency_key,
+    )
+    if value.guidance_scale_2 is not None:
+        out.guidance_scale_2 = value.guidance_scale_2
+    return out
+
+
+def progress(value: jobs.Progress) -> pb.Progress:
+    return pb.Progress(
+        step=value.step,
+        total_steps=value.total_steps,
+        timestep=value.timestep,
+        expert=_enum(pb.Expert, "EXPERT", value.expert),
+        elapsed=_duration(value.elapsed),
+        remaining=_duration(value.remaining),
+    )
+
+
+def completed(value: jobs.Completed) -> pb.Completed:
+    t = value.timings
+    return pb.Completed(
+        video_uri=value.video_uri,
+        width=value.width,
+        height=value.height,
+        num_frames=value.num_frames,
+        fps=value.fps,
+        seed=value.seed,
+        model=value.model,
+        timings=pb.Timings(
+            queued=_duration(t.queued),
+            text_encoding=_duration(t.text_encoding),
+            denoising=_duration(t.denoising),
+            vae_decoding=_duration(t.vae_decoding),
+            video_encoding=_duration(t.video_encoding),
+            storing=_duration(t.storing),
+            running=_duration(t.running),
+        ),
+        size_bytes=value.size_bytes,
+        mime_type=value.mime_type,
+    )
+
+
+def failed(value: jobs.Failed) -> pb.Failed:
+    return pb.Failed(code=_enum(pb.FailureCode, "FAILURE_CODE", value.code), message=value.message, retryable=value.retryable)
+
+
+def event(value: jobs.JobEvent) -> pb.JobEvent:
+    out = pb.JobEvent(job_id=value.job_id, sequence=value.sequence, time=_timestamp(value.time), model=value.model)
+    kind = value.kind
+    match kind:
+        case jobs.Queued(position=position):
+            out.queued.position = position
+        case jobs.Started(worker=worker, attempt=attempt):
+            out.started.CopyFrom(pb.Started(worker=worker, attempt=attempt))
+        case jobs.PhaseChanged(phase=phase):
+            out.phase_changed.phase = _enum(pb.Phase, "PHASE", phase)
+        case jobs.Progress():
+            out.progress.CopyFrom(progress(kind))
+        case jobs.Completed():
+            out.completed.CopyFrom(completed(kind))
+        case jobs.Failed():
+            out.failed.CopyFrom(failed(kind))
+        case jobs.Cancelled(reason=reason):
+            out.cancelled.reason = reason
+    return out
+
+
+def job(record: jobs.JobRecord) -> pb.Job:
+    out = pb.Job(
+        id=record.id,
+        state=_enum(pb.JobState, "JOB_STATE", record.state),
+        request=request(record.request),
+        model=record.model,
+        create_time=_timestamp(record.created_at),
+        last_sequence=record.last_sequence,
+        queue_position=record.queue_position,
+    )
+    if record.progress is not None:
+        out.progress.CopyFrom(progress(record.progress))
+    if record.result is not None:
+        out.result.CopyFrom(completed(record.result))
+    if record.failure is not None:
+        out.failure.CopyFrom(failed(record.failure))
+    if record.cancellation is not None:
+        out.cancellation.reason = record.cancellation.reason
+    return out
+
+
+def model(status: ModelStatus) -> gen.ModelInfo:
+    spec, d, limits = status.spec, status.spec.defaults, status.spec.limits
+    return gen.ModelInfo(
+        id=spec.id,
+        description=spec.description,
+        pipeline_class=spec.pipeline_class,
+        source=spec.source,
+        ready=status.ready,
+        random_weights=spec.random_weights,
+        mixture_of_experts=spec.mixture_of_experts,
+        boundary_ratio=spec.boundary_ratio or 0.0,
+        image_input=_enum(gen.ImageInput, "IMAGE_INPUT", spec.image_input),
+        defaults=gen.ModelDefaults(
+            width=d.width,
+            height=d.height,
+            num_frames=d.num_frames,
+            fps=d.fps,
+            num_inference_steps=d.num_inference_steps,
+            guidance_scale=d.guidance_scale,
+            guidance_scale_2=d.guidance_scale_2 or 0.0,
+        ),
+        limits=gen.ModelLimits(
+            size_multiple=limits.size_multiple,
+            min_size=limits.min_size,
+            max_size=limits.max_size,
+            frame_multiple=limits.frame_multiple,
+            max_frames=limits.max_frames,
+            max_steps=limits.max_steps,
+            max_guidance_scale=limits.max_guidance_scale,
+            max_prompt_chars=limits.max_prompt_chars,
+            max_image_bytes=limits.max_image_bytes,
+            max_fps=limits.max_fps,
+        ),
+    )

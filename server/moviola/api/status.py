@@ -1,0 +1,58 @@
+"""The one place domain errors become gRPC status codes.
+
+Retryable errors carry ``google.rpc.RetryInfo`` in the status details and the
+``grpc-retry-pushback-ms`` trailer; invalid requests carry a
+``google.rpc.BadRequest`` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from moviola.errors import InvalidRequest, JobNotFound, MoviolaError, ResourceExhausted, Unavailable
+
+_CODES: list[tuple[type[MoviolaError], grpc.StatusCode]] = [
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (JobNotFound, grpc.StatusCode.NOT_FOUND),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+]
+
+
+def status_code(error: MoviolaError) -> grpc.StatusCode:
+    return next((code for kind, code in _CODES if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
+
+
+def trailers(error: MoviolaError, code: grpc.StatusCode) -> tuple[tuple[str, str | bytes], ...]:
+    details: list[any_pb2.Any] = []
+    metadata: list[tuple[str, str | bytes]] = []
+    if isinstance(error, InvalidRequest):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.reason)
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        details.append(packed)
+    if error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(round(error.retry_after * 1e9))
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(packed)
+        metadata.append(("grpc-retry-pushback-ms", str(round(error.retry_after * 1000))))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message, details=details)
+    metadata.append(("grpc-status-details-bin", status.SerializeToString()))
+    return tuple(metadata)
+
+
+@asynccontextmanager
+async def translated(context: grpc.aio.ServicerContext[object, object]) -> AsyncIterator[None]:
+    """Abort the call with the status that matches a ``MoviolaError`` raised inside."""
+    try:
+        yield
+    except MoviolaError as error:
+        code = status_code(error)
+        await context.abort(code, error.message, trailing_metadata=trailers(error, code))

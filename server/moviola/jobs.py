@@ -1,0 +1,196 @@
+"""Jobs and their events: plain, immutable data shared by gateway, queue and worker.
+
+A job's state is never stored apart from its events: ``JobRecord.apply`` folds
+each event into the record, so a record is always what its events say.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field, replace
+
+
+class Priority(enum.IntEnum):
+    """Scheduling class; lower values start first."""
+
+    INTERACTIVE = 0
+    BATCH = 1
+
+
+class JobState(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class Phase(enum.Enum):
+    TEXT_ENCODING = "text_encoding"
+    DENOISING = "denoising"
+    VAE_DECODING = "vae_decoding"
+    VIDEO_ENCODING = "video_encoding"
+    STORING = "storing"
+
+
+class Expert(enum.Enum):
+    """Which transformer ran a denoising step."""
+
+    SINGLE = "single"
+    HIGH_NOISE = "high_noise"
+    LOW_NOISE = "low_noise"
+
+
+class FailureCode(enum.Enum):
+    INTERNAL = "internal"
+    OUT_OF_MEMORY = "out_of_memory"
+    INVALID_INPUT = "invalid_input"
+    UNAVAILABLE = "unavailable"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated request: every default filled in, the seed chosen."""
+
+    model: str
+    prompt: str
+    negative_prompt: str
+    image: bytes | None
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    num_inference_steps: int
+    guidance_scale: float
+    guidance_scale_2: float | None
+    seed: int
+    priority: Priority = Priority.INTERACTIVE
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int
+
+
+@dataclass(frozen=True)
+class Started:
+    worker: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    phase: Phase
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    timestep: float
+    expert: Expert
+    elapsed: float
+    remaining: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent in each part of a job."""
+
+    queued: float = 0.0
+    text_encoding: float = 0.0
+    denoising: float = 0.0
+    vae_decoding: float = 0.0
+    video_encoding: float = 0.0
+    storing: float = 0.0
+    running: float = 0.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    video_uri: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    seed: int
+    model: str
+    timings: Timings
+    size_bytes: int
+    mime_type: str = "video/mp4"
+
+
+@dataclass(frozen=True)
+class Failed:
+    code: FailureCode
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    reason: str
+
+
+EventKind = Queued | Started | PhaseChanged | Progress | Completed | Failed | Cancelled
+TERMINAL_KINDS = (Completed, Failed, Cancelled)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    job_id: str
+    sequence: int
+    time: float
+    model: str
+    kind: EventKind
+
+    @property
+    def terminal(self) -> bool:
+        return isinstance(self.kind, TERMINAL_KINDS)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What is known about a job: its request and the fold of its events."""
+
+    id: str
+    request: JobRequest
+    created_at: float = field(default_factory=time.time)
+    state: JobState = JobState.QUEUED
+    last_sequence: int = 0
+    queue_position: int = 0
+    started_at: float | None = None
+    progress: Progress | None = None
+    result: Completed | None = None
+    failure: Failed | None = None
+    cancellation: Cancelled | None = None
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def apply(self, event: JobEvent) -> JobRecord:
+        """Return the record after ``event``."""
+        kind = event.kind
+        record = replace(self, last_sequence=event.sequence)
+        match kind:
+            case Queued(position=position):
+                return replace(record, state=JobState.QUEUED, queue_position=position)
+            case Started():
+                return replace(record, state=JobState.RUNNING, queue_position=0, started_at=event.time)
+            case Progress():
+                return replace(record, progress=kind)
+            case Completed():
+                return replace(record, state=JobState.COMPLETED, result=kind)
+            case Failed():
+                return replace(record, state=JobState.FAILED, failure=kind, queue_position=0)
+            case Cancelled():
+                return replace(record, state=JobState.CANCELLED, cancellation=kind, queue_position=0)
+        return record

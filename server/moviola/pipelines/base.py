@@ -1,0 +1,36 @@
+"""The pipeline interface the worker runs.
+
+A pipeline turns a ``JobRequest`` into frames, calling ``hooks`` at each phase
+and after every denoising step. A hook may raise ``JobCancelled``; the pipeline
+lets it propagate, which stops the run before the VAE decode.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from moviola.catalog import ModelSpec
+from moviola.jobs import Expert, JobRequest, Phase
+
+Frames = npt.NDArray[np.uint8]
+"""Video frames, shape (frames, height, width, 3), RGB."""
+
+
+class StepHooks(Protocol):
+    def phase(self, phase: Phase) -> None:
+        """A new phase begins."""
+
+    def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
+        """Denoising step ``step`` (1-based) finished. May raise ``JobCancelled``."""
+
+
+class VideoPipeline(Protocol):
+    """One loaded model. Runs one request at a time, on a worker thread."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    def generate(self, request: JobRequest, hooks: StepHooks) -> Frames: ...

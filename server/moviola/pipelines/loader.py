@@ -1,0 +1,31 @@
+"""Resolve a model spec's source and load its pipeline."""
+
+from __future__ import annotations
+
+import logging
+
+from moviola.catalog import BUILTIN_PREFIX, ModelSpec
+from moviola.pipelines.base import VideoPipeline
+from moviola.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
+    """Load ``spec``: a ``builtin:`` tiny model is built into the cache folder on first use."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from moviola.pipelines.wan import WanTextToVideo
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    source = spec.source
+    if source.startswith(BUILTIN_PREFIX):
+        from moviola.pipelines.tiny_wan import ensure_built
+
+        folder = ensure_built(settings.cache_dir, source.removeprefix(BUILTIN_PREFIX))
+        log.warning("model %s has random weights: its videos are noise (built in %s)", spec.id, folder)
+        source = str(folder)
+    log.info("loading %s (%s) from %s", spec.id, spec.pipeline_class, source)
+    return WanTextToVideo.load(spec, source, device=settings.device, dtype=settings.dtype)

@@ -1,0 +1,191 @@
+"""The in-process job queue of the embedded server.
+
+Everything lives in this process: a bounded queue per priority, each job's
+event log, and an index of idempotency keys. Finished jobs are kept for
+``retain_finished`` jobs, then forgotten oldest first, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from moviola.errors import JobNotFound, ResourceExhausted
+from moviola.jobs import (
+    Cancelled,
+    EventKind,
+    Failed,
+    FailureCode,
+    JobEvent,
+    JobRecord,
+    JobRequest,
+    JobState,
+    Priority,
+    Queued,
+)
+from moviola.scheduler.base import Assignment
+
+
+@dataclass
+class _Entry:
+    record: JobRecord
+    events: list[JobEvent] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    enqueued_at: float = field(default_factory=time.monotonic)
+
+
+class MemoryJobQueue:
+    def __init__(self, *, max_depth: int = 64, retain_finished: int = 1000, batch_max_wait: float = 300.0) -> None:
+        self._max_depth = max_depth
+        self._retain_finished = retain_finished
+        self._batch_max_wait = batch_max_wait
+        self._jobs: dict[str, _Entry] = {}
+        self._pending: dict[Priority, deque[str]] = {p: deque() for p in Priority}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._keys: dict[str, str] = {}
+        self._work = asyncio.Condition()
+        self._idle = asyncio.Condition()
+        self._run_seconds = 0.0  # moving average of finished runs, for retry hints
+
+    # Gateway side.
+
+    async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+        if request.idempotency_key and (existing := self._keys.get(request.idempotency_key)):
+            if existing in self._jobs:
+                return self._jobs[existing].record, False
+        if self.depth() >= self._max_depth:
+            raise ResourceExhausted(
+                f"the queue is full ({self._max_depth} jobs waiting); retry later",
+                retry_after=max(1.0, self._run_seconds),
+            )
+        job_id = uuid.uuid4().hex
+        self._jobs[job_id] = _Entry(JobRecord(id=job_id, request=request))
+        if request.idempotency_key:
+            self._keys[request.idempotency_key] = job_id
+        self._pending[request.priority].append(job_id)
+        await self.publish(job_id, Queued(position=self._position(job_id)))
+        async with self._work:
+            self._work.notify_all()
+        return self._jobs[job_id].record, True
+
+    async def get(self, job_id: str) -> JobRecord:
+        return self._entry(job_id).record
+
+    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
+        entry = self._entry(job_id)
+        index = after_sequence  # event with sequence n sits at index n - 1
+        while True:
+            async with entry.changed:
+                await entry.changed.wait_for(lambda: len(entry.events) > index)
+                batch = entry.events[index:]
+            for event in batch:
+                index += 1
+                yield event
+                if event.terminal:
+                    return
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        entry = self._entry(job_id)
+        if entry.record.state is JobState.QUEUED:
+            self._pending[entry.record.request.priority].remove(job_id)
+            await self.publish(job_id, Cancelled(reason="cancelled by request before it started"))
+            await self._announce_positions()
+        elif entry.record.state is JobState.RUNNING:
+            entry.cancel_requested.set()
+        return entry.record
+
+    # Worker side.
+
+    async def take(self, model: str) -> Assignment:
+        async with self._work:
+            job_id = await self._work.wait_for(lambda: self._next(model))
+        for queue in self._pending.values():
+            if job_id in queue:
+                queue.remove(job_id)
+        entry = self._jobs[job_id]
+        await self._announce_positions()
+        return Assignment(job_id=job_id, request=entry.record.request, created_at=entry.record.created_at)
+
+    async def publish(self, job_id: str, kind: EventKind) -> JobEvent:
+        entry = self._entry(job_id)
+        record = entry.record
+        event = JobEvent(job_id=job_id, sequence=record.last_sequence + 1, time=time.time(), model=record.model, kind=kind)
+        async with entry.changed:
+            entry.record = record.apply(event)
+            entry.events.append(event)
+            entry.changed.notify_all()
+        if event.terminal:
+            await self._finish(job_id, entry)
+        return event
+
+    async def wait_cancel_requested(self, job_id: str) -> None:
+        await self._entry(job_id).cancel_requested.wait()
+
+    # Embedded server only.
+
+    def depth(self) -> int:
+        return sum(len(q) for q in self._pending.values())
+
+    async def wait_idle(self) -> None:
+        """Return once no job is queued or running."""
+        async with self._idle:
+            await self._idle.wait_for(lambda: all(e.record.state.terminal for e in self._jobs.values()))
+
+    async def fail_queued(self, message: str) -> int:
+        """End every queued job with a retryable FAILED (the server is going away); return how many."""
+        job_ids = [job_id for queue in self._pending.values() for job_id in queue]
+        for queue in self._pending.values():
+            queue.clear()
+        for job_id in job_ids:
+            await self.publish(job_id, Failed(code=FailureCode.UNAVAILABLE, message=message, retryable=True))
+        return len(job_ids)
+
+    # Internals.
+
+    def _entry(self, job_id: str) -> _Entry:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFound(job_id) from None
+
+    def _order(self) -> list[str]:
+        """Queued jobs in the order they will start."""
+        interactive, batch = self._pending[Priority.INTERACTIVE], self._pending[Priority.BATCH]
+        if batch and self._overdue(batch[0]):
+            return [batch[0], *interactive, *list(batch)[1:]]
+        return [*interactive, *batch]
+
+    def _overdue(self, job_id: str) -> bool:
+        return time.monotonic() - self._jobs[job_id].enqueued_at > self._batch_max_wait
+
+    def _next(self, model: str) -> str | None:
+        return next((j for j in self._order() if self._jobs[j].record.model == model), None)
+
+    def _position(self, job_id: str) -> int:
+        return self._order().index(job_id) + 1
+
+    async def _announce_positions(self) -> None:
+        for position, job_id in enumerate(self._order(), start=1):
+            if self._jobs[job_id].record.queue_position != position:
+                await self.publish(job_id, Queued(position=position))
+
+    async def _finish(self, job_id: str, entry: _Entry) -> None:
+        started = entry.record.started_at
+        if started is not None:
+            elapsed = time.time() - started
+            self._run_seconds = elapsed if not self._run_seconds else 0.8 * self._run_seconds + 0.2 * elapsed
+        self._finished[job_id] = None
+        while len(self._finished) > self._retain_finished:
+            old, _ = self._finished.popitem(last=False)
+            gone = self._jobs.pop(old)
+            self._keys.pop(gone.record.request.idempotency_key, None)
+        async with self._idle:
+            self._idle.notify_all()
+
+
+__all__ = ["MemoryJobQueue"]

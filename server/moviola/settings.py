@@ -1,0 +1,52 @@
+"""The one settings object of a Moviola process, built once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moviola.catalog import DEFAULT_MODEL
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / fallback) / "moviola"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    model: str = DEFAULT_MODEL
+    #: Local folder or hub id with the model's weights; None: the catalogue's source.
+    model_path: str | None = None
+    #: Where videos are stored (local-disk storage).
+    data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))
+    #: Where tiny random-weight models are built on first use.
+    cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
+    #: "auto" picks cuda when available, else cpu.
+    device: str = "auto"
+    #: "auto" is bfloat16 on cuda and float32 on cpu.
+    dtype: str = "auto"
+    #: Jobs waiting per server before submits get RESOURCE_EXHAUSTED.
+    max_queue_depth: int = 64
+    #: Seconds a draining server lets its running job finish after SIGTERM.
+    drain_grace: float = 60.0
+    #: Largest gRPC message in either direction.
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: Finished jobs kept in memory for GetJob and WatchJob.
+    retain_finished_jobs: int = 1000
+    #: A batch job waiting longer than this starts ahead of interactive jobs.
+    batch_max_wait: float = 300.0
+    #: Name of this worker in STARTED events.
+    worker_name: str = "embedded"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be within 0..65535, got {self.port}")
+        if self.max_queue_depth < 1:
+            raise ValueError("max_queue_depth must be at least 1")
+        if self.drain_grace < 0:
+            raise ValueError("drain_grace must not be negative")
+        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")

@@ -1,0 +1,86 @@
+"""Step hooks: the bridge from the pipeline thread to the event loop.
+
+The pipeline runs on a worker thread and calls these hooks; they time the
+phases, turn steps into PROGRESS events, and raise ``JobCancelled`` once
+cancellation is flagged. Events cross to the loop through ``emit``, which must
+be thread-safe and keep their order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from moviola.errors import JobCancelled
+from moviola.jobs import EventKind, Expert, Phase, PhaseChanged, Progress, Timings
+
+
+class JobHooks:
+    def __init__(self, emit: Callable[[EventKind], None]) -> None:
+        self._emit = emit
+        self._cancel = threading.Event()
+        self.cancel_reason = ""
+        self._phase_start: dict[Phase, float] = {}
+        self._phase_end: dict[Phase, float] = {}
+        self._current: Phase | None = None
+
+    # Called from the event loop.
+
+    def request_cancel(self, reason: str) -> None:
+        self.cancel_reason = reason
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def timings(self, queued: float, running: float) -> Timings:
+        def took(phase: Phase) -> float:
+            start = self._phase_start.get(phase)
+            return 0.0 if start is None else self._phase_end.get(phase, start) - start
+
+        return Timings(
+            queued=queued,
+            text_encoding=took(Phase.TEXT_ENCODING),
+            denoising=took(Phase.DENOISING),
+            vae_decoding=took(Phase.VAE_DECODING),
+            video_encoding=took(Phase.VIDEO_ENCODING),
+            storing=took(Phase.STORING),
+            running=running,
+        )
+
+    # Called from the pipeline thread (and the loop, for the last phases).
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled(self.cancel_reason or "cancelled")
+
+    def phase(self, phase: Phase) -> None:
+        self.check()
+        now = time.monotonic()
+        if self._current is not None:
+            self._phase_end[self._current] = now
+        self._current = phase
+        self._phase_start[phase] = now
+        self._emit(PhaseChanged(phase=phase))
+
+    def end_phase(self) -> None:
+        if self._current is not None:
+            self._phase_end[self._current] = time.monotonic()
+            self._current = None
+
+    def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
+        elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())
+        remaining = elapsed / step * (total_steps - step)
+        self._emit(
+            Progress(
+                step=step,
+                total_steps=total_steps,
+                timestep=timestep,
+                expert=expert,
+                elapsed=elapsed,
+                remaining=remaining,
+            )
+        )
+        self.check()

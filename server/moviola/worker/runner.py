@@ -1,0 +1,122 @@
+"""Runs jobs one at a time: pipeline on a thread, events on the loop.
+
+The event loop never blocks on torch: generation and MP4 encoding run on a
+single pipeline thread (one pipeline runs one request at a time), storage on
+the default executor. Every job ends with exactly one terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from moviola.errors import JobCancelled, JobError, OutOfMemory
+from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase, Started
+from moviola.mp4 import MIME_TYPE, encode_mp4
+from moviola.pipelines.base import VideoPipeline
+from moviola.scheduler.base import Assignment, JobQueue
+from moviola.storage.base import Storage
+from moviola.worker.hooks import JobHooks
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it again"
+
+
+class Worker:
+    def __init__(self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage, *, name: str) -> None:
+        self._queue = queue
+        self._pipeline = pipeline
+        self._storage = storage
+        self._name = name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+        self._current: JobHooks | None = None
+        self._shutting_down = False
+
+    @property
+    def model(self) -> str:
+        return self._pipeline.spec.id
+
+    async def run(self) -> None:
+        """Take and run jobs until cancelled."""
+        try:
+            while True:
+                assignment = await self._queue.take(self.model)
+                await self.run_job(assignment)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def interrupt(self) -> None:
+        """Stop the running job at its next step: it ends FAILED (retryable), as the server is going away."""
+        self._shutting_down = True
+        if self._current is not None:
+            self._current.request_cancel(SHUTDOWN_MESSAGE)
+
+    async def run_job(self, job: Assignment) -> None:
+        loop = asyncio.get_running_loop()
+        outbox: asyncio.Queue[EventKind | None] = asyncio.Queue()
+        hooks = JobHooks(lambda kind: loop.call_soon_threadsafe(outbox.put_nowait, kind))
+        self._current = hooks
+        publisher = asyncio.create_task(self._publish_all(job.job_id, outbox))
+        watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
+        watcher.add_done_callback(
+            lambda task: None if task.cancelled() else hooks.request_cancel("cancelled by request")
+        )
+        started = time.time()
+        outcome: EventKind
+        try:
+            await self._queue.publish(job.job_id, Started(worker=self._name, attempt=job.attempt))
+            outcome = await self._generate(job, hooks, started)
+        except JobCancelled as exc:
+            outcome = self._cancelled(str(exc))
+        except OutOfMemory as exc:
+            outcome = Failed(code=FailureCode.OUT_OF_MEMORY, message=exc.message, retryable=True)
+        except JobError as exc:
+            outcome = Failed(code=FailureCode.INTERNAL, message=exc.message, retryable=exc.retryable)
+        except Exception as exc:  # a bug in a pipeline must end its job, not the worker
+            log.exception("job %s failed", job.job_id)
+            outcome = Failed(code=FailureCode.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            watcher.cancel()
+            outbox.put_nowait(None)
+            await publisher
+            self._current = None
+        await self._queue.publish(job.job_id, outcome)
+        log.info("job %s ended: %s", job.job_id, type(outcome).__name__.lower())
+
+    def _cancelled(self, reason: str) -> EventKind:
+        if self._shutting_down:
+            return Failed(code=FailureCode.UNAVAILABLE, message=SHUTDOWN_MESSAGE, retryable=True)
+        return Cancelled(reason=reason)
+
+    async def _generate(self, job: Assignment, hooks: JobHooks, started: float) -> Completed:
+        loop = asyncio.get_running_loop()
+        request = job.request
+        frames = await loop.run_in_executor(self._executor, self._pipeline.generate, request, hooks)
+        hooks.phase(Phase.VIDEO_ENCODING)
+        data = await loop.run_in_executor(self._executor, encode_mp4, frames, request.fps)
+        hooks.phase(Phase.STORING)
+        stored = await loop.run_in_executor(None, self._storage.put, job.job_id, data)
+        hooks.end_phase()
+        count, height, width, _ = frames.shape
+        return Completed(
+            video_uri=stored.uri,
+            width=width,
+            height=height,
+            num_frames=count,
+            fps=request.fps,
+            seed=request.seed,
+            model=request.model,
+            timings=hooks.timings(queued=started - job.created_at, running=time.time() - started),
+            size_bytes=stored.size_bytes,
+            mime_type=MIME_TYPE,
+        )
+
+    async def _publish_all(self, job_id: str, outbox: asyncio.Queue[EventKind | None]) -> None:
+        while (kind := await outbox.get()) is not None:
+            try:
+                await self._queue.publish(job_id, kind)
+            except Exception:  # progress is best-effort; the terminal event is not
+                log.exception("could not publish an event of job %s", job_id)
