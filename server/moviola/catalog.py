@@ -70,7 +70,13 @@ TINY_WAN22_T2V = ModelSpec(
     pipeline_class="WanPipeline",
     source=f"{BUILTIN_PREFIX}tiny-wan2.2-t2v",
     defaults=ModelDefaults(
-        width=128, height=128, num_frames=17, fps=16, num_inference_steps=8, guidance_scale=5.0, guidance_scale_2=4.0
+        width=128,
+        height=128,
+        num_frames=17,
+        fps=16,
+        num_inference_steps=8,
+        guidance_scale=5.0,
+        guidance_scale_2=4.0,
     ),
     limits=ModelLimits(max_size=512, max_frames=49, max_steps=50),
     random_weights=True,
@@ -86,7 +92,13 @@ WAN22_T2V_A14B = ModelSpec(
     pipeline_class="WanPipeline",
     source="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
     defaults=ModelDefaults(
-        width=832, height=480, num_frames=81, fps=16, num_inference_steps=40, guidance_scale=4.0, guidance_scale_2=3.0
+        width=832,
+        height=480,
+        num_frames=81,
+        fps=16,
+        num_inference_steps=40,
+        guidance_scale=4.0,
+        guidance_scale_2=3.0,
     ),
     limits=ModelLimits(max_size=1280, max_frames=121, max_steps=100),
     boundary_ratio=0.875,

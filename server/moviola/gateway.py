@@ -30,7 +30,9 @@ def _job_id(job_id: str) -> str:
 
 
 class Gateway:
-    def __init__(self, queue: JobQueue, models: dict[str, ModelSpec], default_model: str, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self, queue: JobQueue, models: dict[str, ModelSpec], default_model: str, lifecycle: Lifecycle
+    ) -> None:
         self._queue = queue
         self._models = models
         self._default_model = default_model

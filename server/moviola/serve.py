@@ -40,14 +40,22 @@ async def run(settings: Settings) -> None:
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in containers).")
 @click.option("--port", default=50051, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
-@click.option("--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)), help="Model to serve.")
+@click.option(
+    "--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)), help="Model to serve."
+)
 @click.option("--model-path", default=None, help="Local folder or hub id of the model's diffusers weights.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where videos are stored.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Where tiny models are built.")
+@click.option(
+    "--cache-dir", type=click.Path(path_type=Path), default=None, help="Where tiny models are built."
+)
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"]))
-@click.option("--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs before refusing.")
-@click.option("--drain-grace", default=60.0, type=click.FloatRange(min=0), help="Seconds to finish jobs on SIGTERM.")
+@click.option(
+    "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs before refusing."
+)
+@click.option(
+    "--drain-grace", default=60.0, type=click.FloatRange(min=0), help="Seconds to finish jobs on SIGTERM."
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str,

@@ -39,15 +39,18 @@ def build(settings: Settings, gateway: Gateway, lifecycle: Lifecycle) -> tuple[g
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
     async def on_state(state: State) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if state is State.READY else (
-            health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if state is State.READY
+            else (health_pb2.HealthCheckResponse.NOT_SERVING)
         )
         for service in ("", *SERVICES):
             await health_servicer.set(service, status)
 
     lifecycle.subscribe(on_state)
     reflection.enable_server_reflection(
-        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:

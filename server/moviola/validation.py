@@ -72,7 +72,9 @@ def _frames(value: int, spec: ModelSpec) -> int:
             f"(got {value}; nearest valid: {lower} or {lower + k})",
         )
     if value > limits.max_frames:
-        raise InvalidRequest("num_frames", f"must be at most {limits.max_frames} for model {spec.id} (got {value})")
+        raise InvalidRequest(
+            "num_frames", f"must be at most {limits.max_frames} for model {spec.id} (got {value})"
+        )
     return value
 
 
@@ -136,7 +138,9 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         raise InvalidRequest("model", f"unknown model {model_id!r}; this server serves: {', '.join(models)}")
     d = spec.defaults
     if draft.guidance_scale_2 is not None and not spec.mixture_of_experts:
-        raise InvalidRequest("guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one")
+        raise InvalidRequest(
+            "guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one"
+        )
     if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         raise InvalidRequest("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
     return JobRequest(
@@ -149,7 +153,11 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         num_frames=_frames(draft.num_frames, spec),
         fps=_bounded("fps", draft.fps, d.fps, spec.limits.max_fps, spec),
         num_inference_steps=_bounded(
-            "num_inference_steps", draft.num_inference_steps, d.num_inference_steps, spec.limits.max_steps, spec
+            "num_inference_steps",
+            draft.num_inference_steps,
+            d.num_inference_steps,
+            spec.limits.max_steps,
+            spec,
         ),
         guidance_scale=_guidance("guidance_scale", draft.guidance_scale, d.guidance_scale, spec) or 0.0,
         guidance_scale_2=_guidance("guidance_scale_2", draft.guidance_scale_2, d.guidance_scale_2, spec),

@@ -113,11 +113,17 @@ def completed(value: jobs.Completed) -> pb.Completed:
 
 
 def failed(value: jobs.Failed) -> pb.Failed:
-    return pb.Failed(code=_enum(pb.FailureCode, "FAILURE_CODE", value.code), message=value.message, retryable=value.retryable)
+    return pb.Failed(
+        code=_enum(pb.FailureCode, "FAILURE_CODE", value.code),
+        message=value.message,
+        retryable=value.retryable,
+    )
 
 
 def event(value: jobs.JobEvent) -> pb.JobEvent:
-    out = pb.JobEvent(job_id=value.job_id, sequence=value.sequence, time=_timestamp(value.time), model=value.model)
+    out = pb.JobEvent(
+        job_id=value.job_id, sequence=value.sequence, time=_timestamp(value.time), model=value.model
+    )
     kind = value.kind
     match kind:
         case jobs.Queued(position=position):

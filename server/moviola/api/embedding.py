@@ -9,7 +9,7 @@ from moviola.v1 import embedding_pb2_grpc
 
 
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
-    async def Embed(  # noqa: N802 (gRPC method name)
+    async def Embed(
         self, request: emb.EmbedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> emb.EmbedResponse:
         await context.abort(

@@ -20,7 +20,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
-    async def Generate(  # noqa: N802 (gRPC method name)
+    async def Generate(
         self, request: pb.GenerateRequest, context: Context
     ) -> AsyncIterator[gen.GenerateResponse]:
         # A caller that goes away cancels this stream, never the job.
@@ -29,29 +29,27 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async for event in self._gateway.watch(record.id):
                 yield gen.GenerateResponse(event=convert.event(event))
 
-    async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:  # noqa: N802
+    async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
             record, created = await self._gateway.submit(convert.draft(request.request))
         return gen.SubmitJobResponse(job=convert.job(record), created=created)
 
-    async def WatchJob(  # noqa: N802
+    async def WatchJob(
         self, request: gen.WatchJobRequest, context: Context
     ) -> AsyncIterator[gen.WatchJobResponse]:
         async with translated(context):
             async for event in self._gateway.watch(request.job_id, request.after_sequence):
                 yield gen.WatchJobResponse(event=convert.event(event))
 
-    async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:  # noqa: N802
+    async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
             record = await self._gateway.get(request.job_id)
         return gen.GetJobResponse(job=convert.job(record))
 
-    async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:  # noqa: N802
+    async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:
         async with translated(context):
             record = await self._gateway.cancel(request.job_id)
         return gen.CancelJobResponse(job=convert.job(record))
 
-    async def ListModels(  # noqa: N802
-        self, request: gen.ListModelsRequest, context: Context
-    ) -> gen.ListModelsResponse:
+    async def ListModels(self, request: gen.ListModelsRequest, context: Context) -> gen.ListModelsResponse:
         return gen.ListModelsResponse(models=[convert.model(status) for status in self._gateway.models()])

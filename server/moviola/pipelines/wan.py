@@ -38,7 +38,9 @@ class WanTextToVideo:
         )
 
     @classmethod
-    def load(cls, spec: ModelSpec, source: str, *, device: str = "auto", dtype: str = "auto") -> WanTextToVideo:
+    def load(
+        cls, spec: ModelSpec, source: str, *, device: str = "auto", dtype: str = "auto"
+    ) -> WanTextToVideo:
         """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would."""
         from diffusers import WanPipeline
 

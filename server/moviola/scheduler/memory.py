@@ -40,7 +40,9 @@ class _Entry:
 
 
 class MemoryJobQueue:
-    def __init__(self, *, max_depth: int = 64, retain_finished: int = 1000, batch_max_wait: float = 300.0) -> None:
+    def __init__(
+        self, *, max_depth: int = 64, retain_finished: int = 1000, batch_max_wait: float = 300.0
+    ) -> None:
         self._max_depth = max_depth
         self._retain_finished = retain_finished
         self._batch_max_wait = batch_max_wait
@@ -55,9 +57,9 @@ class MemoryJobQueue:
     # Gateway side.
 
     async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
-        if request.idempotency_key and (existing := self._keys.get(request.idempotency_key)):
-            if existing in self._jobs:
-                return self._jobs[existing].record, False
+        existing = self._keys.get(request.idempotency_key) if request.idempotency_key else None
+        if existing is not None and existing in self._jobs:
+            return self._jobs[existing].record, False
         if self.depth() >= self._max_depth:
             raise ResourceExhausted(
                 f"the queue is full ({self._max_depth} jobs waiting); retry later",
@@ -78,10 +80,12 @@ class MemoryJobQueue:
 
     async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
         entry = self._entry(job_id)
-        index = after_sequence  # event with sequence n sits at index n - 1
+        index = after_sequence  # the event with sequence n sits at index n - 1
         while True:
+            if index >= len(entry.events) and entry.record.state.terminal:
+                return  # nothing after the terminal event will ever come
             async with entry.changed:
-                await entry.changed.wait_for(lambda: len(entry.events) > index)
+                await entry.changed.wait_for(lambda start=index: len(entry.events) > start)  # type: ignore[misc]
                 batch = entry.events[index:]
             for event in batch:
                 index += 1
@@ -103,7 +107,9 @@ class MemoryJobQueue:
 
     async def take(self, model: str) -> Assignment:
         async with self._work:
-            job_id = await self._work.wait_for(lambda: self._next(model))
+            await self._work.wait_for(lambda: self._next(model) is not None)
+            job_id = self._next(model)
+        assert job_id is not None
         for queue in self._pending.values():
             if job_id in queue:
                 queue.remove(job_id)
@@ -114,7 +120,9 @@ class MemoryJobQueue:
     async def publish(self, job_id: str, kind: EventKind) -> JobEvent:
         entry = self._entry(job_id)
         record = entry.record
-        event = JobEvent(job_id=job_id, sequence=record.last_sequence + 1, time=time.time(), model=record.model, kind=kind)
+        event = JobEvent(
+            job_id=job_id, sequence=record.last_sequence + 1, time=time.time(), model=record.model, kind=kind
+        )
         async with entry.changed:
             entry.record = record.apply(event)
             entry.events.append(event)

@@ -57,7 +57,11 @@ class Worker:
     async def run_job(self, job: Assignment) -> None:
         loop = asyncio.get_running_loop()
         outbox: asyncio.Queue[EventKind | None] = asyncio.Queue()
-        hooks = JobHooks(lambda kind: loop.call_soon_threadsafe(outbox.put_nowait, kind))
+
+        def emit(kind: EventKind) -> None:
+            loop.call_soon_threadsafe(outbox.put_nowait, kind)
+
+        hooks = JobHooks(emit)
         self._current = hooks
         publisher = asyncio.create_task(self._publish_all(job.job_id, outbox))
         watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
@@ -77,7 +81,9 @@ class Worker:
             outcome = Failed(code=FailureCode.INTERNAL, message=exc.message, retryable=exc.retryable)
         except Exception as exc:  # a bug in a pipeline must end its job, not the worker
             log.exception("job %s failed", job.job_id)
-            outcome = Failed(code=FailureCode.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}")
+            outcome = Failed(
+                code=FailureCode.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}"
+            )
         finally:
             watcher.cancel()
             outbox.put_nowait(None)

@@ -23,7 +23,11 @@ class AsyncClient:
         self._timeout = timeout
 
     async def generate(
-        self, prompt: str | pb.GenerateRequest, *, timeout: float | None = None, **options: Unpack[RequestOptions]
+        self,
+        prompt: str | pb.GenerateRequest,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncIterator[pb.JobEvent]:
         call = self._stub.Generate(make_request(prompt, **options), timeout=timeout)
         try:
@@ -44,7 +48,9 @@ class AsyncClient:
     async def watch(
         self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
     ) -> AsyncIterator[pb.JobEvent]:
-        call = self._stub.WatchJob(gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout)
+        call = self._stub.WatchJob(
+            gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout
+        )
         try:
             async for response in call:
                 yield response.event
@@ -61,7 +67,9 @@ class AsyncClient:
 
     async def cancel(self, job_id: str) -> pb.Job:
         try:
-            return (await self._stub.CancelJob(gen.CancelJobRequest(job_id=job_id), timeout=self._timeout)).job
+            return (
+                await self._stub.CancelJob(gen.CancelJobRequest(job_id=job_id), timeout=self._timeout)
+            ).job
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
@@ -72,7 +80,7 @@ class AsyncClient:
             raise translate(exc) from exc
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self

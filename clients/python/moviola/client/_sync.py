@@ -16,7 +16,10 @@ from moviola.v1 import job_pb2 as pb
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 #: Large enough for an input image; the server refuses larger ones with a clear message.
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", 16 * 1024 * 1024), ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
 
 
 class Client:
@@ -27,7 +30,11 @@ class Client:
         self._timeout = timeout
 
     def generate(
-        self, prompt: str | pb.GenerateRequest, *, timeout: float | None = None, **options: Unpack[RequestOptions]
+        self,
+        prompt: str | pb.GenerateRequest,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Iterator[pb.JobEvent]:
         """Submit a job and yield its events until the terminal one."""
         stream = self._stub.Generate(make_request(prompt, **options), timeout=timeout)
@@ -47,9 +54,13 @@ class Client:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
-    def watch(self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None) -> Iterator[pb.JobEvent]:
+    def watch(
+        self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
+    ) -> Iterator[pb.JobEvent]:
         """Yield the job's events after ``after_sequence``, then live ones, until the terminal one."""
-        stream = self._stub.WatchJob(gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout)
+        stream = self._stub.WatchJob(
+            gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout
+        )
         try:
             for response in stream:
                 yield response.event
@@ -82,5 +93,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -22,7 +21,11 @@ from moviola.client.progress import as_json, describe, follow
 from moviola.v1 import job_pb2 as pb
 
 server_option = click.option(
-    "--server", default=DEFAULT_SERVER, show_default=True, envvar="MOVIOLA_SERVER", help="HOST:PORT of a gateway."
+    "--server",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    envvar="MOVIOLA_SERVER",
+    help="HOST:PORT of a gateway.",
 )
 stderr = Console(stderr=True)
 
@@ -58,7 +61,9 @@ def _copy_video(uri: str, out: Path) -> None:
     parsed = urlparse(uri)
     source = Path(unquote(parsed.path))
     if parsed.scheme != "file" or not source.is_file():
-        raise click.ClickException(f"the video is at {uri}, which this machine cannot read; fetch it from there")
+        raise click.ClickException(
+            f"the video is at {uri}, which this machine cannot read; fetch it from there"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out)
 
@@ -83,7 +88,9 @@ def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bo
             stderr.print(f"cancelled job {seen[0]} on the server")
         raise SystemExit(130) from None
     if terminal is None:
-        raise click.ClickException("the stream ended before the job finished; `moviola jobs watch ID` resumes it")
+        raise click.ClickException(
+            "the stream ended before the job finished; `moviola jobs watch ID` resumes it"
+        )
     return terminal
 
 
@@ -103,7 +110,9 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
     )
     noise = [m.id for m in client.list_models() if m.random_weights and m.id == done.model]
     if noise:
-        stderr.print(f"note: {done.model} has random weights, so the video is noise; serve real weights with --model-path")
+        stderr.print(
+            f"note: {done.model} has random weights, so the video is noise; serve real weights with --model-path"
+        )
 
 
 @main.command()
@@ -112,7 +121,9 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the MP4 here.")
 @click.option("--model", default="", help="Model id (default: the server's).")
 @click.option("--negative-prompt", default="")
-@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Input image (I2V).")
+@click.option(
+    "--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Input image (I2V)."
+)
 @click.option("--width", type=int, default=0)
 @click.option("--height", type=int, default=0)
 @click.option("--frames", "num_frames", type=int, default=0, help="Number of frames (Wan: 4k+1).")
@@ -123,7 +134,9 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
 @click.option("--seed", type=int, default=None)
 @click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
 @click.option("--idempotency-key", default="")
-@click.option("--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar.")
+@click.option(
+    "--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar."
+)
 def generate(
     prompt: str, server: str, out: Path | None, image: Path | None, json_lines: bool, **options: object
 ) -> None:
@@ -184,7 +197,9 @@ def jobs_cancel(job_id: str, server: str) -> None:
             job = client.cancel(job_id)
         except MoviolaError as error:
             raise _fail(error) from error
-    click.echo(f"{job.id}: {pb.JobState.Name(job.state).removeprefix('JOB_STATE_').lower()} (cancel requested)")
+    click.echo(
+        f"{job.id}: {pb.JobState.Name(job.state).removeprefix('JOB_STATE_').lower()} (cancel requested)"
+    )
 
 
 @main.command()
@@ -206,7 +221,10 @@ def models(server: str, json_out: bool) -> None:
     table = Table("model", "ready", "defaults", "limits", "notes")
     for m in infos:
         d, lim = m.defaults, m.limits
-        notes = ["mixture of experts" if m.mixture_of_experts else "", "random weights (noise)" if m.random_weights else ""]
+        notes = [
+            "mixture of experts" if m.mixture_of_experts else "",
+            "random weights (noise)" if m.random_weights else "",
+        ]
         table.add_row(
             m.id,
             "yes" if m.ready else "no",
@@ -218,11 +236,7 @@ def models(server: str, json_out: bool) -> None:
     Console().print(table)
 
 
-def _main_entry() -> None:
-    main(prog_name="moviola")
-
-
 if __name__ == "__main__":
-    sys.exit(_main_entry())
+    main(prog_name="moviola")
 
 __all__ = ["as_json", "main"]

@@ -1,17 +1,17 @@
 """Errors the client raises, translated from gRPC status codes in one place.
 
-    MoviolaError                 any failed call; .code, .message, .retry_after
-    ├── InvalidArgument          a request field is wrong; .field names it
-    ├── NotFound                 no such job
-    ├── ResourceExhausted        the server is full; retry after .retry_after seconds
-    └── Unavailable              the server cannot take work now (starting, draining, down)
+MoviolaError                 any failed call; .code, .message, .retry_after
+├── InvalidArgument          a request field is wrong; .field names it
+├── NotFound                 no such job
+├── ResourceExhausted        the server is full; retry after .retry_after seconds
+└── Unavailable              the server cannot take work now (starting, draining, down)
 """
 
 from __future__ import annotations
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 
 class MoviolaError(Exception):
@@ -50,15 +50,22 @@ _KINDS: dict[grpc.StatusCode, type[MoviolaError]] = {
 }
 
 
+def _status_details(error: grpc.RpcError) -> list[any_pb2.Any]:
+    trailing = getattr(error, "trailing_metadata", None)
+    for key, value in (trailing() or ()) if callable(trailing) else ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return list(status_pb2.Status.FromString(value).details)
+    return []
+
+
 def translate(error: grpc.RpcError) -> MoviolaError:
-    """The ``MoviolaError`` for a failed call, with the field and retry delay the server sent."""
-    call = error if isinstance(error, grpc.Call) else None
-    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
-    message = (call.details() if call is not None else str(error)) or code.name
+    """The ``MoviolaError`` for a failed call (sync or asyncio), with the field and retry delay the server sent."""
+    code_of, details_of = getattr(error, "code", None), getattr(error, "details", None)
+    code = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
+    message = (details_of() if callable(details_of) else None) or str(error)
     retry_after: float | None = None
     field = ""
-    status = rpc_status.from_call(call) if call is not None else None
-    for detail in status.details if status is not None else []:
+    for detail in _status_details(error):
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)

@@ -54,7 +54,9 @@ def as_json(event: pb.JobEvent) -> str:
     return json_format.MessageToJson(event, indent=None)
 
 
-def follow(events: Iterable[pb.JobEvent], console: Console, *, json_lines: bool = False) -> pb.JobEvent | None:
+def follow(
+    events: Iterable[pb.JobEvent], console: Console, *, json_lines: bool = False
+) -> pb.JobEvent | None:
     """Show events as they come; return the terminal one (None if the stream ended without it)."""
     if json_lines:
         last = None

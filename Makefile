@@ -1,0 +1,45 @@
+# One command per task. `make demo` and `make test` work on a fresh machine:
+# they create .venv and install everything they need.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch by default; on a GPU machine choose yours, for example
+#   make install TORCH_SPEC="torch==2.9.1 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint proto bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e clients/python -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(PY) scripts/demo.py
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check server clients scripts tests bench
+	$(VENV)/bin/ruff format --check server clients scripts tests bench
+	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format -d --exit-code
+
+proto: install
+	$(PY) scripts/gen_protos.py
+
+bench: install
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

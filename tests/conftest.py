@@ -1,0 +1,39 @@
+"""Shared fixtures: one real embedded server for the session, started on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from moviola.client import Client
+from moviola.testing import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tiny model is built once for the whole session."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def server(cache_dir: Path, data_dir: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir)]) as process:
+        yield process
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.address, timeout=30) as c:
+        yield c
+
+
+def start_server(cache_dir: Path, data_dir: Path, *extra: str) -> ServerProcess:
+    """Another server of its own, for tests that stop it."""
+    return ServerProcess(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), *extra])
