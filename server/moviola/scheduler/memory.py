@@ -70,7 +70,7 @@ class MemoryJobQueue:
         if request.idempotency_key:
             self._keys[request.idempotency_key] = job_id
         self._pending[request.priority].append(job_id)
-        await self.publish(job_id, Queued(position=self._position(job_id)))
+        await self._announce_positions()  # the new job's first event; jobs it overtook move back
         async with self._work:
             self._work.notify_all()
         return self._jobs[job_id].record, True
@@ -173,9 +173,6 @@ class MemoryJobQueue:
 
     def _next(self, model: str) -> str | None:
         return next((j for j in self._order() if self._jobs[j].record.model == model), None)
-
-    def _position(self, job_id: str) -> int:
-        return self._order().index(job_id) + 1
 
     async def _announce_positions(self) -> None:
         for position, job_id in enumerate(self._order(), start=1):
