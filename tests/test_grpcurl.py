@@ -73,7 +73,7 @@ def test_streamed_generate_with_json(server: ServerProcess) -> None:
 
 def test_invalid_request_and_unimplemented_embed(server: ServerProcess) -> None:
     bad = grpcurl(
-        server, "moviola.v1.GenerationService/SubmitJob", data='{"prompt": "x", "width": 100}', check=False
+        server, "moviola.v1.GenerationService/SubmitJob", data='{"request": {"prompt": "x", "width": 100}}', check=False
     )
     assert bad.returncode != 0
     assert "InvalidArgument" in bad.stderr and "width: must be a multiple of 16" in bad.stderr
