@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import kinds, path_of
+
 from moviola.client import Client
 from moviola.v1 import job_pb2 as pb
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from conftest import start_server
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import kinds
+
 from moviola.client import Client, Unavailable
 from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
@@ -37,14 +37,18 @@ def test_sigterm_lets_the_running_job_finish_and_refuses_new_work(cache_dir: Pat
                         client.submit("too late")
                     assert "shutting down" in info.value.message
             assert kinds(events)[-1] == "completed"
-            assert [e.progress.step for e in events if e.WhichOneof("kind") == "progress"] == list(range(1, 31))
+            assert [e.progress.step for e in events if e.WhichOneof("kind") == "progress"] == list(
+                range(1, 31)
+            )
         assert server.wait(60) == 0
         assert any("draining" in line for line in server.log_lines)
     finally:
         server.stop()
 
 
-def test_grace_period_over_ends_running_and_queued_jobs_as_retryable_failures(cache_dir: Path, tmp_path: Path) -> None:
+def test_grace_period_over_ends_running_and_queued_jobs_as_retryable_failures(
+    cache_dir: Path, tmp_path: Path
+) -> None:
     server = start_server(cache_dir, tmp_path, "--drain-grace", "0.5").start()
     try:
         with Client(server.address) as client, ThreadPoolExecutor(1) as pool:

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 import torch
-
 from fakes import ScriptedPipeline
 from helpers import kinds
+
 from moviola.catalog import ModelSpec
 from moviola.client import AsyncClient, Unavailable
 from moviola.embedded import EmbeddedServer
@@ -35,9 +35,11 @@ async def serve(
         yield server, client
 
 
-async def test_pipeline_error_fails_the_job_and_the_server_keeps_serving(tmp_path: Path, cache_dir: Path) -> None:
+async def test_pipeline_error_fails_the_job_and_the_server_keeps_serving(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     pipeline = ScriptedPipeline(fail_at=3, error=PipelineFailed("boom at step 3"))
-    async for server, client in serve(tmp_path, cache_dir, pipeline):
+    async for _server, client in serve(tmp_path, cache_dir, pipeline):
         events = [e async for e in client.generate("x", num_inference_steps=5)]
         assert kinds(events)[-1] == "failed"
         assert events[-1].failed.code == pb.FAILURE_CODE_INTERNAL
@@ -47,7 +49,9 @@ async def test_pipeline_error_fails_the_job_and_the_server_keeps_serving(tmp_pat
         pipeline.fail_at = None
         again = [e async for e in client.generate("x", num_inference_steps=5)]
         assert kinds(again)[-1] == "completed"
-        assert list(tmp_path.glob("videos/*.mp4")) == [Path(again[-1].completed.video_uri.removeprefix("file://"))]
+        assert list(tmp_path.glob("videos/*.mp4")) == [
+            Path(again[-1].completed.video_uri.removeprefix("file://"))
+        ]
 
 
 async def test_unexpected_exception_is_reported_not_raised(tmp_path: Path, cache_dir: Path) -> None:
@@ -57,7 +61,9 @@ async def test_unexpected_exception_is_reported_not_raised(tmp_path: Path, cache
         assert events[-1].failed.code == pb.FAILURE_CODE_INTERNAL
         assert "KeyError" in events[-1].failed.message
         pipeline.fail_at = None
-        assert [e async for e in client.generate("x", num_inference_steps=2)][-1].WhichOneof("kind") == "completed"
+        assert [e async for e in client.generate("x", num_inference_steps=2)][-1].WhichOneof(
+            "kind"
+        ) == "completed"
 
 
 class OutOfMemoryAtStep:
@@ -131,4 +137,3 @@ async def test_while_loading_health_is_not_serving_and_submits_are_unavailable(
         statuses.cancel()
     await starting
     await server.stop()
-

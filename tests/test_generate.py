@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-
 from helpers import decode, kinds, path_of
+
 from moviola.client import Client
 from moviola.v1 import job_pb2 as pb
 
 
 def test_events_arrive_in_order_with_one_progress_per_step(client: Client) -> None:
-    events = list(client.generate("a red fox running through snow", num_frames=9, num_inference_steps=6, seed=7))
+    events = list(
+        client.generate("a red fox running through snow", num_frames=9, num_inference_steps=6, seed=7)
+    )
 
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     assert kinds(events)[0] == "queued"
@@ -62,7 +64,9 @@ def test_mp4_decodes_to_the_requested_frames_and_size(client: Client) -> None:
 
 def test_same_seed_same_video_other_seed_other_video(client: Client) -> None:
     def video(seed: int) -> tuple[bytes, np.ndarray]:
-        done = list(client.generate("the sea at night", num_frames=5, num_inference_steps=3, seed=seed))[-1].completed
+        done = list(client.generate("the sea at night", num_frames=5, num_inference_steps=3, seed=seed))[
+            -1
+        ].completed
         assert done.seed == seed
         path = path_of(done.video_uri)
         return path.read_bytes(), decode(path)[0]
@@ -77,7 +81,9 @@ def test_same_seed_same_video_other_seed_other_video(client: Client) -> None:
 
 def test_unset_seed_is_chosen_and_reported(client: Client) -> None:
     done = list(client.generate("a city", num_frames=1, num_inference_steps=1))[-1].completed
-    job = client.get(list(client.generate("a city", num_frames=1, num_inference_steps=1, seed=done.seed))[-1].job_id)
+    job = client.get(
+        list(client.generate("a city", num_frames=1, num_inference_steps=1, seed=done.seed))[-1].job_id
+    )
     assert job.result.seed == done.seed
     assert job.request.seed == done.seed
 
@@ -85,7 +91,9 @@ def test_unset_seed_is_chosen_and_reported(client: Client) -> None:
 def test_list_models_shows_defaults_limits_and_noise_warning(client: Client) -> None:
     (model,) = client.list_models()
     assert model.id == "tiny-wan2.2-t2v"
-    assert model.ready and model.random_weights and model.mixture_of_experts
+    assert model.ready
+    assert model.random_weights
+    assert model.mixture_of_experts
     assert model.boundary_ratio == 0.875
     assert model.pipeline_class == "WanPipeline"
     assert (model.defaults.width, model.defaults.num_frames) == (128, 17)

@@ -41,26 +41,39 @@ def messages(output: str) -> list[dict[str, object]]:
 
 def test_list_shows_every_service(server: ServerProcess) -> None:
     services = grpcurl(server, "list").stdout.split()
-    assert {"moviola.v1.GenerationService", "moviola.v1.EmbeddingService", "grpc.health.v1.Health"} <= set(services)
+    assert {"moviola.v1.GenerationService", "moviola.v1.EmbeddingService", "grpc.health.v1.Health"} <= set(
+        services
+    )
 
 
 def test_describe_a_message(server: ServerProcess) -> None:
     out = grpcurl(server, "describe", "moviola.v1.GenerateRequest").stdout
-    for field in ("string prompt = 2", "uint32 num_frames = 7", "optional uint64 seed = 12", "guidance_scale_2"):
+    for field in (
+        "string prompt = 2",
+        "uint32 num_frames = 7",
+        "optional uint64 seed = 12",
+        "guidance_scale_2",
+    ):
         assert field in out
 
 
 def test_health_check_is_serving(server: ServerProcess) -> None:
     out = grpcurl(server, "grpc.health.v1.Health/Check").stdout
     assert json.loads(out) == {"status": "SERVING"}
-    out = grpcurl(server, "grpc.health.v1.Health/Check", data='{"service": "moviola.v1.GenerationService"}').stdout
+    out = grpcurl(
+        server, "grpc.health.v1.Health/Check", data='{"service": "moviola.v1.GenerationService"}'
+    ).stdout
     assert json.loads(out) == {"status": "SERVING"}
 
 
 def test_streamed_generate_with_json(server: ServerProcess) -> None:
     body = json.dumps({"prompt": "a red fox", "num_frames": 5, "num_inference_steps": 3, "seed": "11"})
-    events = [m["event"] for m in messages(grpcurl(server, "moviola.v1.GenerationService/Generate", data=body).stdout)]
-    assert isinstance(events[0], dict) and "queued" in events[0]
+    events = [
+        m["event"]
+        for m in messages(grpcurl(server, "moviola.v1.GenerationService/Generate", data=body).stdout)
+    ]
+    assert isinstance(events[0], dict)
+    assert "queued" in events[0]
     progress = [e["progress"] for e in events if isinstance(e, dict) and "progress" in e]
     assert [p["step"] for p in progress] == [1, 2, 3]
     assert progress[0]["expert"] == "EXPERT_HIGH_NOISE"
@@ -73,9 +86,13 @@ def test_streamed_generate_with_json(server: ServerProcess) -> None:
 
 def test_invalid_request_and_unimplemented_embed(server: ServerProcess) -> None:
     bad = grpcurl(
-        server, "moviola.v1.GenerationService/SubmitJob", data='{"request": {"prompt": "x", "width": 100}}', check=False
+        server,
+        "moviola.v1.GenerationService/SubmitJob",
+        data='{"request": {"prompt": "x", "width": 100}}',
+        check=False,
     )
     assert bad.returncode != 0
-    assert "InvalidArgument" in bad.stderr and "width: must be a multiple of 16" in bad.stderr
+    assert "InvalidArgument" in bad.stderr
+    assert "width: must be a multiple of 16" in bad.stderr
     embed = grpcurl(server, "moviola.v1.EmbeddingService/Embed", data='{"text": "a fox"}', check=False)
     assert "Unimplemented" in embed.stderr

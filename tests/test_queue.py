@@ -79,7 +79,8 @@ async def test_full_queue_refuses_with_a_retry_delay_and_queues_nothing() -> Non
     await queue.submit(REQUEST)
     with pytest.raises(ResourceExhausted) as info:
         await queue.submit(REQUEST)
-    assert info.value.retry_after is not None and info.value.retry_after > 0
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 0
     assert queue.depth() == 2
     assert len(queue._jobs) == 2
 
@@ -96,7 +97,8 @@ async def test_finished_jobs_are_forgotten_oldest_first() -> None:
     with pytest.raises(JobNotFound):
         await queue.get(ids[0])
     assert (await queue.get(ids[3])).state is JobState.COMPLETED
-    assert len(queue._jobs) == 2 and set(queue._keys) == {"k2", "k3"}
+    assert len(queue._jobs) == 2
+    assert set(queue._keys) == {"k2", "k3"}
 
 
 async def test_watch_follows_live_events_until_the_terminal_one() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from fakes import ScriptedPipeline
 from google.rpc import error_details_pb2, status_pb2
 
-from fakes import ScriptedPipeline
 from moviola.embedded import EmbeddedServer
 from moviola.settings import Settings
 from moviola.v1 import generation_pb2 as gen
@@ -56,7 +56,9 @@ CASES: list[tuple[str, dict[str, object], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "fields", "message"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("field", "fields", "message"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 async def test_invalid_field_is_named_and_nothing_is_queued(
     embedded: EmbeddedServer, field: str, fields: dict[str, object], message: str
 ) -> None:
@@ -110,7 +112,8 @@ async def test_valid_request_gets_every_default_filled_in(embedded: EmbeddedServ
         16,
         8,
     )
-    assert r.guidance_scale == 5.0 and r.guidance_scale_2 == 4.0
+    assert r.guidance_scale == 5.0
+    assert r.guidance_scale_2 == 4.0
     assert r.HasField("seed")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import kinds
+
 from moviola.client import Client, InvalidArgument, NotFound
 
 

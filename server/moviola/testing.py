@@ -26,7 +26,9 @@ _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 class ServerProcess:
-    def __init__(self, args: list[str] | None = None, *, log_path: Path | None = None, ready_timeout: float = 120.0):
+    def __init__(
+        self, args: list[str] | None = None, *, log_path: Path | None = None, ready_timeout: float = 120.0
+    ):
         self.args = args or []
         self.log_path = log_path
         self.ready_timeout = ready_timeout
@@ -45,7 +47,12 @@ class ServerProcess:
         command = [sys.executable, "-m", "moviola.client.cli", "serve", "--port", "0", *self.args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         self._reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True)
         self._reader.start()
@@ -75,7 +82,8 @@ class ServerProcess:
         """Block until the health service reports SERVING (the model is loaded)."""
         with grpc.insecure_channel(self.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout):
+            watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout)  # type: ignore[attr-defined]
+            for response in watch:
                 if response.status == health_pb2.HealthCheckResponse.SERVING:
                     return
 
@@ -104,5 +112,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
