@@ -49,6 +49,7 @@ class EmbeddedServer:
             max_depth=settings.max_queue_depth,
             retain_finished=settings.retain_finished_jobs,
             batch_max_wait=settings.batch_max_wait,
+            worker=settings.worker_name,
         )
         self.storage = LocalStorage(settings.data_dir / "videos")
         self.gateway = Gateway(self.queue, {self.spec.id: self.spec}, self.spec.id, self.lifecycle)
@@ -64,7 +65,7 @@ class EmbeddedServer:
         log.info("listening on %s:%d", self.settings.host, self.port)
         await self.lifecycle.set(State.LOADING)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
-        self._worker = Worker(self.queue, pipeline, self.storage, name=self.settings.worker_name)
+        self._worker = Worker(self.queue, pipeline, self.storage)
         self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
         await self.lifecycle.set(State.READY)
         log.info("ready: serving model %s", self.spec.id)

@@ -10,10 +10,11 @@ are translated where they arise, with ``raise ... from exc``.
     ├── JobNotFound             no job with that id
     ├── Unavailable             the server cannot take work now (loading, draining)
     ├── ResourceExhausted       the queue is full; retry after a delay
-    └── JobError                raised inside a running job
-        ├── JobCancelled        cancellation requested; stop at once
-        ├── OutOfMemory         the accelerator or host ran out of memory
-        └── PipelineFailed      any other failure inside the pipeline
+    ├── JobError                raised inside a running job
+    │   ├── JobCancelled        cancellation requested; stop at once
+    │   ├── OutOfMemory         the accelerator or host ran out of memory
+    │   └── PipelineFailed      any other failure inside the pipeline
+    └── LeaseLost               a worker no longer owns the job it runs (taken over, or finished)
 """
 
 from __future__ import annotations
@@ -77,3 +78,7 @@ class OutOfMemory(JobError):
 
 class PipelineFailed(JobError):
     """Any other error inside the pipeline."""
+
+
+class LeaseLost(MoviolaError):
+    """The job was taken over by another worker or has finished: stop working on it, publish nothing."""

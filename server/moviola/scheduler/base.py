@@ -1,8 +1,9 @@
 """The job-queue interface shared by the gateway and the workers.
 
 The gateway side submits, reads, watches and cancels jobs; the worker side
-takes the next job for its model, publishes the job's events and learns of
-cancellation. The embedded server uses ``MemoryJobQueue``; a Redis backend
+takes the next job for its model (the queue publishes STARTED), publishes the
+job's events, learns of cancellation, and finally acknowledges the job or
+hands it back. The embedded server uses ``MemoryJobQueue``; ``RedisJobQueue``
 implements the same interface for many gateways and workers.
 """
 
@@ -23,6 +24,19 @@ class Assignment:
     request: JobRequest
     created_at: float
     attempt: int = 1
+    #: Backend-specific handle of the queue entry (Redis: stream and entry ID).
+    lease: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job that failed ``attempts`` times and was given up on."""
+
+    job_id: str
+    model: str
+    error: str
+    attempts: int
+    time: float
 
 
 class JobQueue(Protocol):
@@ -45,12 +59,33 @@ class JobQueue(Protocol):
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or ask its worker to stop. Finished jobs are left alone."""
 
+    async def estimate_wait(self, model: str) -> float | None:
+        """Seconds a job submitted now would wait to start; None when unknown."""
+
+    async def live_workers(self, model: str) -> list[str]:
+        """Workers of ``model`` that are alive now."""
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Jobs given up on after too many attempts."""
+
+    async def requeue(self, job_id: str) -> JobRecord:
+        """Submit a dead letter's request again as a new job."""
+
     # Worker side.
     async def take(self, model: str) -> Assignment:
-        """Wait for the next job of ``model`` and hand it to the caller."""
+        """Wait for the next job of ``model``, mark it started, and hand it to the caller."""
 
-    async def publish(self, job_id: str, kind: EventKind) -> JobEvent:
-        """Append an event to the job; the queue numbers and timestamps it."""
+    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
+        """Append an event; the queue numbers and timestamps it.
+
+        With ``attempt``, raises ``LeaseLost`` unless that attempt still owns the job.
+        """
 
     async def wait_cancel_requested(self, job_id: str) -> None:
         """Return once cancellation of the job has been requested."""
+
+    async def done(self, assignment: Assignment, run_seconds: float) -> None:
+        """The job has its terminal event: acknowledge it."""
+
+    async def release(self, assignment: Assignment) -> bool:
+        """Hand a running job back to the queue; False when this queue cannot (it ends with the process)."""

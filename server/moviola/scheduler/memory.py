@@ -26,8 +26,9 @@ from moviola.jobs import (
     JobState,
     Priority,
     Queued,
+    Started,
 )
-from moviola.scheduler.base import Assignment
+from moviola.scheduler.base import Assignment, DeadLetter
 
 
 @dataclass
@@ -41,8 +42,14 @@ class _Entry:
 
 class MemoryJobQueue:
     def __init__(
-        self, *, max_depth: int = 64, retain_finished: int = 1000, batch_max_wait: float = 300.0
+        self,
+        *,
+        max_depth: int = 64,
+        retain_finished: int = 1000,
+        batch_max_wait: float = 300.0,
+        worker: str = "embedded",
     ) -> None:
+        self._worker = worker
         self._max_depth = max_depth
         self._retain_finished = retain_finished
         self._batch_max_wait = batch_max_wait
@@ -114,10 +121,11 @@ class MemoryJobQueue:
             if job_id in queue:
                 queue.remove(job_id)
         entry = self._jobs[job_id]
+        await self.publish(job_id, Started(worker=self._worker, attempt=1))
         await self._announce_positions()
         return Assignment(job_id=job_id, request=entry.record.request, created_at=entry.record.created_at)
 
-    async def publish(self, job_id: str, kind: EventKind) -> JobEvent:
+    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         entry = self._entry(job_id)
         record = entry.record
         event = JobEvent(
@@ -133,6 +141,24 @@ class MemoryJobQueue:
 
     async def wait_cancel_requested(self, job_id: str) -> None:
         await self._entry(job_id).cancel_requested.wait()
+
+    async def done(self, assignment: Assignment, run_seconds: float) -> None:
+        pass  # the terminal event was the acknowledgement
+
+    async def release(self, assignment: Assignment) -> bool:
+        return False  # nobody else could take it: this queue ends with the process
+
+    async def estimate_wait(self, model: str) -> float | None:
+        return self._run_seconds * (self.depth() + 1) if self._run_seconds else None
+
+    async def live_workers(self, model: str) -> list[str]:
+        return [self._worker]
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        return []  # a job that crashes this process ends with it: nothing is retried
+
+    async def requeue(self, job_id: str) -> JobRecord:
+        raise JobNotFound(job_id)
 
     # Embedded server only.
 

@@ -12,8 +12,8 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from moviola.errors import JobCancelled, JobError, OutOfMemory
-from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase, Started
+from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory
+from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase
 from moviola.mp4 import MIME_TYPE, encode_mp4
 from moviola.pipelines.base import VideoPipeline
 from moviola.scheduler.base import Assignment, JobQueue
@@ -26,30 +26,39 @@ SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it agai
 
 
 class Worker:
-    def __init__(self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage, *, name: str) -> None:
+    def __init__(self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage) -> None:
         self._queue = queue
         self._pipeline = pipeline
         self._storage = storage
-        self._name = name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
         self._current: JobHooks | None = None
         self._shutting_down = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def model(self) -> str:
         return self._pipeline.spec.id
 
     async def run(self) -> None:
-        """Take and run jobs until cancelled."""
+        """Take and run jobs, one at a time, until cancelled."""
         try:
             while True:
                 assignment = await self._queue.take(self.model)
-                await self.run_job(assignment)
+                self._idle.clear()
+                try:
+                    await self.run_job(assignment)
+                finally:
+                    self._idle.set()
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def wait_idle(self) -> None:
+        """Return once no job is running."""
+        await self._idle.wait()
+
     def interrupt(self) -> None:
-        """Stop the running job at its next step: it ends FAILED (retryable), as the server is going away."""
+        """Stop the running job at its next step: the server is going away."""
         self._shutting_down = True
         if self._current is not None:
             self._current.request_cancel(SHUTDOWN_MESSAGE)
@@ -63,18 +72,19 @@ class Worker:
 
         hooks = JobHooks(emit)
         self._current = hooks
-        publisher = asyncio.create_task(self._publish_all(job.job_id, outbox))
+        publisher = asyncio.create_task(self._publish_all(job, outbox, hooks))
         watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
         watcher.add_done_callback(
-            lambda task: None if task.cancelled() else hooks.request_cancel("cancelled by request")
+            lambda task: (
+                None if task.cancelled() or task.exception() else hooks.request_cancel("cancelled by request")
+            )
         )
         started = time.time()
-        outcome: EventKind
+        outcome: EventKind | None
         try:
-            await self._queue.publish(job.job_id, Started(worker=self._name, attempt=job.attempt))
             outcome = await self._generate(job, hooks, started)
         except JobCancelled as exc:
-            outcome = self._cancelled(str(exc))
+            outcome = await self._cancelled(job, str(exc))
         except OutOfMemory as exc:
             outcome = Failed(code=FailureCode.OUT_OF_MEMORY, message=exc.message, retryable=True)
         except JobError as exc:
@@ -89,13 +99,23 @@ class Worker:
             outbox.put_nowait(None)
             await publisher
             self._current = None
-        await self._queue.publish(job.job_id, outcome)
+        if outcome is None:
+            log.info("job %s handed back to the queue", job.job_id)
+            return
+        try:
+            await self._queue.publish(job.job_id, outcome, attempt=job.attempt)
+        except LeaseLost:
+            log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
+            return
+        await self._queue.done(job, time.time() - started)
         log.info("job %s ended: %s", job.job_id, type(outcome).__name__.lower())
 
-    def _cancelled(self, reason: str) -> EventKind:
-        if self._shutting_down:
-            return Failed(code=FailureCode.UNAVAILABLE, message=SHUTDOWN_MESSAGE, retryable=True)
-        return Cancelled(reason=reason)
+    async def _cancelled(self, job: Assignment, reason: str) -> EventKind | None:
+        if not self._shutting_down:
+            return Cancelled(reason=reason)
+        if await self._queue.release(job):
+            return None
+        return Failed(code=FailureCode.UNAVAILABLE, message=SHUTDOWN_MESSAGE, retryable=True)
 
     async def _generate(self, job: Assignment, hooks: JobHooks, started: float) -> Completed:
         loop = asyncio.get_running_loop()
@@ -120,9 +140,13 @@ class Worker:
             mime_type=MIME_TYPE,
         )
 
-    async def _publish_all(self, job_id: str, outbox: asyncio.Queue[EventKind | None]) -> None:
+    async def _publish_all(
+        self, job: Assignment, outbox: asyncio.Queue[EventKind | None], hooks: JobHooks
+    ) -> None:
         while (kind := await outbox.get()) is not None:
             try:
-                await self._queue.publish(job_id, kind)
+                await self._queue.publish(job.job_id, kind, attempt=job.attempt)
+            except LeaseLost:
+                hooks.request_cancel("taken over by another worker")
             except Exception:  # progress is best-effort; the terminal event is not
-                log.exception("could not publish an event of job %s", job_id)
+                log.exception("could not publish an event of job %s", job.job_id)

@@ -1,0 +1,47 @@
+"""Every Redis key Moviola uses, in one place.
+
+All keys share the ``moviola:`` prefix so that one Redis can be shared with
+other applications and ``SCAN moviola:*`` shows everything of ours.
+"""
+
+from __future__ import annotations
+
+from moviola.jobs import Priority
+
+PREFIX = "moviola:"
+
+#: Consumer group of the workers on every queue stream.
+GROUP = "workers"
+
+#: Streams that dead jobs go to, with their last error; operators list and requeue them.
+DEAD_LETTERS = f"{PREFIX}dead-letters"
+
+
+def job(job_id: str) -> str:
+    """Hash: the request, its state and counters (sequence, attempts), the queue entry it sits in."""
+    return f"{PREFIX}job:{job_id}"
+
+
+def events(job_id: str) -> str:
+    """Stream of a job's events; entry ID ``<sequence>-0``, so that resuming after N is ``XREAD ... N-0``."""
+    return f"{PREFIX}events:{job_id}"
+
+
+def queue(model: str, priority: Priority) -> str:
+    """Stream of jobs waiting for a worker of ``model``; one per priority class, read by group ``GROUP``."""
+    return f"{PREFIX}queue:{model}:{priority.name.lower()}"
+
+
+def idempotency(key: str) -> str:
+    """String: the job id first submitted with this idempotency key (expires with the job)."""
+    return f"{PREFIX}idempotency:{key}"
+
+
+def workers(model: str) -> str:
+    """Sorted set: worker name scored by its last heartbeat (unix seconds); live ones serve ``model``."""
+    return f"{PREFIX}workers:{model}"
+
+
+def stats(model: str) -> str:
+    """Hash: moving average of run seconds per job, for wait estimates."""
+    return f"{PREFIX}stats:{model}"

@@ -1,0 +1,485 @@
+"""The Redis Streams job queue: many stateless gateways, one worker per GPU replica.
+
+Each model has two queue streams (interactive, batch) read by one consumer
+group; a worker reads only when it is free, which is the backpressure towards
+the GPUs. A delivered entry stays in the group's pending list until the
+worker acknowledges it, and the worker renews it (``XCLAIM ... JUSTID``) while
+it runs: that is its lease. Entries whose lease ran out (the worker died) are
+taken over with ``XAUTOCLAIM`` and run again from the start; after
+``max_attempts`` a job goes to the dead-letter stream instead.
+
+Every job has a hash (request, state, counters) and an event stream whose IDs
+are the events' sequence numbers, so any gateway can serve ``WatchJob`` and
+resume after any sequence. State changes are Lua scripts (``redis_lua``).
+Redis errors become ``Unavailable`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from moviola.errors import JobNotFound, LeaseLost, ResourceExhausted, Unavailable
+from moviola.jobs import (
+    TERMINAL_KINDS,
+    Cancelled,
+    Completed,
+    EventKind,
+    Failed,
+    FailureCode,
+    JobEvent,
+    JobRecord,
+    JobState,
+    Priority,
+    Queued,
+    Started,
+)
+from moviola.scheduler import keys, redis_lua
+from moviola.scheduler.base import Assignment, DeadLetter
+from moviola.scheduler.codec import decode_kind, decode_request, encode_kind, encode_request
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STATES: dict[type[Any], str] = {
+    Queued: "queued",
+    Started: "running",
+    Completed: "completed",
+    Failed: "failed",
+    Cancelled: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class RedisQueueConfig:
+    url: str
+    #: Jobs waiting per model before submits get RESOURCE_EXHAUSTED.
+    max_depth: int = 64
+    #: Seconds a finished job and its events are kept.
+    retention: float = 24 * 3600
+    #: Events kept per job (older ones are trimmed).
+    max_events: int = 10_000
+    #: Seconds without renewal after which a running job is taken over by another worker.
+    lease: float = 30.0
+    #: Runs of one job (the first included) before it goes to the dead-letter stream.
+    max_attempts: int = 3
+    #: A batch job waiting longer than this starts ahead of interactive jobs.
+    batch_max_wait: float = 300.0
+    #: How long a free worker blocks on Redis before checking for abandoned jobs again.
+    poll: float = 1.0
+
+
+def _unavailable(exc: BaseException) -> Unavailable:
+    return Unavailable(f"the job store (Redis) is unreachable: {exc}", retry_after=1.0)
+
+
+def _translated(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise _unavailable(exc) from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _msg_age(msg_id: str) -> float:
+    """Seconds since an auto-generated stream ID (``<ms>-<n>``) was created."""
+    return time.time() - int(msg_id.split("-")[0]) / 1000
+
+
+class RedisJobQueue:
+    def __init__(self, config: RedisQueueConfig, *, consumer: str = "") -> None:
+        self.config = config
+        self.consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            config.url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=1.0,
+            health_check_interval=10,
+        )
+        self._submit = self.redis.register_script(redis_lua.SUBMIT)
+        self._publish = self.redis.register_script(redis_lua.PUBLISH)
+        self._start = self.redis.register_script(redis_lua.START)
+        self._cancel = self.redis.register_script(redis_lua.CANCEL)
+        self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
+        self._release = self.redis.register_script(redis_lua.RELEASE)
+        self._leases: dict[str, asyncio.Task[None]] = {}
+
+    async def close(self) -> None:
+        for task in self._leases.values():
+            task.cancel()
+        await self.redis.aclose()
+
+    @_translated
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    def _args(self) -> tuple[float, int, int]:
+        return time.time(), self.config.max_events, int(self.config.retention)
+
+    # Gateway side.
+
+    @_translated
+    async def submit(self, request: Any) -> tuple[JobRecord, bool]:
+        job_id = uuid.uuid4().hex
+        key = request.idempotency_key
+        now, maxlen, retention = self._args()
+        result = await self._submit(
+            keys=[
+                keys.job(job_id),
+                keys.events(job_id),
+                keys.queue(request.model, request.priority),
+                keys.queue(request.model, Priority.INTERACTIVE),
+                keys.queue(request.model, Priority.BATCH),
+                keys.idempotency(key or "-"),
+            ],
+            args=[
+                job_id,
+                encode_request(request),
+                now,
+                request.model,
+                self.config.max_depth,
+                retention,
+                maxlen,
+                keys.GROUP,
+                "1" if key else "0",
+                keys.PREFIX,
+            ],
+        )
+        status, value = int(result[0]), _text(result[1])
+        if status == -1:
+            raise ResourceExhausted(
+                f"the queue of model {request.model} is full ({value} jobs waiting); retry later",
+                retry_after=await self._retry_hint(request.model, int(value)),
+            )
+        return await self.get(value), status == 1
+
+    @_translated
+    async def get(self, job_id: str) -> JobRecord:
+        fields = await self.redis.hgetall(keys.job(job_id))
+        if not fields:
+            raise JobNotFound(job_id)
+        data = {_text(k): v for k, v in fields.items()}
+        record = JobRecord(
+            id=job_id, request=decode_request(data["request"]), created_at=float(data["created_at"])
+        )
+        for event in await self._events(job_id, 0, count=None):
+            record = record.apply(event)
+        return record
+
+    async def _events(
+        self, job_id: str, after: int, *, count: int | None, block: int | None = None
+    ) -> list[JobEvent]:
+        model = ""
+        if block is None:
+            entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
+        else:
+            reply = await self.redis.xread({keys.events(job_id): f"{after}-0"}, count=count, block=block)
+            entries = reply[0][1] if reply else []
+        events = []
+        for entry_id, fields in entries:
+            if not model:
+                model = _text(await self.redis.hget(keys.job(job_id), "model") or b"")
+            sequence = int(_text(entry_id).split("-")[0])
+            events.append(JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"])))
+        return events
+
+    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
+        after = after_sequence
+        while True:
+            try:
+                state = await self.redis.hget(keys.job(job_id), "state")
+                if state is None:
+                    raise JobNotFound(job_id)
+                events = await self._events(job_id, after, count=100, block=int(self.config.poll * 1000))
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                raise _unavailable(exc) from exc
+            for event in events:
+                after = event.sequence
+                yield event
+                if isinstance(event.kind, TERMINAL_KINDS):
+                    return
+            if not events and _text(state) in ("completed", "failed", "cancelled"):
+                last = await self.redis.hget(keys.job(job_id), "seq")
+                if last is not None and int(last) <= after:
+                    return
+
+    @_translated
+    async def cancel(self, job_id: str) -> JobRecord:
+        model = await self.redis.hget(keys.job(job_id), "model")
+        if model is None:
+            raise JobNotFound(job_id)
+        now, maxlen, retention = self._args()
+        await self._cancel(
+            keys=[keys.job(job_id), keys.events(job_id), *self._queues(_text(model))],
+            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX],
+        )
+        return await self.get(job_id)
+
+    @_translated
+    async def estimate_wait(self, model: str) -> float | None:
+        """Seconds until a job submitted now would start, or None while nothing has run yet."""
+        waiting = len(await self._undelivered(model))
+        return await self._retry_hint(model, waiting + 1, default=None)
+
+    async def _retry_hint(self, model: str, jobs_ahead: int, default: float | None = 1.0) -> float | None:
+        run = await self.redis.hget(keys.stats(model), "run_seconds")
+        if run is None:
+            return default
+        live = max(1, len(await self.live_workers(model)))
+        return float(run) * jobs_ahead / live
+
+    @_translated
+    async def live_workers(self, model: str) -> list[str]:
+        since = time.time() - self.config.lease
+        return [_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]
+
+    async def _undelivered(self, model: str) -> list[Any]:
+        found = []
+        for stream in self._queues(model):
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                continue
+            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
+            found += await self.redis.xrange(stream, f"({_text(last)}", "+")
+        return found
+
+    def _queues(self, model: str) -> list[str]:
+        return [keys.queue(model, Priority.INTERACTIVE), keys.queue(model, Priority.BATCH)]
+
+    # Dead letters (operators).
+
+    @_translated
+    async def dead_letters(self) -> list[DeadLetter]:
+        entries = await self.redis.xrange(keys.DEAD_LETTERS)
+        return [
+            DeadLetter(
+                job_id=_text(f[b"job"]),
+                model=_text(f[b"model"]),
+                error=_text(f[b"error"]),
+                attempts=int(f[b"attempts"]),
+                time=float(f[b"time"]),
+            )
+            for _, f in entries
+        ]
+
+    @_translated
+    async def requeue(self, job_id: str) -> JobRecord:
+        """Submit a dead-lettered job's request again, as a new job; drop the dead letter."""
+        entries = [e for e in await self.redis.xrange(keys.DEAD_LETTERS) if _text(e[1][b"job"]) == job_id]
+        if not entries:
+            raise JobNotFound(job_id)
+        request = await self.redis.hget(keys.job(job_id), "request")
+        if request is None:
+            raise JobNotFound(job_id)
+        from dataclasses import replace
+
+        record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
+        await self.redis.xdel(keys.DEAD_LETTERS, *[e[0] for e in entries])
+        return record
+
+    # Worker side.
+
+    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
+        now, maxlen, retention = self._args()
+        try:
+            seq = int(
+                await self._publish(
+                    keys=[keys.job(job_id), keys.events(job_id)],
+                    args=[
+                        encode_kind(kind),
+                        _STATES.get(type(kind), ""),
+                        now,
+                        maxlen,
+                        retention,
+                        "" if attempt is None else str(attempt),
+                    ],
+                )
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        if seq == -1:
+            raise JobNotFound(job_id)
+        if seq in (-2, -3):
+            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+        record = await self.redis.hget(keys.job(job_id), "model")
+        return JobEvent(job_id, seq, now, _text(record or b""), kind)
+
+    async def take(self, model: str) -> Assignment:
+        """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
+        backoff = 0.1
+        while True:
+            try:
+                assignment = await self._take_once(model)
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if assignment is not None:
+                return assignment
+
+    async def _take_once(self, model: str) -> Assignment | None:
+        await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+        interactive, batch = self._queues(model)
+        for stream in (interactive, batch):
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+        for stream in (interactive, batch):
+            claimed = await self.redis.xautoclaim(
+                stream, keys.GROUP, self.consumer, int(self.config.lease * 1000), "0-0", count=1
+            )
+            for msg_id, fields in claimed[1]:
+                if fields:
+                    log.warning(
+                        "taking over job %s: its worker stopped renewing its lease", _text(fields[b"job"])
+                    )
+                    await self.redis.hset(
+                        keys.job(_text(fields[b"job"])), "error", "its worker stopped (lease expired)"
+                    )
+                    return await self._begin(model, stream, _text(msg_id), _text(fields[b"job"]))
+            for msg_id in claimed[2] if len(claimed) > 2 else []:
+                await self.redis.xack(stream, keys.GROUP, msg_id)  # deleted while pending (cancelled)
+        order = [interactive, batch]
+        head = await self.redis.xrange(batch, "-", "+", count=1)
+        if head and _msg_age(_text(head[0][0])) > self.config.batch_max_wait:
+            order.reverse()
+        for stream in order:
+            reply = await self.redis.xreadgroup(keys.GROUP, self.consumer, {stream: ">"}, count=1)
+            if reply and reply[0][1]:
+                msg_id, fields = reply[0][1][0]
+                return await self._begin(model, stream, _text(msg_id), _text(fields[b"job"]))
+        # Block on interactive work only: a waiting batch job is found on the next round.
+        reply = await self.redis.xreadgroup(
+            keys.GROUP, self.consumer, {interactive: ">"}, count=1, block=int(self.config.poll * 1000)
+        )
+        if reply and reply[0][1]:
+            msg_id, fields = reply[0][1][0]
+            return await self._begin(model, interactive, _text(msg_id), _text(fields[b"job"]))
+        return None
+
+    async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
+        now, maxlen, retention = self._args()
+        status, attempts = await self._start(
+            keys=[keys.job(job_id), keys.events(job_id)],
+            args=[self.consumer, now, maxlen, retention, self.config.max_attempts],
+        )
+        await self._announce(keys=self._queues(model), args=[keys.GROUP, keys.PREFIX, now, maxlen, retention])
+        if status == -2:  # cancelled or finished meanwhile
+            await self._ack(stream, msg_id)
+            return None
+        if status == -4:
+            await self._dead_letter(job_id, model, int(attempts))
+            await self._ack(stream, msg_id)
+            return None
+        data = await self.redis.hgetall(keys.job(job_id))
+        assignment = Assignment(
+            job_id=job_id,
+            request=decode_request(data[b"request"]),
+            created_at=float(data[b"created_at"]),
+            attempt=int(attempts),
+            lease=(stream, msg_id),
+        )
+        self._leases[job_id] = asyncio.create_task(self._renew(model, stream, msg_id), name=f"lease-{job_id}")
+        return assignment
+
+    async def _dead_letter(self, job_id: str, model: str, attempts: int) -> None:
+        error = _text(await self.redis.hget(keys.job(job_id), "error") or b"unknown")
+        message = f"gave up after {attempts} attempts; last error: {error}"
+        log.error("job %s moved to the dead-letter stream: %s", job_id, message)
+        await self.redis.xadd(
+            keys.DEAD_LETTERS,
+            {"job": job_id, "model": model, "error": error, "attempts": attempts, "time": time.time()},
+        )
+        with contextlib.suppress(LeaseLost):
+            await self.publish(job_id, Failed(code=FailureCode.DEAD_LETTERED, message=message))
+
+    async def _renew(self, model: str, stream: str, msg_id: str) -> None:
+        interval = self.config.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.redis.xclaim(stream, keys.GROUP, self.consumer, 0, [msg_id], justid=True)
+                await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+            except RedisError as exc:
+                log.warning("could not renew the lease of %s: %s", msg_id, exc)
+
+    async def _ack(self, stream: str, msg_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.xack(stream, keys.GROUP, msg_id).xdel(stream, msg_id).execute()
+
+    def _stop_lease(self, job_id: str) -> None:
+        task = self._leases.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def done(self, assignment: Assignment, run_seconds: float) -> None:
+        """The job reached its terminal event: acknowledge it and record how long it ran."""
+        self._stop_lease(assignment.job_id)
+        stream, msg_id = assignment.lease or ("", "")
+        try:
+            await self._ack(stream, msg_id)
+            model = assignment.request.model
+            old = await self.redis.hget(keys.stats(model), "run_seconds")
+            average = run_seconds if old is None else 0.8 * float(old) + 0.2 * run_seconds
+            await self.redis.hset(keys.stats(model), "run_seconds", str(average))
+        except RedisError as exc:
+            log.warning("could not acknowledge job %s (%s); it may run again", assignment.job_id, exc)
+
+    async def release(self, assignment: Assignment) -> bool:
+        """Give a running job back to the queue (the worker is stopping); another worker takes it at once."""
+        self._stop_lease(assignment.job_id)
+        stream, msg_id = assignment.lease or ("", "")
+        now, maxlen, retention = self._args()
+        try:
+            released = await self._release(
+                keys=[keys.job(assignment.job_id), keys.events(assignment.job_id)],
+                args=[now, maxlen, retention, assignment.attempt],
+            )
+            if released:
+                # Mark the entry idle for a long time: the next XAUTOCLAIM of any worker takes it.
+                await self.redis.xclaim(
+                    stream, keys.GROUP, self.consumer, 0, [msg_id], idle=10**9, justid=True
+                )
+            return bool(released)
+        except RedisError as exc:
+            log.warning("could not hand job %s back (%s); its lease will expire", assignment.job_id, exc)
+            return True
+
+    @_translated
+    async def wait_cancel_requested(self, job_id: str) -> None:
+        while await self.redis.hget(keys.job(job_id), "cancel") != b"1":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # polled only while the job runs: one cheap HGET per 100 ms
+
+    async def leave(self, model: str) -> None:
+        """Remove this worker from the live set (clean shutdown)."""
+        with contextlib.suppress(RedisError):
+            await self.redis.zrem(keys.workers(model), self.consumer)
+
+
+__all__ = ["JobState", "RedisJobQueue", "RedisQueueConfig"]

@@ -1,0 +1,149 @@
+"""Lua scripts of the Redis queue: each state change of a job is one atomic script.
+
+A job's event is always appended together with the state it implies, by the
+same script that checks the job is not already finished, so every job gets
+exactly one terminal event however many gateways and workers race on it.
+Scripts touch keys derived from the job id, so they need one Redis (or a
+cluster with all of Moviola's keys in one slot).
+"""
+
+PRELUDE = r"""
+local function is_terminal(state)
+  return state == 'completed' or state == 'failed' or state == 'cancelled'
+end
+
+-- Append an event (its sequence number is its stream ID) and the state it implies.
+local function publish(job_key, events_key, kind_json, state, time, maxlen, retention, position)
+  local seq = redis.call('HINCRBY', job_key, 'seq', 1)
+  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq .. '-0', 't', time, 'k', kind_json)
+  if state ~= '' then redis.call('HSET', job_key, 'state', state) end
+  if position ~= '' then redis.call('HSET', job_key, 'position', position) end
+  if is_terminal(state) then
+    redis.call('EXPIRE', job_key, retention)
+    redis.call('EXPIRE', events_key, retention)
+  end
+  return seq
+end
+
+-- Entries of a queue stream not yet delivered to any worker, in order.
+local function undelivered(stream, group)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+  if not ok then return {} end
+  local last = '0-0'
+  for _, g in ipairs(groups) do
+    local name, lastid
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then lastid = g[i + 1] end
+    end
+    if name == group then last = lastid end
+  end
+  return redis.call('XRANGE', stream, '(' .. last, '+')
+end
+
+-- Tell every waiting job of a model its new position, if it changed.
+local function announce(interactive, batch, group, prefix, time, maxlen, retention)
+  local waiting = undelivered(interactive, group)
+  for _, entry in ipairs(undelivered(batch, group)) do table.insert(waiting, entry) end
+  for position, entry in ipairs(waiting) do
+    local job_id = entry[2][2]
+    local job_key = prefix .. 'job:' .. job_id
+    if redis.call('HGET', job_key, 'state') == 'queued'
+        and redis.call('HGET', job_key, 'position') ~= tostring(position) then
+      publish(job_key, prefix .. 'events:' .. job_id, cjson.encode({type = 'queued', position = position}),
+              'queued', time, maxlen, retention, tostring(position))
+    end
+  end
+  return #waiting
+end
+"""
+
+# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key
+# ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix
+SUBMIT = (
+    PRELUDE
+    + r"""
+if ARGV[9] == '1' then
+  local existing = redis.call('GET', KEYS[6])
+  if existing then return {0, existing} end
+end
+for _, q in ipairs({KEYS[4], KEYS[5]}) do pcall(redis.call, 'XGROUP', 'CREATE', q, ARGV[8], '0', 'MKSTREAM') end
+local depth = #undelivered(KEYS[4], ARGV[8]) + #undelivered(KEYS[5], ARGV[8])
+if depth >= tonumber(ARGV[5]) then return {-1, tostring(depth)} end
+local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
+redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
+           'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
+if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6])
+return {1, ARGV[1]}
+"""
+)
+
+# KEYS: job, events. ARGV: kind json, new state, time, maxlen, retention, expected attempt ('' for any)
+PUBLISH = (
+    PRELUDE
+    + r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if is_terminal(state) then return -2 end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return -3 end
+return publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '')
+"""
+)
+
+# KEYS: job, events. ARGV: worker, time, maxlen, retention, max attempts
+START = (
+    PRELUDE
+    + r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or is_terminal(state) then return {-2, 0} end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts'))
+if attempts >= tonumber(ARGV[5]) then return {-4, attempts} end
+attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'position', 0)
+publish(KEYS[1], KEYS[2], cjson.encode({type = 'started', worker = ARGV[1], attempt = attempts}),
+        'running', ARGV[2], ARGV[3], ARGV[4], '')
+return {1, attempts}
+"""
+)
+
+# KEYS: job, events, interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix
+CANCEL = (
+    PRELUDE
+    + r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state == 'queued' then
+  redis.call('XDEL', redis.call('HGET', KEYS[1], 'stream'), redis.call('HGET', KEYS[1], 'msg'))
+  publish(KEYS[1], KEYS[2], cjson.encode({type = 'cancelled', reason = 'cancelled by request before it started'}),
+          'cancelled', ARGV[1], ARGV[2], ARGV[3], '0')
+  announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3])
+  return 1
+elseif state == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel', 1)
+  return 2
+end
+return 0
+"""
+)
+
+# KEYS: interactive queue, batch queue. ARGV: group, prefix, time, maxlen, retention
+ANNOUNCE = (
+    PRELUDE
+    + r"""
+return announce(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+"""
+)
+
+# KEYS: job, events. ARGV: time, maxlen, retention, attempt
+# The worker gives a running job back (it is stopping): queued again, this attempt not counted.
+RELEASE = (
+    PRELUDE
+    + r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+publish(KEYS[1], KEYS[2], cjson.encode({type = 'queued', position = 1}), 'queued', ARGV[1], ARGV[2], ARGV[3], '1')
+return 1
+"""
+)
