@@ -111,7 +111,6 @@ async def test_watch_follows_live_events_until_the_terminal_one() -> None:
 
     watcher = asyncio.create_task(follow())
     job = await queue.take("m")
-    await queue.publish(job.job_id, Started("w", 1))
     await queue.publish(job.job_id, Cancelled("stop"))
     await asyncio.wait_for(watcher, 5)
     assert seen == ["Queued", "Started", "Cancelled"]
