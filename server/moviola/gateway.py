@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest
+from moviola.errors import InvalidRequest, ResourceExhausted, Unavailable
 from moviola.jobs import JobEvent, JobRecord
-from moviola.lifecycle import Lifecycle, State
-from moviola.scheduler.base import JobQueue
+from moviola.lifecycle import Lifecycle
+from moviola.scheduler.base import DeadLetter, JobQueue
 from moviola.validation import RequestDraft, validate
 
 
@@ -38,9 +38,20 @@ class Gateway:
         self._default_model = default_model
         self._lifecycle = lifecycle
 
-    async def submit(self, draft: RequestDraft) -> tuple[JobRecord, bool]:
+    async def submit(self, draft: RequestDraft, *, max_wait: float | None = None) -> tuple[JobRecord, bool]:
+        """Validate and queue; refuse work that cannot start within ``max_wait`` seconds (the caller's deadline)."""
         request = validate(draft, self._models, self._default_model)
         self._lifecycle.require_ready()
+        if not await self._queue.live_workers(request.model):
+            raise Unavailable(f"no worker serves model {request.model} right now", retry_after=5.0)
+        if max_wait is not None:
+            wait = await self._queue.estimate_wait(request.model)
+            if wait is not None and wait > max_wait:
+                raise ResourceExhausted(
+                    f"model {request.model} could start this job in about {wait:.1f}s, "
+                    f"after its deadline ({max_wait:.1f}s from now)",
+                    retry_after=max(1.0, wait - max_wait),
+                )
         return await self._queue.submit(request)
 
     def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
@@ -52,7 +63,16 @@ class Gateway:
     async def cancel(self, job_id: str) -> JobRecord:
         return await self._queue.cancel(_job_id(job_id))
 
-    def models(self) -> list[ModelStatus]:
-        ready = self._lifecycle.state is State.READY
+    async def models(self) -> list[ModelStatus]:
         ordered = sorted(self._models.values(), key=lambda spec: spec.id != self._default_model)
-        return [ModelStatus(spec, ready) for spec in ordered]
+        serving = self._lifecycle.serving
+        return [
+            ModelStatus(spec, serving and bool(await self._queue.live_workers(spec.id))) for spec in ordered
+        ]
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        return await self._queue.dead_letters()
+
+    async def requeue(self, job_id: str) -> JobRecord:
+        self._lifecycle.require_ready()
+        return await self._queue.requeue(_job_id(job_id))

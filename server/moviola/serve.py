@@ -1,12 +1,21 @@
-"""``moviola serve``: the server command (the client's ``moviola`` CLI dispatches here)."""
+"""``moviola serve`` and ``moviola worker`` (the client's ``moviola`` CLI dispatches here).
+
+moviola serve                                   # embedded: everything in one process
+moviola serve --redis-url redis://HOST:6379/0   # a stateless gateway
+moviola worker --model M --redis-url ...        # one per GPU replica
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -14,83 +23,144 @@ from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL
 from moviola.settings import Settings
 
 log = logging.getLogger("moviola")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-async def run(settings: Settings) -> None:
-    from moviola.embedded import EmbeddedServer
+class Process(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def drain(self, grace: float | None = None) -> None: ...
 
+
+async def run_until_signalled(make: Callable[[], Process]) -> None:
+    """Start; on SIGTERM or SIGINT drain (or, while still starting, just stop)."""
+    process = make()  # inside the loop: gRPC's aio server binds to the running loop
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = EmbeddedServer(settings)
-    starting = asyncio.create_task(server.start())
-    await asyncio.wait({starting, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    starting = asyncio.create_task(process.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
-        log.info("stopped while loading the model")
+        log.info("stopped while starting")
         starting.cancel()
-        await server.stop()
+        await process.stop()
         return
-    starting.result()  # a failed start raises here
+    try:
+        starting.result()  # a failed start raises here
+    except BaseException:
+        stopping.cancel()
+        await process.stop()
+        raise
     await stop.wait()
-    await server.drain()
+    log.info("draining")
+    await process.drain()
     log.info("stopped")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("diffusers", "transformers", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _run(make: Callable[[], Process]) -> None:
+    import uvloop
+
+    try:
+        uvloop.run(run_until_signalled(make))
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def model_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--model",
+                default=DEFAULT_MODEL,
+                type=click.Choice(sorted(BUILTIN_MODELS)),
+                help="Model to serve.",
+            ),
+            click.option(
+                "--model-path", default=None, help="Local folder or hub id of the model's diffusers weights."
+            ),
+            click.option(
+                "--data-dir", type=click.Path(path_type=Path), default=None, help="Where videos are stored."
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Where tiny models are built.",
+            ),
+            click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
+            click.option(
+                "--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"])
+            ),
+            click.option(
+                "--drain-grace",
+                default=60.0,
+                type=click.FloatRange(min=0),
+                help="Seconds to finish work on SIGTERM.",
+            ),
+            click.option(
+                "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    _setup_logging(options.pop("log_level"))
+    paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
+    return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
 
 
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in containers).")
 @click.option("--port", default=50051, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
 @click.option(
-    "--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)), help="Model to serve."
-)
-@click.option("--model-path", default=None, help="Local folder or hub id of the model's diffusers weights.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where videos are stored.")
-@click.option(
-    "--cache-dir", type=click.Path(path_type=Path), default=None, help="Where tiny models are built."
-)
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"]))
-@click.option(
-    "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs before refusing."
+    "--redis-url", default=None, help="Run as a stateless gateway on this Redis (no model is loaded)."
 )
 @click.option(
-    "--drain-grace", default=60.0, type=click.FloatRange(min=0), help="Seconds to finish jobs on SIGTERM."
+    "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs per model before refusing."
 )
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(
-    host: str,
-    port: int,
-    model: str,
-    model_path: str | None,
-    data_dir: Path | None,
-    cache_dir: Path | None,
-    device: str,
-    dtype: str,
-    max_queue_depth: int,
-    drain_grace: float,
-    log_level: str,
-) -> None:
+@model_options
+def serve(**options: Any) -> None:
     """Serve generation over gRPC. With no options: the embedded default (tiny model, no Redis)."""
-    logging.basicConfig(
-        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("diffusers", "transformers", "httpx", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    extra = {k: v for k, v in {"data_dir": data_dir, "cache_dir": cache_dir}.items() if v is not None}
-    settings = Settings(
-        host=host,
-        port=port,
-        model=model,
-        model_path=model_path,
-        device=device,
-        dtype=dtype,
-        max_queue_depth=max_queue_depth,
-        drain_grace=drain_grace,
-        **extra,  # type: ignore[arg-type]
-    )
-    import uvloop
+    settings = _settings(options)
+    if settings.redis_url:
+        from moviola.distributed import GatewayServer
 
-    try:
-        uvloop.run(run(settings))
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _run(lambda: GatewayServer(settings))
+    else:
+        from moviola.embedded import EmbeddedServer
+
+        _run(lambda: EmbeddedServer(settings))
+
+
+@click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
+@click.option("--redis-url", required=True, help="Redis the gateways queue jobs in.")
+@click.option("--name", "worker_name", default=f"{socket.gethostname()}-{os.getpid()}", help="Worker name.")
+@click.option(
+    "--lease",
+    default=30.0,
+    type=click.FloatRange(min=1),
+    help="Seconds before a silent worker's job is taken over.",
+)
+@click.option(
+    "--max-attempts", default=3, type=click.IntRange(min=1), help="Runs of a job before it is dead-lettered."
+)
+@model_options
+def worker(**options: Any) -> None:
+    """Run jobs of one model from Redis, one at a time (one process per GPU replica)."""
+    settings = _settings(options)
+    from moviola.distributed import WorkerProcess
+
+    _run(lambda: WorkerProcess(settings))

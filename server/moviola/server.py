@@ -9,7 +9,7 @@ from grpc_reflection.v1alpha import reflection
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
 from moviola.gateway import Gateway
-from moviola.lifecycle import Lifecycle, State
+from moviola.lifecycle import Lifecycle
 from moviola.settings import Settings
 from moviola.v1 import embedding_pb2, embedding_pb2_grpc, generation_pb2, generation_pb2_grpc
 
@@ -38,11 +38,9 @@ def build(settings: Settings, gateway: Gateway, lifecycle: Lifecycle) -> tuple[g
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
-    async def on_state(state: State) -> None:
+    async def on_state(serving: bool) -> None:
         status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if state is State.READY
-            else (health_pb2.HealthCheckResponse.NOT_SERVING)
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for service in ("", *SERVICES):
             await health_servicer.set(service, status)

@@ -38,8 +38,16 @@ class Settings:
     retain_finished_jobs: int = 1000
     #: A batch job waiting longer than this starts ahead of interactive jobs.
     batch_max_wait: float = 300.0
-    #: Name of this worker in STARTED events.
+    #: Name of this worker in STARTED events (and its Redis consumer name).
     worker_name: str = "embedded"
+    #: Redis URL; set, ``serve`` is a stateless gateway and ``worker`` takes jobs from it.
+    redis_url: str | None = None
+    #: Seconds without a heartbeat after which a running job is taken over by another worker.
+    lease: float = 30.0
+    #: Runs of one job before it goes to the dead-letter stream.
+    max_attempts: int = 3
+    #: Seconds finished jobs and their events are kept (Redis).
+    retention: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -48,5 +56,7 @@ class Settings:
             raise ValueError("max_queue_depth must be at least 1")
         if self.drain_grace < 0:
             raise ValueError("drain_grace must not be negative")
+        if self.lease <= 0 or self.max_attempts < 1:
+            raise ValueError("lease must be positive and max_attempts at least 1")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")

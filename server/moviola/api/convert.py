@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from moviola import jobs
 from moviola.gateway import ModelStatus
+from moviola.scheduler.base import DeadLetter
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
 from moviola.validation import RequestDraft
@@ -197,4 +198,14 @@ def model(status: ModelStatus) -> gen.ModelInfo:
             max_image_bytes=limits.max_image_bytes,
             max_fps=limits.max_fps,
         ),
+    )
+
+
+def dead_letter(value: DeadLetter) -> gen.DeadLetter:
+    return gen.DeadLetter(
+        job_id=value.job_id,
+        model=value.model,
+        error=value.error,
+        attempts=value.attempts,
+        time=_timestamp(value.time),
     )

@@ -25,13 +25,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[gen.GenerateResponse]:
         # A caller that goes away cancels this stream, never the job.
         async with translated(context):
-            record, _ = await self._gateway.submit(convert.draft(request))
+            record, _ = await self._gateway.submit(convert.draft(request), max_wait=context.time_remaining())
             async for event in self._gateway.watch(record.id):
                 yield gen.GenerateResponse(event=convert.event(event))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
-            record, created = await self._gateway.submit(convert.draft(request.request))
+            draft = convert.draft(request.request)
+            record, created = await self._gateway.submit(draft, max_wait=context.time_remaining())
         return gen.SubmitJobResponse(job=convert.job(record), created=created)
 
     async def WatchJob(
@@ -52,4 +53,18 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return gen.CancelJobResponse(job=convert.job(record))
 
     async def ListModels(self, request: gen.ListModelsRequest, context: Context) -> gen.ListModelsResponse:
-        return gen.ListModelsResponse(models=[convert.model(status) for status in self._gateway.models()])
+        async with translated(context):
+            models = await self._gateway.models()
+        return gen.ListModelsResponse(models=[convert.model(status) for status in models])
+
+    async def ListDeadLetters(
+        self, request: gen.ListDeadLettersRequest, context: Context
+    ) -> gen.ListDeadLettersResponse:
+        async with translated(context):
+            letters = await self._gateway.dead_letters()
+        return gen.ListDeadLettersResponse(dead_letters=[convert.dead_letter(d) for d in letters])
+
+    async def RequeueJob(self, request: gen.RequeueJobRequest, context: Context) -> gen.RequeueJobResponse:
+        async with translated(context):
+            record = await self._gateway.requeue(request.job_id)
+        return gen.RequeueJobResponse(job=convert.job(record))

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -88,7 +88,7 @@ def _unavailable(exc: BaseException) -> Unavailable:
     return Unavailable(f"the job store (Redis) is unreachable: {exc}", retry_after=1.0)
 
 
-def _translated(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _translated(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await func(*args, **kwargs)

@@ -32,19 +32,27 @@ class Worker:
         self._storage = storage
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
         self._current: JobHooks | None = None
-        self._shutting_down = False
+        self._shutting_down = False  # take no more jobs
+        self._stopping_job = False  # the running job is being stopped by us, not by a caller
         self._idle = asyncio.Event()
         self._idle.set()
+        self._taking: asyncio.Task[Assignment] | None = None
 
     @property
     def model(self) -> str:
         return self._pipeline.spec.id
 
     async def run(self) -> None:
-        """Take and run jobs, one at a time, until cancelled."""
+        """Take and run jobs, one at a time, until ``drain`` or cancellation."""
         try:
-            while True:
-                assignment = await self._queue.take(self.model)
+            while not self._shutting_down:
+                self._taking = asyncio.create_task(self._queue.take(self.model))
+                try:
+                    assignment = await self._taking
+                except asyncio.CancelledError:
+                    if self._shutting_down:  # drain() stopped the take
+                        break
+                    raise
                 self._idle.clear()
                 try:
                     await self.run_job(assignment)
@@ -53,13 +61,25 @@ class Worker:
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def drain(self, grace: float) -> None:
+        """Take no more jobs; let the running one finish within ``grace`` seconds, else stop it."""
+        self._shutting_down = True
+        if self._taking is not None and not self._taking.done():
+            self._taking.cancel()
+        try:
+            await asyncio.wait_for(self.wait_idle(), grace)
+        except TimeoutError:
+            self.interrupt()
+            await self.wait_idle()
+
     async def wait_idle(self) -> None:
         """Return once no job is running."""
         await self._idle.wait()
 
     def interrupt(self) -> None:
-        """Stop the running job at its next step: the server is going away."""
+        """Stop the running job at its next step: the process is going away."""
         self._shutting_down = True
+        self._stopping_job = True
         if self._current is not None:
             self._current.request_cancel(SHUTDOWN_MESSAGE)
 
@@ -111,7 +131,7 @@ class Worker:
         log.info("job %s ended: %s", job.job_id, type(outcome).__name__.lower())
 
     async def _cancelled(self, job: Assignment, reason: str) -> EventKind | None:
-        if not self._shutting_down:
+        if not self._stopping_job:
             return Cancelled(reason=reason)
         if await self._queue.release(job):
             return None

@@ -41,20 +41,31 @@ def main() -> None:
     """Moviola: self-hosted video generation over gRPC."""
 
 
-@main.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def serve(args: tuple[str, ...]) -> None:
-    """Run the server (needs the server package). See `moviola serve --help`."""
-    try:
-        from moviola.serve import serve as serve_command
-    except ImportError as exc:
-        raise click.ClickException(
-            f"`moviola serve` needs the Moviola server, and this is the client alone ({exc}): pip install moviola"
-        ) from exc
-    serve_command.main(args=list(args), prog_name="moviola serve")
+def _server_command(name: str) -> click.Command:
+    @main.command(
+        name,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        try:
+            from moviola import serve as server_commands
+        except ImportError as exc:
+            raise click.ClickException(
+                f"`moviola {name}` needs the Moviola server, and this is the client alone ({exc}): pip install moviola"
+            ) from exc
+        getattr(server_commands, name).main(args=list(args), prog_name=f"moviola {name}")
+
+    command.help = {
+        "serve": "Run a server: embedded, or a gateway with --redis-url (needs the server package).",
+        "worker": "Run a GPU worker that takes jobs from Redis (needs the server package).",
+    }[name]
+    return command
+
+
+serve = _server_command("serve")
+worker = _server_command("worker")
 
 
 def _copy_video(uri: str, out: Path) -> None:

@@ -67,6 +67,16 @@ class GenerationServiceStub:
                 request_serializer=moviola_dot_v1_dot_generation__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_generation__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/moviola.v1.GenerationService/ListDeadLetters',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RequeueJob = channel.unary_unary(
+                '/moviola.v1.GenerationService/RequeueJob',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -117,6 +127,20 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Lists jobs given up on after too many attempts (operators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueJob(self, request, context):
+        """Submits a dead-lettered job's request again, as a new job (operators).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +173,16 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=moviola_dot_v1_dot_generation__pb2.ListModelsRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_generation__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RequeueJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueJob,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -315,6 +349,60 @@ class GenerationService:
             '/moviola.v1.GenerationService/ListModels',
             moviola_dot_v1_dot_generation__pb2.ListModelsRequest.SerializeToString,
             moviola_dot_v1_dot_generation__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/ListDeadLetters',
+            moviola_dot_v1_dot_generation__pb2.ListDeadLettersRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/RequeueJob',
+            moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class GenerationServiceStub:
     """Cancels a queued or running job. Cancelling a finished job changes nothing."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ListModelsRequest, _generation_pb2.ListModelsResponse]
     """Lists the models this deployment serves, with their defaults and limits."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ListDeadLettersRequest, _generation_pb2.ListDeadLettersResponse]
+    """Lists jobs given up on after too many attempts (operators)."""
+    RequeueJob: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]
+    """Submits a dead-lettered job's request again, as a new job (operators)."""
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -72,6 +76,10 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Cancels a queued or running job. Cancelling a finished job changes nothing."""
     ListModels: _aio.UnaryUnaryMultiCallable[_generation_pb2.ListModelsRequest, _generation_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the models this deployment serves, with their defaults and limits."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_generation_pb2.ListDeadLettersRequest, _generation_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """Lists jobs given up on after too many attempts (operators)."""
+    RequeueJob: _aio.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]  # type: ignore[assignment]
+    """Submits a dead-lettered job's request again, as a new job (operators)."""
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Generates videos. Generate is the one-call way; the Job RPCs let a caller
@@ -127,5 +135,21 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.ListModelsResponse, _abc.Awaitable[_generation_pb2.ListModelsResponse]]:
         """Lists the models this deployment serves, with their defaults and limits."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _generation_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.ListDeadLettersResponse, _abc.Awaitable[_generation_pb2.ListDeadLettersResponse]]:
+        """Lists jobs given up on after too many attempts (operators)."""
+
+    @_abc_1.abstractmethod
+    def RequeueJob(
+        self,
+        request: _generation_pb2.RequeueJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.RequeueJobResponse, _abc.Awaitable[_generation_pb2.RequeueJobResponse]]:
+        """Submits a dead-lettered job's request again, as a new job (operators)."""
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

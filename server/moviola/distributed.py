@@ -1,0 +1,139 @@
+"""Scale-out processes: stateless gateways and one worker per GPU replica, joined by Redis.
+
+moviola serve --redis-url redis://redis:6379/0          # a gateway; run as many as you like
+moviola worker --model wan2.2-t2v-a14b --redis-url ...   # one per GPU replica
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+from moviola import server as grpc_server
+from moviola.catalog import BUILTIN_MODELS, ModelSpec, resolve
+from moviola.embedded import STREAM_GRACE, PipelineLoader, _default_loader
+from moviola.errors import Unavailable
+from moviola.gateway import Gateway
+from moviola.lifecycle import Lifecycle, State
+from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
+from moviola.settings import Settings
+from moviola.storage.local import LocalStorage
+from moviola.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+#: Seconds between checks that Redis answers (health follows them).
+REDIS_CHECK_INTERVAL = 1.0
+
+
+def queue_config(settings: Settings) -> RedisQueueConfig:
+    assert settings.redis_url is not None
+    return RedisQueueConfig(
+        url=settings.redis_url,
+        max_depth=settings.max_queue_depth,
+        retention=settings.retention,
+        lease=settings.lease,
+        max_attempts=settings.max_attempts,
+        batch_max_wait=settings.batch_max_wait,
+    )
+
+
+class GatewayServer:
+    """A stateless gateway: validates, queues in Redis, streams events from Redis. Loads no model."""
+
+    def __init__(self, settings: Settings, models: dict[str, ModelSpec] | None = None) -> None:
+        self.settings = settings
+        self.lifecycle = Lifecycle()
+        self.queue = RedisJobQueue(queue_config(settings), consumer="gateway")
+        models = models or dict(BUILTIN_MODELS)
+        default = settings.model if settings.model in models else next(iter(models))
+        self.gateway = Gateway(self.queue, models, default, self.lifecycle)
+        self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
+        self._monitor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.lifecycle.set(State.NEW)
+        await self._server.start()
+        log.info("listening on %s:%d", self.settings.host, self.port)
+        await self._check_redis()
+        await self.lifecycle.set(State.READY)
+        self._monitor = asyncio.create_task(self._watch_redis(), name="redis-monitor")
+        log.info("ready: gateway on %s", self.settings.redis_url)
+
+    async def _check_redis(self) -> None:
+        try:
+            await self.queue.ping()
+        except Unavailable as exc:
+            if self.lifecycle.degraded is None:
+                log.warning("%s: health is NOT_SERVING until it answers", exc.message)
+            await self.lifecycle.set_degraded(exc.message)
+        else:
+            if self.lifecycle.degraded is not None:
+                log.info("Redis answers again: serving")
+            await self.lifecycle.set_degraded(None)
+
+    async def _watch_redis(self) -> None:
+        while True:
+            await asyncio.sleep(REDIS_CHECK_INTERVAL)
+            await self._check_redis()
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Take no new work; open streams get up to the grace period to finish."""
+        await self.lifecycle.set(State.DRAINING)
+        await self.stop(self.settings.drain_grace if grace is None else grace)
+
+    async def stop(self, grace: float = STREAM_GRACE) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+        await self._server.stop(grace)
+        await self.queue.close()
+        await self.lifecycle.set(State.STOPPED)
+
+    async def __aenter__(self) -> GatewayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+class WorkerProcess:
+    """One GPU replica: loads its model once, then runs one job at a time from Redis."""
+
+    def __init__(self, settings: Settings, *, loader: PipelineLoader = _default_loader) -> None:
+        self.settings = settings
+        self.spec = resolve(settings.model, settings.model_path)
+        self.queue = RedisJobQueue(queue_config(settings), consumer=settings.worker_name)
+        self.storage = LocalStorage(settings.data_dir / "videos")
+        self._loader = loader
+        self.worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
+        self.worker = Worker(self.queue, pipeline, self.storage)
+        self._task = asyncio.create_task(self.worker.run(), name="worker")
+        log.info(
+            "ready: worker %s serving %s from %s",
+            self.settings.worker_name,
+            self.spec.id,
+            self.settings.redis_url,
+        )
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop taking jobs; finish the running one within the grace period or hand it back."""
+        if self.worker is not None:
+            await self.worker.drain(self.settings.drain_grace if grace is None else grace)
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.queue.leave(self.spec.id)
+        await self.queue.close()
