@@ -59,7 +59,7 @@ async def run_until_signalled(make: Callable[[], Process]) -> None:
     log.info("stopped")
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -67,7 +67,7 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _run(make: Callable[[], Process]) -> None:
+def run_process(make: Callable[[], Process]) -> None:
     import uvloop
 
     try:
@@ -117,7 +117,7 @@ def model_options(func: F) -> F:
 
 
 def _settings(options: dict[str, Any]) -> Settings:
-    _setup_logging(options.pop("log_level"))
+    setup_logging(options.pop("log_level"))
     paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
     return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
 
@@ -138,11 +138,11 @@ def serve(**options: Any) -> None:
     if settings.redis_url:
         from moviola.distributed import GatewayServer
 
-        _run(lambda: GatewayServer(settings))
+        run_process(lambda: GatewayServer(settings))
     else:
         from moviola.embedded import EmbeddedServer
 
-        _run(lambda: EmbeddedServer(settings))
+        run_process(lambda: EmbeddedServer(settings))
 
 
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
@@ -163,4 +163,4 @@ def worker(**options: Any) -> None:
     settings = _settings(options)
     from moviola.distributed import WorkerProcess
 
-    _run(lambda: WorkerProcess(settings))
+    run_process(lambda: WorkerProcess(settings))

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -26,10 +25,26 @@ _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 class ServerProcess:
+    """``moviola serve`` by default; ``program`` runs something else that logs "listening on" (a gateway)
+    or, with ``worker=True``, "ready: worker" (a worker has no port)."""
+
     def __init__(
-        self, args: list[str] | None = None, *, log_path: Path | None = None, ready_timeout: float = 120.0
+        self,
+        args: list[str] | None = None,
+        *,
+        log_path: Path | None = None,
+        ready_timeout: float = 120.0,
+        program: list[str] | None = None,
+        worker: bool = False,
     ):
         self.args = args or []
+        self.program = program or [
+            sys.executable,
+            "-m",
+            "moviola.client.cli",
+            "worker" if worker else "serve",
+        ]
+        self.worker = worker
         self.log_path = log_path
         self.ready_timeout = ready_timeout
         self.address = ""
@@ -44,7 +59,7 @@ class ServerProcess:
         return self._proc.pid
 
     def start(self) -> ServerProcess:
-        command = [sys.executable, "-m", "moviola.client.cli", "serve", "--port", "0", *self.args]
+        command = [*self.program, *([] if self.worker else ["--port", "0"]), *self.args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             command,
@@ -58,8 +73,9 @@ class ServerProcess:
         self._reader.start()
         if not self._port_known.wait(self.ready_timeout) or not self.address:
             self.stop()
-            raise RuntimeError("moviola serve did not start:\n" + "".join(self.log_lines[-40:]))
-        self.wait_serving()
+            raise RuntimeError(f"{' '.join(command[:4])} did not start:\n" + "".join(self.log_lines[-40:]))
+        if not self.worker:
+            self.wait_serving()
         return self
 
     def _read(self, stream: IO[str] | None) -> None:
@@ -72,6 +88,9 @@ class ServerProcess:
                 log.flush()
             if not self.address and (match := _LISTENING.search(line)):
                 self.address = f"{match.group(1)}:{match.group(2)}"
+                self._port_known.set()
+            if self.worker and "ready: worker" in line:
+                self.address = "worker"
                 self._port_known.set()
         stream.close()
         self._port_known.set()  # the process ended; start() reports it
@@ -86,6 +105,16 @@ class ServerProcess:
             for response in watch:
                 if response.status == health_pb2.HealthCheckResponse.SERVING:
                     return
+
+    def kill(self) -> None:
+        """SIGKILL: no draining, no goodbye."""
+        assert self._proc is not None
+        self._proc.kill()
+        self.wait(30)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def terminate(self) -> None:
         """Send SIGTERM: the server drains."""
@@ -110,6 +139,69 @@ class ServerProcess:
             return self.wait(10)
 
     def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free port, that a test can stop, kill and restart.
+
+    ``aof_dir`` turns on the append-only file (``appendfsync everysec``), as in production.
+    """
+
+    def __init__(self, *, aof_dir: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.aof_dir = aof_dir
+        self._proc: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.aof_dir is not None:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.aof_dir)]
+        else:
+            args += ["--appendonly", "no"]
+        args += ["--maxmemory-policy", "noeviction"]
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self._proc.stdout is not None
+        seen = []
+        for line in self._proc.stdout:
+            seen.append(line)
+            if "Ready to accept connections" in line:
+                threading.Thread(target=self._proc.stdout.read, daemon=True).start()
+                return self
+        raise RuntimeError("redis-server did not start:\n" + "".join(seen))
+
+    def stop(self) -> None:
+        """Shut down cleanly (SIGTERM: the AOF is flushed)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(30)
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(30)
+
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(

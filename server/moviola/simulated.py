@@ -1,0 +1,78 @@
+"""A worker whose pipeline only pretends: for scheduler tests and benchmarks, no torch needed.
+
+    python -m moviola.simulated --redis-url redis://127.0.0.1:6379/0 --step-seconds 0.05
+
+Each denoising step takes ``--step-seconds``; a job whose prompt is
+``--poison-prompt`` kills the worker process (SIGKILL), as a job that crashes
+its worker would; frames are black. Everything else is the real worker: the
+Redis queue, leases, events, MP4 encoding and storage.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec
+from moviola.jobs import Expert, JobRequest, Phase
+from moviola.pipelines.base import Frames, StepHooks
+from moviola.serve import run_process, setup_logging
+from moviola.settings import Settings
+
+
+class SimulatedPipeline:
+    def __init__(self, spec: ModelSpec, step_seconds: float, poison_prompt: str) -> None:
+        self._spec = spec
+        self.step_seconds = step_seconds
+        self.poison_prompt = poison_prompt
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        if self.poison_prompt and request.prompt == self.poison_prompt:
+            os.kill(os.getpid(), signal.SIGKILL)
+        hooks.phase(Phase.TEXT_ENCODING)
+        hooks.phase(Phase.DENOISING)
+        total = request.num_inference_steps
+        for step in range(1, total + 1):
+            if self.step_seconds:
+                time.sleep(self.step_seconds)  # stands in for a GPU step
+            expert = Expert.HIGH_NOISE if step <= total // 2 else Expert.LOW_NOISE
+            hooks.step(step, total, 1000.0 * (1 - (step - 1) / total), expert)
+        hooks.phase(Phase.VAE_DECODING)
+        return np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
+
+
+@click.command()
+@click.option("--redis-url", required=True)
+@click.option("--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)))
+@click.option("--name", "worker_name", default=f"simulated-{os.getpid()}")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--step-seconds", default=0.0, type=float)
+@click.option("--poison-prompt", default="")
+@click.option("--lease", default=30.0, type=float)
+@click.option("--max-attempts", default=3, type=int)
+@click.option("--drain-grace", default=60.0, type=float)
+@click.option("--log-level", default="info")
+def main(step_seconds: float, poison_prompt: str, log_level: str, **options: object) -> None:
+    setup_logging(log_level)
+    settings = Settings(**options)  # type: ignore[arg-type]
+    from moviola.distributed import WorkerProcess
+
+    spec = BUILTIN_MODELS[settings.model]
+    run_process(
+        lambda: WorkerProcess(
+            settings, loader=lambda _spec, _s: SimulatedPipeline(spec, step_seconds, poison_prompt)
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
