@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from moviola.client import Client
-from moviola.testing import ServerProcess
+from moviola.testing import RedisServer, ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +38,17 @@ def client(server: ServerProcess) -> Iterator[Client]:
 def start_server(cache_dir: Path, data_dir: Path, *extra: str) -> ServerProcess:
     """Another server of its own, for tests that stop it."""
     return ServerProcess(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), *extra])
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, emptied for this test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url

@@ -7,6 +7,7 @@ pipeline is covered by the tests that run ``moviola serve``.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ class ScriptedPipeline:
     gate: threading.Event = field(default_factory=threading.Event)
     reached: threading.Event = field(default_factory=threading.Event)
     runs: int = 0
+    step_seconds: float = 0.0
     spec: ModelSpec = TINY_WAN22_T2V
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
@@ -36,7 +38,11 @@ class ScriptedPipeline:
         for step in range(1, total + 1):
             if step == self.block_at:
                 self.reached.set()
-                self.gate.wait(60)
+                # Wait to be let go, or until the job is cancelled (the next hooks.step raises then).
+                while not self.gate.wait(0.01) and not getattr(hooks, "cancelled", False):
+                    pass
+            if self.step_seconds:
+                time.sleep(self.step_seconds)  # stands in for a GPU step
             if step == self.fail_at and self.error is not None:
                 raise self.error
             hooks.step(step, total, 1000.0 * (1 - step / total), Expert.HIGH_NOISE)
