@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint proto bench clean
+.PHONY: install system-deps demo test lint proto bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,19 @@ $(PY):
 $(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e clients/python -e '.[dev]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,bench]'
 	touch $@
+
+# System packages the tests start for real (redis-server); installed with apt where missing.
+system-deps:
+	@bash scripts/system-deps.sh
 
 install: $(STAMP)
 
 demo: install
 	$(PY) scripts/demo.py
 
-test: install
+test: install system-deps
 	$(PY) -m pytest -q
 
 lint: install
@@ -38,8 +42,9 @@ lint: install
 proto: install
 	$(PY) scripts/gen_protos.py
 
-bench: install
+bench: install system-deps
 	$(PY) bench/overhead.py
+	$(PY) bench/scheduler.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -39,9 +39,9 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path, cache_dir: Path)
     depth = 3
     if request.param == "memory":
         settings = Settings(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth)
-        async with EmbeddedServer(settings, loader=lambda s, _: pipeline) as server:
-            async with AsyncClient(f"127.0.0.1:{server.port}") as client:
-                yield Stack(client, pipeline, f"127.0.0.1:{server.port}")
+        embedded = EmbeddedServer(settings, loader=lambda s, _: pipeline)
+        async with embedded as server, AsyncClient(f"127.0.0.1:{server.port}") as client:
+            yield Stack(client, pipeline, f"127.0.0.1:{server.port}")
         return
     url = request.getfixturevalue("redis_url")
     settings = Settings(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest, ResourceExhausted, Unavailable
+from moviola.errors import InvalidRequest, ResourceExhausted
 from moviola.jobs import JobEvent, JobRecord
 from moviola.lifecycle import Lifecycle
 from moviola.scheduler.base import DeadLetter, JobQueue
@@ -42,8 +42,6 @@ class Gateway:
         """Validate and queue; refuse work that cannot start within ``max_wait`` seconds (the caller's deadline)."""
         request = validate(draft, self._models, self._default_model)
         self._lifecycle.require_ready()
-        if not await self._queue.live_workers(request.model):
-            raise Unavailable(f"no worker serves model {request.model} right now", retry_after=5.0)
         if max_wait is not None:
             wait = await self._queue.estimate_wait(request.model)
             if wait is not None and wait > max_wait:

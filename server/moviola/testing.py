@@ -167,6 +167,7 @@ class RedisServer:
         self.port = port or free_port()
         self.aof_dir = aof_dir
         self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -180,27 +181,43 @@ class RedisServer:
             args += ["--appendonly", "no"]
         args += ["--maxmemory-policy", "noeviction"]
         self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        ready = threading.Event()
+        lines: list[str] = []
+
+        def read(stream: IO[str]) -> None:
+            for line in stream:
+                lines.append(line)
+                if "Ready to accept connections" in line:
+                    ready.set()
+            stream.close()
+            ready.set()
+
         assert self._proc.stdout is not None
-        seen = []
-        for line in self._proc.stdout:
-            seen.append(line)
-            if "Ready to accept connections" in line:
-                threading.Thread(target=self._proc.stdout.read, daemon=True).start()
-                return self
-        raise RuntimeError("redis-server did not start:\n" + "".join(seen))
+        self._reader = threading.Thread(target=read, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
+        ready.wait(30)
+        if self._proc.poll() is not None or not any("Ready to accept" in line for line in lines):
+            self.kill()
+            raise RuntimeError("redis-server did not start:\n" + "".join(lines))
+        return self
 
     def stop(self) -> None:
         """Shut down cleanly (SIGTERM: the AOF is flushed)."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             self._proc.wait(30)
-        if self._proc is not None and self._proc.stdout is not None:
-            self._proc.stdout.close()
+        self._join()
 
     def kill(self) -> None:
+        """SIGKILL: Redis vanishes as in a crash."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(30)
+        self._join()
+
+    def _join(self) -> None:
+        if self._reader is not None:
+            self._reader.join(10)
 
     def __enter__(self) -> RedisServer:
         return self.start()

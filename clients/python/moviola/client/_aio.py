@@ -79,6 +79,21 @@ class AsyncClient:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
+    async def dead_letters(self) -> list[gen.DeadLetter]:
+        try:
+            reply = await self._stub.ListDeadLetters(gen.ListDeadLettersRequest(), timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+        return list(reply.dead_letters)
+
+    async def requeue(self, job_id: str) -> pb.Job:
+        try:
+            return (
+                await self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout)
+            ).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
     async def close(self) -> None:
         await self._channel.close(None)
 

@@ -87,6 +87,22 @@ class Client:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
+    def dead_letters(self) -> list[gen.DeadLetter]:
+        """Jobs given up on after too many attempts (operators)."""
+        try:
+            return list(
+                self._stub.ListDeadLetters(gen.ListDeadLettersRequest(), timeout=self._timeout).dead_letters
+            )
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    def requeue(self, job_id: str) -> pb.Job:
+        """Run a dead-lettered job's request again; returns the new job."""
+        try:
+            return self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
     def close(self) -> None:
         self._channel.close()
 

@@ -213,6 +213,34 @@ def jobs_cancel(job_id: str, server: str) -> None:
     )
 
 
+@jobs.command("dead-letters")
+@server_option
+def jobs_dead_letters(server: str) -> None:
+    """List jobs given up on after too many attempts."""
+    with Client(server) as client:
+        try:
+            letters = client.dead_letters()
+        except MoviolaError as error:
+            raise _fail(error) from error
+    if not letters:
+        click.echo("no dead letters")
+    for d in letters:
+        click.echo(f"{d.job_id}  {d.model}  {d.attempts} attempts  {d.time.ToJsonString()}  {d.error}")
+
+
+@jobs.command("requeue")
+@click.argument("job_id")
+@server_option
+def jobs_requeue(job_id: str, server: str) -> None:
+    """Run a dead-lettered job's request again, as a new job."""
+    with Client(server) as client:
+        try:
+            job = client.requeue(job_id)
+        except MoviolaError as error:
+            raise _fail(error) from error
+    click.echo(f"requeued {job_id} as {job.id}")
+
+
 @main.command()
 @server_option
 @click.option("--json", "json_out", is_flag=True)

@@ -1,0 +1,254 @@
+"""Gateways and workers as separate processes on a real redis-server."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import kinds
+
+from moviola.client import Client, Unavailable
+from moviola.testing import RedisServer, ServerProcess
+from moviola.v1 import job_pb2 as pb
+
+
+def gateway(url: str, *extra: str) -> ServerProcess:
+    return ServerProcess(["--redis-url", url, *extra])
+
+
+def worker(url: str, data_dir: Path, name: str, *extra: str, step_seconds: float = 0.02) -> ServerProcess:
+    """A real worker process with the simulated pipeline (no torch: starts in a second)."""
+    args = [
+        "--redis-url",
+        url,
+        "--data-dir",
+        str(data_dir),
+        "--name",
+        name,
+        "--step-seconds",
+        str(step_seconds),
+    ]
+    return ServerProcess([*args, *extra], program=[sys.executable, "-m", "moviola.simulated"], worker=True)
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[tuple[list[ServerProcess], list[ServerProcess]]]:
+    with ExitStack() as stack:
+        gateways = [stack.enter_context(gateway(redis_url)) for _ in range(2)]
+        workers = [
+            stack.enter_context(worker(redis_url, tmp_path, f"w{i}", "--lease", "3")) for i in range(2)
+        ]
+        yield gateways, workers
+
+
+def test_submit_through_one_gateway_watch_and_cancel_through_the_other(
+    cluster: tuple[list[ServerProcess], list[ServerProcess]],
+) -> None:
+    (a, b), _ = cluster
+    with Client(a.address) as one, Client(b.address) as other:
+        job = one.submit("a fox", num_inference_steps=5, num_frames=5)
+        events = list(other.watch(job.id))
+        assert kinds(events)[-1] == "completed"
+        assert other.get(job.id).state == pb.JOB_STATE_COMPLETED
+        assert events[1].started.worker in ("w0", "w1")
+
+        long_jobs = [one.submit(f"long {i}", num_inference_steps=50) for i in range(2)]
+        queued = one.submit("never runs", num_inference_steps=1)
+        assert other.get(queued.id).state == pb.JOB_STATE_QUEUED
+        other.cancel(queued.id)
+        assert kinds(list(one.watch(queued.id))) == ["queued", "cancelled"]
+        for running in long_jobs:
+            for event in other.watch(running.id):
+                if event.HasField("progress"):
+                    break
+            other.cancel(running.id)
+            tail = list(one.watch(running.id))
+            assert kinds(tail)[-1] == "cancelled"
+            steps = [e.progress.step for e in tail if e.HasField("progress")]
+            assert max(steps, default=0) < 50
+
+
+def test_resume_through_another_gateway_after_the_first_dies(redis_url: str, tmp_path: Path) -> None:
+    with gateway(redis_url) as a, gateway(redis_url) as b, worker(redis_url, tmp_path, "w"):
+        seen = []
+        with Client(a.address) as one:
+            for event in one.generate("resume me", num_inference_steps=30, num_frames=5):
+                seen.append(event)
+                if event.HasField("progress") and event.progress.step == 3:
+                    a.kill()
+                    break
+        with Client(b.address) as other:
+            rest = list(other.watch(seen[0].job_id, after_sequence=seen[-1].sequence))
+        sequences = [e.sequence for e in seen + rest]
+        assert sequences == list(range(1, len(sequences) + 1))
+        assert kinds(rest)[-1] == "completed"
+
+
+def test_chaos_workers_killed_at_random_lose_no_job(redis_url: str, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    lease = "1.5"  # a killed worker's job is taken over 1.5 s later
+
+    def start_worker(name: str) -> ServerProcess:
+        return worker(
+            redis_url, tmp_path, name, "--lease", lease, "--max-attempts", "10", step_seconds=0.03
+        ).start()
+
+    workers = [start_worker(f"w{i}") for i in range(3)]
+    try:
+        with gateway(redis_url, "--max-queue-depth", "100") as gw, Client(gw.address) as client:
+            jobs = [
+                client.submit(f"job {i}", num_inference_steps=rng.randint(5, 20), num_frames=1)
+                for i in range(40)
+            ]
+            kills = 0
+            with ThreadPoolExecutor(8) as pool:
+                watches = [pool.submit(lambda j=job.id: list(client.watch(j))) for job in jobs]
+                # Kill a random worker at random moments (0.3 to 1 s apart) until every job has ended.
+                while kills < 12 and wait(watches, timeout=rng.uniform(0.3, 1.0)).not_done:
+                    index = rng.randrange(len(workers))
+                    workers[index].kill()
+                    kills += 1
+                    workers[index] = start_worker(f"w{index}-{kills}")
+                results = {job.id: future.result(120) for job, future in zip(jobs, watches, strict=True)}
+        reruns = 0
+        for job_id, events in results.items():
+            terminal = [k for k in kinds(events) if k in ("completed", "failed", "cancelled")]
+            assert terminal == ["completed"], (job_id, kinds(events))
+            reruns += kinds(events).count("started") - 1
+        print(f"\n40 jobs, {kills} workers killed, {reruns} re-runs, every job completed exactly once")
+        assert kills > 0
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_poison_job_lands_in_the_dead_letter_stream(redis_url: str, tmp_path: Path) -> None:
+    args = ["--lease", "1", "--max-attempts", "2", "--poison-prompt", "poison"]
+    with gateway(redis_url) as gw, Client(gw.address) as client:
+        job = client.submit("poison", num_inference_steps=1)
+        for attempt in range(2):
+            w = worker(redis_url, tmp_path, f"w{attempt}", *args).start()
+            assert w.wait(60) != 0  # the job killed it
+        survivor = worker(redis_url, tmp_path, "survivor", *args).start()
+        try:
+            events = list(client.watch(job.id))
+            assert kinds(events)[-1] == "failed"
+            assert events[-1].failed.code == pb.FAILURE_CODE_DEAD_LETTERED
+            assert "after 2 attempts" in events[-1].failed.message
+            assert kinds(events).count("started") == 2
+            healthy = client.submit("healthy", num_inference_steps=1)
+            assert kinds(list(client.watch(healthy.id)))[-1] == "completed"
+            cli = [sys.executable, "-m", "moviola.client.cli", "jobs"]
+            import subprocess
+
+            listed = subprocess.run(
+                [*cli, "dead-letters", "--server", gw.address], capture_output=True, text=True
+            )
+            assert job.id in listed.stdout
+            assert "lease expired" in listed.stdout
+            requeued = subprocess.run(
+                [*cli, "requeue", job.id, "--server", gw.address], capture_output=True, text=True
+            )
+            assert requeued.returncode == 0, requeued.stderr
+            assert (
+                job.id
+                not in subprocess.run(
+                    [*cli, "dead-letters", "--server", gw.address], capture_output=True, text=True
+                ).stdout
+            )
+        finally:
+            survivor.stop()
+
+
+def test_queued_jobs_survive_a_redis_restart_with_aof(tmp_path: Path) -> None:
+    server = RedisServer(aof_dir=tmp_path).start()
+    try:
+        with gateway(server.url) as gw, Client(gw.address) as client:
+            jobs = [client.submit(f"persist {i}", num_inference_steps=2) for i in range(3)]
+            server.stop()
+            server = RedisServer(aof_dir=tmp_path, port=server.port).start()
+            with worker(server.url, tmp_path, "after-restart"):
+                for job in jobs:
+                    assert kinds(list(client.watch(job.id)))[-1] == "completed"
+    finally:
+        server.stop()
+
+
+def wait_health(address: str, wanted: int) -> None:
+    with grpc.insecure_channel(address) as channel:
+        for reply in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30):
+            if reply.status == wanted:
+                return
+
+
+def test_redis_outage_gateway_not_serving_then_recovers(tmp_path: Path) -> None:
+    server = RedisServer().start()
+    try:
+        with gateway(server.url) as gw, worker(server.url, tmp_path, "w"), Client(gw.address) as client:
+            server.kill()
+            wait_health(gw.address, health_pb2.HealthCheckResponse.NOT_SERVING)
+            with pytest.raises(Unavailable):
+                client.submit("while down", num_inference_steps=1)
+            server = RedisServer(port=server.port).start()
+            wait_health(gw.address, health_pb2.HealthCheckResponse.SERVING)
+            job = client.submit("after", num_inference_steps=1)
+            assert kinds(list(client.watch(job.id)))[-1] == "completed"
+    finally:
+        server.stop()
+
+
+def test_overload_is_refused_and_memory_stays_bounded(redis_url: str) -> None:
+    with gateway(redis_url, "--max-queue-depth", "5") as gw, Client(gw.address) as client:
+        with redis.Redis.from_url(redis_url) as r:
+            r.zadd(
+                "moviola:workers:tiny-wan2.2-t2v", {"phantom": 10**10}
+            )  # a live worker that never takes jobs
+        accepted, refused = 0, []
+        for i in range(200):
+            try:
+                client.submit(f"flood {i}", num_inference_steps=1)
+                accepted += 1
+            except Exception as exc:
+                refused.append(exc)
+        assert accepted == 5
+        assert len(refused) == 195
+        assert all(getattr(e, "retry_after", None) for e in refused)
+        with redis.Redis.from_url(redis_url) as r:
+            assert len(r.keys("moviola:job:*")) == 5
+            assert r.xlen("moviola:queue:tiny-wan2.2-t2v:interactive") == 5
+
+
+def test_worker_sigterm_hands_the_running_job_to_another_worker(redis_url: str, tmp_path: Path) -> None:
+    with gateway(redis_url) as gw, Client(gw.address) as client:
+        first = worker(redis_url, tmp_path, "leaving", "--drain-grace", "0.2", step_seconds=0.1).start()
+        job = client.submit("long", num_inference_steps=50)
+        for event in client.watch(job.id):
+            if event.HasField("progress"):
+                break
+        first.terminate()
+        assert first.wait(30) == 0
+        with worker(redis_url, tmp_path, "taking-over", step_seconds=0.01):
+            events = list(client.watch(job.id))
+        assert kinds(events)[-1] == "completed"
+        started = [e.started for e in events if e.HasField("started")]
+        assert [s.worker for s in started] == ["leaving", "taking-over"]
+
+
+def test_slow_but_alive_worker_is_never_double_claimed(redis_url: str, tmp_path: Path) -> None:
+    with gateway(redis_url) as gw, Client(gw.address) as client:
+        with (
+            worker(redis_url, tmp_path, "slow", "--lease", "1", step_seconds=0.3),
+            worker(redis_url, tmp_path, "idle", "--lease", "1"),
+        ):
+            job = client.submit("takes 4.5 s, lease 1 s", num_inference_steps=15)
+            events = list(client.watch(job.id))
+        assert kinds(events)[-1] == "completed"
+        assert [e.started.worker for e in events if e.HasField("started")] == ["slow"]
