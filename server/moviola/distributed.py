@@ -23,6 +23,8 @@ from moviola.storage.local import LocalStorage
 from moviola.worker.runner import Worker
 
 log = logging.getLogger(__name__)
+#: Start-up lines that tools wait for ("listening on", "ready"), printed at every log level.
+announce = logging.getLogger("moviola.announce")
 
 #: Seconds between checks that Redis answers (health follows them).
 REDIS_CHECK_INTERVAL = 1.0
@@ -56,11 +58,11 @@ class GatewayServer:
     async def start(self) -> None:
         await self.lifecycle.set(State.NEW)
         await self._server.start()
-        log.info("listening on %s:%d", self.settings.host, self.port)
+        announce.info("listening on %s:%d", self.settings.host, self.port)
         await self._check_redis()
         await self.lifecycle.set(State.READY)
         self._monitor = asyncio.create_task(self._watch_redis(), name="redis-monitor")
-        log.info("ready: gateway on %s", self.settings.redis_url)
+        announce.info("ready: gateway on %s", self.settings.redis_url)
 
     async def _check_redis(self) -> None:
         try:
@@ -117,7 +119,7 @@ class WorkerProcess:
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
         self.worker = Worker(self.queue, pipeline, self.storage)
         self._task = asyncio.create_task(self.worker.run(), name="worker")
-        log.info(
+        announce.info(
             "ready: worker %s serving %s from %s",
             self.settings.worker_name,
             self.spec.id,

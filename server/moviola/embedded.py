@@ -27,6 +27,8 @@ from moviola.storage.local import LocalStorage
 from moviola.worker.runner import SHUTDOWN_MESSAGE, Worker
 
 log = logging.getLogger(__name__)
+#: Start-up lines that tools wait for ("listening on", "ready"), printed at every log level.
+announce = logging.getLogger("moviola.announce")
 
 PipelineLoader = Callable[[ModelSpec, Settings], VideoPipeline]
 
@@ -62,13 +64,13 @@ class EmbeddedServer:
         """Serve at once (health NOT_SERVING), load the model off the loop, then turn READY."""
         await self.lifecycle.set(State.NEW)
         await self._server.start()
-        log.info("listening on %s:%d", self.settings.host, self.port)
+        announce.info("listening on %s:%d", self.settings.host, self.port)
         await self.lifecycle.set(State.LOADING)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
         self._worker = Worker(self.queue, pipeline, self.storage)
         self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
         await self.lifecycle.set(State.READY)
-        log.info("ready: serving model %s", self.spec.id)
+        announce.info("ready: serving model %s", self.spec.id)
 
     async def drain(self, grace: float | None = None) -> None:
         """Take no new work, let accepted jobs finish within ``grace`` seconds, then stop."""

@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -127,6 +127,7 @@ class RedisJobQueue:
         self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
         self._release = self.redis.register_script(redis_lua.RELEASE)
         self._leases: dict[str, asyncio.Task[None]] = {}
+        self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
 
     async def close(self) -> None:
         for task in self._leases.values():
@@ -175,7 +176,11 @@ class RedisJobQueue:
                 f"the queue of model {request.model} is full ({value} jobs waiting); retry later",
                 retry_after=await self._retry_hint(request.model, int(value)),
             )
-        return await self.get(value), status == 1
+        if status == 0:
+            return await self.get(value), False
+        position, sequence = int(result[2]), int(result[3])
+        record = JobRecord(id=job_id, request=request, created_at=now)
+        return replace(record, queue_position=position, last_sequence=sequence), True
 
     @_translated
     async def get(self, job_id: str) -> JobRecord:
@@ -186,14 +191,13 @@ class RedisJobQueue:
         record = JobRecord(
             id=job_id, request=decode_request(data["request"]), created_at=float(data["created_at"])
         )
-        for event in await self._events(job_id, 0, count=None):
+        for event in await self._events(job_id, 0, count=None, model=_text(data["model"])):
             record = record.apply(event)
         return record
 
     async def _events(
-        self, job_id: str, after: int, *, count: int | None, block: int | None = None
+        self, job_id: str, after: int, *, count: int | None, model: str, block: int | None = None
     ) -> list[JobEvent]:
-        model = ""
         if block is None:
             entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
         else:
@@ -201,31 +205,40 @@ class RedisJobQueue:
             entries = reply[0][1] if reply else []
         events = []
         for entry_id, fields in entries:
-            if not model:
-                model = _text(await self.redis.hget(keys.job(job_id), "model") or b"")
             sequence = int(_text(entry_id).split("-")[0])
             events.append(JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"])))
         return events
 
     async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
         after = after_sequence
+        model = await self._model_of(job_id)
         while True:
-            try:
-                state = await self.redis.hget(keys.job(job_id), "state")
-                if state is None:
-                    raise JobNotFound(job_id)
-                events = await self._events(job_id, after, count=100, block=int(self.config.poll * 1000))
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                raise _unavailable(exc) from exc
+            events, finished = await self._next_events(job_id, after, model)
             for event in events:
                 after = event.sequence
                 yield event
                 if isinstance(event.kind, TERMINAL_KINDS):
                     return
-            if not events and _text(state) in ("completed", "failed", "cancelled"):
-                last = await self.redis.hget(keys.job(job_id), "seq")
-                if last is not None and int(last) <= after:
-                    return
+            if finished:
+                return
+
+    @_translated
+    async def _model_of(self, job_id: str) -> str:
+        model = await self.redis.hget(keys.job(job_id), "model")
+        if model is None:
+            raise JobNotFound(job_id)
+        return _text(model)
+
+    @_translated
+    async def _next_events(self, job_id: str, after: int, model: str) -> tuple[list[JobEvent], bool]:
+        """Events after ``after`` (blocking up to ``poll``), and whether none will ever follow."""
+        events = await self._events(job_id, after, count=100, block=int(self.config.poll * 1000), model=model)
+        if events:
+            return events, False
+        state, last = await self.redis.hmget(keys.job(job_id), ["state", "seq"])
+        if state is None:
+            raise JobNotFound(job_id)  # expired while watched
+        return [], _text(state) in ("completed", "failed", "cancelled") and int(last) <= after
 
     @_translated
     async def cancel(self, job_id: str) -> JobRecord:
@@ -296,8 +309,6 @@ class RedisJobQueue:
         request = await self.redis.hget(keys.job(job_id), "request")
         if request is None:
             raise JobNotFound(job_id)
-        from dataclasses import replace
-
         record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
         await self.redis.xdel(keys.DEAD_LETTERS, *[e[0] for e in entries])
         return record
@@ -306,19 +317,11 @@ class RedisJobQueue:
 
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         now, maxlen, retention = self._args()
+        expected = "" if attempt is None else str(attempt)
         try:
-            seq = int(
-                await self._publish(
-                    keys=[keys.job(job_id), keys.events(job_id)],
-                    args=[
-                        encode_kind(kind),
-                        _STATES.get(type(kind), ""),
-                        now,
-                        maxlen,
-                        retention,
-                        "" if attempt is None else str(attempt),
-                    ],
-                )
+            seq, model = await self._publish(
+                keys=[keys.job(job_id), keys.events(job_id)],
+                args=[encode_kind(kind), _STATES.get(type(kind), ""), now, maxlen, retention, expected],
             )
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise _unavailable(exc) from exc
@@ -326,8 +329,7 @@ class RedisJobQueue:
             raise JobNotFound(job_id)
         if seq in (-2, -3):
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
-        record = await self.redis.hget(keys.job(job_id), "model")
-        return JobEvent(job_id, seq, now, _text(record or b""), kind)
+        return JobEvent(job_id, int(seq), now, _text(model), kind)
 
     async def take(self, model: str) -> Assignment:
         """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
@@ -345,12 +347,25 @@ class RedisJobQueue:
                 return assignment
 
     async def _take_once(self, model: str) -> Assignment | None:
-        await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+        now = time.monotonic()
+        if now - self._last_heartbeat > 1.0:
+            await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+            self._last_heartbeat = now
         interactive, batch = self._queues(model)
-        for stream in (interactive, batch):
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-                await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
-        for stream in (interactive, batch):
+        if now - self._last_group_check > self.config.lease:  # also recreates groups lost with Redis
+            for stream in (interactive, batch):
+                with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                    await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+            self._last_group_check = now
+        if now - self._last_reclaim > min(1.0, self.config.lease / 3):
+            self._last_reclaim = now
+            if (assignment := await self._reclaim(model)) is not None:
+                return assignment
+        return await self._read(model)
+
+    async def _reclaim(self, model: str) -> Assignment | None:
+        """Take over one job whose worker stopped renewing its lease."""
+        for stream in self._queues(model):
             claimed = await self.redis.xautoclaim(
                 stream, keys.GROUP, self.consumer, int(self.config.lease * 1000), "0-0", count=1
             )
@@ -365,6 +380,10 @@ class RedisJobQueue:
                     return await self._begin(model, stream, _text(msg_id), _text(fields[b"job"]))
             for msg_id in claimed[2] if len(claimed) > 2 else []:
                 await self.redis.xack(stream, keys.GROUP, msg_id)  # deleted while pending (cancelled)
+        return None
+
+    async def _read(self, model: str) -> Assignment | None:
+        interactive, batch = self._queues(model)
         order = [interactive, batch]
         head = await self.redis.xrange(batch, "-", "+", count=1)
         if head and _msg_age(_text(head[0][0])) > self.config.batch_max_wait:

@@ -75,7 +75,7 @@ redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', 
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
 announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6])
-return {1, ARGV[1]}
+return {1, ARGV[1], redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', KEYS[1], 'seq')}
 """
 )
 
@@ -84,10 +84,10 @@ PUBLISH = (
     PRELUDE
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return -1 end
-if is_terminal(state) then return -2 end
-if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return -3 end
-return publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '')
+if not state then return {-1, ''} end
+if is_terminal(state) then return {-2, ''} end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {-3, ''} end
+return {publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ''), redis.call('HGET', KEYS[1], 'model')}
 """
 )
 

@@ -1,0 +1,139 @@
+"""Scheduler overhead: no-op jobs through Moviola's Redis scheduler vs. arq, on one redis-server.
+
+Moviola: one gateway and two workers (``moviola.simulated``: the real worker with
+a pipeline that does nothing; a job still gets its events, a one-frame MP4 and
+storage). arq: two arq workers running a no-op function, ``max_jobs=1`` each.
+Both on the same redis-server, one after the other.
+
+- dispatch latency: submit (enqueue) to STARTED (the job function starting), jobs one at a time;
+- throughput: 32 callers each submitting and awaiting jobs until 300 are done.
+
+    python bench/scheduler.py [--latency-jobs 200] [--throughput-jobs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from moviola.client import AsyncClient
+from moviola.testing import RedisServer, ServerProcess
+
+HERE = Path(__file__).resolve().parent
+CONCURRENCY = 32
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def moviola_run(address: str, latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float]:
+    async with AsyncClient(address) as client:
+        options = {"num_inference_steps": 1, "num_frames": 1, "width": 16, "height": 16}
+        latencies = []
+        for _ in range(latency_jobs):
+            sent = time.time()
+            async for event in client.generate("noop", **options):  # type: ignore[arg-type]
+                if event.HasField("started"):
+                    latencies.append(event.time.ToNanoseconds() / 1e9 - sent)
+        remaining = throughput_jobs
+
+        async def caller() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async for event in client.generate("noop", **options):  # type: ignore[arg-type]
+                    if event.HasField("failed"):
+                        raise RuntimeError(event.failed.message)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+        return latencies, throughput_jobs / (time.perf_counter() - start)
+
+
+async def arq_run(url: str, latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float]:
+    pool = await create_pool(RedisSettings.from_dsn(url))
+    latencies = []
+    for _ in range(latency_jobs):
+        sent = time.time()
+        job = await pool.enqueue_job("noop")
+        assert job is not None
+        started: float = await job.result(timeout=30, poll_delay=0.001)
+        latencies.append(started - sent)
+    remaining = throughput_jobs
+
+    async def caller() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            job = await pool.enqueue_job("noop")
+            assert job is not None
+            await job.result(timeout=60, poll_delay=0.001)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+    rate = throughput_jobs / (time.perf_counter() - start)
+    await pool.aclose()
+    return latencies, rate
+
+
+def report(name: str, latencies: list[float], rate: float) -> None:
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    print(f"  {name:<8} dispatch p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   throughput {rate:7.1f} jobs/s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--throughput-jobs", type=int, default=300)
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="moviola-bench-"))
+    with RedisServer() as redis_server:
+        url = redis_server.url
+        worker_args = ["--redis-url", url, "--data-dir", str(data), "--log-level", "warning"]
+        with ServerProcess(["--redis-url", url, "--max-queue-depth", "1000", "--log-level", "warning"]) as gw:
+            workers = [
+                ServerProcess(
+                    [*worker_args, "--name", f"w{i}", "--log-level", "info"],
+                    program=[sys.executable, "-m", "moviola.simulated"],
+                    worker=True,
+                ).start()
+                for i in range(2)
+            ]
+            try:
+                m_lat, m_rate = asyncio.run(moviola_run(gw.address, args.latency_jobs, args.throughput_jobs))
+            finally:
+                for w in workers:
+                    w.stop()
+        arq_workers = [
+            subprocess.Popen([sys.executable, str(HERE / "arq_worker.py"), url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(2)
+        ]
+        try:
+            a_lat, a_rate = asyncio.run(arq_run(url, args.latency_jobs, args.throughput_jobs))
+        finally:
+            for p in arq_workers:
+                p.terminate()
+                p.wait(30)
+    print(f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
+          f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers")
+    report("moviola", m_lat, m_rate)
+    report("arq", a_lat, a_rate)
+    ratio_p50 = percentile(m_lat, 0.5) / percentile(a_lat, 0.5)
+    print(f"  ratios   dispatch p50 moviola/arq {ratio_p50:.2f}   throughput moviola/arq {m_rate / a_rate:.2f}")
+    print("  targets  dispatch p50 <= 5 ms; throughput >= arq's")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
