@@ -81,6 +81,9 @@ class JobQueue(Protocol):
         With ``attempt``, raises ``LeaseLost`` unless that attempt still owns the job.
         """
 
+    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
+        """Append several events in order, in one round trip where the backend can."""
+
     async def wait_cancel_requested(self, job_id: str) -> None:
         """Return once cancellation of the job has been requested."""
 

@@ -139,6 +139,10 @@ class MemoryJobQueue:
             await self._finish(job_id, entry)
         return event
 
+    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
+        for kind in kinds:
+            await self.publish(job_id, kind, attempt=attempt)
+
     async def wait_cancel_requested(self, job_id: str) -> None:
         await self._entry(job_id).cancel_requested.wait()
 

@@ -82,6 +82,8 @@ class RedisQueueConfig:
     batch_max_wait: float = 300.0
     #: How long a free worker blocks on Redis before checking for abandoned jobs again.
     poll: float = 1.0
+    #: Queue positions up to this one are updated on every move; those further back at least every second.
+    announce_limit: int = 10
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
@@ -124,10 +126,11 @@ class RedisJobQueue:
         self._publish = self.redis.register_script(redis_lua.PUBLISH)
         self._start = self.redis.register_script(redis_lua.START)
         self._cancel = self.redis.register_script(redis_lua.CANCEL)
-        self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
         self._release = self.redis.register_script(redis_lua.RELEASE)
         self._leases: dict[str, asyncio.Task[None]] = {}
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
+        self._last_full_announce = self._last_batch_check = float("-inf")
+        self._run_seconds: dict[str, float] = {}
 
     async def close(self) -> None:
         for task in self._leases.values():
@@ -168,6 +171,7 @@ class RedisJobQueue:
                 keys.GROUP,
                 "1" if key else "0",
                 keys.PREFIX,
+                self.config.announce_limit,
             ],
         )
         status, value = int(result[0]), _text(result[1])
@@ -248,7 +252,7 @@ class RedisJobQueue:
         now, maxlen, retention = self._args()
         await self._cancel(
             keys=[keys.job(job_id), keys.events(job_id), *self._queues(_text(model))],
-            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX],
+            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX, self.config.announce_limit],
         )
         return await self.get(job_id)
 
@@ -331,6 +335,30 @@ class RedisJobQueue:
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
         return JobEvent(job_id, int(seq), now, _text(model), kind)
 
+    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
+        now, maxlen, retention = self._args()
+        expected = "" if attempt is None else str(attempt)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for kind in kinds:
+                    await self._publish(
+                        keys=[keys.job(job_id), keys.events(job_id)],
+                        args=[
+                            encode_kind(kind),
+                            _STATES.get(type(kind), ""),
+                            now,
+                            maxlen,
+                            retention,
+                            expected,
+                        ],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        if any(seq in (-2, -3) for seq, _ in replies):
+            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+
     async def take(self, model: str) -> Assignment:
         """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
         backoff = 0.1
@@ -385,9 +413,11 @@ class RedisJobQueue:
     async def _read(self, model: str) -> Assignment | None:
         interactive, batch = self._queues(model)
         order = [interactive, batch]
-        head = await self.redis.xrange(batch, "-", "+", count=1)
-        if head and _msg_age(_text(head[0][0])) > self.config.batch_max_wait:
-            order.reverse()
+        if time.monotonic() - self._last_batch_check > 1.0:  # is the oldest batch job overdue?
+            self._last_batch_check = time.monotonic()
+            head = await self.redis.xrange(batch, "-", "+", count=1)
+            if head and _msg_age(_text(head[0][0])) > self.config.batch_max_wait:
+                order.reverse()
         for stream in order:
             reply = await self.redis.xreadgroup(keys.GROUP, self.consumer, {stream: ">"}, count=1)
             if reply and reply[0][1]:
@@ -404,24 +434,35 @@ class RedisJobQueue:
 
     async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
         now, maxlen, retention = self._args()
-        status, attempts = await self._start(
-            keys=[keys.job(job_id), keys.events(job_id)],
-            args=[self.consumer, now, maxlen, retention, self.config.max_attempts],
+        limit = self.config.announce_limit
+        if time.monotonic() - self._last_full_announce > 1.0:
+            limit, self._last_full_announce = 1 << 30, time.monotonic()
+        reply = await self._start(
+            keys=[keys.job(job_id), keys.events(job_id), *self._queues(model)],
+            args=[
+                self.consumer,
+                now,
+                maxlen,
+                retention,
+                self.config.max_attempts,
+                keys.GROUP,
+                keys.PREFIX,
+                limit,
+            ],
         )
-        await self._announce(keys=self._queues(model), args=[keys.GROUP, keys.PREFIX, now, maxlen, retention])
+        status, attempts = int(reply[0]), int(reply[1])
         if status == -2:  # cancelled or finished meanwhile
             await self._ack(stream, msg_id)
             return None
         if status == -4:
-            await self._dead_letter(job_id, model, int(attempts))
+            await self._dead_letter(job_id, model, attempts)
             await self._ack(stream, msg_id)
             return None
-        data = await self.redis.hgetall(keys.job(job_id))
         assignment = Assignment(
             job_id=job_id,
-            request=decode_request(data[b"request"]),
-            created_at=float(data[b"created_at"]),
-            attempt=int(attempts),
+            request=decode_request(reply[2]),
+            created_at=float(reply[3]),
+            attempt=attempts,
             lease=(stream, msg_id),
         )
         self._leases[job_id] = asyncio.create_task(self._renew(model, stream, msg_id), name=f"lease-{job_id}")
@@ -461,12 +502,13 @@ class RedisJobQueue:
         """The job reached its terminal event: acknowledge it and record how long it ran."""
         self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
+        model = assignment.request.model
+        old = self._run_seconds.get(model)
+        self._run_seconds[model] = average = run_seconds if old is None else 0.8 * old + 0.2 * run_seconds
         try:
-            await self._ack(stream, msg_id)
-            model = assignment.request.model
-            old = await self.redis.hget(keys.stats(model), "run_seconds")
-            average = run_seconds if old is None else 0.8 * float(old) + 0.2 * run_seconds
-            await self.redis.hset(keys.stats(model), "run_seconds", str(average))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(stream, keys.GROUP, msg_id).xdel(stream, msg_id)
+                await pipe.hset(keys.stats(model), "run_seconds", str(average)).execute()
         except RedisError as exc:
             log.warning("could not acknowledge job %s (%s); it may run again", assignment.job_id, exc)
 
@@ -492,8 +534,10 @@ class RedisJobQueue:
 
     @_translated
     async def wait_cancel_requested(self, job_id: str) -> None:
-        while await self.redis.hget(keys.job(job_id), "cancel") != b"1":  # noqa: ASYNC110
-            await asyncio.sleep(0.1)  # polled only while the job runs: one cheap HGET per 100 ms
+        while True:  # polled only while the job runs: one cheap HGET per 100 ms
+            await asyncio.sleep(0.1)
+            if await self.redis.hget(keys.job(job_id), "cancel") == b"1":
+                return
 
     async def leave(self, model: str) -> None:
         """Remove this worker from the live set (clean shutdown)."""

@@ -41,14 +41,16 @@ local function undelivered(stream, group)
   return redis.call('XRANGE', stream, '(' .. last, '+')
 end
 
--- Tell every waiting job of a model its new position, if it changed.
-local function announce(interactive, batch, group, prefix, time, maxlen, retention)
+-- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
+-- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue).
+local function announce(interactive, batch, group, prefix, time, maxlen, retention, limit, always)
   local waiting = undelivered(interactive, group)
   for _, entry in ipairs(undelivered(batch, group)) do table.insert(waiting, entry) end
   for position, entry in ipairs(waiting) do
     local job_id = entry[2][2]
     local job_key = prefix .. 'job:' .. job_id
-    if redis.call('HGET', job_key, 'state') == 'queued'
+    if (position <= tonumber(limit) or job_id == always)
+        and redis.call('HGET', job_key, 'state') == 'queued'
         and redis.call('HGET', job_key, 'position') ~= tostring(position) then
       publish(job_key, prefix .. 'events:' .. job_id, cjson.encode({type = 'queued', position = position}),
               'queued', time, maxlen, retention, tostring(position))
@@ -59,7 +61,7 @@ end
 """
 
 # KEYS: job, events, own queue, interactive queue, batch queue, idempotency key
-# ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix
+# ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit
 SUBMIT = (
     PRELUDE
     + r"""
@@ -74,7 +76,7 @@ local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
-announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6])
+announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6], ARGV[11], ARGV[1])
 return {1, ARGV[1], redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', KEYS[1], 'seq')}
 """
 )
@@ -91,7 +93,9 @@ return {publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '
 """
 )
 
-# KEYS: job, events. ARGV: worker, time, maxlen, retention, max attempts
+# KEYS: job, events, interactive queue, batch queue
+# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit
+# Marks the job started (STARTED event), tells the jobs behind it their new positions, returns the request.
 START = (
     PRELUDE
     + r"""
@@ -103,11 +107,12 @@ attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'position', 0)
 publish(KEYS[1], KEYS[2], cjson.encode({type = 'started', worker = ARGV[1], attempt = attempts}),
         'running', ARGV[2], ARGV[3], ARGV[4], '')
-return {1, attempts}
+announce(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], ARGV[3], ARGV[4], ARGV[8], '')
+return {1, attempts, redis.call('HGET', KEYS[1], 'request'), redis.call('HGET', KEYS[1], 'created_at')}
 """
 )
 
-# KEYS: job, events, interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix
+# KEYS: job, events, interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix, announce limit
 CANCEL = (
     PRELUDE
     + r"""
@@ -117,21 +122,13 @@ if state == 'queued' then
   redis.call('XDEL', redis.call('HGET', KEYS[1], 'stream'), redis.call('HGET', KEYS[1], 'msg'))
   publish(KEYS[1], KEYS[2], cjson.encode({type = 'cancelled', reason = 'cancelled by request before it started'}),
           'cancelled', ARGV[1], ARGV[2], ARGV[3], '0')
-  announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3])
+  announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[6], '')
   return 1
 elseif state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', 1)
   return 2
 end
 return 0
-"""
-)
-
-# KEYS: interactive queue, batch queue. ARGV: group, prefix, time, maxlen, retention
-ANNOUNCE = (
-    PRELUDE
-    + r"""
-return announce(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 )
 
