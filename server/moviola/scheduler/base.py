@@ -87,8 +87,11 @@ class JobQueue(Protocol):
     async def wait_cancel_requested(self, job_id: str) -> None:
         """Return once cancellation of the job has been requested."""
 
-    async def done(self, assignment: Assignment, run_seconds: float) -> None:
-        """The job has its terminal event: acknowledge it."""
+    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
+        """End the job: publish its terminal event and acknowledge it, together.
+
+        Raises ``LeaseLost`` when this attempt no longer owns the job.
+        """
 
     async def release(self, assignment: Assignment) -> bool:
         """Hand a running job back to the queue; False when this queue cannot (it ends with the process)."""

@@ -146,8 +146,8 @@ class MemoryJobQueue:
     async def wait_cancel_requested(self, job_id: str) -> None:
         await self._entry(job_id).cancel_requested.wait()
 
-    async def done(self, assignment: Assignment, run_seconds: float) -> None:
-        pass  # the terminal event was the acknowledgement
+    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
+        await self.publish(assignment.job_id, kind)
 
     async def release(self, assignment: Assignment) -> bool:
         return False  # nobody else could take it: this queue ends with the process

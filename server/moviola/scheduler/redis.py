@@ -127,6 +127,7 @@ class RedisJobQueue:
         self._start = self.redis.register_script(redis_lua.START)
         self._cancel = self.redis.register_script(redis_lua.CANCEL)
         self._release = self.redis.register_script(redis_lua.RELEASE)
+        self._finish = self.redis.register_script(redis_lua.FINISH)
         self._leases: dict[str, asyncio.Task[None]] = {}
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
@@ -498,19 +499,36 @@ class RedisJobQueue:
         if task is not None:
             task.cancel()
 
-    async def done(self, assignment: Assignment, run_seconds: float) -> None:
-        """The job reached its terminal event: acknowledge it and record how long it ran."""
+    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
+        """Publish the terminal event and acknowledge the queue entry in one step."""
         self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
         model = assignment.request.model
         old = self._run_seconds.get(model)
         self._run_seconds[model] = average = run_seconds if old is None else 0.8 * old + 0.2 * run_seconds
+        job_id = assignment.job_id
+        now, maxlen, retention = self._args()
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xack(stream, keys.GROUP, msg_id).xdel(stream, msg_id)
-                await pipe.hset(keys.stats(model), "run_seconds", str(average)).execute()
-        except RedisError as exc:
-            log.warning("could not acknowledge job %s (%s); it may run again", assignment.job_id, exc)
+            seq = await self._finish(
+                keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
+                args=[
+                    encode_kind(kind),
+                    _STATES[type(kind)],
+                    now,
+                    maxlen,
+                    retention,
+                    assignment.attempt,
+                    keys.GROUP,
+                    msg_id,
+                    str(average),
+                ],
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        if seq == -1:
+            raise JobNotFound(job_id)
+        if seq == -2:
+            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
 
     async def release(self, assignment: Assignment) -> bool:
         """Give a running job back to the queue (the worker is stopping); another worker takes it at once."""

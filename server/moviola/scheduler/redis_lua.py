@@ -144,3 +144,20 @@ publish(KEYS[1], KEYS[2], cjson.encode({type = 'queued', position = 1}), 'queued
 return 1
 """
 )
+
+# KEYS: job, events, queue stream, stats
+# ARGV: kind json, state, time, maxlen, retention, attempt, group, entry id, run seconds average
+# A worker ends its job: the terminal event and the acknowledgement of the queue entry, together.
+FINISH = (
+    PRELUDE
+    + r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if is_terminal(state) or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return -2 end
+local seq = publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '')
+redis.call('XACK', KEYS[3], ARGV[7], ARGV[8])
+redis.call('XDEL', KEYS[3], ARGV[8])
+redis.call('HSET', KEYS[4], 'run_seconds', ARGV[9])
+return seq
+"""
+)

@@ -123,11 +123,10 @@ class Worker:
             log.info("job %s handed back to the queue", job.job_id)
             return
         try:
-            await self._queue.publish(job.job_id, outcome, attempt=job.attempt)
+            await self._queue.finish(job, outcome, time.time() - started)
         except LeaseLost:
             log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
             return
-        await self._queue.done(job, time.time() - started)
         log.info("job %s ended: %s", job.job_id, type(outcome).__name__.lower())
 
     async def _cancelled(self, job: Assignment, reason: str) -> EventKind | None:
