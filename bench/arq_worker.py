@@ -1,6 +1,6 @@
 """The baseline's worker for bench/scheduler.py: an arq worker running a no-op job, one job at a time.
 
-    python bench/arq_worker.py REDIS_URL
+python bench/arq_worker.py REDIS_URL
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,7 +92,9 @@ def report(name: str, latencies: list[float], rate: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--throughput-jobs", type=int, default=300)
     args = parser.parse_args()
@@ -116,7 +117,11 @@ def main() -> int:
                 for w in workers:
                     w.stop()
         arq_workers = [
-            subprocess.Popen([sys.executable, str(HERE / "arq_worker.py"), url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [sys.executable, str(HERE / "arq_worker.py"), url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             for _ in range(2)
         ]
         try:
@@ -125,12 +130,16 @@ def main() -> int:
             for p in arq_workers:
                 p.terminate()
                 p.wait(30)
-    print(f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
-          f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers")
+    print(
+        f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
+        f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers"
+    )
     report("moviola", m_lat, m_rate)
     report("arq", a_lat, a_rate)
     ratio_p50 = percentile(m_lat, 0.5) / percentile(a_lat, 0.5)
-    print(f"  ratios   dispatch p50 moviola/arq {ratio_p50:.2f}   throughput moviola/arq {m_rate / a_rate:.2f}")
+    print(
+        f"  ratios   dispatch p50 moviola/arq {ratio_p50:.2f}   throughput moviola/arq {m_rate / a_rate:.2f}"
+    )
     print("  targets  dispatch p50 <= 5 ms; throughput >= arq's")
     return 0
 
