@@ -22,7 +22,7 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
     transformers_logging.disable_progress_bar()
     source = spec.source
     if source.startswith(BUILTIN_PREFIX):
-        from moviola.pipelines.tiny_wan import ensure_built
+        from moviola.pipelines.tiny import ensure_built
 
         folder = ensure_built(settings.cache_dir, source.removeprefix(BUILTIN_PREFIX))
         log.warning("model %s has random weights: its videos are noise (built in %s)", spec.id, folder)
