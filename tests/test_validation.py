@@ -42,7 +42,7 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("negative_prompt", {"negative_prompt": "x" * 2001}, "limit is 2000"),
     ("model", {"model": "sora-2"}, "unknown model 'sora-2'"),
     ("width", {"width": 100}, "multiple of 16"),
-    ("width", {"width": 1024}, "16..512"),
+    ("width", {"width": 1024}, "16..832"),
     ("height", {"height": 72}, "nearest valid: 64 or 80"),
     ("num_frames", {"num_frames": 20}, "nearest valid: 17 or 21"),
     ("num_frames", {"num_frames": 53}, "at most 49"),

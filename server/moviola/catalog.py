@@ -1,15 +1,20 @@
-"""The models Moviola knows: what each needs, its defaults and its limits.
+"""The model catalogue: which models a deployment can serve, their defaults and limits.
 
-A ``ModelSpec`` is everything the gateway needs to validate a request for a
-model without loading it; the worker uses ``source`` to load it.
+The catalogue is a TOML file (``catalog.toml`` beside this module; an operator's own
+with ``--catalog PATH``). A ``ModelSpec`` is everything the gateway needs to validate
+a request without loading the model; the worker uses ``source`` to load it.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 
 BUILTIN_PREFIX = "builtin:"
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 
 class ImageInput(enum.Enum):
@@ -44,6 +49,15 @@ class ModelLimits:
 
 
 @dataclass(frozen=True)
+class MemoryOptions:
+    """diffusers' memory savers, for cards smaller than the model."""
+
+    model_cpu_offload: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     id: str
     description: str
@@ -52,72 +66,78 @@ class ModelSpec:
     source: str
     defaults: ModelDefaults
     limits: ModelLimits = field(default_factory=ModelLimits)
+    #: The diffusers class used for requests with an image, sharing the components (``from_pipe``).
+    image_pipeline_class: str | None = None
+    #: A name requests may use instead of the exact id.
+    family: str = ""
+    #: Model that takes a text-to-video request this one cannot start in time (when the request allows it).
+    fallback: str | None = None
+    license: str = ""
+    #: Listed and served only when the operator asks for opt-in models (licence restrictions).
+    opt_in: bool = False
     random_weights: bool = False
     boundary_ratio: float | None = None
     image_input: ImageInput = ImageInput.UNSUPPORTED
+    dtype: str = "auto"
+    device: str = "auto"
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
+    #: Named sizes, for example "480p": (832, 480).
+    presets: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def mixture_of_experts(self) -> bool:
         return self.boundary_ratio is not None
 
 
-TINY_WAN22_T2V = ModelSpec(
-    id="tiny-wan2.2-t2v",
-    description=(
-        "Wan2.2-T2V-A14B architecture at toy size with random weights: two experts, real pipeline, "
-        "output is noise. For trying Moviola without weights."
-    ),
-    pipeline_class="WanPipeline",
-    source=f"{BUILTIN_PREFIX}tiny-wan2.2-t2v",
-    defaults=ModelDefaults(
-        width=128,
-        height=128,
-        num_frames=17,
-        fps=16,
-        num_inference_steps=8,
-        guidance_scale=5.0,
-        guidance_scale_2=4.0,
-    ),
-    limits=ModelLimits(max_size=512, max_frames=49, max_steps=50),
-    random_weights=True,
-    boundary_ratio=0.875,
-)
-
-WAN22_T2V_A14B = ModelSpec(
-    id="wan2.2-t2v-a14b",
-    description=(
-        "Wan2.2 text-to-video, 27B mixture of experts (14B active): a high-noise expert for layout and motion, "
-        "a low-noise expert for detail. Apache-2.0."
-    ),
-    pipeline_class="WanPipeline",
-    source="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
-    defaults=ModelDefaults(
-        width=832,
-        height=480,
-        num_frames=81,
-        fps=16,
-        num_inference_steps=40,
-        guidance_scale=4.0,
-        guidance_scale_2=3.0,
-    ),
-    limits=ModelLimits(max_size=1280, max_frames=121, max_steps=100),
-    boundary_ratio=0.875,
-)
-
-BUILTIN_MODELS: dict[str, ModelSpec] = {spec.id: spec for spec in (TINY_WAN22_T2V, WAN22_T2V_A14B)}
-DEFAULT_MODEL = TINY_WAN22_T2V.id
+def _spec(entry: dict[str, Any]) -> ModelSpec:
+    entry = dict(entry)
+    known = {f.name for f in fields(ModelSpec)} | {"pipeline", "image_pipeline"}
+    unknown = set(entry) - known
+    if unknown:
+        raise ValueError(f"model {entry.get('id')!r}: unknown catalogue fields {sorted(unknown)}")
+    entry["pipeline_class"] = entry.pop("pipeline")
+    entry["image_pipeline_class"] = entry.pop("image_pipeline", None)
+    entry["defaults"] = ModelDefaults(**entry["defaults"])
+    entry["limits"] = ModelLimits(**entry.get("limits", {}))
+    entry["memory"] = MemoryOptions(**entry.get("memory", {}))
+    entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
+    entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
+    entry.setdefault("family", entry["id"])
+    return ModelSpec(**entry)
 
 
-def resolve(model_id: str, model_path: str | None = None) -> ModelSpec:
+def load_catalog(path: Path = CATALOG_PATH) -> dict[str, ModelSpec]:
+    """Read a catalogue file; raises ``ValueError`` naming the entry at fault."""
+    with path.open("rb") as file:
+        data = tomllib.load(file)
+    specs = [_spec(entry) for entry in data.get("model", [])]
+    catalog = {spec.id: spec for spec in specs}
+    if len(catalog) != len(specs):
+        raise ValueError(f"{path}: duplicate model ids")
+    for spec in specs:
+        if spec.fallback is not None and spec.fallback not in catalog:
+            raise ValueError(f"model {spec.id!r}: fallback {spec.fallback!r} is not in the catalogue")
+    return catalog
+
+
+BUILTIN_MODELS: dict[str, ModelSpec] = load_catalog()
+DEFAULT_MODEL = "tiny-wan2.2-t2v"
+TINY_WAN22_T2V = BUILTIN_MODELS[DEFAULT_MODEL]
+
+
+def resolve(
+    model_id: str, model_path: str | None = None, catalog: dict[str, ModelSpec] | None = None
+) -> ModelSpec:
     """The spec of a known model, with its source replaced by ``model_path`` when given.
 
     >>> resolve("wan2.2-t2v-a14b", "/weights/Wan2.2-T2V-A14B-Diffusers").source
     '/weights/Wan2.2-T2V-A14B-Diffusers'
     """
+    catalog = BUILTIN_MODELS if catalog is None else catalog
     try:
-        spec = BUILTIN_MODELS[model_id]
+        spec = catalog[model_id]
     except KeyError:
-        known = ", ".join(sorted(BUILTIN_MODELS))
+        known = ", ".join(sorted(catalog))
         raise ValueError(f"unknown model {model_id!r}; known models: {known}") from None
     if model_path:
         spec = replace(spec, source=model_path)

@@ -12,7 +12,7 @@ import logging
 from types import TracebackType
 
 from moviola import server as grpc_server
-from moviola.catalog import BUILTIN_MODELS, ModelSpec, resolve
+from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
 from moviola.embedded import STREAM_GRACE, PipelineLoader, _default_loader
 from moviola.errors import Unavailable
 from moviola.gateway import Gateway
@@ -49,7 +49,8 @@ class GatewayServer:
         self.settings = settings
         self.lifecycle = Lifecycle()
         self.queue = RedisJobQueue(queue_config(settings), consumer="gateway")
-        models = models or dict(BUILTIN_MODELS)
+        catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
+        models = models or {i: s for i, s in catalog.items() if settings.include_opt_in or not s.opt_in}
         default = settings.model if settings.model in models else next(iter(models))
         self.gateway = Gateway(self.queue, models, default, self.lifecycle)
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
@@ -108,7 +109,8 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, *, loader: PipelineLoader = _default_loader) -> None:
         self.settings = settings
-        self.spec = resolve(settings.model, settings.model_path)
+        catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
+        self.spec = resolve(settings.model, settings.model_path, catalog)
         self.queue = RedisJobQueue(queue_config(settings), consumer=settings.worker_name)
         self.storage = LocalStorage(settings.data_dir / "videos")
         self._loader = loader

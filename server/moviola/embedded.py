@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from moviola import server as grpc_server
-from moviola.catalog import ModelSpec, resolve
+from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
 from moviola.pipelines.base import VideoPipeline
@@ -45,7 +45,10 @@ def _default_loader(spec: ModelSpec, settings: Settings) -> VideoPipeline:
 class EmbeddedServer:
     def __init__(self, settings: Settings, *, loader: PipelineLoader = _default_loader) -> None:
         self.settings = settings
-        self.spec = resolve(settings.model, settings.model_path)
+        catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
+        self.specs = [resolve(settings.model, settings.model_path, catalog)]
+        self.specs += [resolve(m, None, catalog) for m in settings.extra_models if m != settings.model]
+        self.spec = self.specs[0]
         self.lifecycle = Lifecycle()
         self.queue = MemoryJobQueue(
             max_depth=settings.max_queue_depth,
@@ -54,11 +57,13 @@ class EmbeddedServer:
             worker=settings.worker_name,
         )
         self.storage = LocalStorage(settings.data_dir / "videos")
-        self.gateway = Gateway(self.queue, {self.spec.id: self.spec}, self.spec.id, self.lifecycle)
+        self.gateway = Gateway(
+            self.queue, {spec.id: spec for spec in self.specs}, self.spec.id, self.lifecycle
+        )
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
         self._loader = loader
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+        self._workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Serve at once (health NOT_SERVING), load the model off the loop, then turn READY."""
@@ -66,11 +71,13 @@ class EmbeddedServer:
         await self._server.start()
         announce.info("listening on %s:%d", self.settings.host, self.port)
         await self.lifecycle.set(State.LOADING)
-        pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
-        self._worker = Worker(self.queue, pipeline, self.storage)
-        self._worker_task = asyncio.create_task(self._worker.run(), name="worker")
+        for spec in self.specs:
+            pipeline = await asyncio.to_thread(self._loader, spec, self.settings)
+            worker = Worker(self.queue, pipeline, self.storage)
+            self._workers.append(worker)
+            self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
         await self.lifecycle.set(State.READY)
-        announce.info("ready: serving model %s", self.spec.id)
+        announce.info("ready: serving model %s", ", ".join(spec.id for spec in self.specs))
 
     async def drain(self, grace: float | None = None) -> None:
         """Take no new work, let accepted jobs finish within ``grace`` seconds, then stop."""
@@ -81,18 +88,18 @@ class EmbeddedServer:
             await asyncio.wait_for(self.queue.wait_idle(), grace)
         except TimeoutError:
             failed = await self.queue.fail_queued(SHUTDOWN_MESSAGE)
-            if self._worker is not None:
-                self._worker.interrupt()
+            for worker in self._workers:
+                worker.interrupt()
             log.warning("grace period over: stopped the running job, %d queued jobs failed", failed)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.wait_idle(), STREAM_GRACE)
         await self.stop()
 
     async def stop(self) -> None:
-        if self._worker_task is not None:
-            self._worker_task.cancel()
+        for task in self._worker_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker_task
+                await task
         await self._server.stop(STREAM_GRACE)
         await self.lifecycle.set(State.STOPPED)
 

@@ -7,11 +7,11 @@ take it, and hands everything else to the job queue.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moviola.catalog import ModelSpec
 from moviola.errors import InvalidRequest, ResourceExhausted
-from moviola.jobs import JobEvent, JobRecord
+from moviola.jobs import JobEvent, JobRecord, JobRequest
 from moviola.lifecycle import Lifecycle
 from moviola.scheduler.base import DeadLetter, JobQueue
 from moviola.validation import RequestDraft, validate
@@ -39,18 +39,48 @@ class Gateway:
         self._lifecycle = lifecycle
 
     async def submit(self, draft: RequestDraft, *, max_wait: float | None = None) -> tuple[JobRecord, bool]:
-        """Validate and queue; refuse work that cannot start within ``max_wait`` seconds (the caller's deadline)."""
+        """Validate and queue; route to the fallback model, or refuse, work that cannot start in time.
+
+        ``max_wait`` is the call's deadline; the request's own ``max_wait`` counts too.
+        """
         request = validate(draft, self._models, self._default_model)
         self._lifecycle.require_ready()
-        if max_wait is not None:
+        limits = [w for w in (max_wait, draft.max_wait) if w is not None]
+        if limits:
+            limit = min(limits)
             wait = await self._queue.estimate_wait(request.model)
-            if wait is not None and wait > max_wait:
-                raise ResourceExhausted(
-                    f"model {request.model} could start this job in about {wait:.1f}s, "
-                    f"after its deadline ({max_wait:.1f}s from now)",
-                    retry_after=max(1.0, wait - max_wait),
-                )
+            if wait is not None and wait > limit:
+                request = await self._fallback(draft, request, wait, limit)
         return await self._queue.submit(request)
+
+    async def _fallback(
+        self, draft: RequestDraft, request: JobRequest, wait: float, limit: float
+    ) -> JobRequest:
+        """The same request on the model's fallback, or ``ResourceExhausted``."""
+        spec = self._models[request.model]
+        too_late = ResourceExhausted(
+            f"model {request.model} could start this job in about {wait:.1f}s, after its deadline or max_wait ({limit:.1f}s)"
+            + ("" if draft.allow_fallback else "; set allow_fallback to run it on a faster model"),
+            retry_after=max(1.0, wait - limit),
+        )
+        if not draft.allow_fallback or spec.fallback is None or spec.fallback not in self._models:
+            raise too_late
+        try:
+            routed = validate(
+                replace(draft, model=spec.fallback, seed=request.seed), self._models, self._default_model
+            )
+        except InvalidRequest as exc:
+            raise ResourceExhausted(
+                f"{too_late.message}; its fallback {spec.fallback} cannot take it ({exc.message})",
+                retry_after=too_late.retry_after,
+            ) from exc
+        fallback_wait = await self._queue.estimate_wait(routed.model)
+        if fallback_wait is not None and fallback_wait > limit:
+            raise ResourceExhausted(
+                f"{too_late.message}; its fallback {routed.model} is busy too",
+                retry_after=too_late.retry_after,
+            )
+        return routed
 
     def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
         return self._queue.watch(_job_id(job_id), after_sequence)

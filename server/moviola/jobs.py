@@ -125,6 +125,7 @@ class Completed:
     timings: Timings
     size_bytes: int
     mime_type: str = "video/mp4"
+    peak_memory_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import click
 
-from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL
+from moviola.catalog import DEFAULT_MODEL
 from moviola.settings import Settings
 
 log = logging.getLogger("moviola")
@@ -81,10 +81,13 @@ def model_options(func: F) -> F:
     for option in reversed(
         [
             click.option(
-                "--model",
-                default=DEFAULT_MODEL,
-                type=click.Choice(sorted(BUILTIN_MODELS)),
-                help="Model to serve.",
+                "--model", default=DEFAULT_MODEL, help="Model id from the catalogue (`moviola models`)."
+            ),
+            click.option(
+                "--catalog",
+                type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                default=None,
+                help="Catalogue file (default: the one shipped with Moviola).",
             ),
             click.option(
                 "--model-path", default=None, help="Local folder or hub id of the model's diffusers weights."
@@ -120,7 +123,12 @@ def model_options(func: F) -> F:
 def _settings(options: dict[str, Any]) -> Settings:
     setup_logging(options.pop("log_level"))
     paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
-    return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
+    if "extra_models" in options:
+        options["extra_models"] = tuple(options["extra_models"])
+    try:
+        return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
@@ -132,6 +140,10 @@ def _settings(options: dict[str, Any]) -> Settings:
 @click.option(
     "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs per model before refusing."
 )
+@click.option(
+    "--also-serve", "extra_models", multiple=True, help="Embedded: one more model to serve (repeatable)."
+)
+@click.option("--include-opt-in", is_flag=True, help="Gateway: accept the catalogue's opt-in models too.")
 @model_options
 def serve(**options: Any) -> None:
     """Serve generation over gRPC. With no options: the embedded default (tiny model, no Redis)."""

@@ -18,7 +18,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 50051
     model: str = DEFAULT_MODEL
-    #: Local folder or hub id with the model's weights; None: the catalogue's source.
+    #: More models the embedded server serves beside ``model`` (one worker each).
+    extra_models: tuple[str, ...] = ()
+    #: The catalogue file; None: the one shipped with Moviola.
+    catalog: Path | None = None
+    #: Serve catalogue entries marked opt-in (licence restrictions).
+    include_opt_in: bool = False
+    #: Local folder or hub id with the model's weights (of ``model``); None: the catalogue's source.
     model_path: str | None = None
     #: Where videos are stored (local-disk storage).
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))

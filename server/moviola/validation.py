@@ -38,6 +38,25 @@ class RequestDraft:
     seed: int | None = None
     priority: Priority = Priority.INTERACTIVE
     idempotency_key: str = ""
+    #: Run on the model's fallback when the model cannot start the job in time.
+    allow_fallback: bool = False
+    #: Longest acceptable wait before the job starts, in seconds.
+    max_wait: float | None = None
+    #: A size preset of the model ("480p") instead of width and height.
+    resolution: str = ""
+
+
+def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
+    if not draft.resolution:
+        return draft.width, draft.height
+    if draft.width or draft.height:
+        raise InvalidRequest("resolution", "give either resolution or width and height, not both")
+    if draft.resolution not in spec.presets:
+        known = ", ".join(spec.presets) or "none"
+        raise InvalidRequest(
+            "resolution", f"model {spec.id} has no preset {draft.resolution!r} (presets: {known})"
+        )
+    return spec.presets[draft.resolution]
 
 
 def _size(field: str, value: int, default: int, spec: ModelSpec) -> int:
@@ -127,16 +146,27 @@ def _image(value: bytes, spec: ModelSpec) -> bytes | None:
     return value
 
 
+def resolve_model(name: str, models: dict[str, ModelSpec], default_model: str) -> ModelSpec:
+    """The served model a request names: an exact id, a family, or empty for the default."""
+    name = name or default_model
+    if name in models:
+        return models[name]
+    family = [spec for spec in models.values() if spec.family == name]
+    if family:
+        return family[0]
+    raise InvalidRequest("model", f"unknown model {name!r}; this server serves: {', '.join(models)}")
+
+
 def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: str) -> JobRequest:
     """Check ``draft`` against the model it names; return the complete request.
 
     Raises ``InvalidRequest`` for the first invalid field.
     """
-    model_id = draft.model or default_model
-    spec = models.get(model_id)
-    if spec is None:
-        raise InvalidRequest("model", f"unknown model {model_id!r}; this server serves: {', '.join(models)}")
+    spec = resolve_model(draft.model, models, default_model)
     d = spec.defaults
+    width, height = _preset(draft, spec)
+    if draft.max_wait is not None and draft.max_wait < 0:
+        raise InvalidRequest("max_wait", "must not be negative")
     if draft.guidance_scale_2 is not None and not spec.mixture_of_experts:
         raise InvalidRequest(
             "guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one"
@@ -148,8 +178,8 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         prompt=_text("prompt", draft.prompt, spec, required=True),
         negative_prompt=_text("negative_prompt", draft.negative_prompt, spec, required=False),
         image=_image(draft.image, spec),
-        width=_size("width", draft.width, d.width, spec),
-        height=_size("height", draft.height, d.height, spec),
+        width=_size("width", width, d.width, spec),
+        height=_size("height", height, d.height, spec),
         num_frames=_frames(draft.num_frames, spec),
         fps=_bounded("fps", draft.fps, d.fps, spec.limits.max_fps, spec),
         num_inference_steps=_bounded(

@@ -54,6 +54,9 @@ def draft(request: pb.GenerateRequest) -> RequestDraft:
         seed=request.seed if request.HasField("seed") else None,
         priority=_PRIORITIES.get(request.priority, jobs.Priority.INTERACTIVE),
         idempotency_key=request.idempotency_key,
+        allow_fallback=request.allow_fallback,
+        max_wait=request.max_wait.ToNanoseconds() / 1e9 if request.HasField("max_wait") else None,
+        resolution=request.resolution,
     )
 
 
@@ -110,6 +113,7 @@ def completed(value: jobs.Completed) -> pb.Completed:
         ),
         size_bytes=value.size_bytes,
         mime_type=value.mime_type,
+        peak_memory_bytes=value.peak_memory_bytes,
     )
 
 
@@ -198,6 +202,10 @@ def model(status: ModelStatus) -> gen.ModelInfo:
             max_image_bytes=limits.max_image_bytes,
             max_fps=limits.max_fps,
         ),
+        family=spec.family,
+        fallback=spec.fallback or "",
+        license=spec.license,
+        presets=[gen.SizePreset(name=name, width=w, height=h) for name, (w, h) in spec.presets.items()],
     )
 
 

@@ -26,6 +26,9 @@ class StepHooks(Protocol):
     def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
         """Denoising step ``step`` (1-based) finished. May raise ``JobCancelled``."""
 
+    def peak_memory(self, peak_bytes: int) -> None:
+        """The job's peak accelerator (or process) memory."""
+
 
 class VideoPipeline(Protocol):
     """One loaded model. Runs one request at a time, on a worker thread."""

@@ -16,7 +16,7 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    from moviola.pipelines.wan import WanTextToVideo
+    from moviola.pipelines.video import DiffusersVideo
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
@@ -28,4 +28,4 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
         log.warning("model %s has random weights: its videos are noise (built in %s)", spec.id, folder)
         source = str(folder)
     log.info("loading %s (%s) from %s", spec.id, spec.pipeline_class, source)
-    return WanTextToVideo.load(spec, source, device=settings.device, dtype=settings.dtype)
+    return DiffusersVideo.load(spec, source, device=settings.device, dtype=settings.dtype)

@@ -76,7 +76,6 @@ def _umt5(seed: int) -> object:
             relative_attention_num_buckets=8,
             pad_token_id=0,
             eos_token_id=1,
-            decoder_start_token_id=0,
         )
     )
 
@@ -242,7 +241,6 @@ def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
             relative_attention_num_buckets=8,
             pad_token_id=0,
             eos_token_id=1,
-            decoder_start_token_id=0,
         )
     )
     transformer = LTXVideoTransformer3DModel(

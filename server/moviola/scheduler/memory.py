@@ -59,7 +59,7 @@ class MemoryJobQueue:
         self._keys: dict[str, str] = {}
         self._work = asyncio.Condition()
         self._idle = asyncio.Condition()
-        self._run_seconds = 0.0  # moving average of finished runs, for retry hints
+        self._run_seconds: dict[str, float] = {}  # moving average of finished runs per model, for wait estimates
 
     # Gateway side.
 
@@ -70,7 +70,7 @@ class MemoryJobQueue:
         if self.depth() >= self._max_depth:
             raise ResourceExhausted(
                 f"the queue is full ({self._max_depth} jobs waiting); retry later",
-                retry_after=max(1.0, self._run_seconds),
+                retry_after=max(1.0, self._run_seconds.get(request.model, 0.0)),
             )
         job_id = uuid.uuid4().hex
         self._jobs[job_id] = _Entry(JobRecord(id=job_id, request=request))
@@ -153,7 +153,11 @@ class MemoryJobQueue:
         return False  # nobody else could take it: this queue ends with the process
 
     async def estimate_wait(self, model: str) -> float | None:
-        return self._run_seconds * (self.depth() + 1) if self._run_seconds else None
+        run = self._run_seconds.get(model)
+        if run is None:
+            return None
+        waiting = sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
+        return run * (waiting + 1)
 
     async def live_workers(self, model: str) -> list[str]:
         return [self._worker]
@@ -212,8 +216,9 @@ class MemoryJobQueue:
     async def _finish(self, job_id: str, entry: _Entry) -> None:
         started = entry.record.started_at
         if started is not None:
-            elapsed = time.time() - started
-            self._run_seconds = elapsed if not self._run_seconds else 0.8 * self._run_seconds + 0.2 * elapsed
+            elapsed, model = time.time() - started, entry.record.model
+            average = self._run_seconds.get(model)
+            self._run_seconds[model] = elapsed if average is None else 0.8 * average + 0.2 * elapsed
         self._finished[job_id] = None
         while len(self._finished) > self._retain_finished:
             old, _ = self._finished.popitem(last=False)

@@ -24,6 +24,7 @@ class JobHooks:
         self._phase_start: dict[Phase, float] = {}
         self._phase_end: dict[Phase, float] = {}
         self._current: Phase | None = None
+        self.peak_memory_bytes = 0
 
     # Called from the event loop.
 
@@ -69,6 +70,9 @@ class JobHooks:
         if self._current is not None:
             self._phase_end[self._current] = time.monotonic()
             self._current = None
+
+    def peak_memory(self, peak_bytes: int) -> None:
+        self.peak_memory_bytes = peak_bytes
 
     def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
         elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())

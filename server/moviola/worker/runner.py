@@ -152,6 +152,7 @@ class Worker:
             timings=hooks.timings(queued=started - job.created_at, running=time.time() - started),
             size_bytes=stored.size_bytes,
             mime_type=MIME_TYPE,
+            peak_memory_bytes=hooks.peak_memory_bytes,
         )
 
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:

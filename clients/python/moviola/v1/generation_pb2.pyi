@@ -325,6 +325,10 @@ class ModelInfo(_message.Message):
     IMAGE_INPUT_FIELD_NUMBER: _builtins.int
     DEFAULTS_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    FAMILY_FIELD_NUMBER: _builtins.int
+    FALLBACK_FIELD_NUMBER: _builtins.int
+    LICENSE_FIELD_NUMBER: _builtins.int
+    PRESETS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Id to put in GenerateRequest.model."""
     description: _builtins.str
@@ -343,6 +347,12 @@ class ModelInfo(_message.Message):
     """Fraction of the training timesteps above which the high-noise expert runs."""
     image_input: Global___ImageInput.ValueType
     """Whether it needs, accepts or ignores an input image."""
+    family: _builtins.str
+    """The family name requests may use instead of the id."""
+    fallback: _builtins.str
+    """The model that takes requests this one cannot start in time, when they allow it."""
+    license: _builtins.str
+    """The licence of the weights."""
     @_builtins.property
     def defaults(self) -> Global___ModelDefaults:
         """Values used for fields left at zero."""
@@ -350,6 +360,10 @@ class ModelInfo(_message.Message):
     @_builtins.property
     def limits(self) -> Global___ModelLimits:
         """Limits a request must respect."""
+
+    @_builtins.property
+    def presets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SizePreset]:
+        """Named sizes for GenerateRequest.resolution."""
 
     def __init__(
         self,
@@ -365,14 +379,48 @@ class ModelInfo(_message.Message):
         image_input: Global___ImageInput.ValueType = ...,
         defaults: Global___ModelDefaults | None = ...,
         limits: Global___ModelLimits | None = ...,
+        family: _builtins.str = ...,
+        fallback: _builtins.str = ...,
+        license: _builtins.str = ...,
+        presets: _abc.Iterable[Global___SizePreset] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "id", b"id", "image_input", b"image_input", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "random_weights", b"random_weights", "ready", b"ready", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "fallback", b"fallback", "family", b"family", "id", b"id", "image_input", b"image_input", "license", b"license", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "presets", b"presets", "random_weights", b"random_weights", "ready", b"ready", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class SizePreset(_message.Message):
+    """A named size."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """For example "480p"."""
+    width: _builtins.int
+    """Frame width."""
+    height: _builtins.int
+    """Frame height."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "name", b"name", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SizePreset: _TypeAlias = SizePreset  # noqa: Y015
 
 @_typing.final
 class ModelDefaults(_message.Message):

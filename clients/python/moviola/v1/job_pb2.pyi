@@ -199,6 +199,9 @@ class GenerateRequest(_message.Message):
     SEED_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ALLOW_FALLBACK_FIELD_NUMBER: _builtins.int
+    MAX_WAIT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -227,6 +230,16 @@ class GenerateRequest(_message.Message):
     """Scheduling class."""
     idempotency_key: _builtins.str
     """A second submit with the same key returns the first job instead of a new one."""
+    allow_fallback: _builtins.bool
+    """Let the job run on the model's fallback (LTX-Video) when the chosen model cannot start it
+    within max_wait or the call's deadline. Events name the model that actually runs.
+    """
+    resolution: _builtins.str
+    """A size preset of the model (for example "480p", "720p") instead of width and height."""
+    @_builtins.property
+    def max_wait(self) -> _duration_pb2.Duration:
+        """Longest acceptable wait before the job starts; unset: only the call's deadline counts."""
+
     def __init__(
         self,
         *,
@@ -244,10 +257,13 @@ class GenerateRequest(_message.Message):
         seed: _builtins.int | None = ...,
         priority: Global___Priority.ValueType = ...,
         idempotency_key: _builtins.str = ...,
+        allow_fallback: _builtins.bool = ...,
+        max_wait: _duration_pb2.Duration | None = ...,
+        resolution: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "seed", b"seed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "priority", b"priority", "prompt", b"prompt", "seed", b"seed", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -456,6 +472,7 @@ class Completed(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     MIME_TYPE_FIELD_NUMBER: _builtins.int
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     video_uri: _builtins.str
     """Where the video is, for example file:///var/lib/moviola/videos/ID.mp4."""
     width: _builtins.int
@@ -474,6 +491,8 @@ class Completed(_message.Message):
     """Size of the MP4 file."""
     mime_type: _builtins.str
     """Media type of the file, video/mp4."""
+    peak_memory_bytes: _builtins.int
+    """Peak accelerator memory of the job (GPU), or peak resident memory of the worker process (CPU)."""
     @_builtins.property
     def timings(self) -> Global___Timings:
         """Time spent in each phase."""
@@ -491,10 +510,11 @@ class Completed(_message.Message):
         timings: Global___Timings | None = ...,
         size_bytes: _builtins.int = ...,
         mime_type: _builtins.str = ...,
+        peak_memory_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "seed", b"seed", "size_bytes", b"size_bytes", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

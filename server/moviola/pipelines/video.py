@@ -1,0 +1,169 @@
+"""Every catalogue model through diffusers: Wan2.1, Wan2.2 (T2V and I2V MoE, TI2V-5B) and LTX-Video.
+
+One class drives them all; what differs between families is how the prompt is
+encoded ahead of denoising (so that the phases are timed apart) and a few
+call arguments. Foreign errors (torch out-of-memory) are translated here.
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from moviola.catalog import ModelSpec
+from moviola.errors import JobCancelled, OutOfMemory, PipelineFailed
+from moviola.jobs import Expert, JobRequest, Phase
+from moviola.pipelines.base import Frames, StepHooks
+
+
+def _dtype(name: str, device: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _peak_memory(device: str) -> int:
+    """Peak accelerator memory of this job, or the process's peak resident memory on the CPU."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class DiffusersVideo:
+    """A loaded diffusers video pipeline, plus its image-to-video twin when the model has one."""
+
+    def __init__(self, spec: ModelSpec, pipe: Any, image_pipe: Any, device: str) -> None:
+        self._spec = spec
+        self._pipe = pipe
+        self._image_pipe = image_pipe
+        self._device = device
+        boundary = getattr(pipe.config, "boundary_ratio", None)
+        self._boundary_timestep = (
+            None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps
+        )
+
+    @classmethod
+    def load(
+        cls, spec: ModelSpec, source: str, *, device: str = "auto", dtype: str = "auto"
+    ) -> DiffusersVideo:
+        """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would."""
+        import diffusers
+
+        device = pick_device(spec.device if device == "auto" else device)
+        dtype = spec.dtype if dtype == "auto" else dtype
+        pipe = getattr(diffusers, spec.pipeline_class).from_pretrained(source, dtype=_dtype(dtype, device))
+        if spec.memory.model_cpu_offload and device.startswith("cuda"):
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(device)
+        if spec.memory.vae_tiling:
+            pipe.vae.enable_tiling()
+        if spec.memory.vae_slicing:
+            pipe.vae.enable_slicing()
+        image_pipe = None
+        if spec.image_pipeline_class:
+            image_pipe = getattr(diffusers, spec.image_pipeline_class).from_pipe(pipe)
+        for p in (pipe, image_pipe):
+            if p is not None:
+                p.set_progress_bar_config(disable=True)
+        return cls(spec, pipe, image_pipe, device)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    def _expert(self, timestep: float) -> Expert:
+        if self._boundary_timestep is None:
+            return Expert.SINGLE
+        return Expert.HIGH_NOISE if timestep >= self._boundary_timestep else Expert.LOW_NOISE
+
+    def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        if self._device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            frames = self._generate(request, hooks)
+        except JobCancelled:
+            raise
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(
+                f"out of memory at {request.width}x{request.height}, {request.num_frames} frames: "
+                "try a smaller size or fewer frames"
+            ) from exc
+        except (RuntimeError, ValueError) as exc:
+            raise PipelineFailed(f"{type(exc).__name__}: {exc}") from exc
+        hooks.peak_memory(_peak_memory(self._device))
+        return frames
+
+    def _encode(self, pipe: Any, request: JobRequest) -> dict[str, Any]:
+        """Encode the prompt ahead of the call, as the call arguments that carry it."""
+        cfg = request.guidance_scale > 1.0
+        with torch.inference_mode():
+            encoded = pipe.encode_prompt(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                do_classifier_free_guidance=cfg,
+                device=pipe._execution_device,
+            )
+        if len(encoded) == 4:  # LTX: embeddings and attention masks
+            pe, mask, npe, nmask = encoded
+            return {
+                "prompt_embeds": pe,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": npe,
+                "negative_prompt_attention_mask": nmask,
+            }
+        pe, npe = encoded
+        return {"prompt_embeds": pe, "negative_prompt_embeds": npe}
+
+    def _call_options(self, pipe: Any, request: JobRequest) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if request.image is not None:
+            from PIL import Image
+
+            options["image"] = Image.open(io.BytesIO(request.image)).convert("RGB")
+        if self._boundary_timestep is not None:
+            options["guidance_scale_2"] = request.guidance_scale_2
+        if type(pipe).__name__.startswith("LTX"):
+            options["frame_rate"] = request.fps
+        return options
+
+    def _generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        pipe = self._image_pipe if request.image is not None and self._image_pipe is not None else self._pipe
+        total = request.num_inference_steps
+
+        def on_step_end(_pipe: Any, i: int, t: torch.Tensor, _kwargs: dict[str, Any]) -> dict[str, Any]:
+            timestep = float(t.flatten()[0]) if t.ndim else float(t)
+            hooks.step(i + 1, total, timestep, self._expert(timestep))
+            if i + 1 == total:
+                hooks.phase(Phase.VAE_DECODING)
+            return {}
+
+        hooks.phase(Phase.TEXT_ENCODING)
+        prompt = self._encode(pipe, request)
+        hooks.phase(Phase.DENOISING)
+        output = pipe(
+            **prompt,
+            **self._call_options(pipe, request),
+            height=request.height,
+            width=request.width,
+            num_frames=request.num_frames,
+            num_inference_steps=total,
+            guidance_scale=request.guidance_scale,
+            generator=torch.Generator("cpu").manual_seed(request.seed),
+            output_type="np",
+            callback_on_step_end=on_step_end,
+        )
+        video = output.frames[0]  # (frames, height, width, 3), floats in 0..1
+        return np.asarray(np.clip(video * 255.0 + 0.5, 0, 255), dtype=np.uint8)
