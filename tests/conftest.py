@@ -23,9 +23,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
+#: Every tiny model of the catalogue, served by the session's server beside the default one.
+TINY_MODELS = ["tiny-wan2.2-t2v", "tiny-wan2.2-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v", "tiny-ltx-video"]
+
+
 @pytest.fixture(scope="session")
 def server(cache_dir: Path, data_dir: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir)]) as process:
+    also = [arg for model in TINY_MODELS[1:] for arg in ("--also-serve", model)]
+    with ServerProcess(["--data-dir", str(data_dir), "--cache-dir", str(cache_dir), *also]) as process:
         yield process
 
 

@@ -95,15 +95,18 @@ def _spec(entry: dict[str, Any]) -> ModelSpec:
     unknown = set(entry) - known
     if unknown:
         raise ValueError(f"model {entry.get('id')!r}: unknown catalogue fields {sorted(unknown)}")
-    entry["pipeline_class"] = entry.pop("pipeline")
-    entry["image_pipeline_class"] = entry.pop("image_pipeline", None)
-    entry["defaults"] = ModelDefaults(**entry["defaults"])
-    entry["limits"] = ModelLimits(**entry.get("limits", {}))
-    entry["memory"] = MemoryOptions(**entry.get("memory", {}))
-    entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
-    entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
-    entry.setdefault("family", entry["id"])
-    return ModelSpec(**entry)
+    try:
+        entry["pipeline_class"] = entry.pop("pipeline")
+        entry["image_pipeline_class"] = entry.pop("image_pipeline", None)
+        entry["defaults"] = ModelDefaults(**entry["defaults"])
+        entry["limits"] = ModelLimits(**entry.get("limits", {}))
+        entry["memory"] = MemoryOptions(**entry.get("memory", {}))
+        entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
+        entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
+        entry.setdefault("family", entry["id"])
+        return ModelSpec(**entry)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"model {entry.get('id')!r}: {exc}") from exc
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> dict[str, ModelSpec]:

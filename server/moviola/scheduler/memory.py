@@ -59,7 +59,9 @@ class MemoryJobQueue:
         self._keys: dict[str, str] = {}
         self._work = asyncio.Condition()
         self._idle = asyncio.Condition()
-        self._run_seconds: dict[str, float] = {}  # moving average of finished runs per model, for wait estimates
+        self._run_seconds: dict[
+            str, float
+        ] = {}  # moving average of finished runs per model, for wait estimates
 
     # Gateway side.
 

@@ -23,6 +23,9 @@ class RequestOptions(TypedDict, total=False):
     seed: int
     priority: str
     idempotency_key: str
+    allow_fallback: bool
+    resolution: str
+    max_wait: float
 
 
 def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:
@@ -35,7 +38,9 @@ def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.Gene
     for name, value in options.items():
         if value is None:
             continue
-        if name == "priority":
+        if name == "max_wait":
+            request.max_wait.FromNanoseconds(round(float(value) * 1e9))  # type: ignore[arg-type]
+        elif name == "priority":
             if value not in PRIORITIES:
                 raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
             request.priority = PRIORITIES[str(value)]

@@ -135,6 +135,12 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
 @click.option(
     "--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Input image (I2V)."
 )
+@click.option(
+    "--resolution", default="", help="A size preset of the model, for example 480p (see `moviola models`)."
+)
+@click.option(
+    "--allow-fallback", is_flag=True, help="Run on the model's faster fallback if it cannot start in time."
+)
 @click.option("--width", type=int, default=0)
 @click.option("--height", type=int, default=0)
 @click.option("--frames", "num_frames", type=int, default=0, help="Number of frames (Wan: 4k+1).")
@@ -144,6 +150,7 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
 @click.option("--guidance-2", "guidance_scale_2", type=float, default=None, help="Low-noise expert guidance.")
 @click.option("--seed", type=int, default=None)
 @click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
+@click.option("--max-wait", type=float, default=None, help="Seconds the job may wait to start.")
 @click.option("--idempotency-key", default="")
 @click.option(
     "--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar."
