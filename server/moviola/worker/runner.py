@@ -174,8 +174,9 @@ class Worker:
             batch = [await outbox.get()]
             while not outbox.empty():
                 batch.append(outbox.get_nowait())
-            finished = batch[-1] is None
-            kinds = [kind for kind in batch if kind is not None]
+            # The pipeline thread may still emit after the end marker (when this task was cancelled).
+            finished = None in batch
+            kinds = [kind for kind in batch[: batch.index(None) if finished else None] if kind is not None]
             if not kinds:
                 continue
             try:
