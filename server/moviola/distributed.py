@@ -17,6 +17,7 @@ from moviola.embedded import STREAM_GRACE, PipelineLoader, _default_loader
 from moviola.errors import Unavailable
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
+from moviola.metrics import Metrics, refresh_forever
 from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
 from moviola.settings import Settings
 from moviola.storage.local import LocalStorage
@@ -52,9 +53,11 @@ class GatewayServer:
         catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
         models = models or {i: s for i, s in catalog.items() if settings.include_opt_in or not s.opt_in}
         default = settings.model if settings.model in models else next(iter(models))
-        self.gateway = Gateway(self.queue, models, default, self.lifecycle)
+        self.metrics = Metrics() if settings.metrics_port is not None else None
+        self.gateway = Gateway(self.queue, models, default, self.lifecycle, self.metrics)
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
         self._monitor: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.lifecycle.set(State.NEW)
@@ -63,6 +66,10 @@ class GatewayServer:
         await self._check_redis()
         await self.lifecycle.set(State.READY)
         self._monitor = asyncio.create_task(self._watch_redis(), name="redis-monitor")
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port, self.settings.host)
+            self._refresh = asyncio.create_task(refresh_forever(self.gateway.refresh_metrics))
+            announce.info("metrics on http://%s:%d/metrics", self.settings.host, self.settings.metrics_port)
         announce.info("ready: gateway on %s", self.settings.redis_url)
 
     async def _check_redis(self) -> None:
@@ -88,8 +95,9 @@ class GatewayServer:
         await self.stop(self.settings.drain_grace if grace is None else grace)
 
     async def stop(self, grace: float = STREAM_GRACE) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
+        for task in (self._monitor, self._refresh):
+            if task is not None:
+                task.cancel()
         await self._server.stop(grace)
         await self.queue.close()
         await self.lifecycle.set(State.STOPPED)
@@ -119,7 +127,12 @@ class WorkerProcess:
 
     async def start(self) -> None:
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
-        self.worker = Worker(self.queue, pipeline, self.storage)
+        metrics = None
+        if self.settings.metrics_port is not None:
+            metrics = Metrics()
+            metrics.serve(self.settings.metrics_port)
+            announce.info("metrics on port %d", self.settings.metrics_port)
+        self.worker = Worker(self.queue, pipeline, self.storage, metrics=metrics)
         self._task = asyncio.create_task(self.worker.run(), name="worker")
         announce.info(
             "ready: worker %s serving %s from %s",

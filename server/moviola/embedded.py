@@ -20,6 +20,7 @@ from moviola import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
+from moviola.metrics import Metrics, refresh_forever
 from moviola.pipelines.base import VideoPipeline
 from moviola.scheduler.memory import MemoryJobQueue
 from moviola.settings import Settings
@@ -57,9 +58,10 @@ class EmbeddedServer:
             worker=settings.worker_name,
         )
         self.storage = LocalStorage(settings.data_dir / "videos")
-        self.gateway = Gateway(
-            self.queue, {spec.id: spec for spec in self.specs}, self.spec.id, self.lifecycle
-        )
+        self.metrics = Metrics() if settings.metrics_port is not None else None
+        models = {spec.id: spec for spec in self.specs}
+        self.gateway = Gateway(self.queue, models, self.spec.id, self.lifecycle, self.metrics)
+        self._background: list[asyncio.Task[None]] = []
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
         self._loader = loader
         self._workers: list[Worker] = []
@@ -73,9 +75,13 @@ class EmbeddedServer:
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)
-            worker = Worker(self.queue, pipeline, self.storage)
+            worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics)
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port, self.settings.host)
+            self._background.append(asyncio.create_task(refresh_forever(self.gateway.refresh_metrics)))
+            announce.info("metrics on http://%s:%d/metrics", self.settings.host, self.settings.metrics_port)
         await self.lifecycle.set(State.READY)
         announce.info("ready: serving model %s", ", ".join(spec.id for spec in self.specs))
 
@@ -96,7 +102,7 @@ class EmbeddedServer:
         await self.stop()
 
     async def stop(self) -> None:
-        for task in self._worker_tasks:
+        for task in [*self._worker_tasks, *self._background]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -13,6 +13,7 @@ from moviola.catalog import ModelSpec
 from moviola.errors import InvalidRequest, ResourceExhausted
 from moviola.jobs import JobEvent, JobRecord, JobRequest
 from moviola.lifecycle import Lifecycle
+from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, JobQueue
 from moviola.validation import RequestDraft, validate
 
@@ -31,8 +32,14 @@ def _job_id(job_id: str) -> str:
 
 class Gateway:
     def __init__(
-        self, queue: JobQueue, models: dict[str, ModelSpec], default_model: str, lifecycle: Lifecycle
+        self,
+        queue: JobQueue,
+        models: dict[str, ModelSpec],
+        default_model: str,
+        lifecycle: Lifecycle,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self._queue = queue
         self._models = models
         self._default_model = default_model
@@ -51,7 +58,19 @@ class Gateway:
             wait = await self._queue.estimate_wait(request.model)
             if wait is not None and wait > limit:
                 request = await self._fallback(draft, request, wait, limit)
-        return await self._queue.submit(request)
+        record, created = await self._queue.submit(request)
+        if created and self.metrics is not None:
+            self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
+        return record, created
+
+    async def refresh_metrics(self) -> None:
+        """Update the gauges that describe the queue (called every second while metrics are served)."""
+        if self.metrics is None:
+            return
+        for model in self._models:
+            for priority, count in (await self._queue.waiting(model)).items():
+                self.metrics.queue_depth.labels(model, priority.name.lower()).set(count)
+        self.metrics.dead_letters.set(len(await self._queue.dead_letters()))
 
     async def _fallback(
         self, draft: RequestDraft, request: JobRequest, wait: float, limit: float

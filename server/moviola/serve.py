@@ -114,6 +114,12 @@ def model_options(func: F) -> F:
             click.option(
                 "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
             ),
+            click.option(
+                "--metrics-port",
+                type=click.IntRange(1, 65535),
+                default=None,
+                help="Serve Prometheus /metrics here.",
+            ),
         ]
     ):
         func = option(func)

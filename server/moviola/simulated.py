@@ -61,6 +61,7 @@ class SimulatedPipeline:
 @click.option("--max-attempts", default=3, type=int)
 @click.option("--drain-grace", default=60.0, type=float)
 @click.option("--log-level", default="info")
+@click.option("--metrics-port", type=int, default=None)
 def main(step_seconds: float, poison_prompt: str, log_level: str, **options: object) -> None:
     setup_logging(log_level)
     settings = Settings(**options)  # type: ignore[arg-type]

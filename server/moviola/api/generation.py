@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import grpc
 
@@ -20,14 +21,30 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
+    @contextmanager
+    def _streaming(self, method: str) -> Iterator[None]:
+        metrics = self._gateway.metrics
+        if metrics is None:
+            yield
+            return
+        gauge = metrics.active_streams.labels(method)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
     async def Generate(
         self, request: pb.GenerateRequest, context: Context
     ) -> AsyncIterator[gen.GenerateResponse]:
         # A caller that goes away cancels this stream, never the job.
-        async with translated(context):
-            record, _ = await self._gateway.submit(convert.draft(request), max_wait=context.time_remaining())
-            async for event in self._gateway.watch(record.id):
-                yield gen.GenerateResponse(event=convert.event(event))
+        with self._streaming("Generate"):
+            async with translated(context):
+                record, _ = await self._gateway.submit(
+                    convert.draft(request), max_wait=context.time_remaining()
+                )
+                async for event in self._gateway.watch(record.id):
+                    yield gen.GenerateResponse(event=convert.event(event))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
@@ -38,9 +55,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def WatchJob(
         self, request: gen.WatchJobRequest, context: Context
     ) -> AsyncIterator[gen.WatchJobResponse]:
-        async with translated(context):
-            async for event in self._gateway.watch(request.job_id, request.after_sequence):
-                yield gen.WatchJobResponse(event=convert.event(event))
+        with self._streaming("WatchJob"):
+            async with translated(context):
+                async for event in self._gateway.watch(request.job_id, request.after_sequence):
+                    yield gen.WatchJobResponse(event=convert.event(event))
 
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):

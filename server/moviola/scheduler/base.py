@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest
+from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest, Priority
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class JobQueue(Protocol):
 
     async def estimate_wait(self, model: str) -> float | None:
         """Seconds a job submitted now would wait to start; None when unknown."""
+
+    async def waiting(self, model: str) -> dict[Priority, int]:
+        """Jobs of ``model`` waiting to start, per priority class."""
 
     async def live_workers(self, model: str) -> list[str]:
         """Workers of ``model`` that are alive now."""

@@ -161,6 +161,9 @@ class MemoryJobQueue:
         waiting = sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
         return run * (waiting + 1)
 
+    async def waiting(self, model: str) -> dict[Priority, int]:
+        return {p: sum(1 for j in q if self._jobs[j].record.model == model) for p, q in self._pending.items()}
+
     async def live_workers(self, model: str) -> list[str]:
         return [self._worker]
 

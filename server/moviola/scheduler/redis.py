@@ -271,6 +271,20 @@ class RedisJobQueue:
         return float(run) * jobs_ahead / live
 
     @_translated
+    async def waiting(self, model: str) -> dict[Priority, int]:
+        counts = {}
+        for priority in Priority:
+            stream = keys.queue(model, priority)
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except ResponseError:
+                counts[priority] = 0
+                continue
+            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
+            counts[priority] = len(await self.redis.xrange(stream, f"({_text(last)}", "+"))
+        return counts
+
+    @_translated
     async def live_workers(self, model: str) -> list[str]:
         since = time.time() - self.config.lease
         return [_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase
+from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4
 from moviola.pipelines.base import Frames, VideoPipeline
 from moviola.scheduler.base import Assignment, JobQueue
@@ -26,8 +27,11 @@ SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it agai
 
 
 class Worker:
-    def __init__(self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage) -> None:
+    def __init__(
+        self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage, *, metrics: Metrics | None = None
+    ) -> None:
         self._queue = queue
+        self._metrics = metrics
         self._pipeline = pipeline
         self._storage = storage
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
@@ -92,14 +96,17 @@ class Worker:
 
         hooks = JobHooks(emit)
         self._current = hooks
-        publisher = asyncio.create_task(self._publish_all(job, outbox, hooks))
+        started = time.time()
+        observer = (
+            None if self._metrics is None else JobMetrics(self._metrics, self.model, started - job.created_at)
+        )
+        publisher = asyncio.create_task(self._publish_all(job, outbox, hooks, observer, started))
         watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
         watcher.add_done_callback(
             lambda task: (
                 None if task.cancelled() or task.exception() else hooks.request_cancel("cancelled by request")
             )
         )
-        started = time.time()
         outcome: EventKind | None
         try:
             outcome = await self._generate(job, hooks, started)
@@ -122,6 +129,8 @@ class Worker:
         if outcome is None:
             log.info("job %s handed back to the queue", job.job_id)
             return
+        if observer is not None:
+            observer.end(outcome, time.time() - started)
         try:
             await self._queue.finish(job, outcome, time.time() - started)
         except LeaseLost:
@@ -166,7 +175,12 @@ class Worker:
         return frames, stored
 
     async def _publish_all(
-        self, job: Assignment, outbox: asyncio.Queue[EventKind | None], hooks: JobHooks
+        self,
+        job: Assignment,
+        outbox: asyncio.Queue[EventKind | None],
+        hooks: JobHooks,
+        observer: JobMetrics | None,
+        started: float,
     ) -> None:
         """Publish the pipeline's events in order; whatever piled up meanwhile goes in one batch."""
         finished = False
@@ -179,6 +193,9 @@ class Worker:
             kinds = [kind for kind in batch[: batch.index(None) if finished else None] if kind is not None]
             if not kinds:
                 continue
+            if observer is not None:
+                for kind in kinds:
+                    observer.event(kind, time.time() - started)
             try:
                 await self._queue.publish_many(job.job_id, kinds, attempt=job.attempt)
             except LeaseLost:

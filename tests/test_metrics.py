@@ -1,0 +1,63 @@
+"""Prometheus metrics: scraped from a live server before and after a generation."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import start_server
+from moviola.client import Client
+from moviola.testing import ServerProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def metered(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, int]]:
+    port = free_port()
+    with start_server(cache_dir, tmp_path_factory.mktemp("metered"), "--metrics-port", str(port)) as server:
+        yield server, port
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerProcess, int]) -> None:
+    server, port = metered
+    model = "tiny-wan2.2-t2v"
+    before = scrape(port)
+    during = None
+    with Client(server.address) as client:
+        for event in client.generate("a fox", num_frames=5, num_inference_steps=6):
+            if event.HasField("progress") and during is None:
+                during = scrape(port)
+    after = scrape(port)
+
+    assert during is not None
+    assert value(during, "moviola_active_streams", method="Generate") == 1
+    assert value(after, "moviola_active_streams", method="Generate") == 0
+    diff = {key: after[key] - before.get(key, 0.0) for key in after}
+    assert value(diff, "moviola_jobs_submitted_total", model=model, priority="interactive") == 1
+    assert value(diff, "moviola_jobs_finished_total", model=model, state="completed") == 1
+    steps = sum(
+        value(diff, "moviola_denoising_step_seconds_count", model=model, expert=e) for e in ("high_noise", "low_noise")
+    )
+    assert steps == 6
+    assert value(diff, "moviola_denoising_step_seconds_sum", model=model, expert="high_noise") > 0
+    for histogram in ("moviola_queue_seconds", "moviola_time_to_first_step_seconds", "moviola_vae_decode_seconds"):
+        assert value(diff, f"{histogram}_count", model=model) == 1
+    assert value(diff, "moviola_job_seconds_count", model=model, state="completed") == 1
+    assert value(after, "moviola_queue_depth", model=model, priority="interactive") == 0
+    assert ("moviola_dead_letters", ()) in after
