@@ -32,14 +32,16 @@ demo: install
 test: install system-deps
 	$(PY) -m pytest -q
 
-lint: install
+lint: install system-deps
 	$(VENV)/bin/ruff check server clients scripts tests bench
 	$(VENV)/bin/ruff format --check server clients scripts tests bench
 	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
+	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi
+	@test -z "$$(gofmt -l clients/go 2>/dev/null)" || (echo "gofmt: clients/go needs formatting" && exit 1)
 
-proto: install
+proto: install system-deps
 	$(PY) scripts/gen_protos.py
 
 bench: install system-deps

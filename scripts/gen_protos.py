@@ -1,7 +1,7 @@
-"""Generate the Python stubs for the contract in protos/ (``make proto``).
+"""Generate the Python and Go stubs for the contract in protos/ (``make proto``).
 
-The stubs are written once, into the client package (clients/python/moviola/v1),
-and shared by the server and every Python caller. ``--out`` writes elsewhere,
+The Python stubs are written once, into the client package (clients/python/moviola/v1),
+and shared by the server and every Python caller; the Go stubs go to clients/go/moviolav1. ``--out`` writes elsewhere,
 which the drift test uses to compare a fresh generation with the committed one.
 """
 
@@ -49,13 +49,51 @@ def generate(out: Path) -> list[Path]:
     return sorted(p for p in package.iterdir() if p.is_file())
 
 
+GO_MODULE = "github.com/moviola/moviola/clients/go"
+DEFAULT_GO_OUT = ROOT / "clients" / "go"
+
+
+def generate_go(out: Path) -> list[Path]:
+    """Generate the Go stubs (package moviolav1) with protoc, protoc-gen-go and protoc-gen-go-grpc."""
+    import subprocess
+
+    missing = [
+        tool for tool in ("protoc", "protoc-gen-go", "protoc-gen-go-grpc") if shutil.which(tool) is None
+    ]
+    if missing:
+        raise SystemExit(
+            f"missing {', '.join(missing)}: run scripts/system-deps.sh (Debian: protobuf-compiler, "
+            "protoc-gen-go, protoc-gen-go-grpc)"
+        )
+    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    subprocess.run(
+        [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"--go_out={out}",
+            f"--go_opt=module={GO_MODULE}",
+            f"--go-grpc_out={out}",
+            f"--go-grpc_opt=module={GO_MODULE}",
+            *protos,
+        ],
+        check=True,
+    )
+    return sorted((out / "moviolav1").glob("*.go"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--go-out", type=Path, default=DEFAULT_GO_OUT)
+    parser.add_argument("--python-only", action="store_true", help="Skip the Go stubs.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for path in generate(args.out):
         print(path.relative_to(args.out))
+    if not args.python_only:
+        args.go_out.mkdir(parents=True, exist_ok=True)
+        for path in generate_go(args.go_out):
+            print(path.relative_to(args.go_out.parent))
 
 
 if __name__ == "__main__":

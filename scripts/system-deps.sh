@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system packages that the tests and benchmarks start for real, where they are missing.
+# Installs the system packages that the tests start or build for real, where they are missing:
+# redis-server, and Go with Debian's gRPC libraries and protoc plugins (the Go client builds offline).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v go >/dev/null || missing+=(golang-go)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v protoc-gen-go >/dev/null || missing+=(protoc-gen-go)
+command -v protoc-gen-go-grpc >/dev/null || missing+=(protoc-gen-go-grpc)
+for pkg in golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev; do
+    # Without the 1.5 package apt pulls in github.com/golang/protobuf 1.3, and Go clients panic at run time.
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
     echo "please install: ${missing[*]} (apt-get install ${missing[*]})" >&2
@@ -11,4 +20,5 @@ fi
 SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
 echo "installing ${missing[*]} with apt-get"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+# One command: the golang-protobuf 1.5 package must come with the gRPC one (see above).
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" golang-github-golang-protobuf-1-5-dev >/dev/null
