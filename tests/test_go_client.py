@@ -26,14 +26,28 @@ def moviola_go(tmp_path_factory: pytest.TempPathFactory) -> Path:
     link.parent.mkdir(parents=True)
     link.symlink_to(ROOT / "clients/go")
     binary = gopath / "moviola-go"
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": f"{gopath}:/usr/share/gocode", "GOCACHE": str(gopath / "cache")}
-    subprocess.run(["go", "build", "-o", str(binary), f"{GO_MODULE}/cmd/moviola-go"], cwd=gopath, env=env, check=True)
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": f"{gopath}:/usr/share/gocode",
+        "GOCACHE": str(gopath / "cache"),
+    }
+    subprocess.run(
+        ["go", "build", "-o", str(binary), f"{GO_MODULE}/cmd/moviola-go"], cwd=gopath, env=env, check=True
+    )
     return binary
 
 
 def test_committed_go_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts/gen_protos.py"), "--out", str(tmp_path / "py"), "--go-out", str(tmp_path)],
+        [
+            sys.executable,
+            str(ROOT / "scripts/gen_protos.py"),
+            "--out",
+            str(tmp_path / "py"),
+            "--go-out",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )
@@ -63,7 +77,17 @@ def test_go_program_streams_a_generation(moviola_go: Path, server: ServerProcess
 
 def test_cancelled_context_cancels_the_job(moviola_go: Path, server: ServerProcess, client: Client) -> None:
     proc = subprocess.Popen(
-        [str(moviola_go), "-server", server.address, "-frames", "9", "-steps", "50", "generate", "a long one"],
+        [
+            str(moviola_go),
+            "-server",
+            server.address,
+            "-frames",
+            "9",
+            "-steps",
+            "50",
+            "generate",
+            "a long one",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

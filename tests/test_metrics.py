@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import start_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import start_server
 from moviola.client import Client
 from moviola.testing import ServerProcess, free_port
 
@@ -52,11 +52,16 @@ def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerPro
     assert value(diff, "moviola_jobs_submitted_total", model=model, priority="interactive") == 1
     assert value(diff, "moviola_jobs_finished_total", model=model, state="completed") == 1
     steps = sum(
-        value(diff, "moviola_denoising_step_seconds_count", model=model, expert=e) for e in ("high_noise", "low_noise")
+        value(diff, "moviola_denoising_step_seconds_count", model=model, expert=e)
+        for e in ("high_noise", "low_noise")
     )
     assert steps == 6
     assert value(diff, "moviola_denoising_step_seconds_sum", model=model, expert="high_noise") > 0
-    for histogram in ("moviola_queue_seconds", "moviola_time_to_first_step_seconds", "moviola_vae_decode_seconds"):
+    for histogram in (
+        "moviola_queue_seconds",
+        "moviola_time_to_first_step_seconds",
+        "moviola_vae_decode_seconds",
+    ):
         assert value(diff, f"{histogram}_count", model=model) == 1
     assert value(diff, "moviola_job_seconds_count", model=model, state="completed") == 1
     assert value(after, "moviola_queue_depth", model=model, priority="interactive") == 0
