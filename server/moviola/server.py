@@ -26,6 +26,13 @@ def _options(settings: Settings) -> list[tuple[str, int]]:
         # Answer keepalive pings from long Generate streams without tearing the connection down.
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # Ping idle clients so that dead connections (a vanished pod, a NAT timeout) are noticed.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Close connections after 5 minutes (GOAWAY; open streams may finish within the grace), so that
+        # callers reconnect and spread over gateway replicas added since, behind a Kubernetes Service.
+        ("grpc.max_connection_age_ms", 5 * 60_000),
+        ("grpc.max_connection_age_grace_ms", 24 * 3600_000),
     ]
 
 

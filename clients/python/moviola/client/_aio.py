@@ -9,7 +9,7 @@ from typing import Unpack
 import grpc
 
 from moviola.client._request import RequestOptions, make_request
-from moviola.client._sync import CHANNEL_OPTIONS, DEFAULT_SERVER
+from moviola.client._sync import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
 from moviola.client.errors import translate
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
@@ -18,9 +18,14 @@ from moviola.v1 import job_pb2 as pb
 
 class AsyncClient:
     def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
+        self._keyed = grpc.aio.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
         self._timeout = timeout
+
+    def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceAsyncStub:
+        return self._keyed_stub if request.idempotency_key else self._stub
 
     async def generate(
         self,
@@ -29,7 +34,8 @@ class AsyncClient:
         timeout: float | None = None,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[pb.JobEvent]:
-        call = self._stub.Generate(make_request(prompt, **options), timeout=timeout)
+        request = make_request(prompt, **options)
+        call = self._submitter(request).Generate(request, timeout=timeout)
         try:
             async for response in call:
                 yield response.event
@@ -41,7 +47,7 @@ class AsyncClient:
     async def submit(self, prompt: str | pb.GenerateRequest, **options: Unpack[RequestOptions]) -> pb.Job:
         request = gen.SubmitJobRequest(request=make_request(prompt, **options))
         try:
-            return (await self._stub.SubmitJob(request, timeout=self._timeout)).job
+            return (await self._submitter(request.request).SubmitJob(request, timeout=self._timeout)).job
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
@@ -96,6 +102,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._channel.close(None)
+        await self._keyed.close(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Unpack
 
@@ -15,19 +16,38 @@ from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+_HERE = Path(__file__).resolve().parent
+#: Calls that are safe to repeat: retried on UNAVAILABLE, 30 s default deadline for unary calls.
+SERVICE_CONFIG = (_HERE / "service_config.json").read_text()
+#: For requests with an idempotency key only: submits are retried on UNAVAILABLE and RESOURCE_EXHAUSTED
+#: (honouring the server's grpc-retry-pushback-ms), since a repeat returns the same job.
+IDEMPOTENT_SERVICE_CONFIG = (_HERE / "service_config_idempotent.json").read_text()
 #: Large enough for an input image; the server refuses larger ones with a clear message.
-CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
 
 
+def channel_options(service_config: str) -> list[tuple[str, int | str]]:
+    return [*CHANNEL_OPTIONS, ("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+
+
 class Client:
     def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
-        """``timeout`` is the deadline in seconds of each unary call (streams run until their job ends)."""
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        """``timeout`` overrides the 30 s deadline of unary calls (streams run until their job ends).
+
+        For several gateway replicas, use ``dns:///SERVICE:PORT`` with a headless Kubernetes Service:
+        the channel balances round-robin over every address it resolves.
+        """
+        self._channel = grpc.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
+        self._keyed = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
         self._timeout = timeout
+
+    def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceStub:
+        return self._keyed_stub if request.idempotency_key else self._stub
 
     def generate(
         self,
@@ -37,7 +57,8 @@ class Client:
         **options: Unpack[RequestOptions],
     ) -> Iterator[pb.JobEvent]:
         """Submit a job and yield its events until the terminal one."""
-        stream = self._stub.Generate(make_request(prompt, **options), timeout=timeout)
+        request = make_request(prompt, **options)
+        stream = self._submitter(request).Generate(request, timeout=timeout)
         try:
             for response in stream:
                 yield response.event
@@ -50,7 +71,7 @@ class Client:
         """Queue a job and return it at once."""
         request = gen.SubmitJobRequest(request=make_request(prompt, **options))
         try:
-            return self._stub.SubmitJob(request, timeout=self._timeout).job
+            return self._submitter(request.request).SubmitJob(request, timeout=self._timeout).job
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
@@ -105,6 +126,7 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+        self._keyed.close()
 
     def __enter__(self) -> Client:
         return self
