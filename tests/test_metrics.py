@@ -66,3 +66,16 @@ def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerPro
     assert value(diff, "moviola_job_seconds_count", model=model, state="completed") == 1
     assert value(after, "moviola_queue_depth", model=model, priority="interactive") == 0
     assert ("moviola_dead_letters", ()) in after
+
+
+def test_json_logs_carry_the_job_id(cache_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    with start_server(cache_dir, tmp_path, "--log-format", "json") as server, Client(server.address) as client:
+        job_id = list(client.generate("a fox", num_frames=1, num_inference_steps=1))[-1].job_id
+    records = [json.loads(line) for line in server.log_lines if line.startswith("{")]
+    assert records, server.log_lines
+    ended = [r for r in records if r.get("job_id") == job_id]
+    assert ended[-1]["outcome"] == "completed"
+    assert ended[-1]["level"] == "INFO"
+    assert ended[-1]["message"] == f"job {job_id} ended: completed"

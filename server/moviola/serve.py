@@ -59,10 +59,20 @@ async def run_until_signalled(make: Callable[[], Process]) -> None:
     log.info("stopped")
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Text for people, or one JSON object per line (with ``job_id`` where a job is concerned) for collectors."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"}
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("moviola.announce").setLevel(logging.INFO)  # "listening on", "ready": always shown
     for noisy in ("diffusers", "transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -115,6 +125,12 @@ def model_options(func: F) -> F:
                 "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
             ),
             click.option(
+                "--log-format",
+                default="text",
+                type=click.Choice(["text", "json"]),
+                help="json: one object a line.",
+            ),
+            click.option(
                 "--metrics-port",
                 type=click.IntRange(1, 65535),
                 default=None,
@@ -127,7 +143,7 @@ def model_options(func: F) -> F:
 
 
 def _settings(options: dict[str, Any]) -> Settings:
-    setup_logging(options.pop("log_level"))
+    setup_logging(options.pop("log_level"), options.pop("log_format"))
     paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
     if "extra_models" in options:
         options["extra_models"] = tuple(options["extra_models"])

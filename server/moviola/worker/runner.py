@@ -117,7 +117,7 @@ class Worker:
         except JobError as exc:
             outcome = Failed(code=FailureCode.INTERNAL, message=exc.message, retryable=exc.retryable)
         except Exception as exc:  # a bug in a pipeline must end its job, not the worker
-            log.exception("job %s failed", job.job_id)
+            log.exception("job %s failed", job.job_id, extra={"job_id": job.job_id})
             outcome = Failed(
                 code=FailureCode.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}"
             )
@@ -127,7 +127,7 @@ class Worker:
             await publisher
             self._current = None
         if outcome is None:
-            log.info("job %s handed back to the queue", job.job_id)
+            log.info("job %s handed back to the queue", job.job_id, extra={"job_id": job.job_id})
             return
         if observer is not None:
             observer.end(outcome, time.time() - started)
@@ -136,7 +136,9 @@ class Worker:
         except LeaseLost:
             log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
             return
-        log.info("job %s ended: %s", job.job_id, type(outcome).__name__.lower())
+        outcome_name = type(outcome).__name__.lower()
+        extra = {"job_id": job.job_id, "model": self.model, "outcome": outcome_name}
+        log.info("job %s ended: %s", job.job_id, outcome_name, extra=extra)
 
     async def _cancelled(self, job: Assignment, reason: str) -> EventKind | None:
         if not self._stopping_job:
