@@ -71,7 +71,10 @@ def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerPro
 def test_json_logs_carry_the_job_id(cache_dir: Path, tmp_path: Path) -> None:
     import json
 
-    with start_server(cache_dir, tmp_path, "--log-format", "json") as server, Client(server.address) as client:
+    with (
+        start_server(cache_dir, tmp_path, "--log-format", "json") as server,
+        Client(server.address) as client,
+    ):
         job_id = list(client.generate("a fox", num_frames=1, num_inference_steps=1))[-1].job_id
     records = [json.loads(line) for line in server.log_lines if line.startswith("{")]
     assert records, server.log_lines
@@ -79,3 +82,35 @@ def test_json_logs_carry_the_job_id(cache_dir: Path, tmp_path: Path) -> None:
     assert ended[-1]["outcome"] == "completed"
     assert ended[-1]["level"] == "INFO"
     assert ended[-1]["message"] == f"job {job_id} ended: completed"
+
+
+def test_traceparent_follows_the_job_from_gateway_to_worker_with_a_span_per_phase(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import grpc
+
+    from moviola.v1 import generation_pb2_grpc
+    from moviola.v1 import job_pb2 as pb
+
+    trace_file = tmp_path / "spans.jsonl"
+    trace_id, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with start_server(cache_dir, tmp_path, "--trace-file", str(trace_file)) as server:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+            request = pb.GenerateRequest(prompt="traced", num_frames=1, num_inference_steps=2)
+            metadata = [("traceparent", f"00-{trace_id}-{caller_span}-01")]
+            events = [r.event for r in stub.Generate(request, metadata=metadata)]
+        assert events[-1].HasField("completed")
+    spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    by_name = {s["name"]: s for s in spans}
+    assert {s["context"]["trace_id"] for s in spans} == {f"0x{trace_id}"}
+    submit, job = by_name["moviola.submit"], by_name["moviola.job"]
+    assert submit["parent_id"] == f"0x{caller_span}"
+    assert job["parent_id"] == submit["context"]["span_id"]
+    assert job["attributes"]["moviola.job_id"] == events[0].job_id
+    phases = {"text_encoding", "denoising", "vae_decoding", "video_encoding", "storing"}
+    assert {f"moviola.{p}" for p in phases} <= set(by_name)
+    for phase in phases:
+        assert by_name[f"moviola.{phase}"]["parent_id"] == job["context"]["span_id"]

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from fakes import ScriptedPipeline
+
 from moviola.client import Client, ResourceExhausted
 from moviola.embedded import EmbeddedServer
 from moviola.errors import ResourceExhausted as DomainResourceExhausted
@@ -48,7 +48,9 @@ async def test_keyed_submit_is_retried_after_the_pushback_and_unkeyed_is_not(tmp
                     client.submit("unkeyed", num_inference_steps=1)
                 keyed: list[str] = []
                 thread = threading.Thread(
-                    target=lambda: keyed.append(client.submit("keyed", num_inference_steps=1, idempotency_key="k1").id)
+                    target=lambda: keyed.append(
+                        client.submit("keyed", num_inference_steps=1, idempotency_key="k1").id
+                    )
                 )
                 thread.start()
                 assert refused.wait(30)

@@ -21,6 +21,7 @@ from moviola.metrics import Metrics, refresh_forever
 from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
 from moviola.settings import Settings
 from moviola.storage.local import LocalStorage
+from moviola.tracing import Tracing
 from moviola.worker.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class GatewayServer:
         models = models or {i: s for i, s in catalog.items() if settings.include_opt_in or not s.opt_in}
         default = settings.model if settings.model in models else next(iter(models))
         self.metrics = Metrics() if settings.metrics_port is not None else None
-        self.gateway = Gateway(self.queue, models, default, self.lifecycle, self.metrics)
+        tracing = Tracing(settings.trace_file, "moviola-gateway")
+        self.gateway = Gateway(self.queue, models, default, self.lifecycle, self.metrics, tracing)
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
         self._monitor: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
@@ -132,7 +134,8 @@ class WorkerProcess:
             metrics = Metrics()
             metrics.serve(self.settings.metrics_port)
             announce.info("metrics on port %d", self.settings.metrics_port)
-        self.worker = Worker(self.queue, pipeline, self.storage, metrics=metrics)
+        tracing = Tracing(self.settings.trace_file, "moviola-worker")
+        self.worker = Worker(self.queue, pipeline, self.storage, metrics=metrics, tracing=tracing)
         self._task = asyncio.create_task(self.worker.run(), name="worker")
         announce.info(
             "ready: worker %s serving %s from %s",

@@ -25,6 +25,7 @@ from moviola.pipelines.base import VideoPipeline
 from moviola.scheduler.memory import MemoryJobQueue
 from moviola.settings import Settings
 from moviola.storage.local import LocalStorage
+from moviola.tracing import Tracing
 from moviola.worker.runner import SHUTDOWN_MESSAGE, Worker
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class EmbeddedServer:
         self.storage = LocalStorage(settings.data_dir / "videos")
         self.metrics = Metrics() if settings.metrics_port is not None else None
         models = {spec.id: spec for spec in self.specs}
-        self.gateway = Gateway(self.queue, models, self.spec.id, self.lifecycle, self.metrics)
+        self.tracing = Tracing(settings.trace_file, "moviola")
+        self.gateway = Gateway(self.queue, models, self.spec.id, self.lifecycle, self.metrics, self.tracing)
         self._background: list[asyncio.Task[None]] = []
         self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
         self._loader = loader
@@ -75,7 +77,7 @@ class EmbeddedServer:
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)
-            worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics)
+            worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics, tracing=self.tracing)
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
         if self.metrics is not None and self.settings.metrics_port is not None:

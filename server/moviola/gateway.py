@@ -15,6 +15,7 @@ from moviola.jobs import JobEvent, JobRecord, JobRequest
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, JobQueue
+from moviola.tracing import Tracing
 from moviola.validation import RequestDraft, validate
 
 
@@ -38,8 +39,10 @@ class Gateway:
         default_model: str,
         lifecycle: Lifecycle,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.metrics = metrics
+        self._tracing = tracing or Tracing(None, "moviola")
         self._queue = queue
         self._models = models
         self._default_model = default_model
@@ -58,7 +61,8 @@ class Gateway:
             wait = await self._queue.estimate_wait(request.model)
             if wait is not None and wait > limit:
                 request = await self._fallback(draft, request, wait, limit)
-        record, created = await self._queue.submit(request)
+        with self._tracing.submit(request.traceparent) as carried:
+            record, created = await self._queue.submit(replace(request, traceparent=carried))
         if created and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
         return record, created

@@ -72,6 +72,8 @@ class JobRequest:
     seed: int
     priority: Priority = Priority.INTERACTIVE
     idempotency_key: str = ""
+    #: W3C trace context of the submit, carried to the worker (empty: not traced).
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,12 @@ def model_options(func: F) -> F:
                 help="json: one object a line.",
             ),
             click.option(
+                "--trace-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                default=None,
+                help="Trace jobs with OpenTelemetry; spans go here as JSON lines.",
+            ),
+            click.option(
                 "--metrics-port",
                 type=click.IntRange(1, 65535),
                 default=None,

@@ -52,6 +52,8 @@ class Settings:
     lease: float = 30.0
     #: Runs of one job before it goes to the dead-letter stream.
     max_attempts: int = 3
+    #: Write OpenTelemetry spans here as JSON lines; None: tracing is off.
+    trace_file: Path | None = None
     #: Port of the Prometheus /metrics endpoint; None: no endpoint.
     metrics_port: int | None = None
     #: Seconds finished jobs and their events are kept (Redis).

@@ -44,6 +44,8 @@ class RequestDraft:
     max_wait: float | None = None
     #: A size preset of the model ("480p") instead of width and height.
     resolution: str = ""
+    #: The caller's W3C trace context (from gRPC metadata).
+    traceparent: str = ""
 
 
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
@@ -194,4 +196,5 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         seed=draft.seed if draft.seed is not None else secrets.randbelow(2**32),
         priority=draft.priority,
         idempotency_key=draft.idempotency_key,
+        traceparent=draft.traceparent,
     )

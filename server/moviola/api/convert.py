@@ -38,7 +38,7 @@ _PRIORITIES = {
 }
 
 
-def draft(request: pb.GenerateRequest) -> RequestDraft:
+def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
     return RequestDraft(
         model=request.model,
         prompt=request.prompt,
@@ -57,6 +57,7 @@ def draft(request: pb.GenerateRequest) -> RequestDraft:
         allow_fallback=request.allow_fallback,
         max_wait=request.max_wait.ToNanoseconds() / 1e9 if request.HasField("max_wait") else None,
         resolution=request.resolution,
+        traceparent=traceparent,
     )
 
 

@@ -17,6 +17,11 @@ from moviola.v1 import job_pb2 as pb
 Context = grpc.aio.ServicerContext[object, object]
 
 
+def _traceparent(context: Context) -> str:
+    value = dict(context.invocation_metadata() or ()).get("traceparent", "")
+    return value if isinstance(value, str) else value.decode()
+
+
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
@@ -40,15 +45,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         # A caller that goes away cancels this stream, never the job.
         with self._streaming("Generate"):
             async with translated(context):
-                record, _ = await self._gateway.submit(
-                    convert.draft(request), max_wait=context.time_remaining()
-                )
+                draft = convert.draft(request, _traceparent(context))
+                record, _ = await self._gateway.submit(draft, max_wait=context.time_remaining())
                 async for event in self._gateway.watch(record.id):
                     yield gen.GenerateResponse(event=convert.event(event))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
-            draft = convert.draft(request.request)
+            draft = convert.draft(request.request, _traceparent(context))
             record, created = await self._gateway.submit(draft, max_wait=context.time_remaining())
         return gen.SubmitJobResponse(job=convert.job(record), created=created)
 

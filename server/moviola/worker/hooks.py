@@ -71,6 +71,14 @@ class JobHooks:
             self._phase_end[self._current] = time.monotonic()
             self._current = None
 
+    def phase_spans(self) -> list[tuple[str, float, float]]:
+        """Each phase that ran, as (name, start, end) in wall-clock seconds."""
+        offset = time.time() - time.monotonic()
+        return [
+            (phase.value, start + offset, self._phase_end.get(phase, start) + offset)
+            for phase, start in self._phase_start.items()
+        ]
+
     def peak_memory(self, peak_bytes: int) -> None:
         self.peak_memory_bytes = peak_bytes
 

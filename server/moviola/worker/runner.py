@@ -19,6 +19,7 @@ from moviola.mp4 import MIME_TYPE, encode_mp4
 from moviola.pipelines.base import Frames, VideoPipeline
 from moviola.scheduler.base import Assignment, JobQueue
 from moviola.storage.base import Storage, StoredVideo
+from moviola.tracing import Tracing
 from moviola.worker.hooks import JobHooks
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,16 @@ SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it agai
 
 class Worker:
     def __init__(
-        self, queue: JobQueue, pipeline: VideoPipeline, storage: Storage, *, metrics: Metrics | None = None
+        self,
+        queue: JobQueue,
+        pipeline: VideoPipeline,
+        storage: Storage,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._queue = queue
+        self._tracing = tracing or Tracing(None, "moviola-worker")
         self._metrics = metrics
         self._pipeline = pipeline
         self._storage = storage
@@ -131,6 +139,11 @@ class Worker:
             return
         if observer is not None:
             observer.end(outcome, time.time() - started)
+        attributes: dict[str, str | int] = {"moviola.job_id": job.job_id, "moviola.model": self.model}
+        attributes |= {"moviola.attempt": job.attempt, "moviola.outcome": type(outcome).__name__.lower()}
+        self._tracing.record_job(
+            job.request.traceparent, attributes, started, time.time(), hooks.phase_spans()
+        )
         try:
             await self._queue.finish(job, outcome, time.time() - started)
         except LeaseLost:
