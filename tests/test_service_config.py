@@ -59,7 +59,7 @@ async def test_keyed_submit_is_retried_after_the_pushback_and_unkeyed_is_not(tmp
                 pipeline.gate.set()
                 return keyed[0], client.get(keyed[0]).request.prompt
 
-        job_id, prompt = await asyncio.to_thread(run)
+        _, prompt = await asyncio.to_thread(run)
     assert prompt == "keyed"
     assert attempts.count("unkeyed: refused") == 1  # not retried
     assert attempts.count("keyed: refused") >= 1
