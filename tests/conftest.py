@@ -24,7 +24,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: Every tiny model of the catalogue, served by the session's server beside the default one.
-TINY_MODELS = ["tiny-wan2.2-t2v", "tiny-wan2.2-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v", "tiny-ltx-video"]
+TINY_MODELS = [
+    "tiny-wan2.2-t2v",
+    "tiny-wan2.2-i2v",
+    "tiny-wan2.2-ti2v",
+    "tiny-wan2.1-t2v",
+    "tiny-ltx-video",
+    "tiny-skyreels-v2-df",
+]
 
 
 @pytest.fixture(scope="session")

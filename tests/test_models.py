@@ -73,7 +73,8 @@ def test_generates_through_the_server(
 
 
 @pytest.mark.parametrize(
-    "model", ["tiny-wan2.2-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v", "tiny-ltx-video"]
+    "model",
+    ["tiny-wan2.2-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v", "tiny-ltx-video", "tiny-skyreels-v2-df"],
 )
 def test_same_seed_same_video_and_cancellation(client: Client, model: str, data_dir: Path) -> None:
     extra = {"image": image()} if model == "tiny-wan2.2-i2v" else {}

@@ -43,3 +43,20 @@ def test_empty_job_id_is_invalid(client: Client) -> None:
     with pytest.raises(InvalidArgument) as info:
         client.get("")
     assert info.value.field == "job_id"
+
+
+def test_deadline_ends_the_stream_not_the_job(client: Client) -> None:
+    import grpc
+
+    from moviola.client import MoviolaError
+
+    stream = client.generate("slow", width=256, height=256, num_frames=17, num_inference_steps=50, timeout=2)
+    seen = []
+    with pytest.raises(MoviolaError) as info:
+        for event in stream:
+            seen.append(event)
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert seen
+    assert seen[0].HasField("queued")
+    rest = list(client.watch(seen[0].job_id, after_sequence=seen[-1].sequence))
+    assert rest[-1].HasField("completed")

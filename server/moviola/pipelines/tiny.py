@@ -277,12 +277,46 @@ def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
     pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
 
 
+def build_tiny_skyreels_v2_df(target: Path, *, seed: int = 0) -> None:
+    """SkyReels-V2 diffusion forcing: a Wan2.1-style transformer denoising frames at staggered noise levels."""
+    from diffusers import (
+        SkyReelsV2DiffusionForcingPipeline,
+        SkyReelsV2Transformer3DModel,
+    )
+
+    text_encoder = _umt5(seed)
+    torch_seed(seed)
+    transformer = SkyReelsV2Transformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=1024,
+    )
+    pipe = SkyReelsV2DiffusionForcingPipeline(
+        tokenizer=_tokenizer(),
+        text_encoder=text_encoder,
+        transformer=transformer,
+        vae=_wan_vae(),
+        scheduler=_flow_scheduler(),
+    )
+    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
+
+
 BUILDERS = {
     "tiny-wan2.2-t2v": build_tiny_wan22_t2v,
     "tiny-wan2.2-i2v": build_tiny_wan22_i2v,
     "tiny-wan2.2-ti2v": build_tiny_wan22_ti2v,
     "tiny-wan2.1-t2v": build_tiny_wan21_t2v,
     "tiny-ltx-video": build_tiny_ltx_video,
+    "tiny-skyreels-v2-df": build_tiny_skyreels_v2_df,
 }
 
 

@@ -154,6 +154,7 @@ class DiffusersVideo:
         prompt = self._encode(pipe, request)
         hooks.phase(Phase.DENOISING)
         output = pipe(
+            prompt=None,  # encoded above (some pipelines, SkyReels-V2 among them, want it named anyway)
             **prompt,
             **self._call_options(pipe, request),
             height=request.height,
