@@ -31,6 +31,7 @@ TINY_MODELS = [
     "tiny-wan2.1-t2v",
     "tiny-ltx-video",
     "tiny-skyreels-v2-df",
+    "tiny-hunyuanvideo",
 ]
 
 

@@ -90,7 +90,7 @@ def test_unset_seed_is_chosen_and_reported(client: Client) -> None:
 
 def test_list_models_shows_defaults_limits_and_noise_warning(client: Client) -> None:
     models = client.list_models()
-    assert len(models) == 6
+    assert len(models) == 7
     model = models[0]  # the default comes first
     assert model.id == "tiny-wan2.2-t2v"
     assert model.ready

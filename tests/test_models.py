@@ -30,6 +30,8 @@ CASES = [
     ("tiny-wan2.1-t2v", False, 96, 64, 9, False),
     ("tiny-ltx-video", False, 96, 64, 9, False),
     ("tiny-ltx-video", True, 96, 64, 17, False),
+    ("tiny-skyreels-v2-df", False, 96, 64, 9, False),
+    ("tiny-hunyuanvideo", False, 96, 64, 9, False),
 ]
 IDS = [f"{m}-{'i2v' if img else 't2v'}" for m, img, *_ in CASES]
 
@@ -74,7 +76,14 @@ def test_generates_through_the_server(
 
 @pytest.mark.parametrize(
     "model",
-    ["tiny-wan2.2-i2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v", "tiny-ltx-video", "tiny-skyreels-v2-df"],
+    [
+        "tiny-wan2.2-i2v",
+        "tiny-wan2.2-ti2v",
+        "tiny-wan2.1-t2v",
+        "tiny-ltx-video",
+        "tiny-skyreels-v2-df",
+        "tiny-hunyuanvideo",
+    ],
 )
 def test_same_seed_same_video_and_cancellation(client: Client, model: str, data_dir: Path) -> None:
     extra = {"image": image()} if model == "tiny-wan2.2-i2v" else {}

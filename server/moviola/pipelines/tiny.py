@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Hundreds of SentencePiece-style pieces are enough for any prompt: unknown
 # words fall back to single characters.
@@ -310,6 +311,85 @@ def build_tiny_skyreels_v2_df(target: Path, *, seed: int = 0) -> None:
     pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
 
 
+def build_tiny_hunyuanvideo(target: Path, *, seed: int = 0) -> None:
+    """HunyuanVideo: a Llama text encoder and a CLIP one, a dual-stream transformer, its own 3D VAE.
+
+    The tiny twin keeps those layer types; its tokenizers are this module's small Unigram one.
+    """
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
+
+    torch_seed(seed)
+    common: dict[str, Any] = {
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 0,
+        "vocab_size": VOCAB_LIMIT,
+        "hidden_act": "gelu",
+    }
+    llama = LlamaModel(
+        LlamaConfig(
+            hidden_size=16, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, **common
+        )
+    )
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            hidden_size=8,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            projection_dim=32,
+            max_position_embeddings=77,
+            **common,
+        )
+    )
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=1,
+        patch_size_t=1,
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+    )
+    vae = AutoencoderKLHunyuanVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        act_fn="silu",
+        norm_num_groups=4,
+        scaling_factor=0.476986,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    )
+    pipe = HunyuanVideoPipeline(
+        text_encoder=llama,
+        tokenizer=_tokenizer(),
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder_2=clip,
+        tokenizer_2=_tokenizer(),
+    )
+    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
+
+
 BUILDERS = {
     "tiny-wan2.2-t2v": build_tiny_wan22_t2v,
     "tiny-wan2.2-i2v": build_tiny_wan22_i2v,
@@ -317,6 +397,7 @@ BUILDERS = {
     "tiny-wan2.1-t2v": build_tiny_wan21_t2v,
     "tiny-ltx-video": build_tiny_ltx_video,
     "tiny-skyreels-v2-df": build_tiny_skyreels_v2_df,
+    "tiny-hunyuanvideo": build_tiny_hunyuanvideo,
 }
 
 

@@ -108,6 +108,10 @@ class DiffusersVideo:
 
     def _encode(self, pipe: Any, request: JobRequest) -> dict[str, Any]:
         """Encode the prompt ahead of the call, as the call arguments that carry it."""
+        if type(pipe).__name__.startswith("Hunyuan"):  # guidance-distilled: no negative prompt
+            with torch.inference_mode():
+                pe, pooled, mask = pipe.encode_prompt(prompt=request.prompt, device=pipe._execution_device)
+            return {"prompt_embeds": pe, "pooled_prompt_embeds": pooled, "prompt_attention_mask": mask}
         cfg = request.guidance_scale > 1.0
         with torch.inference_mode():
             encoded = pipe.encode_prompt(
