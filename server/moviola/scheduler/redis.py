@@ -272,17 +272,7 @@ class RedisJobQueue:
 
     @_translated
     async def waiting(self, model: str) -> dict[Priority, int]:
-        counts = {}
-        for priority in Priority:
-            stream = keys.queue(model, priority)
-            try:
-                groups = await self.redis.xinfo_groups(stream)
-            except ResponseError:
-                counts[priority] = 0
-                continue
-            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
-            counts[priority] = len(await self.redis.xrange(stream, f"({_text(last)}", "+"))
-        return counts
+        return {p: len(await self._undelivered_in(keys.queue(model, p))) for p in Priority}
 
     @_translated
     async def live_workers(self, model: str) -> list[str]:
@@ -290,15 +280,16 @@ class RedisJobQueue:
         return [_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]
 
     async def _undelivered(self, model: str) -> list[Any]:
-        found = []
-        for stream in self._queues(model):
-            try:
-                groups = await self.redis.xinfo_groups(stream)
-            except ResponseError:
-                continue
-            last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
-            found += await self.redis.xrange(stream, f"({_text(last)}", "+")
-        return found
+        return [entry for stream in self._queues(model) for entry in await self._undelivered_in(stream)]
+
+    async def _undelivered_in(self, stream: str) -> list[Any]:
+        """Entries of a queue stream that no worker has read yet (the Lua scripts' ``undelivered``)."""
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return []  # no group yet: nothing was ever queued here
+        last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
+        return list(await self.redis.xrange(stream, f"({_text(last)}", "+"))
 
     def _queues(self, model: str) -> list[str]:
         return [keys.queue(model, Priority.INTERACTIVE), keys.queue(model, Priority.BATCH)]
