@@ -105,8 +105,8 @@ class Gateway:
             )
         return routed
 
-    def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
-        return self._queue.watch(_job_id(job_id), after_sequence)
+    def watch(self, job_id: str, after_sequence: int = 0, *, model: str = "") -> AsyncIterator[JobEvent]:
+        return self._queue.watch(_job_id(job_id), after_sequence, model=model)
 
     async def get(self, job_id: str) -> JobRecord:
         return await self._queue.get(_job_id(job_id))

@@ -47,7 +47,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async with translated(context):
                 draft = convert.draft(request, _traceparent(context))
                 record, _ = await self._gateway.submit(draft, max_wait=context.time_remaining())
-                async for event in self._gateway.watch(record.id):
+                async for event in self._gateway.watch(record.id, model=record.model):
                     yield gen.GenerateResponse(event=convert.event(event))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:

@@ -50,9 +50,10 @@ class JobQueue(Protocol):
     async def get(self, job_id: str) -> JobRecord:
         """Raises ``JobNotFound``."""
 
-    def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
+    def watch(self, job_id: str, after_sequence: int = 0, *, model: str = "") -> AsyncIterator[JobEvent]:
         """Events with sequence > ``after_sequence``, then live ones, ending after the terminal one.
 
+        ``model``, when the caller knows it (it just submitted the job), saves a lookup.
         Raises ``JobNotFound`` on first iteration.
         """
 

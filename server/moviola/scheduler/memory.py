@@ -87,7 +87,9 @@ class MemoryJobQueue:
     async def get(self, job_id: str) -> JobRecord:
         return self._entry(job_id).record
 
-    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, model: str = ""
+    ) -> AsyncIterator[JobEvent]:
         entry = self._entry(job_id)
         index = after_sequence  # the event with sequence n sits at index n - 1
         while True:

@@ -128,6 +128,7 @@ class RedisJobQueue:
         self._cancel = self.redis.register_script(redis_lua.CANCEL)
         self._release = self.redis.register_script(redis_lua.RELEASE)
         self._finish = self.redis.register_script(redis_lua.FINISH)
+        self._take = self.redis.register_script(redis_lua.TAKE)
         self._leases: dict[str, asyncio.Task[None]] = {}
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
@@ -214,9 +215,11 @@ class RedisJobQueue:
             events.append(JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"])))
         return events
 
-    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[JobEvent]:
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, model: str = ""
+    ) -> AsyncIterator[JobEvent]:
         after = after_sequence
-        model = await self._model_of(job_id)
+        model = model or await self._model_of(job_id)
         while True:
             events, finished = await self._next_events(job_id, after, model)
             for event in events:
@@ -424,38 +427,47 @@ class RedisJobQueue:
             head = await self.redis.xrange(batch, "-", "+", count=1)
             if head and _msg_age(_text(head[0][0])) > self.config.batch_max_wait:
                 order.reverse()
-        for stream in order:
-            reply = await self.redis.xreadgroup(keys.GROUP, self.consumer, {stream: ">"}, count=1)
-            if reply and reply[0][1]:
-                msg_id, fields = reply[0][1][0]
-                return await self._begin(model, stream, _text(msg_id), _text(fields[b"job"]))
+        reply = await self._take(keys=[interactive, batch, *order], args=self._start_args())
+        if reply:
+            status, attempts, request, created, stream, msg_id, job_id = reply
+            return await self._started(
+                model, _text(stream), _text(msg_id), _text(job_id), [status, attempts, request, created]
+            )
         # Block on interactive work only: a waiting batch job is found on the next round.
-        reply = await self.redis.xreadgroup(
+        blocked = await self.redis.xreadgroup(
             keys.GROUP, self.consumer, {interactive: ">"}, count=1, block=int(self.config.poll * 1000)
         )
-        if reply and reply[0][1]:
-            msg_id, fields = reply[0][1][0]
+        if blocked and blocked[0][1]:
+            msg_id, fields = blocked[0][1][0]
             return await self._begin(model, interactive, _text(msg_id), _text(fields[b"job"]))
         return None
 
-    async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
+    def _start_args(self) -> list[Any]:
         now, maxlen, retention = self._args()
         limit = self.config.announce_limit
         if time.monotonic() - self._last_full_announce > 1.0:
             limit, self._last_full_announce = 1 << 30, time.monotonic()
+        return [
+            self.consumer,
+            now,
+            maxlen,
+            retention,
+            self.config.max_attempts,
+            keys.GROUP,
+            keys.PREFIX,
+            limit,
+        ]
+
+    async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
         reply = await self._start(
-            keys=[keys.job(job_id), keys.events(job_id), *self._queues(model)],
-            args=[
-                self.consumer,
-                now,
-                maxlen,
-                retention,
-                self.config.max_attempts,
-                keys.GROUP,
-                keys.PREFIX,
-                limit,
-            ],
+            keys=[keys.job(job_id), keys.events(job_id), *self._queues(model)], args=self._start_args()
         )
+        return await self._started(model, stream, msg_id, job_id, reply)
+
+    async def _started(
+        self, model: str, stream: str, msg_id: str, job_id: str, reply: list[Any]
+    ) -> Assignment | None:
+        """Act on the START script's reply: an assignment, or the entry acknowledged (and dead-lettered)."""
         status, attempts = int(reply[0]), int(reply[1])
         if status == -2:  # cancelled or finished meanwhile
             await self._ack(stream, msg_id)

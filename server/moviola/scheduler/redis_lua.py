@@ -93,22 +93,55 @@ return {publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '
 """
 )
 
+START_FUNCTION = r"""
+-- Mark a job started (STARTED event), tell the jobs behind it their new positions, return its request.
+local function start(job_key, events_key, interactive, batch, a)
+  local state = redis.call('HGET', job_key, 'state')
+  if not state or is_terminal(state) then return {-2, 0} end
+  local attempts = tonumber(redis.call('HGET', job_key, 'attempts'))
+  if attempts >= tonumber(a.max_attempts) then return {-4, attempts} end
+  attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
+  redis.call('HSET', job_key, 'worker', a.worker, 'position', 0)
+  publish(job_key, events_key, cjson.encode({type = 'started', worker = a.worker, attempt = attempts}),
+          'running', a.time, a.maxlen, a.retention, '')
+  announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
+  return {1, attempts, redis.call('HGET', job_key, 'request'), redis.call('HGET', job_key, 'created_at')}
+end
+
+local function start_args(first)
+  return {worker = ARGV[first], time = ARGV[first + 1], maxlen = ARGV[first + 2], retention = ARGV[first + 3],
+          max_attempts = ARGV[first + 4], group = ARGV[first + 5], prefix = ARGV[first + 6], limit = ARGV[first + 7]}
+end
+"""
+
 # KEYS: job, events, interactive queue, batch queue
 # ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit
-# Marks the job started (STARTED event), tells the jobs behind it their new positions, returns the request.
 START = (
     PRELUDE
+    + START_FUNCTION
     + r"""
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or is_terminal(state) then return {-2, 0} end
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts'))
-if attempts >= tonumber(ARGV[5]) then return {-4, attempts} end
-attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'position', 0)
-publish(KEYS[1], KEYS[2], cjson.encode({type = 'started', worker = ARGV[1], attempt = attempts}),
-        'running', ARGV[2], ARGV[3], ARGV[4], '')
-announce(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], ARGV[3], ARGV[4], ARGV[8], '')
-return {1, attempts, redis.call('HGET', KEYS[1], 'request'), redis.call('HGET', KEYS[1], 'created_at')}
+return start(KEYS[1], KEYS[2], KEYS[3], KEYS[4], start_args(1))
+"""
+)
+
+# KEYS: interactive queue, batch queue, the queue to read first, the one to read next
+# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit
+# A free worker reads its next job and starts it, in one round trip; nil when both queues are empty.
+TAKE = (
+    PRELUDE
+    + START_FUNCTION
+    + r"""
+local a = start_args(1)
+for _, stream in ipairs({KEYS[3], KEYS[4]}) do
+  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
+  if ok and reply then
+    local entry = reply[1][2][1]
+    local msg_id, job_id = entry[1], entry[2][2]
+    local result = start(a.prefix .. 'job:' .. job_id, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
+    return {result[1], result[2], result[3] or '', result[4] or '', stream, msg_id, job_id}
+  end
+end
+return nil
 """
 )
 
