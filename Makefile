@@ -35,7 +35,7 @@ test: install system-deps
 lint: install system-deps
 	$(VENV)/bin/ruff check server clients scripts tests bench
 	$(VENV)/bin/ruff format --check server clients scripts tests bench
-	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts
+	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts bench
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
 	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi

@@ -34,6 +34,9 @@ class NoHooks:
     def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
         pass
 
+    def peak_memory(self, peak_bytes: int) -> None:
+        pass
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
@@ -79,8 +82,15 @@ def main() -> int:
         def served() -> tuple[float, float, float]:
             start = time.perf_counter()
             first_event = first_progress = 0.0
-            options = {"width": args.width, "height": args.height, "num_frames": args.frames}
-            for event in client.generate(request.prompt, num_inference_steps=args.steps, seed=1, **options):  # type: ignore[arg-type]
+            events = client.generate(
+                request.prompt,
+                width=args.width,
+                height=args.height,
+                num_frames=args.frames,
+                num_inference_steps=args.steps,
+                seed=1,
+            )
+            for event in events:
                 now = time.perf_counter() - start
                 kind = event.WhichOneof("kind")
                 if not first_event:
