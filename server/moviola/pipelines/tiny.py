@@ -143,81 +143,55 @@ def _flow_scheduler() -> object:
     )
 
 
-def build_tiny_wan22_t2v(target: Path, *, seed: int = 0) -> None:
-    """Wan2.2-T2V-A14B: two experts (high noise, low noise) switched at ``boundary_ratio``."""
-    from diffusers import WanPipeline
+def _save_wan(
+    target: Path, pipeline: str, seed: int, *, latent_channels: int, experts: list[int], **config: Any
+) -> None:
+    """Build a Wan-family pipeline: UMT5, the Wan VAE, one transformer per expert (input channels given)."""
+    import diffusers
 
     text_encoder = _umt5(seed)
-    torch_seed(seed)  # once, before both experts: they must differ
-    vae, high, low = _wan_vae(), _wan_transformer(16, 16), _wan_transformer(16, 16)
-    pipe = WanPipeline(
+    torch_seed(seed)  # once, before the experts: two experts must differ
+    vae = _wan_vae(latent_channels)
+    transformers = [_wan_transformer(channels, latent_channels) for channels in experts]
+    pipe = getattr(diffusers, pipeline)(
         tokenizer=_tokenizer(),
         text_encoder=text_encoder,
         vae=vae,
         scheduler=_flow_scheduler(),
-        transformer=high,
-        transformer_2=low,
-        boundary_ratio=0.875,
+        transformer=transformers[0],
+        **({"transformer_2": transformers[1]} if len(transformers) > 1 else {}),
+        **config,
     )
-    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
+    pipe.save_pretrained(str(target))
+
+
+def build_tiny_wan22_t2v(target: Path, *, seed: int = 0) -> None:
+    """Wan2.2-T2V-A14B: two experts (high noise, low noise) switched at ``boundary_ratio``."""
+    _save_wan(target, "WanPipeline", seed, latent_channels=16, experts=[16, 16], boundary_ratio=0.875)
 
 
 def build_tiny_wan22_i2v(target: Path, *, seed: int = 0) -> None:
     """Wan2.2-I2V-A14B: two experts over 36 input channels (noise, mask, image latent); no CLIP encoder."""
-    from diffusers import WanImageToVideoPipeline
-
-    text_encoder = _umt5(seed)
-    torch_seed(seed)
-    vae, high, low = _wan_vae(), _wan_transformer(36, 16), _wan_transformer(36, 16)
-    pipe = WanImageToVideoPipeline(
-        tokenizer=_tokenizer(),
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=_flow_scheduler(),
+    _save_wan(
+        target,
+        "WanImageToVideoPipeline",
+        seed,
+        latent_channels=16,
+        experts=[36, 36],
         image_processor=None,
         image_encoder=None,
-        transformer=high,
-        transformer_2=low,
         boundary_ratio=0.9,
     )
-    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
 
 
 def build_tiny_wan22_ti2v(target: Path, *, seed: int = 0) -> None:
     """Wan2.2-TI2V-5B: one transformer on the 48-channel VAE, per-token timesteps (``expand_timesteps``)."""
-    from diffusers import WanPipeline
-
-    text_encoder = _umt5(seed)
-    torch_seed(seed)
-    vae, transformer = _wan_vae(48), _wan_transformer(48, 48)
-    pipe = WanPipeline(
-        tokenizer=_tokenizer(),
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=_flow_scheduler(),
-        transformer=transformer,
-        transformer_2=None,
-        boundary_ratio=None,
-        expand_timesteps=True,
-    )
-    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
+    _save_wan(target, "WanPipeline", seed, latent_channels=48, experts=[48], expand_timesteps=True)
 
 
 def build_tiny_wan21_t2v(target: Path, *, seed: int = 0) -> None:
     """Wan2.1-T2V-1.3B: one transformer, the 16-channel VAE."""
-    from diffusers import WanPipeline
-
-    text_encoder = _umt5(seed)
-    torch_seed(seed)
-    vae, transformer = _wan_vae(), _wan_transformer(16, 16)
-    pipe = WanPipeline(
-        tokenizer=_tokenizer(),
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=_flow_scheduler(),
-        transformer=transformer,
-    )
-    pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
+    _save_wan(target, "WanPipeline", seed, latent_channels=16, experts=[16])
 
 
 def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
