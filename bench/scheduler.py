@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
 from arq import create_pool
 from arq.connections import RedisSettings
 
@@ -112,7 +113,7 @@ def main() -> int:
                 for i in range(2)
             ]
             try:
-                m_lat, m_rate = asyncio.run(moviola_run(gw.address, args.latency_jobs, args.throughput_jobs))
+                m_lat, m_rate = uvloop.run(moviola_run(gw.address, args.latency_jobs, args.throughput_jobs))
             finally:
                 for w in workers:
                     w.stop()
@@ -125,7 +126,7 @@ def main() -> int:
             for _ in range(2)
         ]
         try:
-            a_lat, a_rate = asyncio.run(arq_run(url, args.latency_jobs, args.throughput_jobs))
+            a_lat, a_rate = uvloop.run(arq_run(url, args.latency_jobs, args.throughput_jobs))
         finally:
             for p in arq_workers:
                 p.terminate()
