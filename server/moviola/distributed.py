@@ -13,11 +13,12 @@ from types import TracebackType
 
 from moviola import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
-from moviola.embedded import STREAM_GRACE, PipelineLoader, _default_loader
+from moviola.embedded import STREAM_GRACE
 from moviola.errors import Unavailable
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
 from moviola.metrics import Metrics, refresh_forever
+from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
 from moviola.settings import Settings
 from moviola.storage.local import LocalStorage
@@ -117,7 +118,7 @@ class GatewayServer:
 class WorkerProcess:
     """One GPU replica: loads its model once, then runs one job at a time from Redis."""
 
-    def __init__(self, settings: Settings, *, loader: PipelineLoader = _default_loader) -> None:
+    def __init__(self, settings: Settings, *, loader: PipelineLoader = load_pipeline) -> None:
         self.settings = settings
         catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
         self.spec = resolve(settings.model, settings.model_path, catalog)

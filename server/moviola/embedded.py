@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from types import TracebackType
 
 from moviola import server as grpc_server
-from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
+from moviola.catalog import BUILTIN_MODELS, load_catalog, resolve
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
 from moviola.metrics import Metrics, refresh_forever
-from moviola.pipelines.base import VideoPipeline
+from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.scheduler.memory import MemoryJobQueue
 from moviola.settings import Settings
 from moviola.storage.local import LocalStorage
@@ -32,20 +31,12 @@ log = logging.getLogger(__name__)
 #: Start-up lines that tools wait for ("listening on", "ready"), printed at every log level.
 announce = logging.getLogger("moviola.announce")
 
-PipelineLoader = Callable[[ModelSpec, Settings], VideoPipeline]
-
 #: Seconds the gRPC server gives open streams to deliver their last events on shutdown.
 STREAM_GRACE = 5.0
 
 
-def _default_loader(spec: ModelSpec, settings: Settings) -> VideoPipeline:
-    from moviola.pipelines.loader import load_pipeline
-
-    return load_pipeline(spec, settings)
-
-
 class EmbeddedServer:
-    def __init__(self, settings: Settings, *, loader: PipelineLoader = _default_loader) -> None:
+    def __init__(self, settings: Settings, *, loader: PipelineLoader = load_pipeline) -> None:
         self.settings = settings
         catalog = load_catalog(settings.catalog) if settings.catalog else BUILTIN_MODELS
         self.specs = [resolve(settings.model, settings.model_path, catalog)]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from moviola.catalog import BUILTIN_PREFIX, ModelSpec
 from moviola.pipelines.base import VideoPipeline
 from moviola.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: What a server calls to get its pipeline; tests pass their own (a pipeline per failure mode).
+PipelineLoader = Callable[[ModelSpec, Settings], VideoPipeline]
 
 
 def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
