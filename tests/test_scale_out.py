@@ -205,6 +205,23 @@ def test_redis_outage_gateway_not_serving_then_recovers(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_workers_recreate_their_groups_after_redis_loses_its_data(tmp_path: Path) -> None:
+    server = RedisServer().start()
+    try:
+        with gateway(server.url) as gw, worker(server.url, tmp_path, "w") as w, Client(gw.address) as client:
+            assert (
+                kinds(list(client.watch(client.submit("before", num_inference_steps=1).id)))[-1]
+                == "completed"
+            )
+            server.kill()
+            server = RedisServer(port=server.port).start()  # empty: no jobs, no consumer groups
+            w.wait_for_log("recreating the consumer groups")
+            job = client.submit("after", num_inference_steps=1)
+            assert kinds(list(client.watch(job.id)))[-1] == "completed"
+    finally:
+        server.stop()
+
+
 def test_overload_is_refused_and_memory_stays_bounded(redis_url: str) -> None:
     with gateway(redis_url, "--max-queue-depth", "5") as gw, Client(gw.address) as client:
         with redis.Redis.from_url(redis_url) as r:

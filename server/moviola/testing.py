@@ -53,6 +53,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[str] | None = None
         self._port_known = threading.Event()
         self._reader: threading.Thread | None = None
+        self._new_line = threading.Condition()
 
     @property
     def pid(self) -> int:
@@ -83,7 +84,9 @@ class ServerProcess:
         assert stream is not None
         log = self.log_path.open("a") if self.log_path else None
         for line in stream:
-            self.log_lines.append(line)
+            with self._new_line:
+                self.log_lines.append(line)
+                self._new_line.notify_all()
             if log:
                 log.write(line)
                 log.flush()
@@ -97,6 +100,19 @@ class ServerProcess:
         self._port_known.set()  # the process ended; start() reports it
         if log:
             log.close()
+
+    def wait_for_log(self, text: str, timeout: float = 60.0, *, after: int = 0) -> int:
+        """Block until a log line (from index ``after`` on) contains ``text``; return its index."""
+
+        def found() -> int | None:
+            return next((i for i, line in enumerate(self.log_lines[after:], after) if text in line), None)
+
+        with self._new_line:
+            if not self._new_line.wait_for(lambda: found() is not None, timeout):
+                raise TimeoutError(f"no log line with {text!r} within {timeout}s")
+            index = found()
+            assert index is not None
+            return index
 
     def wait_serving(self) -> None:
         """Block until the health service reports SERVING (the model is loaded)."""

@@ -377,11 +377,16 @@ class RedisJobQueue:
                 backoff = 0.1
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                # NOGROUP: Redis lost its data (restarted without persistence); create the groups again.
+                log.warning("Redis answered %s; recreating the consumer groups", exc)
+                self._last_group_check = float("-inf")
+            else:
+                if assignment is not None:
+                    return assignment
                 continue
-            if assignment is not None:
-                return assignment
+            await asyncio.sleep(backoff)  # back off before asking a failing Redis again
+            backoff = min(backoff * 2, 5.0)
 
     async def _take_once(self, model: str) -> Assignment | None:
         now = time.monotonic()

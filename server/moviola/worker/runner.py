@@ -70,6 +70,9 @@ class Worker:
                     await self.run_job(assignment)
                 finally:
                     self._idle.set()
+        except Exception:
+            log.exception("the worker for %s stopped taking jobs", self.model)
+            raise
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
