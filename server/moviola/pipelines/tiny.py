@@ -62,23 +62,26 @@ def _tokenizer() -> object:
     )
 
 
+#: A two-layer T5 encoder whose width matches the transformers' text inputs.
+_T5_SIZE: dict[str, Any] = {
+    "vocab_size": VOCAB_LIMIT,
+    "d_model": TEXT_DIM,
+    "d_kv": 8,
+    "d_ff": 64,
+    "num_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+}
+
+
 def _umt5(seed: int) -> object:
+    """UMT5, as Wan uses."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch_seed(seed)
-    return UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=VOCAB_LIMIT,
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
-        )
-    )
+    return UMT5EncoderModel(UMT5Config(**_T5_SIZE))
 
 
 def torch_seed(seed: int) -> None:
@@ -205,19 +208,7 @@ def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
     from transformers import T5Config, T5EncoderModel
 
     torch_seed(seed)
-    text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=VOCAB_LIMIT,
-            d_model=TEXT_DIM,
-            d_kv=8,
-            d_ff=64,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
-        )
-    )
+    text_encoder = T5EncoderModel(T5Config(**_T5_SIZE))  # T5, as LTX-Video uses
     transformer = LTXVideoTransformer3DModel(
         in_channels=8,
         out_channels=8,

@@ -86,6 +86,10 @@ class RedisQueueConfig:
     announce_limit: int = 10
 
 
+#: Errors that mean Redis cannot be reached (as opposed to Redis answering with an error).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 def _unavailable(exc: BaseException) -> Unavailable:
     return Unavailable(f"the job store (Redis) is unreachable: {exc}", retry_after=1.0)
 
@@ -94,7 +98,7 @@ def _translated(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corout
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await func(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _UNREACHABLE as exc:
             raise _unavailable(exc) from exc
 
     wrapper.__name__ = func.__name__
@@ -328,43 +332,34 @@ class RedisJobQueue:
 
     # Worker side.
 
-    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
-        now, maxlen, retention = self._args()
+    def _publish_args(self, kind: EventKind, now: float, attempt: int | None) -> list[Any]:
+        _, maxlen, retention = self._args()
         expected = "" if attempt is None else str(attempt)
-        try:
-            seq, model = await self._publish(
-                keys=[keys.job(job_id), keys.events(job_id)],
-                args=[encode_kind(kind), _STATES.get(type(kind), ""), now, maxlen, retention, expected],
-            )
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise _unavailable(exc) from exc
+        return [encode_kind(kind), _STATES.get(type(kind), ""), now, maxlen, retention, expected]
+
+    @_translated
+    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
+        now = time.time()
+        seq, model = await self._publish(
+            keys=[keys.job(job_id), keys.events(job_id)], args=self._publish_args(kind, now, attempt)
+        )
         if seq == -1:
             raise JobNotFound(job_id)
         if seq in (-2, -3):
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
         return JobEvent(job_id, int(seq), now, _text(model), kind)
 
+    @_translated
     async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
-        now, maxlen, retention = self._args()
-        expected = "" if attempt is None else str(attempt)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for kind in kinds:
-                    await self._publish(
-                        keys=[keys.job(job_id), keys.events(job_id)],
-                        args=[
-                            encode_kind(kind),
-                            _STATES.get(type(kind), ""),
-                            now,
-                            maxlen,
-                            retention,
-                            expected,
-                        ],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise _unavailable(exc) from exc
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind in kinds:
+                await self._publish(
+                    keys=[keys.job(job_id), keys.events(job_id)],
+                    args=self._publish_args(kind, now, attempt),
+                    client=pipe,
+                )
+            replies = await pipe.execute()
         if any(seq in (-2, -3) for seq, _ in replies):
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
 
@@ -375,7 +370,7 @@ class RedisJobQueue:
             try:
                 assignment = await self._take_once(model)
                 backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except _UNREACHABLE as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
             except ResponseError as exc:
                 # NOGROUP: Redis lost its data (restarted without persistence); create the groups again.
@@ -521,32 +516,19 @@ class RedisJobQueue:
         if task is not None:
             task.cancel()
 
+    @_translated
     async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
         """Publish the terminal event and acknowledge the queue entry in one step."""
         self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
-        model = assignment.request.model
+        model, job_id = assignment.request.model, assignment.job_id
         old = self._run_seconds.get(model)
         self._run_seconds[model] = average = run_seconds if old is None else 0.8 * old + 0.2 * run_seconds
-        job_id = assignment.job_id
-        now, maxlen, retention = self._args()
-        try:
-            seq = await self._finish(
-                keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
-                args=[
-                    encode_kind(kind),
-                    _STATES[type(kind)],
-                    now,
-                    maxlen,
-                    retention,
-                    assignment.attempt,
-                    keys.GROUP,
-                    msg_id,
-                    str(average),
-                ],
-            )
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise _unavailable(exc) from exc
+        # The publish arguments, the attempt that must still own the job, then the acknowledgement's.
+        args = [*self._publish_args(kind, time.time(), assignment.attempt), keys.GROUP, msg_id, str(average)]
+        seq = await self._finish(
+            keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)], args=args
+        )
         if seq == -1:
             raise JobNotFound(job_id)
         if seq == -2:
