@@ -9,11 +9,14 @@ log, and readiness is awaited through the gRPC health service, not by sleeping.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -236,6 +239,119 @@ class RedisServer:
             self._reader.join(10)
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _triton_home() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("tritonserver comes from the nvidia-pytriton wheel: `make install` installs it")
+    return Path(spec.origin).parent / "tritonserver"
+
+
+class TritonServer:
+    """The real ``tritonserver`` (from the nvidia-pytriton wheel) on free ports, stoppable and restartable.
+
+    The backend stub for this interpreter is copied next to the wheel's Python backend; the stub finds the environment through the ``python3`` first on PATH and needs this
+    interpreter's libpython first on LD_LIBRARY_PATH.
+    """
+
+    def __init__(self, repository: Path, models: list[str]) -> None:
+        self.repository = repository
+        self.models = models
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self.lines: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def _backends(self) -> Path:
+        home = _triton_home()
+        backends = home / "backends"
+        # The stub's libraries are found relative to the wheel (RPATH), so it goes next to the backend there.
+        target = backends / "python" / "triton_python_backend_stub"
+        if not target.exists():
+            version = f"{sys.version_info.major}.{sys.version_info.minor}"
+            shutil.copy2(home / "python_backend_stubs" / version / target.name, target)
+        return backends
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        libdir = str(sysconfig.get_config_var("LIBDIR"))
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH")) if p)
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+        env["HF_HUB_OFFLINE"] = "1"
+        return env
+
+    def start(self, timeout: float = 120.0) -> TritonServer:
+        args = [
+            str(_triton_home() / "bin" / "tritonserver"),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={self._backends()}",
+            "--model-control-mode=explicit",
+            *(f"--load-model={m}" for m in self.models),
+            "--grpc-address=127.0.0.1",
+            "--http-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--pinned-memory-pool-byte-size=0",
+            "--exit-on-error=true",
+        ]
+        self.lines = []
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._environment()
+        )
+        ready = threading.Event()
+
+        def read(stream: IO[str]) -> None:
+            for line in stream:
+                self.lines.append(line)
+                if "Started GRPCInferenceService" in line:
+                    ready.set()
+            stream.close()
+            ready.set()
+
+        assert self._proc.stdout is not None
+        self._reader = threading.Thread(target=read, args=(self._proc.stdout,), daemon=True)
+        self._reader.start()
+        ready.wait(timeout)
+        if self._proc.poll() is not None or not any("Started GRPCInferenceService" in x for x in self.lines):
+            self.kill()
+            raise RuntimeError("tritonserver did not start:\n" + "".join(self.lines[-60:]))
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
+        self._join()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(30)
+        self._join()
+
+    def _join(self) -> None:
+        if self._reader is not None:
+            self._reader.join(10)
+            self._reader = None
+
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ TEXT_DIM = 32
 VOCAB_LIMIT = 1000
 
 
-def _tokenizer() -> object:
+def tiny_tokenizer() -> object:
+    """A small T5-style Unigram tokenizer built in code (no download)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import T5TokenizerFast  # type: ignore[attr-defined]
 
@@ -157,7 +159,7 @@ def _save_wan(
     vae = _wan_vae(latent_channels)
     transformers = [_wan_transformer(channels, latent_channels) for channels in experts]
     pipe = getattr(diffusers, pipeline)(
-        tokenizer=_tokenizer(),
+        tokenizer=tiny_tokenizer(),
         text_encoder=text_encoder,
         vae=vae,
         scheduler=_flow_scheduler(),
@@ -237,7 +239,7 @@ def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=_tokenizer(),
+        tokenizer=tiny_tokenizer(),
         transformer=transformer,
     )
     pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
@@ -267,7 +269,7 @@ def build_tiny_skyreels_v2_df(target: Path, *, seed: int = 0) -> None:
         rope_max_seq_len=1024,
     )
     pipe = SkyReelsV2DiffusionForcingPipeline(
-        tokenizer=_tokenizer(),
+        tokenizer=tiny_tokenizer(),
         text_encoder=text_encoder,
         transformer=transformer,
         vae=_wan_vae(),
@@ -345,12 +347,12 @@ def build_tiny_hunyuanvideo(target: Path, *, seed: int = 0) -> None:
     )
     pipe = HunyuanVideoPipeline(
         text_encoder=llama,
-        tokenizer=_tokenizer(),
+        tokenizer=tiny_tokenizer(),
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
         text_encoder_2=clip,
-        tokenizer_2=_tokenizer(),
+        tokenizer_2=tiny_tokenizer(),
     )
     pipe.save_pretrained(str(target))  # type: ignore[attr-defined]
 
@@ -367,22 +369,26 @@ BUILDERS = {
 
 
 def ensure_built(cache_dir: Path, name: str = "tiny-wan2.2-t2v") -> Path:
-    """Return the folder of the tiny pipeline, building it on first use.
+    """Return the folder of the tiny pipeline, building it on first use."""
+    return build_once(cache_dir / name, "model_index.json", BUILDERS[name])
+
+
+def build_once(target: Path, marker: str, build: Callable[[Path], None]) -> Path:
+    """Build into ``target`` unless ``target/marker`` exists; return ``target``.
 
     Building goes to a temporary folder that is renamed into place, so a
     concurrent builder or an interrupted build never leaves a half-written model.
     """
-    target = cache_dir / name
-    if (target / "model_index.json").exists():
+    if (target / marker).exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        BUILDERS[name](staging)
+        build(staging)
         try:
             staging.rename(target)
         except OSError:
-            if not (target / "model_index.json").exists():
+            if not (target / marker).exists():
                 raise  # not a lost race with another builder
     finally:
         shutil.rmtree(staging, ignore_errors=True)
