@@ -13,6 +13,7 @@ from types import TracebackType
 
 from moviola import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, resolve
+from moviola.embed import factory as embed_factory
 from moviola.embedded import STREAM_GRACE
 from moviola.errors import Unavailable
 from moviola.gateway import Gateway
@@ -58,7 +59,9 @@ class GatewayServer:
         self.metrics = Metrics() if settings.metrics_port is not None else None
         tracing = Tracing(settings.trace_file, "moviola-gateway")
         self.gateway = Gateway(self.queue, models, default, self.lifecycle, self.metrics, tracing)
-        self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
+        self.embedding_backend = embed_factory.backend(settings, in_process=False)
+        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get)
+        self._server, self.port = grpc_server.build(settings, self.gateway, embedder, self.lifecycle)
         self._monitor: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
 
@@ -103,6 +106,7 @@ class GatewayServer:
                 task.cancel()
         await self._server.stop(grace)
         await self.queue.close()
+        await self.embedding_backend.aclose()
         await self.lifecycle.set(State.STOPPED)
 
     async def __aenter__(self) -> GatewayServer:

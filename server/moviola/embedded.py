@@ -17,6 +17,8 @@ from types import TracebackType
 
 from moviola import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, load_catalog, resolve
+from moviola.embed import factory as embed_factory
+from moviola.embed.local import LocalBackend
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
 from moviola.metrics import Metrics, refresh_forever
@@ -54,8 +56,10 @@ class EmbeddedServer:
         models = {spec.id: spec for spec in self.specs}
         self.tracing = Tracing(settings.trace_file, "moviola")
         self.gateway = Gateway(self.queue, models, self.spec.id, self.lifecycle, self.metrics, self.tracing)
+        self.embedding_backend = embed_factory.backend(settings, in_process=True)
+        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get)
         self._background: list[asyncio.Task[None]] = []
-        self._server, self.port = grpc_server.build(settings, self.gateway, self.lifecycle)
+        self._server, self.port = grpc_server.build(settings, self.gateway, embedder, self.lifecycle)
         self._loader = loader
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -71,12 +75,16 @@ class EmbeddedServer:
             worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics, tracing=self.tracing)
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
+        if isinstance(self.embedding_backend, LocalBackend):
+            await asyncio.to_thread(self.embedding_backend.load, self.settings.cache_dir / "embeddings")
         if self.metrics is not None and self.settings.metrics_port is not None:
             self.metrics.serve(self.settings.metrics_port, self.settings.host)
             self._background.append(asyncio.create_task(refresh_forever(self.gateway.refresh_metrics)))
             announce.info("metrics on http://%s:%d/metrics", self.settings.host, self.settings.metrics_port)
         await self.lifecycle.set(State.READY)
         announce.info("ready: serving model %s", ", ".join(spec.id for spec in self.specs))
+        embedding = self.settings.triton_url or ", ".join(await self.embedding_backend.models())
+        announce.info("embeddings: %s", embedding)
 
     async def drain(self, grace: float | None = None) -> None:
         """Take no new work, let accepted jobs finish within ``grace`` seconds, then stop."""
@@ -100,6 +108,7 @@ class EmbeddedServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._server.stop(STREAM_GRACE)
+        await self.embedding_backend.aclose()
         await self.lifecycle.set(State.STOPPED)
 
     async def __aenter__(self) -> EmbeddedServer:

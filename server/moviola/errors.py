@@ -7,7 +7,10 @@ are translated where they arise, with ``raise ... from exc``.
 
     MoviolaError
     ├── InvalidRequest          a request field is wrong (names the field)
-    ├── JobNotFound             no job with that id
+    ├── NotFound                something named in the request does not exist
+    │   └── JobNotFound         no job with that id
+    ├── PermissionDenied        the server may not read what the request names
+    ├── FailedPrecondition      the request is valid but the system is not in a state to serve it
     ├── Unavailable             the server cannot take work now (loading, draining)
     ├── ResourceExhausted       the queue is full; retry after a delay
     ├── JobError                raised inside a running job
@@ -42,7 +45,19 @@ class InvalidRequest(MoviolaError):
         self.reason = message
 
 
-class JobNotFound(MoviolaError):
+class NotFound(MoviolaError):
+    """Something the request names does not exist."""
+
+
+class PermissionDenied(MoviolaError):
+    """The server is not allowed to read what the request names."""
+
+
+class FailedPrecondition(MoviolaError):
+    """Valid, but not now or not here (a job that has not finished, a backend this server lacks)."""
+
+
+class JobNotFound(NotFound):
     """No job with this id exists (or it expired)."""
 
     def __init__(self, job_id: str) -> None:

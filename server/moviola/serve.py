@@ -151,8 +151,9 @@ def model_options(func: F) -> F:
 def _settings(options: dict[str, Any]) -> Settings:
     setup_logging(options.pop("log_level"), options.pop("log_format"))
     paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
-    if "extra_models" in options:
-        options["extra_models"] = tuple(options["extra_models"])
+    for key in ("extra_models", "video_roots"):
+        if key in options:
+            options[key] = tuple(options[key])
     try:
         return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
     except ValueError as exc:
@@ -172,6 +173,30 @@ def _settings(options: dict[str, Any]) -> Settings:
     "--also-serve", "extra_models", multiple=True, help="Embedded: one more model to serve (repeatable)."
 )
 @click.option("--include-opt-in", is_flag=True, help="Gateway: accept the catalogue's opt-in models too.")
+@click.option("--triton-url", default=None, help="Triton's gRPC address (HOST:PORT) that Embed calls.")
+@click.option(
+    "--embed-repository",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Embedded, no Triton: run this Triton model repository's models in-process (default: tiny ones).",
+)
+@click.option("--embed-model", default=None, help="Embedding model for requests that name none.")
+@click.option(
+    "--embed-concurrency", default=16, type=click.IntRange(min=1), help="Embed requests served at once."
+)
+@click.option(
+    "--embed-timeout", default=10.0, type=click.FloatRange(min=0.1), help="Seconds a call to Triton may take."
+)
+@click.option(
+    "--embed-frames", default=8, type=click.IntRange(min=1), help="Frames sampled per video by default."
+)
+@click.option(
+    "--video-root",
+    "video_roots",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A folder whose files Embed's video_uri may name (repeatable; the data dir always).",
+)
 @model_options
 def serve(**options: Any) -> None:
     """Serve generation over gRPC. With no options: the embedded default (tiny model, no Redis)."""

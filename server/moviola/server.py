@@ -8,6 +8,7 @@ from grpc_reflection.v1alpha import reflection
 
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
+from moviola.embed.service import Embedder
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle
 from moviola.settings import Settings
@@ -36,11 +37,16 @@ def _options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
-def build(settings: Settings, gateway: Gateway, lifecycle: Lifecycle) -> tuple[grpc.aio.Server, int]:
+def build(
+    settings: Settings, gateway: Gateway, embedder: Embedder, lifecycle: Lifecycle
+) -> tuple[grpc.aio.Server, int]:
     """Create the server, bound but not started; return it and its port."""
     server = grpc.aio.server(options=_options(settings))
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(gateway), server)
-    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(), server)
+    embedding = EmbeddingServicer(
+        embedder, default_frames=settings.embed_frames, max_frames=settings.embed_max_frames
+    )
+    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(embedding, server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -58,6 +58,22 @@ class Settings:
     metrics_port: int | None = None
     #: Seconds finished jobs and their events are kept (Redis).
     retention: float = 24 * 3600.0
+    #: Triton's gRPC address (host:port) that Embed calls; None: the embedded server runs the encoders itself.
+    triton_url: str | None = None
+    #: In-process embeddings: serve the models of this Triton model repository; None: tiny random-weight ones.
+    embed_repository: Path | None = None
+    #: Embedding model for requests that name none; None: the first cross-modal (text and image) model.
+    embed_model: str | None = None
+    #: Embed requests served at once (apart from generation); more wait for a slot.
+    embed_concurrency: int = 16
+    #: Seconds one call to Triton may take.
+    embed_timeout: float = 10.0
+    #: Frames sampled from a video when the request does not say.
+    embed_frames: int = 8
+    #: Most frames one request may sample.
+    embed_max_frames: int = 256
+    #: Folders whose files ``video_uri`` may name, besides ``data_dir``.
+    video_roots: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -68,5 +84,9 @@ class Settings:
             raise ValueError("drain_grace must not be negative")
         if self.lease <= 0 or self.max_attempts < 1:
             raise ValueError("lease must be positive and max_attempts at least 1")
+        if self.embed_concurrency < 1 or self.embed_timeout <= 0:
+            raise ValueError("embed_concurrency must be at least 1 and embed_timeout positive")
+        if not 1 <= self.embed_frames <= self.embed_max_frames:
+            raise ValueError("embed_frames must be within 1..embed_max_frames")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")

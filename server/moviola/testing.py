@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig

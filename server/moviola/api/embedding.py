@@ -1,18 +1,88 @@
-"""``moviola.v1.EmbeddingService``: the contract is defined; the Triton backend comes next."""
+"""``moviola.v1.EmbeddingService``: protos in, ``Embedder`` call, protos out."""
 
 from __future__ import annotations
 
 import grpc
 
+from moviola.api.status import translated
+from moviola.embed import media
+from moviola.embed.service import (
+    Embedder,
+    Embedding,
+    EmbedQuery,
+    ImageInput,
+    Input,
+    JobInput,
+    Pooling,
+    TextInput,
+    VideoInput,
+    VideoUriInput,
+)
+from moviola.errors import InvalidRequest
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 
+_POOLING = {
+    emb.POOLING_UNSPECIFIED: Pooling.MEAN,
+    emb.POOLING_MEAN: Pooling.MEAN,
+    emb.POOLING_TEMPORAL: Pooling.TEMPORAL,
+}
+_POOLING_PROTO = {Pooling.MEAN: emb.POOLING_MEAN, Pooling.TEMPORAL: emb.POOLING_TEMPORAL}
+
+
+def _input(request: emb.EmbedRequest) -> Input:
+    match request.WhichOneof("input"):
+        case "text":
+            return TextInput(request.text)
+        case "image":
+            return ImageInput(request.image)
+        case "video":
+            return VideoInput(request.video)
+        case "video_uri":
+            return VideoUriInput(request.video_uri)
+        case "job_id":
+            return JobInput(request.job_id)
+    raise InvalidRequest("input", "set one of text, image, video, video_uri or job_id")
+
+
+def query(request: emb.EmbedRequest, *, default_frames: int, max_frames: int) -> EmbedQuery:
+    if request.pooling not in _POOLING:
+        raise InvalidRequest("pooling", f"unknown value {request.pooling}")
+    return EmbedQuery(
+        input=_input(request),
+        model=request.model,
+        sampling=media.sampling(
+            request.frame_count, request.frames_per_second, default=default_frames, limit=max_frames
+        ),
+        pooling=_POOLING[request.pooling],
+        return_frames=request.return_frame_embeddings,
+    )
+
+
+def response(result: Embedding) -> emb.EmbedResponse:
+    return emb.EmbedResponse(
+        vector=result.vector.tolist(),
+        dimension=len(result.vector),
+        model=result.model,
+        frames=[
+            emb.FrameEmbedding(frame_index=f.index, time_seconds=f.time, vector=f.vector.tolist())
+            for f in result.frames
+        ],
+        pooling=_POOLING_PROTO[result.pooling] if result.pooling else emb.POOLING_UNSPECIFIED,
+        sampled_frames=result.sampled_frames,
+    )
+
 
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
+    def __init__(self, embedder: Embedder, *, default_frames: int = 8, max_frames: int = 256) -> None:
+        self._embedder = embedder
+        self._default_frames = default_frames
+        self._max_frames = max_frames
+
     async def Embed(
         self, request: emb.EmbedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> emb.EmbedResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "Embed is not served yet: the embedding backend (Triton) is not part of this release",
-        )
+        async with translated(context):
+            q = query(request, default_frames=self._default_frames, max_frames=self._max_frames)
+            return response(await self._embedder.embed(q))
+        raise AssertionError("unreachable: translated() aborts the call")

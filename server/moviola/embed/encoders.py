@@ -69,6 +69,8 @@ class _NoImages:
 class Dinov2Encoder(_NoText):
     """DINOv2 (Apache 2.0): the CLS token after the final layer norm, per frame."""
 
+    image_size: int | None
+
     def __init__(self, weights: str, device: str = "auto") -> None:
         from transformers import AutoImageProcessor, AutoModel
 
@@ -89,6 +91,7 @@ class SiglipEncoder:
     """SigLIP / SigLIP 2 fixed-resolution checkpoints: text and images in one space."""
 
     accepts_text = True
+    image_size: int | None
 
     def __init__(self, weights: str, device: str = "auto") -> None:
         from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
@@ -109,7 +112,11 @@ class SiglipEncoder:
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
         inputs = self.tokenizer(
-            list(texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         ).to(self.device)
         return _numpy(self.model.get_text_features(input_ids=inputs["input_ids"]).pooler_output)
 
@@ -128,7 +135,9 @@ class SentenceEncoder(_NoImages):
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
-        inputs = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
+        inputs = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(
+            self.device
+        )
         states = self.model(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
         return _numpy((states * mask).sum(1) / mask.sum(1).clamp(min=1e-9))
@@ -177,8 +186,8 @@ class Vlm2VecV2Encoder:
 
         self.device = _device(device)
         self.processor = AutoProcessor.from_pretrained(weights)
-        self.model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch.bfloat16)
-        self.model = self.model.to(self.device).eval()
+        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch.bfloat16)
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]
 
     def _last_token(self, inputs: Any) -> Vectors:
         hidden = self.model(**inputs.to(self.device), output_hidden_states=True).hidden_states[-1]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-ModelConfig = model_config_pb2.ModelConfig
+#: Triton's model configuration message (tritonclient ships no type stubs for it).
+ModelConfig: Any = model_config_pb2.ModelConfig
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class RepositoryModel:
     folder: Path
 
 
-def read_config(folder: Path) -> ModelConfig:
+def read_config(folder: Path) -> Any:
     config = ModelConfig()
     text_format.Parse((folder / "config.pbtxt").read_text(), config)
     return config

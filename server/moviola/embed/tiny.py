@@ -21,7 +21,7 @@ def build_tiny_dinov2(target: Path, *, seed: int = 0) -> None:
 
     torch.manual_seed(seed)
     config = Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14
     )
     Dinov2Model(config).save_pretrained(target)
     # The real checkpoints' processor: resize the shortest edge to 256, centre-crop 224, ImageNet statistics.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.utils.dlpack
+from torch.utils.dlpack import from_dlpack, to_dlpack  # type: ignore[attr-defined]
 
 from moviola.embed.encoders import Encoder, load_encoder
 
@@ -37,7 +37,7 @@ def _parameter(config: dict[str, Any], key: str, default: str | None = None) -> 
 
 
 def _array(tensor: Any) -> np.ndarray[Any, Any]:
-    return torch.utils.dlpack.from_dlpack(tensor.to_dlpack()).numpy()
+    return from_dlpack(tensor.to_dlpack()).numpy()
 
 
 class TritonPythonModel:
@@ -77,7 +77,12 @@ class TritonPythonModel:
             else:
                 responses[n] = self._error("a request needs IMAGE or TEXT", pb_utils.TritonError.INVALID_ARG)
         self._run(images, self.encoder.embed_images, np.concatenate, responses)
-        self._run(texts, self.encoder.embed_texts, lambda parts: sum(parts, []), responses)
+        self._run(
+            texts,
+            self.encoder.embed_texts,
+            lambda parts: [text for part in parts for text in part],
+            responses,
+        )
         return responses
 
     def _run(self, batch: list[tuple[int, Any]], embed: Any, join: Any, responses: list[Any]) -> None:
@@ -94,7 +99,7 @@ class TritonPythonModel:
             rows = vectors[start : start + len(inputs)]
             start += len(inputs)
             rows = torch.from_numpy(np.array(rows, dtype=np.float32, order="C"))
-            output = pb_utils.Tensor.from_dlpack("EMBEDDING", torch.utils.dlpack.to_dlpack(rows))
+            output = pb_utils.Tensor.from_dlpack("EMBEDDING", to_dlpack(rows))
             responses[n] = pb_utils.InferenceResponse(output_tensors=[output])
 
     @staticmethod

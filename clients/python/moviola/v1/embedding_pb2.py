@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amoviola/v1/embedding.proto\x12\nmoviola.v1\"\xa0\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x04 \x01(\x0cH\x00\x12\x13\n\tvideo_uri\x18\x05 \x01(\tH\x00\x12\x10\n\x06job_id\x18\x06 \x01(\tH\x00\x12\x1f\n\x17return_frame_embeddings\x18\x07 \x01(\x08\x42\x07\n\x05input\"m\n\rEmbedResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12*\n\x06\x66rames\x18\x04 \x03(\x0b\x32\x1a.moviola.v1.FrameEmbedding\"K\n\x0e\x46rameEmbedding\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\r\x12\x14\n\x0ctime_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06vector\x18\x03 \x03(\x02\x32P\n\x10\x45mbeddingService\x12<\n\x05\x45mbed\x12\x18.moviola.v1.EmbedRequest\x1a\x19.moviola.v1.EmbedResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amoviola/v1/embedding.proto\x12\nmoviola.v1\"\xf6\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x04 \x01(\x0cH\x00\x12\x13\n\tvideo_uri\x18\x05 \x01(\tH\x00\x12\x10\n\x06job_id\x18\x06 \x01(\tH\x00\x12\x1f\n\x17return_frame_embeddings\x18\x07 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x08 \x01(\r\x12\x19\n\x11\x66rames_per_second\x18\t \x01(\x01\x12$\n\x07pooling\x18\n \x01(\x0e\x32\x13.moviola.v1.PoolingB\x07\n\x05input\"\xab\x01\n\rEmbedResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12*\n\x06\x66rames\x18\x04 \x03(\x0b\x32\x1a.moviola.v1.FrameEmbedding\x12$\n\x07pooling\x18\x05 \x01(\x0e\x32\x13.moviola.v1.Pooling\x12\x16\n\x0esampled_frames\x18\x06 \x01(\r\"K\n\x0e\x46rameEmbedding\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\r\x12\x14\n\x0ctime_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06vector\x18\x03 \x03(\x02*J\n\x07Pooling\x12\x17\n\x13POOLING_UNSPECIFIED\x10\x00\x12\x10\n\x0cPOOLING_MEAN\x10\x01\x12\x14\n\x10POOLING_TEMPORAL\x10\x02\x32P\n\x10\x45mbeddingService\x12<\n\x05\x45mbed\x12\x18.moviola.v1.EmbedRequest\x1a\x19.moviola.v1.EmbedResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,12 +32,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moviola.v1.embedding_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1'
+  _globals['_POOLING']._serialized_start=542
+  _globals['_POOLING']._serialized_end=616
   _globals['_EMBEDREQUEST']._serialized_start=43
-  _globals['_EMBEDREQUEST']._serialized_end=203
-  _globals['_EMBEDRESPONSE']._serialized_start=205
-  _globals['_EMBEDRESPONSE']._serialized_end=314
-  _globals['_FRAMEEMBEDDING']._serialized_start=316
-  _globals['_FRAMEEMBEDDING']._serialized_end=391
-  _globals['_EMBEDDINGSERVICE']._serialized_start=393
-  _globals['_EMBEDDINGSERVICE']._serialized_end=473
+  _globals['_EMBEDREQUEST']._serialized_end=289
+  _globals['_EMBEDRESPONSE']._serialized_start=292
+  _globals['_EMBEDRESPONSE']._serialized_end=463
+  _globals['_FRAMEEMBEDDING']._serialized_start=465
+  _globals['_FRAMEEMBEDDING']._serialized_end=540
+  _globals['_EMBEDDINGSERVICE']._serialized_start=618
+  _globals['_EMBEDDINGSERVICE']._serialized_end=698
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Pooling:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PoolingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Pooling.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POOLING_UNSPECIFIED: _Pooling.ValueType  # 0
+    """The server's default: mean."""
+    POOLING_MEAN: _Pooling.ValueType  # 1
+    """The L2-normalised mean of the frame vectors: same space and size as text and image vectors."""
+    POOLING_TEMPORAL: _Pooling.ValueType  # 2
+    """Order- and motion-aware: the means of 4 consecutive segments, in order, then the mean
+    frame-to-frame change, each normalised, concatenated and normalised (5 x the model's size).
+    For comparing videos with videos; not comparable with text or image vectors.
+    """
+
+class Pooling(_Pooling, metaclass=_PoolingEnumTypeWrapper):
+    """How frame vectors become one video vector."""
+
+POOLING_UNSPECIFIED: Pooling.ValueType  # 0
+"""The server's default: mean."""
+POOLING_MEAN: Pooling.ValueType  # 1
+"""The L2-normalised mean of the frame vectors: same space and size as text and image vectors."""
+POOLING_TEMPORAL: Pooling.ValueType  # 2
+"""Order- and motion-aware: the means of 4 consecutive segments, in order, then the mean
+frame-to-frame change, each normalised, concatenated and normalised (5 x the model's size).
+For comparing videos with videos; not comparable with text or image vectors.
+"""
+Global___Pooling: _TypeAlias = Pooling  # noqa: Y015
 
 @_typing.final
 class EmbedRequest(_message.Message):
@@ -31,6 +62,9 @@ class EmbedRequest(_message.Message):
     VIDEO_URI_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
     RETURN_FRAME_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    FRAMES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    POOLING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Embedding model id. Empty: the server's default for the input kind."""
     text: _builtins.str
@@ -45,6 +79,12 @@ class EmbedRequest(_message.Message):
     """The id of a completed generation job: embeds its video."""
     return_frame_embeddings: _builtins.bool
     """Also return one vector per sampled frame (video inputs)."""
+    frame_count: _builtins.int
+    """Video inputs: sample this many frames, spread evenly (0: the server's default, 8)."""
+    frames_per_second: _builtins.float
+    """Video inputs: sample this many frames per second of video instead of a fixed count."""
+    pooling: Global___Pooling.ValueType
+    """Video inputs: how the frame vectors become one vector (unspecified: mean)."""
     def __init__(
         self,
         *,
@@ -55,10 +95,13 @@ class EmbedRequest(_message.Message):
         video_uri: _builtins.str = ...,
         job_id: _builtins.str = ...,
         return_frame_embeddings: _builtins.bool = ...,
+        frame_count: _builtins.int = ...,
+        frames_per_second: _builtins.float = ...,
+        pooling: Global___Pooling.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "input", b"input", "job_id", b"job_id", "text", b"text", "video", b"video", "video_uri", b"video_uri"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "input", b"input", "job_id", b"job_id", "model", b"model", "return_frame_embeddings", b"return_frame_embeddings", "text", b"text", "video", b"video", "video_uri", b"video_uri"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_count", b"frame_count", "frames_per_second", b"frames_per_second", "image", b"image", "input", b"input", "job_id", b"job_id", "model", b"model", "pooling", b"pooling", "return_frame_embeddings", b"return_frame_embeddings", "text", b"text", "video", b"video", "video_uri", b"video_uri"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["text", "image", "video", "video_uri", "job_id"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
@@ -76,17 +119,23 @@ class EmbedResponse(_message.Message):
     DIMENSION_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     FRAMES_FIELD_NUMBER: _builtins.int
+    POOLING_FIELD_NUMBER: _builtins.int
+    SAMPLED_FRAMES_FIELD_NUMBER: _builtins.int
     dimension: _builtins.int
     """Length of vector."""
     model: _builtins.str
     """The model that produced it."""
+    pooling: Global___Pooling.ValueType
+    """Video inputs: the pooling used."""
+    sampled_frames: _builtins.int
+    """Video inputs: how many frames were sampled."""
     @_builtins.property
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """The embedding, L2-normalised."""
 
     @_builtins.property
     def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___FrameEmbedding]:
-        """Per-frame vectors, when asked for."""
+        """Per-frame vectors (L2-normalised), when asked for."""
 
     def __init__(
         self,
@@ -95,10 +144,12 @@ class EmbedResponse(_message.Message):
         dimension: _builtins.int = ...,
         model: _builtins.str = ...,
         frames: _abc.Iterable[Global___FrameEmbedding] | None = ...,
+        pooling: Global___Pooling.ValueType = ...,
+        sampled_frames: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "frames", b"frames", "model", b"model", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "frames", b"frames", "model", b"model", "pooling", b"pooling", "sampled_frames", b"sampled_frames", "vector", b"vector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,30 @@
+"""Builds the embedding backend and service a server process needs, from its settings."""
+
+from __future__ import annotations
+
+from moviola.embed.backend import EmbeddingBackend, NoBackend
+from moviola.embed.local import LocalBackend
+from moviola.embed.service import EmbedConfig, Embedder, JobLookup
+from moviola.settings import Settings
+
+
+def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
+    """Triton when ``triton_url`` is set; else in-process encoders (``in_process``) or none (a gateway)."""
+    if settings.triton_url:
+        from moviola.embed.triton import TritonBackend
+
+        return TritonBackend(settings.triton_url, timeout=settings.embed_timeout)
+    if not in_process:
+        return NoBackend()
+    if settings.embed_repository is not None:
+        return LocalBackend.from_repository(settings.embed_repository, settings.device)
+    return LocalBackend.tiny(settings.cache_dir / "embeddings", settings.device)
+
+
+def embedder(settings: Settings, backend: EmbeddingBackend, jobs: JobLookup) -> Embedder:
+    config = EmbedConfig(
+        video_roots=(settings.data_dir, *settings.video_roots),
+        concurrency=settings.embed_concurrency,
+        default_model=settings.embed_model,
+    )
+    return Embedder(backend, jobs=jobs, config=config)

@@ -1,0 +1,76 @@
+"""``EmbeddingBackend`` in-process: the encoders Triton would run, on a thread of their own.
+
+The embedded default serves tiny random-weight models; ``--embed-repository``
+serves the models of a Triton model repository (``triton/``) with their weights.
+Embedding work runs on its own thread, never queued behind a generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from moviola.embed import tiny
+from moviola.embed.backend import EmbeddingModel, Priority
+from moviola.embed.encoders import Encoder, Pixels, Vectors, load_encoder
+from moviola.embed.repository import read_repository
+from moviola.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+#: Most frames or texts per encoder call (the Triton configs' max_batch_size).
+MAX_BATCH = 64
+
+#: The embedded default: tiny models of the real architectures, built in the cache.
+TINY_MODELS = {"tiny-siglip2": "siglip", "tiny-dinov2": "dinov2"}
+
+
+class LocalBackend:
+    def __init__(self, specs: dict[str, tuple[str, str]], device: str = "auto") -> None:
+        """``specs``: model name -> (encoder kind, weights)."""
+        self._specs = specs
+        self._device = device
+        self._encoders: dict[str, Encoder] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moviola-embed")
+
+    @classmethod
+    def tiny(cls, cache_dir: Path, device: str = "auto") -> LocalBackend:
+        return cls({name: (kind, str(cache_dir / name)) for name, kind in TINY_MODELS.items()}, device)
+
+    @classmethod
+    def from_repository(cls, root: Path, device: str = "auto") -> LocalBackend:
+        return cls({m.name: (m.encoder, m.weights) for m in read_repository(root)}, device)
+
+    def load(self, cache_dir: Path | None = None) -> None:
+        """Load every encoder (blocking; building tiny models in ``cache_dir`` first)."""
+        for name, (kind, weights) in self._specs.items():
+            if cache_dir is not None and name in tiny.BUILDERS:
+                tiny.ensure_built(cache_dir, name)
+            self._encoders[name] = load_encoder(kind, weights, self._device)
+            log.info("embedding model %s (%s) loaded from %s", name, kind, weights)
+
+    async def models(self) -> dict[str, EmbeddingModel]:
+        return {
+            name: EmbeddingModel(name, encoder.image_size, encoder.accepts_text, MAX_BATCH)
+            for name, encoder in self._encoders.items()
+        }
+
+    def _encoder(self, model: str) -> Encoder:
+        try:
+            return self._encoders[model]
+        except KeyError:
+            raise InvalidRequest("model", f"unknown embedding model {model!r}") from None
+
+    async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
+        encoder = self._encoder(model)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, encoder.embed_images, pixels)
+
+    async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
+        encoder = self._encoder(model)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, encoder.embed_texts, texts)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,204 @@
+"""The embedding service: what ``EmbeddingService.Embed`` calls.
+
+    embedder = Embedder(backend, jobs=gateway.get, config=EmbedConfig(video_roots=(data_dir,)))
+    result = await embedder.embed(EmbedQuery(VideoInput(data), sampling=Sampling(count=16)))
+
+Texts and images go to the backend as one interactive request; videos are
+decoded off the event loop, sampled, sent in batches at bulk priority, and
+their frame vectors pooled. Every vector returned is L2-normalised. Requests
+take a concurrency slot of their own: embeddings never queue behind generations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from moviola.embed import media, pooling
+from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority
+from moviola.embed.encoders import Vectors
+from moviola.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
+from moviola.jobs import JobRecord, JobState
+
+
+class Pooling(Enum):
+    MEAN = "mean"
+    TEMPORAL = "temporal"
+
+
+@dataclass(frozen=True)
+class TextInput:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class VideoUriInput:
+    uri: str
+
+
+@dataclass(frozen=True)
+class JobInput:
+    job_id: str
+
+
+Input = TextInput | ImageInput | VideoInput | VideoUriInput | JobInput
+
+
+@dataclass(frozen=True)
+class EmbedQuery:
+    input: Input
+    #: Empty: the default model.
+    model: str = ""
+    sampling: media.Sampling = field(default_factory=media.Sampling)
+    pooling: Pooling = Pooling.MEAN
+    return_frames: bool = False
+
+
+@dataclass(frozen=True)
+class FrameVector:
+    index: int
+    time: float
+    vector: Vectors
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vector: Vectors
+    model: str
+    #: Video inputs only.
+    pooling: Pooling | None = None
+    sampled_frames: int = 0
+    frames: list[FrameVector] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    #: Folders whose files ``video_uri`` may name.
+    video_roots: tuple[Path, ...] = ()
+    #: Embed requests served at once; more wait for a slot.
+    concurrency: int = 16
+    #: Default model; None: the first cross-modal model (text and images), else the first that fits.
+    default_model: str | None = None
+
+
+JobLookup = Callable[[str], Awaitable[JobRecord]]
+
+
+class Embedder:
+    def __init__(self, backend: EmbeddingBackend, *, jobs: JobLookup, config: EmbedConfig) -> None:
+        self.backend = backend
+        self._jobs = jobs
+        self._config = config
+        self._roots = tuple(root.resolve() for root in config.video_roots)
+        self._slots = asyncio.Semaphore(config.concurrency)
+
+    async def embed(self, query: EmbedQuery) -> Embedding:
+        async with self._slots:
+            match query.input:
+                case TextInput(text=text):
+                    if not text.strip():
+                        raise InvalidRequest("text", "must not be empty")
+                    model = await self._model(query.model, text=True)
+                    vectors = await self.backend.embed_texts(
+                        model.name, [text], priority=Priority.INTERACTIVE
+                    )
+                    return Embedding(pooling.normalize(vectors[0]), model.name)
+                case ImageInput(data=data):
+                    model = await self._model(query.model, text=False)
+                    assert model.image_size is not None
+                    pixels = media.fit(media.decode_image(data), model.image_size)[np.newaxis]
+                    vectors = await self.backend.embed_images(
+                        model.name, pixels, priority=Priority.INTERACTIVE
+                    )
+                    return Embedding(pooling.normalize(vectors[0]), model.name)
+                case VideoInput(data=data):
+                    if not data:
+                        raise InvalidRequest("video", "is empty")
+                    return await self._video(query, data, "video")
+                case VideoUriInput(uri=uri):
+                    return await self._video(query, self._readable(uri), "video_uri")
+                case JobInput(job_id=job_id):
+                    return await self._video(query, await self._job_video(job_id), "job_id")
+
+    async def _model(self, name: str, *, text: bool) -> EmbeddingModel:
+        models = await self.backend.models()
+        kind = "text" if text else "images"
+
+        def fits(m: EmbeddingModel) -> bool:
+            return m.accepts_text if text else m.accepts_images
+
+        name = name or self._config.default_model or ""
+        if not name:
+            ranked = sorted(
+                models.values(), key=lambda m: (not (m.accepts_text and m.accepts_images), m.name)
+            )
+            found = next((m for m in ranked if fits(m)), None)
+            if found is None:
+                raise FailedPrecondition(f"no embedding model served here embeds {kind}")
+            return found
+        if name not in models:
+            known = ", ".join(sorted(models)) or "none"
+            raise InvalidRequest("model", f"unknown embedding model {name!r}; served: {known}")
+        if not fits(models[name]):
+            raise InvalidRequest("model", f"{name} does not embed {kind}")
+        return models[name]
+
+    def _readable(self, uri: str) -> Path:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            raise InvalidRequest("video_uri", "only file:// URIs are supported")
+        path = Path(unquote(parsed.path)).resolve()
+        if not any(path.is_relative_to(root) for root in self._roots):
+            raise PermissionDenied(
+                f"video_uri: {path} is outside the folders this server may read (--video-root)"
+            )
+        if not path.is_file():
+            raise NotFound(f"video_uri: no file at {path}")
+        return path
+
+    async def _job_video(self, job_id: str) -> Path:
+        record = await self._jobs(job_id)
+        if record.state is not JobState.COMPLETED or record.result is None:
+            raise FailedPrecondition(
+                f"job_id: job {job_id} is {record.state.name}; only completed jobs have a video"
+            )
+        path = Path(unquote(urlparse(record.result.video_uri).path))
+        if not await asyncio.to_thread(path.is_file):
+            uri = record.result.video_uri
+            raise NotFound(f"job_id: the video of job {job_id} ({uri}) is not on this server's disk")
+        return path
+
+    async def _video(self, query: EmbedQuery, source: bytes | Path, field: str) -> Embedding:
+        model = await self._model(query.model, text=False)
+        assert model.image_size is not None
+        frames = await asyncio.to_thread(media.sample_video, source, query.sampling, model.image_size, field)
+        chunks = [
+            frames.pixels[i : i + model.max_batch] for i in range(0, len(frames.pixels), model.max_batch)
+        ]
+        parts = await asyncio.gather(
+            *(self.backend.embed_images(model.name, chunk, priority=Priority.BULK) for chunk in chunks)
+        )
+        vectors = pooling.normalize(np.concatenate(parts))
+        pooled = pooling.temporal(vectors) if query.pooling is Pooling.TEMPORAL else pooling.mean(vectors)
+        per_frame = (
+            [FrameVector(i, t, v) for i, t, v in zip(frames.indices, frames.times, vectors, strict=True)]
+            if query.return_frames
+            else []
+        )
+        return Embedding(pooled, model.name, query.pooling, len(frames.indices), per_frame)
