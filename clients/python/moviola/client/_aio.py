@@ -8,11 +8,12 @@ from typing import Unpack
 
 import grpc
 
-from moviola.client._request import RequestOptions, make_request
+from moviola.client._request import EmbedOptions, RequestOptions, make_embed_request, make_request
 from moviola.client._sync import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
 from moviola.client.errors import translate
+from moviola.v1 import embedding_pb2 as emb
+from moviola.v1 import embedding_pb2_grpc, generation_pb2_grpc
 from moviola.v1 import generation_pb2 as gen
-from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
 
 
@@ -22,6 +23,7 @@ class AsyncClient:
         self._keyed = grpc.aio.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
+        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channel)
         self._timeout = timeout
 
     def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceAsyncStub:
@@ -97,6 +99,12 @@ class AsyncClient:
             return (
                 await self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout)
             ).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    async def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
+        try:
+            return await self._embedding.Embed(make_embed_request(**options), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import job_pb2 as pb
 
 PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "batch": pb.PRIORITY_BATCH}
@@ -44,6 +45,40 @@ def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.Gene
             if value not in PRIORITIES:
                 raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
             request.priority = PRIORITIES[str(value)]
+        else:
+            setattr(request, name, value)
+    return request
+
+
+class EmbedOptions(TypedDict, total=False):
+    text: str
+    image: bytes
+    video: bytes
+    video_uri: str
+    job_id: str
+    model: str
+    frame_count: int
+    frames_per_second: float
+    pooling: str
+    return_frame_embeddings: bool
+
+
+POOLINGS = {"mean": emb.POOLING_MEAN, "temporal": emb.POOLING_TEMPORAL}
+
+
+def make_embed_request(**options: object) -> emb.EmbedRequest:
+    """``make_embed_request(text="a fox")``: exactly one of text, image, video, video_uri, job_id."""
+    inputs = [k for k in ("text", "image", "video", "video_uri", "job_id") if options.get(k) is not None]
+    if len(inputs) != 1:
+        raise ValueError("pass exactly one of text, image, video, video_uri or job_id")
+    request = emb.EmbedRequest()
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name == "pooling":
+            if value not in POOLINGS:
+                raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
+            request.pooling = POOLINGS[str(value)]
         else:
             setattr(request, name, value)
     return request

@@ -9,10 +9,11 @@ from typing import Unpack
 
 import grpc
 
-from moviola.client._request import RequestOptions, make_request
+from moviola.client._request import EmbedOptions, RequestOptions, make_embed_request, make_request
 from moviola.client.errors import translate
+from moviola.v1 import embedding_pb2 as emb
+from moviola.v1 import embedding_pb2_grpc, generation_pb2_grpc
 from moviola.v1 import generation_pb2 as gen
-from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -44,6 +45,7 @@ class Client:
         self._keyed = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
+        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channel)
         self._timeout = timeout
 
     def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceStub:
@@ -121,6 +123,13 @@ class Client:
         """Run a dead-lettered job's request again; returns the new job."""
         try:
             return self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout).job
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
+    def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
+        """``embed(text="a red fox")``, ``embed(video=data, frame_count=16, return_frame_embeddings=True)``."""
+        try:
+            return self._embedding.Embed(make_embed_request(**options), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 

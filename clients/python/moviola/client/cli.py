@@ -169,6 +169,41 @@ def generate(
             raise _fail(error) from error
 
 
+@main.command()
+@click.option("--text", default=None, help="Embed this text.")
+@click.option(
+    "--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Embed this image."
+)
+@click.option(
+    "--video", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Embed this video."
+)
+@click.option("--job", "job_id", default=None, help="Embed the video of this completed job.")
+@click.option("--model", default="", help="Embedding model (default: the server's).")
+@click.option("--frames", "frame_count", type=int, default=0, help="Video: frames to sample.")
+@click.option("--pooling", type=click.Choice(["mean", "temporal"]), default="mean")
+@click.option("--per-frame", "return_frame_embeddings", is_flag=True, help="Video: also print frame vectors.")
+@server_option
+def embed(text: str | None, image: Path | None, video: Path | None, server: str, **options: object) -> None:
+    """Print the embedding of a text, image, video or job's video as JSON."""
+    from google.protobuf import json_format
+
+    data = {
+        "text": text,
+        "image": image.read_bytes() if image else None,
+        "video": video.read_bytes() if video else None,
+        "job_id": options.pop("job_id"),
+    }
+    given = {k: v for k, v in data.items() if v is not None}
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --text, --image, --video or --job")
+    with Client(server) as client:
+        try:
+            response = client.embed(**given, **options)  # type: ignore[arg-type]
+        except MoviolaError as error:
+            raise _fail(error) from error
+    click.echo(json_format.MessageToJson(response))
+
+
 @main.group()
 def jobs() -> None:
     """Inspect, follow and cancel jobs."""
