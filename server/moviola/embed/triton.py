@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 
 from moviola.embed.backend import EmbeddingModel, Priority
 from moviola.embed.encoders import Pixels, Vectors
+from moviola.embed.wire import encode_texts
 from moviola.errors import InvalidRequest, MoviolaError, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,6 @@ CHANNEL_ARGS = [
 ]
 #: Seconds a metadata call may take before Triton counts as down.
 METADATA_TIMEOUT = 1.0
-
-
-def encode_texts(texts: Sequence[str]) -> Pixels:
-    """Texts as UTF-8 rows of one zero-padded uint8 array: how the models take them (triton_model.py)."""
-    encoded = [t.encode() for t in texts]
-    rows = np.zeros((len(encoded), max([1, *(len(e) for e in encoded)])), dtype=np.uint8)
-    for row, data in zip(rows, encoded, strict=True):
-        row[: len(data)] = np.frombuffer(data, dtype=np.uint8)
-    return rows
 
 
 class TritonBackend:

@@ -24,6 +24,7 @@ import torch
 from torch.utils.dlpack import from_dlpack, to_dlpack  # type: ignore[attr-defined]
 
 from moviola.embed.encoders import Encoder, load_encoder
+from moviola.embed.wire import decode_texts
 
 #: Triton's Python-backend utilities; imported in initialize() because only the backend stub provides them.
 pb_utils: Any = None
@@ -73,7 +74,7 @@ class TritonPythonModel:
             if image is not None:
                 images.append((n, _array(image)))
             elif text is not None:
-                texts.append((n, [bytes(row).rstrip(b"\0").decode() for row in _array(text)]))
+                texts.append((n, decode_texts(_array(text))))
             else:
                 responses[n] = self._error("a request needs IMAGE or TEXT", pb_utils.TritonError.INVALID_ARG)
         self._run(images, self.encoder.embed_images, np.concatenate, responses)
