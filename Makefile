@@ -51,6 +51,7 @@ proto: install system-deps
 bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/embed.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,11 @@
-"""``make demo``: start the embedded server, generate a clip through the CLI, stop the server.
+"""``make demo``: start the embedded server, generate a clip and embed it through the CLI, stop the server.
 
 Everything lives under .demo/ (the tiny model, the server's videos, the log).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,20 @@ def main() -> int:
         cli = [sys.executable, "-m", "moviola.client.cli"]
         subprocess.run([*cli, "models", "--server", server.address], check=True)
         done = subprocess.run([*cli, "generate", PROMPT, "--server", server.address, "--out", str(out)])
+        if done.returncode == 0:
+            print("\nembedding the clip (tiny random-weight SigLIP in-process; Triton in production) ...")
+            embedded = subprocess.run(
+                [*cli, "embed", "--video", str(out), "--server", server.address],
+                capture_output=True,
+                text=True,
+            )
+            if embedded.returncode:
+                print(embedded.stderr, file=sys.stderr)
+                done = embedded
+            vector = json.loads(embedded.stdout or "{}")
+            print(
+                f"{vector.get('model')}: a {vector.get('dimension')}-dimensional vector from {vector.get('sampledFrames')} frames"
+            )
         print("\nstopping the server ...", flush=True)
     if done.returncode != 0:
         print(f"generation failed; see {log}", file=sys.stderr)

@@ -121,3 +121,17 @@ def test_copy_model_swaps_the_weights_and_keeps_the_rest(tmp_path: Path) -> None
     del original.parameters["weights"]
     assert copied == original
     assert (target / "1" / "model.py").is_file()
+
+
+def test_tensor_preprocessing_equals_the_models_own_processor(embedding_cache: Path) -> None:
+    import torch
+
+    from moviola.embed.encoders import _pixel_values, load_encoder
+
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    for name, kind in (("tiny-dinov2", "dinov2"), ("tiny-siglip2", "siglip")):
+        encoder = load_encoder(kind, str(embedding_cache / name), "cpu")
+        processor = encoder.processor  # type: ignore[attr-defined]
+        reference = processor(images=list(pixels), do_resize=False, do_center_crop=False, return_tensors="pt")
+        ours = _pixel_values(processor, pixels, torch.device("cpu"))
+        assert torch.allclose(ours, reference["pixel_values"], atol=1e-5), name

@@ -52,6 +52,21 @@ def _square_size(processor: Any) -> int:
     return int(side)
 
 
+def _pixel_values(processor: Any, pixels: Pixels, device: torch.device) -> torch.Tensor:
+    """The processor's rescale and normalisation, as tensor operations (frames arrive already sized).
+
+    Same arithmetic as calling the processor with resizing off, without its per-image PIL round trip.
+    """
+    values = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2).float()
+    if getattr(processor, "do_rescale", True):
+        values = values * float(processor.rescale_factor)
+    if getattr(processor, "do_normalize", True):
+        mean = torch.tensor(processor.image_mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(processor.image_std, device=device).view(1, -1, 1, 1)
+        values = (values - mean) / std
+    return values
+
+
 class _NoText:
     accepts_text = False
 
@@ -81,10 +96,8 @@ class Dinov2Encoder(_NoText):
 
     @torch.inference_mode()
     def embed_images(self, pixels: Pixels) -> Vectors:
-        inputs = self.processor(
-            images=list(pixels), do_resize=False, do_center_crop=False, return_tensors="pt"
-        ).to(self.device)
-        return _numpy(self.model(**inputs).pooler_output)
+        values = _pixel_values(self.processor, pixels, self.device)
+        return _numpy(self.model(pixel_values=values.to(self.model.dtype)).pooler_output)
 
 
 class SiglipEncoder:
@@ -106,8 +119,8 @@ class SiglipEncoder:
 
     @torch.inference_mode()
     def embed_images(self, pixels: Pixels) -> Vectors:
-        inputs = self.processor(images=list(pixels), do_resize=False, return_tensors="pt").to(self.device)
-        return _numpy(self.model.get_image_features(**inputs).pooler_output)
+        values = _pixel_values(self.processor, pixels, self.device).to(self.model.dtype)
+        return _numpy(self.model.get_image_features(pixel_values=values).pooler_output)
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str]) -> Vectors:

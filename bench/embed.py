@@ -1,0 +1,175 @@
+"""Embed's overhead: the same images (a) straight to Triton with tritonclient, (b) through Moviola's Embed.
+
+One tritonserver (the shipped ``triton/dinov2`` configuration with tiny random
+DINOv2 weights, one CPU thread) and one Moviola server with ``--triton-url``.
+The images are 32 distinct 224x224 JPEG files (the model's size, so nothing is resized).
+
+- ``triton``: the strict baseline: pixels decoded beforehand, sent as the model's UINT8 tensor;
+- ``triton+decode``: what a caller without Moviola does per file: decode it, then call Triton;
+- ``embed``: the file sent to ``Embed``, which decodes it and calls Triton.
+
+Cells run in alternating order round after round, so that machine noise hits every path.
+
+- latency: one request at a time, p50 and p99;
+- throughput: 16 concurrent callers.
+
+    python bench/embed.py [--requests 300] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import uvloop
+from PIL import Image
+from tritonclient.grpc import InferInput
+from tritonclient.grpc.aio import InferenceServerClient
+
+from moviola.embed import media, tiny
+from moviola.embed.repository import copy_model
+from moviola.testing import ServerProcess, TritonServer
+from moviola.v1 import embedding_pb2 as emb
+from moviola.v1 import embedding_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = 32
+PATHS = ("triton", "triton+decode", "embed")
+
+Call = Callable[[int], Awaitable[None]]
+
+
+def photo_like(seed: int) -> bytes:
+    """A 224x224 JPEG with smooth gradients and a few shapes (random noise would be an unrealistic worst case)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:224, 0:224] / 224.0
+    image = np.stack([x, y, 1 - x * y], axis=-1) * rng.uniform(120, 255, size=3)
+    for _ in range(4):
+        cy, cx, r = rng.integers(20, 204), rng.integers(20, 204), rng.integers(10, 50)
+        image[(y * 224 - cy) ** 2 + (x * 224 - cx) ** 2 < r**2] = rng.uniform(0, 255, size=3)
+    image += rng.normal(0, 6, image.shape)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(call: Call, requests: int, concurrency: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def caller() -> None:
+        for n in counter:
+            started = time.perf_counter()
+            await call(n)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return latencies, requests / (time.perf_counter() - started)
+
+
+async def run(triton_url: str, gateway: str, requests: int, rounds: int) -> None:
+    files = [photo_like(seed) for seed in range(IMAGES)]
+    pixels = [media.fit(media.decode_image(data), 224) for data in files]
+
+    triton = InferenceServerClient(triton_url)
+    import grpc
+
+    channel = grpc.aio.insecure_channel(gateway)
+    stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+
+    async def direct(n: int) -> None:
+        tensor = InferInput("IMAGE", [1, 224, 224, 3], "UINT8")
+        tensor.set_data_from_numpy(pixels[n % IMAGES][np.newaxis])
+        result = await triton.infer("dinov2", [tensor], priority=1)
+        assert result.as_numpy("EMBEDDING").shape == (1, 32)
+
+    async def decode_then_direct(n: int) -> None:
+        frame = media.fit(media.decode_image(files[n % IMAGES]), 224)
+        tensor = InferInput("IMAGE", [1, 224, 224, 3], "UINT8")
+        tensor.set_data_from_numpy(frame[np.newaxis])
+        result = await triton.infer("dinov2", [tensor], priority=1)
+        assert result.as_numpy("EMBEDDING").shape == (1, 32)
+
+    async def through(n: int) -> None:
+        response = await stub.Embed(emb.EmbedRequest(image=files[n % IMAGES], model="dinov2"))
+        assert response.dimension == 32
+
+    paths: list[tuple[str, Call]] = [
+        ("triton", direct),
+        ("triton+decode", decode_then_direct),
+        ("embed", through),
+    ]
+    for _, call in paths:  # warm up every path, batches included (Triton grows its buffers once)
+        await measure(call, 200, 16)
+    results: dict[tuple[str, int], list[tuple[list[float], float]]] = {}
+    for round_ in range(rounds):
+        for concurrency in (1, 16):
+            for name, call in paths if round_ % 2 == 0 else paths[::-1]:
+                results.setdefault((name, concurrency), []).append(await measure(call, requests, concurrency))
+    await channel.close()
+    await triton.close()
+
+    report(results, requests, rounds)
+
+
+def report(
+    results: dict[tuple[str, int], list[tuple[list[float], float]]], requests: int, rounds: int
+) -> None:
+    print(f"{IMAGES} distinct 224x224 JPEG images, {requests} requests x {rounds} rounds per cell\n")
+    print(f"{'path':<15}{'callers':>8}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
+    summary: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for (name, concurrency), runs in sorted(
+        results.items(), key=lambda kv: (kv[0][1], PATHS.index(kv[0][0]))
+    ):
+        latencies = [x for run_latencies, _ in runs for x in run_latencies]
+        rate = statistics.median(rate for _, rate in runs)
+        p50, p99 = percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3
+        summary[(name, concurrency)] = (p50, p99, rate)
+        print(f"{name:<15}{concurrency:>8}{p50:>10.2f}{p99:>10.2f}{rate:>10.0f}")
+    print()
+    for concurrency in (1, 16):
+        e = summary[("embed", concurrency)]
+        for baseline in ("triton", "triton+decode"):
+            d = summary[(baseline, concurrency)]
+            print(
+                f"{concurrency:>2} callers, vs {baseline:<13}: Embed adds {e[0] - d[0]:+.2f} ms at p50 "
+                f"(target <= 1), keeps {e[2] / d[2]:.0%} of the throughput (target >= 90%)"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        weights = tiny.ensure_built(work / "cache" / "embeddings", "tiny-dinov2")
+        copy_model(ROOT / "triton" / "dinov2", work / "repository", weights=str(weights), torch_threads=1)
+        server_args = ["--cache-dir", str(work / "cache"), "--data-dir", str(work / "data")]
+        with (
+            TritonServer(work / "repository", ["dinov2"]) as triton,
+            ServerProcess([*server_args, "--triton-url", triton.url]) as gateway,
+        ):
+            uvloop.run(run(triton.url, gateway.address, args.requests, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
