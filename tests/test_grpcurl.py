@@ -84,7 +84,7 @@ def test_streamed_generate_with_json(server: ServerProcess) -> None:
     assert completed["video_uri"].startswith("file://")
 
 
-def test_invalid_request_and_unimplemented_embed(server: ServerProcess) -> None:
+def test_invalid_request_and_embed(server: ServerProcess) -> None:
     bad = grpcurl(
         server,
         "moviola.v1.GenerationService/SubmitJob",
@@ -94,5 +94,10 @@ def test_invalid_request_and_unimplemented_embed(server: ServerProcess) -> None:
     assert bad.returncode != 0
     assert "InvalidArgument" in bad.stderr
     assert "width: must be a multiple of 16" in bad.stderr
-    embed = grpcurl(server, "moviola.v1.EmbeddingService/Embed", data='{"text": "a fox"}', check=False)
-    assert "Unimplemented" in embed.stderr
+    embed = json.loads(grpcurl(server, "moviola.v1.EmbeddingService/Embed", data='{"text": "a fox"}').stdout)
+    assert embed["model"] == "tiny-siglip2"
+    assert embed["dimension"] == len(embed["vector"]) == 32
+    bad_image = grpcurl(
+        server, "moviola.v1.EmbeddingService/Embed", data='{"image": "bm90IGFuIGltYWdl"}', check=False
+    )
+    assert "InvalidArgument" in bad_image.stderr and "image:" in bad_image.stderr
