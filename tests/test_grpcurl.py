@@ -100,4 +100,5 @@ def test_invalid_request_and_embed(server: ServerProcess) -> None:
     bad_image = grpcurl(
         server, "moviola.v1.EmbeddingService/Embed", data='{"image": "bm90IGFuIGltYWdl"}', check=False
     )
-    assert "InvalidArgument" in bad_image.stderr and "image:" in bad_image.stderr
+    assert "InvalidArgument" in bad_image.stderr
+    assert "image:" in bad_image.stderr
