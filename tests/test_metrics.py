@@ -11,6 +11,7 @@ from conftest import start_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from moviola.client import Client
+from moviola.client.errors import InvalidArgument
 from moviola.testing import ServerProcess, free_port
 
 
@@ -66,6 +67,20 @@ def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerPro
     assert value(diff, "moviola_job_seconds_count", model=model, state="completed") == 1
     assert value(after, "moviola_queue_depth", model=model, priority="interactive") == 0
     assert ("moviola_dead_letters", ()) in after
+
+
+def test_embed_latency_and_failures_are_counted(metered: tuple[ServerProcess, int]) -> None:
+    server, port = metered
+    before = scrape(port)
+    with Client(server.address) as client:
+        client.embed(text="a fox")
+        client.embed(text="a fox")
+        with pytest.raises(InvalidArgument):
+            client.embed(image=b"not an image")
+    diff = {key: value - before.get(key, 0.0) for key, value in scrape(port).items()}
+    assert value(diff, "moviola_embedding_seconds_count", model="tiny-siglip2", input="text") == 2
+    assert value(diff, "moviola_embedding_seconds_sum", model="tiny-siglip2", input="text") > 0
+    assert value(diff, "moviola_embedding_failures_total", input="image", error="InvalidRequest") == 1
 
 
 def test_json_logs_carry_the_job_id(cache_dir: Path, tmp_path: Path) -> None:

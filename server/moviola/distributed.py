@@ -60,7 +60,7 @@ class GatewayServer:
         tracing = Tracing(settings.trace_file, "moviola-gateway")
         self.gateway = Gateway(self.queue, models, default, self.lifecycle, self.metrics, tracing)
         self.embedding_backend = embed_factory.backend(settings, in_process=False)
-        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get)
+        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get, self.metrics)
         self._server, self.port = grpc_server.build(settings, self.gateway, embedder, self.lifecycle)
         self._monitor: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None

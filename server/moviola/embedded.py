@@ -57,7 +57,7 @@ class EmbeddedServer:
         self.tracing = Tracing(settings.trace_file, "moviola")
         self.gateway = Gateway(self.queue, models, self.spec.id, self.lifecycle, self.metrics, self.tracing)
         self.embedding_backend = embed_factory.backend(settings, in_process=True)
-        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get)
+        embedder = embed_factory.embedder(settings, self.embedding_backend, self.gateway.get, self.metrics)
         self._background: list[asyncio.Task[None]] = []
         self._server, self.port = grpc_server.build(settings, self.gateway, embedder, self.lifecycle)
         self._loader = loader

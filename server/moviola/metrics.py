@@ -54,7 +54,17 @@ class Metrics:
             registry=r,
         )
         self.embedding_seconds = Histogram(
-            "moviola_embedding_seconds", "Embed latency", ["model"], buckets=SECONDS, registry=r
+            "moviola_embedding_seconds",
+            "Embed latency, by model and input",
+            ["model", "input"],
+            buckets=SECONDS,
+            registry=r,
+        )
+        self.embedding_failures = Counter(
+            "moviola_embedding_failures",
+            "Embed requests that failed, by input and error",
+            ["input", "error"],
+            registry=r,
         )
         self.active_streams = Gauge("moviola_active_streams", "Open event streams", ["method"], registry=r)
         self.dead_letters = Gauge("moviola_dead_letters", "Jobs in the dead-letter stream", registry=r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from moviola.embed.backend import EmbeddingBackend, NoBackend
 from moviola.embed.local import LocalBackend
 from moviola.embed.service import EmbedConfig, Embedder, JobLookup
+from moviola.metrics import Metrics
 from moviola.settings import Settings
 
 
@@ -21,10 +22,12 @@ def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
     return LocalBackend.tiny(settings.cache_dir / "embeddings", settings.device)
 
 
-def embedder(settings: Settings, backend: EmbeddingBackend, jobs: JobLookup) -> Embedder:
+def embedder(
+    settings: Settings, backend: EmbeddingBackend, jobs: JobLookup, metrics: Metrics | None = None
+) -> Embedder:
     config = EmbedConfig(
         video_roots=(settings.data_dir, *settings.video_roots),
         concurrency=settings.embed_concurrency,
         default_model=settings.embed_model,
     )
-    return Embedder(backend, jobs=jobs, config=config)
+    return Embedder(backend, jobs=jobs, config=config, metrics=metrics)

@@ -12,6 +12,7 @@ take a concurrency slot of their own: embeddings never queue behind generations.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,8 +24,9 @@ import numpy as np
 from moviola.embed import media, pooling
 from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority
 from moviola.embed.encoders import Vectors
-from moviola.errors import FailedPrecondition, InvalidRequest, NotFound, PermissionDenied
+from moviola.errors import FailedPrecondition, InvalidRequest, MoviolaError, NotFound, PermissionDenied
 from moviola.jobs import JobRecord, JobState
+from moviola.metrics import Metrics
 
 
 class Pooling(Enum):
@@ -58,6 +60,13 @@ class JobInput:
 
 
 Input = TextInput | ImageInput | VideoInput | VideoUriInput | JobInput
+_INPUT_NAMES: dict[type, str] = {
+    TextInput: "text",
+    ImageInput: "image",
+    VideoInput: "video",
+    VideoUriInput: "video_uri",
+    JobInput: "job_id",
+}
 
 
 @dataclass(frozen=True)
@@ -101,42 +110,65 @@ JobLookup = Callable[[str], Awaitable[JobRecord]]
 
 
 class Embedder:
-    def __init__(self, backend: EmbeddingBackend, *, jobs: JobLookup, config: EmbedConfig) -> None:
+    def __init__(
+        self,
+        backend: EmbeddingBackend,
+        *,
+        jobs: JobLookup,
+        config: EmbedConfig,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.backend = backend
+        self._metrics = metrics
         self._jobs = jobs
         self._config = config
         self._roots = tuple(root.resolve() for root in config.video_roots)
         self._slots = asyncio.Semaphore(config.concurrency)
 
     async def embed(self, query: EmbedQuery) -> Embedding:
-        async with self._slots:
-            match query.input:
-                case TextInput(text=text):
-                    if not text.strip():
-                        raise InvalidRequest("text", "must not be empty")
-                    if "\0" in text:
-                        raise InvalidRequest("text", "must not contain NUL characters")
-                    model = await self._model(query.model, text=True)
-                    vectors = await self.backend.embed_texts(
-                        model.name, [text], priority=Priority.INTERACTIVE
-                    )
-                    return Embedding(pooling.normalize(vectors[0]), model.name)
-                case ImageInput(data=data):
-                    model = await self._model(query.model, text=False)
-                    assert model.image_size is not None
-                    pixels = media.fit(media.decode_image(data), model.image_size)[np.newaxis]
-                    vectors = await self.backend.embed_images(
-                        model.name, pixels, priority=Priority.INTERACTIVE
-                    )
-                    return Embedding(pooling.normalize(vectors[0]), model.name)
-                case VideoInput(data=data):
-                    if not data:
-                        raise InvalidRequest("video", "is empty")
-                    return await self._video(query, data, "video")
-                case VideoUriInput(uri=uri):
-                    return await self._video(query, self._readable(uri), "video_uri")
-                case JobInput(job_id=job_id):
-                    return await self._video(query, await self._job_video(job_id), "job_id")
+        kind = _INPUT_NAMES[type(query.input)]
+        started = time.perf_counter()
+        try:
+            async with self._slots:
+                result = await self._embed(query)
+        except MoviolaError as error:
+            if self._metrics is not None:
+                self._metrics.embedding_failures.labels(kind, type(error).__name__).inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.embedding_seconds.labels(result.model, kind).observe(time.perf_counter() - started)
+        return result
+
+    async def _embed(self, query: EmbedQuery) -> Embedding:
+        match query.input:
+            case TextInput(text=text):
+                return await self._text(query, text)
+            case ImageInput(data=data):
+                return await self._image(query, data)
+            case VideoInput(data=data):
+                if not data:
+                    raise InvalidRequest("video", "is empty")
+                return await self._video(query, data, "video")
+            case VideoUriInput(uri=uri):
+                return await self._video(query, self._readable(uri), "video_uri")
+            case JobInput(job_id=job_id):
+                return await self._video(query, await self._job_video(job_id), "job_id")
+
+    async def _text(self, query: EmbedQuery, text: str) -> Embedding:
+        if not text.strip():
+            raise InvalidRequest("text", "must not be empty")
+        if "\0" in text:
+            raise InvalidRequest("text", "must not contain NUL characters")
+        model = await self._model(query.model, text=True)
+        vectors = await self.backend.embed_texts(model.name, [text], priority=Priority.INTERACTIVE)
+        return Embedding(pooling.normalize(vectors[0]), model.name)
+
+    async def _image(self, query: EmbedQuery, data: bytes) -> Embedding:
+        model = await self._model(query.model, text=False)
+        assert model.image_size is not None
+        pixels = media.fit(media.decode_image(data), model.image_size)[np.newaxis]
+        vectors = await self.backend.embed_images(model.name, pixels, priority=Priority.INTERACTIVE)
+        return Embedding(pooling.normalize(vectors[0]), model.name)
 
     async def _model(self, name: str, *, text: bool) -> EmbeddingModel:
         models = await self.backend.models()
