@@ -43,3 +43,10 @@ def test_domain_code_never_imports_grpc() -> None:
         and any(line.startswith(("import grpc", "from grpc")) for line in path.read_text().splitlines())
     ]
     assert offenders == []
+
+
+def test_a_gateway_does_not_import_torch() -> None:
+    """Stateless gateways run on CPU pods: torch, transformers and diffusers stay out of them."""
+    code = "import sys, moviola.distributed; print(sorted({'torch', 'transformers', 'diffusers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

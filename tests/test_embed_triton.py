@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import start_server
 from helpers import mp4, png, scene, unit
 
 from moviola.client import AsyncClient, Client
-from moviola.client.errors import InvalidArgument, ResourceExhausted, Unavailable
+from moviola.client.errors import InvalidArgument, MoviolaError, ResourceExhausted, Unavailable
 from moviola.embed.repository import copy_model, read_config
 from moviola.testing import ServerProcess, TritonServer
 from moviola.v1 import embedding_pb2 as emb
@@ -223,3 +224,30 @@ def test_a_hung_triton_is_unavailable_after_the_timeout(
         finally:
             triton.resume()
         assert c.embed(image=image).model == "dinov2"
+
+
+def test_a_stateless_gateway_embeds_through_triton_and_one_without_triton_says_how(
+    redis_url: str, tmp_path: Path, triton: TritonServer
+) -> None:
+    """Scale-out: Embed on a Redis gateway (no torch in it), a job's video written by a worker process."""
+    worker = ServerProcess(
+        ["--redis-url", redis_url, "--data-dir", str(tmp_path), "--name", "w"],
+        program=[sys.executable, "-m", "moviola.simulated"],
+        worker=True,
+    )
+    with (
+        ServerProcess(["--redis-url", redis_url, "--triton-url", triton.url]) as gateway,
+        ServerProcess(["--redis-url", redis_url]) as bare,
+        worker,
+        Client(gateway.address, timeout=30) as c,
+    ):
+        events = list(c.generate("a fox", num_frames=9, num_inference_steps=2, width=64, height=64))
+        assert events[-1].WhichOneof("kind") == "completed"
+        result = c.embed(job_id=events[0].job_id, model="dinov2", frame_count=3)
+        assert result.sampled_frames == 3
+        assert result.dimension == 32
+        assert c.embed(text="a fox").model == "siglip2"
+        with Client(bare.address, timeout=30) as without, pytest.raises(MoviolaError) as caught:
+            without.embed(text="a fox")
+        assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "--triton-url" in caught.value.message

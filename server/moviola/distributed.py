@@ -70,6 +70,7 @@ class GatewayServer:
         await self._server.start()
         announce.info("listening on %s:%d", self.settings.host, self.port)
         await self._check_redis()
+        await self.embedding_backend.start()
         await self.lifecycle.set(State.READY)
         self._monitor = asyncio.create_task(self._watch_redis(), name="redis-monitor")
         if self.metrics is not None and self.settings.metrics_port is not None:

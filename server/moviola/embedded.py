@@ -18,7 +18,6 @@ from types import TracebackType
 from moviola import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, load_catalog, resolve
 from moviola.embed import factory as embed_factory
-from moviola.embed.local import LocalBackend
 from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle, State
 from moviola.metrics import Metrics, refresh_forever
@@ -75,8 +74,7 @@ class EmbeddedServer:
             worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics, tracing=self.tracing)
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
-        if isinstance(self.embedding_backend, LocalBackend):
-            await asyncio.to_thread(self.embedding_backend.load, self.settings.cache_dir / "embeddings")
+        await self.embedding_backend.start()
         if self.metrics is not None and self.settings.metrics_port is not None:
             self.metrics.serve(self.settings.metrics_port, self.settings.host)
             self._background.append(asyncio.create_task(refresh_forever(self.gateway.refresh_metrics)))

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from moviola.embed.encoders import Pixels, Vectors
+import numpy as np
+from numpy.typing import NDArray
+
 from moviola.errors import FailedPrecondition
+
+#: Square RGB frames, ``[N, S, S, 3]``.
+Pixels = NDArray[np.uint8]
+#: One float32 row per input.
+Vectors = NDArray[np.float32]
 
 
 class Priority(IntEnum):
@@ -42,6 +49,9 @@ class EmbeddingModel:
 
 
 class EmbeddingBackend(Protocol):
+    async def start(self) -> None:
+        """Load or connect; called once before serving."""
+
     async def models(self) -> dict[str, EmbeddingModel]:
         """The models served now, by name."""
 
@@ -56,6 +66,9 @@ class EmbeddingBackend(Protocol):
 
 class NoBackend:
     """A gateway started without ``--triton-url``: Embed explains how to get one."""
+
+    async def start(self) -> None:
+        pass
 
     def _refuse(self) -> FailedPrecondition:
         return FailedPrecondition(

@@ -16,10 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 
-Pixels = NDArray[np.uint8]
-Vectors = NDArray[np.float32]
+from moviola.embed.backend import Pixels, Vectors
 
 
 class Encoder(Protocol):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from moviola.embed.backend import EmbeddingBackend, NoBackend
-from moviola.embed.local import LocalBackend
 from moviola.embed.service import EmbedConfig, Embedder, JobLookup
 from moviola.metrics import Metrics
 from moviola.settings import Settings
@@ -17,6 +16,8 @@ def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
         return TritonBackend(settings.triton_url, timeout=settings.embed_timeout)
     if not in_process:
         return NoBackend()
+    from moviola.embed.local import LocalBackend  # torch and transformers: only where models run in-process
+
     if settings.embed_repository is not None:
         return LocalBackend.from_repository(settings.embed_repository, settings.device)
     return LocalBackend.tiny(settings.cache_dir / "embeddings", settings.device)

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from moviola.embed import tiny
-from moviola.embed.backend import EmbeddingModel, Priority
-from moviola.embed.encoders import Encoder, Pixels, Vectors, load_encoder
+from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
+from moviola.embed.encoders import Encoder, load_encoder
 from moviola.embed.repository import read_repository
 from moviola.errors import InvalidRequest
 
@@ -29,26 +29,33 @@ TINY_MODELS = {"tiny-siglip2": "siglip", "tiny-dinov2": "dinov2"}
 
 
 class LocalBackend:
-    def __init__(self, specs: dict[str, tuple[str, str]], device: str = "auto") -> None:
-        """``specs``: model name -> (encoder kind, weights)."""
+    def __init__(
+        self, specs: dict[str, tuple[str, str]], device: str = "auto", *, build_dir: Path | None = None
+    ) -> None:
+        """``specs``: model name -> (encoder kind, weights); tiny models are built in ``build_dir``."""
         self._specs = specs
         self._device = device
+        self._build_dir = build_dir
         self._encoders: dict[str, Encoder] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moviola-embed")
 
     @classmethod
     def tiny(cls, cache_dir: Path, device: str = "auto") -> LocalBackend:
-        return cls({name: (kind, str(cache_dir / name)) for name, kind in TINY_MODELS.items()}, device)
+        specs = {name: (kind, str(cache_dir / name)) for name, kind in TINY_MODELS.items()}
+        return cls(specs, device, build_dir=cache_dir)
 
     @classmethod
     def from_repository(cls, root: Path, device: str = "auto") -> LocalBackend:
         return cls({m.name: (m.encoder, m.weights) for m in read_repository(root)}, device)
 
-    def load(self, cache_dir: Path | None = None) -> None:
-        """Load every encoder (blocking; building tiny models in ``cache_dir`` first)."""
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+
+    def load(self) -> None:
+        """Load every encoder (blocking; tiny models are built first)."""
         for name, (kind, weights) in self._specs.items():
-            if cache_dir is not None and name in tiny.BUILDERS:
-                tiny.ensure_built(cache_dir, name)
+            if self._build_dir is not None and name in tiny.BUILDERS:
+                tiny.ensure_built(self._build_dir, name)
             self._encoders[name] = load_encoder(kind, weights, self._device)
             log.info("embedding model %s (%s) loaded from %s", name, kind, weights)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moviola.embed.encoders import Vectors
+from moviola.embed.backend import Vectors
 
 SEGMENTS = 4
 

@@ -22,8 +22,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from moviola.embed import media, pooling
-from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority
-from moviola.embed.encoders import Vectors
+from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority, Vectors
 from moviola.errors import FailedPrecondition, InvalidRequest, MoviolaError, NotFound, PermissionDenied
 from moviola.jobs import JobRecord, JobState
 from moviola.metrics import Metrics

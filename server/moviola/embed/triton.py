@@ -19,8 +19,7 @@ from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from moviola.embed.backend import EmbeddingModel, Priority
-from moviola.embed.encoders import Pixels, Vectors
+from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
 from moviola.embed.wire import encode_texts
 from moviola.errors import InvalidRequest, MoviolaError, ResourceExhausted, Unavailable
 
@@ -45,6 +44,9 @@ class TritonBackend:
         self._client = InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         self._models: dict[str, EmbeddingModel] | None = None
         self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Nothing to wait for: models are discovered on first use, so Triton may start later."""
 
     def _translate(self, exc: InferenceServerException) -> MoviolaError:
         status, message = exc.status() or "", exc.message() or str(exc)
