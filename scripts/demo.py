@@ -27,8 +27,9 @@ def main() -> int:
         print(f"server ready on {server.address}; generating {PROMPT!r}\n", flush=True)
         cli = [sys.executable, "-m", "moviola.client.cli"]
         subprocess.run([*cli, "models", "--server", server.address], check=True)
-        done = subprocess.run([*cli, "generate", PROMPT, "--server", server.address, "--out", str(out)])
-        if done.returncode == 0:
+        generated = subprocess.run([*cli, "generate", PROMPT, "--server", server.address, "--out", str(out)])
+        failed = "generation" if generated.returncode else ""
+        if not failed:
             print("\nembedding the clip (tiny random-weight SigLIP in-process; Triton in production) ...")
             embedded = subprocess.run(
                 [*cli, "embed", "--video", str(out), "--server", server.address],
@@ -37,15 +38,16 @@ def main() -> int:
             )
             if embedded.returncode:
                 print(embedded.stderr, file=sys.stderr)
-                done = embedded
-            vector = json.loads(embedded.stdout or "{}")
-            print(
-                f"{vector.get('model')}: a {vector.get('dimension')}-dimensional vector from {vector.get('sampledFrames')} frames"
-            )
+                failed = "embedding"
+            else:
+                vector = json.loads(embedded.stdout)
+                print(
+                    f"{vector['model']}: a {vector['dimension']}-dimensional vector from {vector['sampledFrames']} frames"
+                )
         print("\nstopping the server ...", flush=True)
-    if done.returncode != 0:
-        print(f"generation failed; see {log}", file=sys.stderr)
-        return done.returncode
+    if failed:
+        print(f"{failed} failed; see {log}", file=sys.stderr)
+        return 1
     print(f"\nyour video: {out}")
     return 0
 
