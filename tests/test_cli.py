@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from helpers import decode
+from helpers import decode, mp4, scene
 
 from moviola.client import Client
 from moviola.testing import ServerProcess
@@ -141,3 +141,21 @@ def test_client_wheel_needs_no_torch_and_carries_the_stubs(tmp_path: Path) -> No
     assert "moviola/v1/generation_pb2.py" in names
     assert "moviola/client/cli.py" in names
     assert not [n for n in names if n.startswith("moviola/") and n.split("/")[1] not in ("v1", "client")]
+
+
+def test_embed_prints_the_vector_as_json_and_lists_the_models(server: ServerProcess, tmp_path: Path) -> None:
+    text = json.loads(moviola("embed", "--text", "a red fox", "--server", server.address).stdout)
+    assert text["model"] == "tiny-siglip2"
+    assert len(text["vector"]) == text["dimension"] == 32
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(mp4(scene(9)))
+    done = moviola("embed", "--video", str(video), "--frames", "3", "--per-frame", "--server", server.address)
+    clip = json.loads(done.stdout)
+    assert clip["sampledFrames"] == 3
+    assert len(clip["frames"]) == 3
+    two = moviola("embed", "--text", "x", "--video", str(video), "--server", server.address)
+    assert two.returncode == 2
+    assert "exactly one" in two.stderr
+    table = moviola("embedding-models", "--server", server.address).stdout
+    assert "tiny-dinov2" in table
+    assert "tiny-siglip2" in table

@@ -158,3 +158,15 @@ def test_a_job_without_a_video_yet_is_failed_precondition(client: Client) -> Non
         assert caught.value.code.name == "FAILED_PRECONDITION"
     finally:
         client.cancel(job.id)
+
+
+def test_models_are_listed_with_what_they_take_and_the_defaults(client: Client) -> None:
+    models = {m.id: m for m in client.list_embedding_models()}
+    assert set(models) == {TEXT_MODEL, FRAME_MODEL}
+    siglip, dino = models[TEXT_MODEL], models[FRAME_MODEL]
+    assert (siglip.accepts_text, siglip.accepts_images, siglip.image_size) == (True, True, 224)
+    assert (dino.accepts_text, dino.accepts_images, dino.image_size) == (False, True, 224)
+    assert siglip.default_for_text
+    assert siglip.default_for_images
+    assert not dino.default_for_text
+    assert not dino.default_for_images

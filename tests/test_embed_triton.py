@@ -77,6 +77,18 @@ def test_text_image_and_video_through_triton_match_the_in_process_models(
     assert unit(remote_video.vector) == pytest.approx(mean / np.linalg.norm(mean), abs=1e-5)
 
 
+def test_models_are_discovered_from_triton(via_triton: Client) -> None:
+    models = {m.id: m for m in via_triton.list_embedding_models()}
+    assert set(models) == {"dinov2", "siglip2", "all_minilm_l6_v2"}
+    assert (models["all_minilm_l6_v2"].accepts_text, models["all_minilm_l6_v2"].accepts_images) == (
+        True,
+        False,
+    )
+    assert models["dinov2"].image_size == 224
+    assert models["siglip2"].default_for_text
+    assert models["siglip2"].default_for_images
+
+
 def test_same_input_same_vector(via_triton: Client) -> None:
     image = png(scene(1, seed=4)[0])
     assert list(via_triton.embed(image=image).vector) == list(via_triton.embed(image=image).vector)

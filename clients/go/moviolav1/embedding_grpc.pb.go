@@ -19,6 +19,8 @@ const _ = grpc.SupportPackageIsVersion7
 type EmbeddingServiceClient interface {
 	// Returns one vector for the input.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
+	// The embedding models served now, with what they take.
+	ListEmbeddingModels(ctx context.Context, in *ListEmbeddingModelsRequest, opts ...grpc.CallOption) (*ListEmbeddingModelsResponse, error)
 }
 
 type embeddingServiceClient struct {
@@ -38,12 +40,23 @@ func (c *embeddingServiceClient) Embed(ctx context.Context, in *EmbedRequest, op
 	return out, nil
 }
 
+func (c *embeddingServiceClient) ListEmbeddingModels(ctx context.Context, in *ListEmbeddingModelsRequest, opts ...grpc.CallOption) (*ListEmbeddingModelsResponse, error) {
+	out := new(ListEmbeddingModelsResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.EmbeddingService/ListEmbeddingModels", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EmbeddingServiceServer is the server API for EmbeddingService service.
 // All implementations must embed UnimplementedEmbeddingServiceServer
 // for forward compatibility
 type EmbeddingServiceServer interface {
 	// Returns one vector for the input.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
+	// The embedding models served now, with what they take.
+	ListEmbeddingModels(context.Context, *ListEmbeddingModelsRequest) (*ListEmbeddingModelsResponse, error)
 	mustEmbedUnimplementedEmbeddingServiceServer()
 }
 
@@ -53,6 +66,9 @@ type UnimplementedEmbeddingServiceServer struct {
 
 func (UnimplementedEmbeddingServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
+}
+func (UnimplementedEmbeddingServiceServer) ListEmbeddingModels(context.Context, *ListEmbeddingModelsRequest) (*ListEmbeddingModelsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListEmbeddingModels not implemented")
 }
 func (UnimplementedEmbeddingServiceServer) mustEmbedUnimplementedEmbeddingServiceServer() {}
 
@@ -85,6 +101,24 @@ func _EmbeddingService_Embed_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EmbeddingService_ListEmbeddingModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEmbeddingModelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EmbeddingServiceServer).ListEmbeddingModels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.EmbeddingService/ListEmbeddingModels",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EmbeddingServiceServer).ListEmbeddingModels(ctx, req.(*ListEmbeddingModelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _EmbeddingService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "moviola.v1.EmbeddingService",
 	HandlerType: (*EmbeddingServiceServer)(nil),
@@ -92,6 +126,10 @@ var _EmbeddingService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Embed",
 			Handler:    _EmbeddingService_Embed_Handler,
+		},
+		{
+			MethodName: "ListEmbeddingModels",
+			Handler:    _EmbeddingService_ListEmbeddingModels_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

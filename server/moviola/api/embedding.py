@@ -13,6 +13,7 @@ from moviola.embed.service import (
     ImageInput,
     Input,
     JobInput,
+    ModelListing,
     Pooling,
     TextInput,
     VideoInput,
@@ -73,6 +74,18 @@ def response(result: Embedding) -> emb.EmbedResponse:
     )
 
 
+def model_info(listing: ModelListing) -> emb.EmbeddingModelInfo:
+    model = listing.model
+    return emb.EmbeddingModelInfo(
+        id=model.name,
+        accepts_text=model.accepts_text,
+        accepts_images=model.accepts_images,
+        image_size=model.image_size or 0,
+        default_for_text=listing.default_for_text,
+        default_for_images=listing.default_for_images,
+    )
+
+
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     def __init__(self, embedder: Embedder, *, default_frames: int = 8, max_frames: int = 256) -> None:
         self._embedder = embedder
@@ -85,4 +98,12 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         async with translated(context):
             q = query(request, default_frames=self._default_frames, max_frames=self._max_frames)
             return response(await self._embedder.embed(q))
+        raise AssertionError("unreachable: translated() aborts the call")
+
+    async def ListEmbeddingModels(
+        self, request: emb.ListEmbeddingModelsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> emb.ListEmbeddingModelsResponse:
+        async with translated(context):
+            listings = await self._embedder.models()
+            return emb.ListEmbeddingModelsResponse(models=[model_info(listing) for listing in listings])
         raise AssertionError("unreachable: translated() aborts the call")

@@ -96,12 +96,20 @@ class Embedding:
 
 
 @dataclass(frozen=True)
+class ModelListing:
+    model: EmbeddingModel
+    default_for_text: bool
+    default_for_images: bool
+
+
+@dataclass(frozen=True)
 class EmbedConfig:
     #: Folders whose files ``video_uri`` may name.
     video_roots: tuple[Path, ...] = ()
     #: Embed requests served at once; more wait for a slot.
     concurrency: int = 16
-    #: Default model; None: the first cross-modal model (text and images), else the first that fits.
+    #: Default model where it takes the input; else the first cross-modal model (text and images), else
+    #: the first that takes it.
     default_model: str | None = None
 
 
@@ -169,26 +177,36 @@ class Embedder:
         vectors = await self.backend.embed_images(model.name, pixels, priority=Priority.INTERACTIVE)
         return Embedding(pooling.normalize(vectors[0]), model.name)
 
+    async def models(self) -> list[ModelListing]:
+        """The models served, each with whether it is the default for text and for images."""
+        models = await self.backend.models()
+        text, images = self._default(models, text=True), self._default(models, text=False)
+        return [
+            ModelListing(
+                m, text is not None and m.name == text.name, images is not None and m.name == images.name
+            )
+            for m in sorted(models.values(), key=lambda m: m.name)
+        ]
+
+    def _default(self, models: dict[str, EmbeddingModel], *, text: bool) -> EmbeddingModel | None:
+        """``default_model`` when it fits, else the first cross-modal model that does, else the first that does."""
+        fitting = [m for m in models.values() if (m.accepts_text if text else m.accepts_images)]
+        configured = [m for m in fitting if m.name == self._config.default_model]
+        ranked = sorted(fitting, key=lambda m: (not (m.accepts_text and m.accepts_images), m.name))
+        return next(iter(configured + ranked), None)
+
     async def _model(self, name: str, *, text: bool) -> EmbeddingModel:
         models = await self.backend.models()
         kind = "text" if text else "images"
-
-        def fits(m: EmbeddingModel) -> bool:
-            return m.accepts_text if text else m.accepts_images
-
-        name = name or self._config.default_model or ""
         if not name:
-            ranked = sorted(
-                models.values(), key=lambda m: (not (m.accepts_text and m.accepts_images), m.name)
-            )
-            found = next((m for m in ranked if fits(m)), None)
+            found = self._default(models, text=text)
             if found is None:
                 raise FailedPrecondition(f"no embedding model served here embeds {kind}")
             return found
         if name not in models:
             known = ", ".join(sorted(models)) or "none"
             raise InvalidRequest("model", f"unknown embedding model {name!r}; served: {known}")
-        if not fits(models[name]):
+        if not (models[name].accepts_text if text else models[name].accepts_images):
             raise InvalidRequest("model", f"{name} does not embed {kind}")
         return models[name]
 

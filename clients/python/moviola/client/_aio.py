@@ -108,6 +108,13 @@ class AsyncClient:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
+    async def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
+        try:
+            request = emb.ListEmbeddingModelsRequest()
+            return list((await self._embedding.ListEmbeddingModels(request, timeout=self._timeout)).models)
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
     async def close(self) -> None:
         await self._channel.close(None)
         await self._keyed.close(None)

@@ -133,6 +133,13 @@ class Client:
         except grpc.RpcError as exc:
             raise translate(exc) from exc
 
+    def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
+        try:
+            request = emb.ListEmbeddingModelsRequest()
+            return list((self._embedding.ListEmbeddingModels(request, timeout=self._timeout)).models)
+        except grpc.RpcError as exc:
+            raise translate(exc) from exc
+
     def close(self) -> None:
         self._channel.close()
         self._keyed.close()

@@ -321,3 +321,22 @@ if __name__ == "__main__":
     main(prog_name="moviola")
 
 __all__ = ["as_json", "main"]
+
+
+@main.command("embedding-models")
+@server_option
+def embedding_models(server: str) -> None:
+    """List the embedding models the server serves."""
+    with Client(server) as client:
+        try:
+            infos = client.list_embedding_models()
+        except MoviolaError as error:
+            raise _fail(error) from error
+    table = Table("model", "text", "images", "default for")
+    for m in infos:
+        defaults = [
+            kind for kind, on in (("text", m.default_for_text), ("images", m.default_for_images)) if on
+        ]
+        images = f"yes ({m.image_size} px)" if m.accepts_images else "no"
+        table.add_row(m.id, "yes" if m.accepts_text else "no", images, ", ".join(defaults))
+    Console().print(table)

@@ -50,6 +50,89 @@ For comparing videos with videos; not comparable with text or image vectors.
 Global___Pooling: _TypeAlias = Pooling  # noqa: Y015
 
 @_typing.final
+class ListEmbeddingModelsRequest(_message.Message):
+    """ListEmbeddingModels request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEmbeddingModelsRequest: _TypeAlias = ListEmbeddingModelsRequest  # noqa: Y015
+
+@_typing.final
+class ListEmbeddingModelsResponse(_message.Message):
+    """ListEmbeddingModels response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___EmbeddingModelInfo]:
+        """The models, by id."""
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[Global___EmbeddingModelInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEmbeddingModelsResponse: _TypeAlias = ListEmbeddingModelsResponse  # noqa: Y015
+
+@_typing.final
+class EmbeddingModelInfo(_message.Message):
+    """One embedding model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACCEPTS_TEXT_FIELD_NUMBER: _builtins.int
+    ACCEPTS_IMAGES_FIELD_NUMBER: _builtins.int
+    IMAGE_SIZE_FIELD_NUMBER: _builtins.int
+    DEFAULT_FOR_TEXT_FIELD_NUMBER: _builtins.int
+    DEFAULT_FOR_IMAGES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The id to put in EmbedRequest.model."""
+    accepts_text: _builtins.bool
+    """Whether it embeds text."""
+    accepts_images: _builtins.bool
+    """Whether it embeds images and videos."""
+    image_size: _builtins.int
+    """Side of the square frames it sees, in pixels (0: no images)."""
+    default_for_text: _builtins.bool
+    """Whether requests that name no model use it for text."""
+    default_for_images: _builtins.bool
+    """Whether requests that name no model use it for images and videos."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        accepts_text: _builtins.bool = ...,
+        accepts_images: _builtins.bool = ...,
+        image_size: _builtins.int = ...,
+        default_for_text: _builtins.bool = ...,
+        default_for_images: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_images", b"accepts_images", "accepts_text", b"accepts_text", "default_for_images", b"default_for_images", "default_for_text", b"default_for_text", "id", b"id", "image_size", b"image_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbeddingModelInfo: _TypeAlias = EmbeddingModelInfo  # noqa: Y015
+
+@_typing.final
 class EmbedRequest(_message.Message):
     """Embed request: exactly one input."""
 

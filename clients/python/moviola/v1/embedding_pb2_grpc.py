@@ -40,6 +40,11 @@ class EmbeddingServiceStub:
                 request_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.ListEmbeddingModels = channel.unary_unary(
+                '/moviola.v1.EmbeddingService/ListEmbeddingModels',
+                request_serializer=moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsResponse.FromString,
+                _registered_method=True)
 
 
 class EmbeddingServiceServicer:
@@ -53,6 +58,13 @@ class EmbeddingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEmbeddingModels(self, request, context):
+        """The embedding models served now, with what they take.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbeddingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +72,11 @@ def add_EmbeddingServiceServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedResponse.SerializeToString,
+            ),
+            'ListEmbeddingModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEmbeddingModels,
+                    request_deserializer=moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +107,33 @@ class EmbeddingService:
             '/moviola.v1.EmbeddingService/Embed',
             moviola_dot_v1_dot_embedding__pb2.EmbedRequest.SerializeToString,
             moviola_dot_v1_dot_embedding__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEmbeddingModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.EmbeddingService/ListEmbeddingModels',
+            moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsRequest.SerializeToString,
+            moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,8 @@ class EmbeddingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EmbeddingServiceAsyncStub: ...
     Embed: _grpc.UnaryUnaryMultiCallable[_embedding_pb2.EmbedRequest, _embedding_pb2.EmbedResponse]
     """Returns one vector for the input."""
+    ListEmbeddingModels: _grpc.UnaryUnaryMultiCallable[_embedding_pb2.ListEmbeddingModelsRequest, _embedding_pb2.ListEmbeddingModelsResponse]
+    """The embedding models served now, with what they take."""
 
 @_typing.type_check_only
 class EmbeddingServiceAsyncStub(EmbeddingServiceStub):
@@ -43,6 +45,8 @@ class EmbeddingServiceAsyncStub(EmbeddingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Embed: _aio.UnaryUnaryMultiCallable[_embedding_pb2.EmbedRequest, _embedding_pb2.EmbedResponse]  # type: ignore[assignment]
     """Returns one vector for the input."""
+    ListEmbeddingModels: _aio.UnaryUnaryMultiCallable[_embedding_pb2.ListEmbeddingModelsRequest, _embedding_pb2.ListEmbeddingModelsResponse]  # type: ignore[assignment]
+    """The embedding models served now, with what they take."""
 
 class EmbeddingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Embeds text, images and videos for retrieval and comparison."""
@@ -54,5 +58,13 @@ class EmbeddingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_embedding_pb2.EmbedResponse, _abc.Awaitable[_embedding_pb2.EmbedResponse]]:
         """Returns one vector for the input."""
+
+    @_abc_1.abstractmethod
+    def ListEmbeddingModels(
+        self,
+        request: _embedding_pb2.ListEmbeddingModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedding_pb2.ListEmbeddingModelsResponse, _abc.Awaitable[_embedding_pb2.ListEmbeddingModelsResponse]]:
+        """The embedding models served now, with what they take."""
 
 def add_EmbeddingServiceServicer_to_server(servicer: EmbeddingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
