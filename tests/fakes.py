@@ -1,18 +1,23 @@
-"""Small pipelines, one per failure mode, for in-process servers.
+"""Small fakes for unit tests of the layer above them.
 
-They implement the worker's ``VideoPipeline`` interface; the real diffusers
-pipeline is covered by the tests that run ``moviola serve``.
+Pipelines, one per failure mode, implement the worker's ``VideoPipeline``
+interface; the real diffusers pipeline is covered by the tests that run
+``moviola serve``. ``FakeEmbeddingBackend`` stands in for Triton under the
+``Embedder``; the real Triton is covered by test_embed_triton.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from moviola.catalog import TINY_WAN22_T2V, ModelSpec
+from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
 from moviola.jobs import Expert, JobRequest, Phase
 from moviola.pipelines.base import Frames, StepHooks
 
@@ -48,3 +53,46 @@ class ScriptedPipeline:
             hooks.step(step, total, 1000.0 * (1 - step / total), Expert.HIGH_NOISE)
         hooks.phase(Phase.VAE_DECODING)
         return np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
+
+
+class FakeEmbeddingBackend:
+    """An in-memory ``EmbeddingBackend`` for unit tests of the ``Embedder`` above it.
+
+    Vectors are the mean colour of each frame (3 values) or the text's length and vowel
+    count; every call is recorded with its batch size and priority. ``gate``, when set,
+    holds image calls until it is set.
+    """
+
+    def __init__(self, models: list[EmbeddingModel]) -> None:
+        self._models = {m.name: m for m in models}
+        self.calls: list[tuple[str, str, int, Priority]] = []
+        self.gate: asyncio.Event | None = None
+        self.running = 0
+        self.most_running = 0
+        #: One item per image call that has started.
+        self.entered: asyncio.Queue[None] = asyncio.Queue()
+
+    async def start(self) -> None:
+        pass
+
+    async def models(self) -> dict[str, EmbeddingModel]:
+        return self._models
+
+    async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
+        self.calls.append((model, "images", len(pixels), priority))
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        self.entered.put_nowait(None)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            return pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
+        finally:
+            self.running -= 1
+
+    async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
+        self.calls.append((model, "texts", len(texts), priority))
+        return np.array([[len(t), sum(c in "aeiou" for c in t), 1.0] for t in texts], dtype=np.float32)
+
+    async def aclose(self) -> None:
+        pass
