@@ -20,7 +20,7 @@ import sysconfig
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -176,37 +176,39 @@ def free_port() -> int:
         return port
 
 
-class RedisServer:
-    """A real ``redis-server`` on a free port, that a test can stop, kill and restart.
+class _ChildServer:
+    """A server process the tests start, stop, kill and restart; ready once its output shows ``ready_line``."""
 
-    ``aof_dir`` turns on the append-only file (``appendfsync everysec``), as in production.
-    """
+    name = ""
+    ready_line = ""
 
-    def __init__(self, *, aof_dir: Path | None = None, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.aof_dir = aof_dir
+    def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        #: Its output so far (this run).
+        self.lines: list[str] = []
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def _command(self) -> list[str]:
+        raise NotImplementedError
 
-    def start(self) -> RedisServer:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        if self.aof_dir is not None:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.aof_dir)]
-        else:
-            args += ["--appendonly", "no"]
-        args += ["--maxmemory-policy", "noeviction"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def _environment(self) -> dict[str, str] | None:
+        return None
+
+    def start(self, timeout: float = 120.0) -> Self:
+        self.lines = []
+        self._proc = subprocess.Popen(
+            self._command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self._environment(),
+        )
         ready = threading.Event()
-        lines: list[str] = []
 
         def read(stream: IO[str]) -> None:
             for line in stream:
-                lines.append(line)
-                if "Ready to accept connections" in line:
+                self.lines.append(line)
+                if self.ready_line in line:
                     ready.set()
             stream.close()
             ready.set()
@@ -214,21 +216,25 @@ class RedisServer:
         assert self._proc.stdout is not None
         self._reader = threading.Thread(target=read, args=(self._proc.stdout,), daemon=True)
         self._reader.start()
-        ready.wait(30)
-        if self._proc.poll() is not None or not any("Ready to accept" in line for line in lines):
+        ready.wait(timeout)
+        if self._proc.poll() is not None or not any(self.ready_line in line for line in self.lines):
             self.kill()
-            raise RuntimeError("redis-server did not start:\n" + "".join(lines))
+            raise RuntimeError(f"{self.name} did not start:\n" + "".join(self.lines[-60:]))
         return self
 
     def stop(self) -> None:
-        """Shut down cleanly (SIGTERM: the AOF is flushed)."""
+        """Shut down cleanly (SIGTERM), killing it if it takes longer than 30 s."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
-            self._proc.wait(30)
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
         self._join()
 
     def kill(self) -> None:
-        """SIGKILL: Redis vanishes as in a crash."""
+        """SIGKILL: the server vanishes as in a crash."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(30)
@@ -237,14 +243,42 @@ class RedisServer:
     def _join(self) -> None:
         if self._reader is not None:
             self._reader.join(10)
+            self._reader = None
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class RedisServer(_ChildServer):
+    """A real ``redis-server`` on a free port, that a test can stop (the AOF is flushed), kill and restart.
+
+    ``aof_dir`` turns on the append-only file (``appendfsync everysec``), as in production.
+    """
+
+    name = "redis-server"
+    ready_line = "Ready to accept connections"
+
+    def __init__(self, *, aof_dir: Path | None = None, port: int | None = None) -> None:
+        super().__init__()
+        self.port = port or free_port()
+        self.aof_dir = aof_dir
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.aof_dir is not None:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.aof_dir)]
+        else:
+            args += ["--appendonly", "no"]
+        return [*args, "--maxmemory-policy", "noeviction"]
 
 
 def _triton_home() -> Path:
@@ -254,20 +288,21 @@ def _triton_home() -> Path:
     return Path(spec.origin).parent / "tritonserver"
 
 
-class TritonServer:
+class TritonServer(_ChildServer):
     """The real ``tritonserver`` (from the nvidia-pytriton wheel) on free ports, stoppable and restartable.
 
     The backend stub for this interpreter is copied next to the wheel's Python backend; the stub finds the environment through the ``python3`` first on PATH and needs this
     interpreter's libpython first on LD_LIBRARY_PATH.
     """
 
+    name = "tritonserver"
+    ready_line = "Started GRPCInferenceService"
+
     def __init__(self, repository: Path, models: list[str]) -> None:
+        super().__init__()
         self.repository = repository
         self.models = models
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self.lines: list[str] = []
 
     @property
     def url(self) -> str:
@@ -291,8 +326,8 @@ class TritonServer:
         env["HF_HUB_OFFLINE"] = "1"
         return env
 
-    def start(self, timeout: float = 120.0) -> TritonServer:
-        args = [
+    def _command(self) -> list[str]:
+        return [
             str(_triton_home() / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
             f"--backend-directory={self._backends()}",
@@ -307,44 +342,6 @@ class TritonServer:
             "--pinned-memory-pool-byte-size=0",
             "--exit-on-error=true",
         ]
-        self.lines = []
-        self._proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._environment()
-        )
-        ready = threading.Event()
-
-        def read(stream: IO[str]) -> None:
-            for line in stream:
-                self.lines.append(line)
-                if "Started GRPCInferenceService" in line:
-                    ready.set()
-            stream.close()
-            ready.set()
-
-        assert self._proc.stdout is not None
-        self._reader = threading.Thread(target=read, args=(self._proc.stdout,), daemon=True)
-        self._reader.start()
-        ready.wait(timeout)
-        if self._proc.poll() is not None or not any("Started GRPCInferenceService" in x for x in self.lines):
-            self.kill()
-            raise RuntimeError("tritonserver did not start:\n" + "".join(self.lines[-60:]))
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
-        self._join()
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(30)
-        self._join()
 
     def pause(self) -> None:
         """SIGSTOP: the server keeps its connections but answers nothing, as when it hangs."""
@@ -354,16 +351,3 @@ class TritonServer:
     def resume(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGCONT)
-
-    def _join(self) -> None:
-        if self._reader is not None:
-            self._reader.join(10)
-            self._reader = None
-
-    def __enter__(self) -> TritonServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
