@@ -40,6 +40,8 @@ from moviola.testing import ServerProcess, TritonServer
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 
+from percentiles import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = 32
 PATHS = ("triton", "triton+decode", "embed")
@@ -59,11 +61,6 @@ def photo_like(seed: int) -> bytes:
     out = io.BytesIO()
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(out, format="JPEG", quality=90)
     return out.getvalue()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(call: Call, requests: int, concurrency: int) -> tuple[list[float], float]:

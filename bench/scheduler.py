@@ -28,13 +28,10 @@ from arq.connections import RedisSettings
 from moviola.client import AsyncClient
 from moviola.testing import RedisServer, ServerProcess
 
+from percentiles import percentile
+
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 32
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def moviola_run(address: str, latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float]:
