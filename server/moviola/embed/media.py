@@ -87,10 +87,11 @@ def _frame_count(source: bytes | Path) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
-def _wanted(total: int, sampling: Sampling) -> set[int] | None:
-    """Frame indices for a count; None when sampling by rate (decided while decoding)."""
+def _wanted(source: bytes | Path, sampling: Sampling) -> set[int] | None:
+    """Frame indices for a count; None when sampling by rate (decided while decoding, no count needed)."""
     if sampling.fps is not None:
         return None
+    total = _frame_count(source)
     count = min(sampling.count, total)
     return {int((k + 0.5) * total / count) for k in range(count)}
 
@@ -98,8 +99,7 @@ def _wanted(total: int, sampling: Sampling) -> set[int] | None:
 def sample_video(source: bytes | Path, sampling: Sampling, size: int, field: str = "video") -> Frames:
     """Decode ``source`` (file bytes or a path) and return the sampled frames, fitted to ``size``."""
     try:
-        total = _frame_count(source)
-        wanted = _wanted(total, sampling)
+        wanted = _wanted(source, sampling)
         pixels: list[NDArray[np.uint8]] = []
         indices: list[int] = []
         times: list[float] = []
