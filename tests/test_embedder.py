@@ -11,7 +11,6 @@ from fakes import FakeEmbeddingBackend
 from helpers import mp4, png, scene
 
 from moviola.embed.backend import EmbeddingModel, Priority
-from moviola.embed.media import Sampling
 from moviola.embed.service import (
     EmbedConfig,
     Embedder,
@@ -64,9 +63,7 @@ async def test_queries_are_interactive_and_video_frames_bulk_in_batches_of_the_m
     ]
     backend.calls.clear()
     result = await service.embed(
-        EmbedQuery(
-            VideoInput(mp4(scene(10))), model="frames", sampling=Sampling(count=10), return_frames=True
-        )
+        EmbedQuery(VideoInput(mp4(scene(10))), model="frames", frame_count=10, return_frames=True)
     )
     assert sorted(n for *_, n, _ in backend.calls) == [2, 4, 4]
     assert {p for *_, p in backend.calls} == {Priority.BULK}

@@ -43,10 +43,7 @@ def build(
     """Create the server, bound but not started; return it and its port."""
     server = grpc.aio.server(options=_options(settings))
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(gateway), server)
-    embedding = EmbeddingServicer(
-        embedder, default_frames=settings.embed_frames, max_frames=settings.embed_max_frames
-    )
-    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(embedding, server)
+    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 
 from moviola.api.status import translated
-from moviola.embed import media
 from moviola.embed.service import (
     Embedder,
     Embedding,
@@ -46,15 +45,14 @@ def _input(request: emb.EmbedRequest) -> Input:
     raise InvalidRequest("input", "set one of text, image, video, video_uri or job_id")
 
 
-def query(request: emb.EmbedRequest, *, default_frames: int, max_frames: int) -> EmbedQuery:
+def query(request: emb.EmbedRequest) -> EmbedQuery:
     if request.pooling not in _POOLING:
         raise InvalidRequest("pooling", f"unknown value {request.pooling}")
     return EmbedQuery(
         input=_input(request),
         model=request.model,
-        sampling=media.sampling(
-            request.frame_count, request.frames_per_second, default=default_frames, limit=max_frames
-        ),
+        frame_count=request.frame_count,
+        frames_per_second=request.frames_per_second,
         pooling=_POOLING[request.pooling],
         return_frames=request.return_frame_embeddings,
     )
@@ -87,17 +85,14 @@ def model_info(listing: ModelListing) -> emb.EmbeddingModelInfo:
 
 
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
-    def __init__(self, embedder: Embedder, *, default_frames: int = 8, max_frames: int = 256) -> None:
+    def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
-        self._default_frames = default_frames
-        self._max_frames = max_frames
 
     async def Embed(
         self, request: emb.EmbedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> emb.EmbedResponse:
         async with translated(context):
-            q = query(request, default_frames=self._default_frames, max_frames=self._max_frames)
-            return response(await self._embedder.embed(q))
+            return response(await self._embedder.embed(query(request)))
         raise AssertionError("unreachable: translated() aborts the call")
 
     async def ListEmbeddingModels(

@@ -29,6 +29,8 @@ def embedder(
     config = EmbedConfig(
         video_roots=(settings.data_dir, *settings.video_roots),
         concurrency=settings.embed_concurrency,
+        default_frames=settings.embed_frames,
+        max_frames=settings.embed_max_frames,
         default_model=settings.embed_model,
     )
     return Embedder(backend, jobs=jobs, config=config, metrics=metrics)

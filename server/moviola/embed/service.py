@@ -1,7 +1,7 @@
 """The embedding service: what ``EmbeddingService.Embed`` calls.
 
     embedder = Embedder(backend, jobs=gateway.get, config=EmbedConfig(video_roots=(data_dir,)))
-    result = await embedder.embed(EmbedQuery(VideoInput(data), sampling=Sampling(count=16)))
+    result = await embedder.embed(EmbedQuery(VideoInput(data), frame_count=16))
 
 Texts and images go to the backend as one interactive request; videos are
 decoded off the event loop, sampled, sent in batches at bulk priority, and
@@ -73,7 +73,9 @@ class EmbedQuery:
     input: Input
     #: Empty: the default model.
     model: str = ""
-    sampling: media.Sampling = field(default_factory=media.Sampling)
+    #: Video inputs: frames to sample evenly (0: the configured default) or, instead, frames per second.
+    frame_count: int = 0
+    frames_per_second: float = 0.0
     pooling: Pooling = Pooling.MEAN
     return_frames: bool = False
 
@@ -108,6 +110,9 @@ class EmbedConfig:
     video_roots: tuple[Path, ...] = ()
     #: Embed requests served at once; more wait for a slot.
     concurrency: int = 16
+    #: Frames sampled from a video when the request does not say, and the most one may ask for.
+    default_frames: int = 8
+    max_frames: int = 256
     #: Default model where it takes the input; else the first cross-modal model (text and images), else
     #: the first that takes it.
     default_model: str | None = None
@@ -147,6 +152,10 @@ class Embedder:
         return result
 
     async def _embed(self, query: EmbedQuery) -> Embedding:
+        config = self._config
+        sampling = media.sampling(
+            query.frame_count, query.frames_per_second, default=config.default_frames, limit=config.max_frames
+        )
         match query.input:
             case TextInput(text=text):
                 return await self._text(query, text)
@@ -155,11 +164,11 @@ class Embedder:
             case VideoInput(data=data):
                 if not data:
                     raise InvalidRequest("video", "is empty")
-                return await self._video(query, data, "video")
+                return await self._video(query, sampling, data, "video")
             case VideoUriInput(uri=uri):
-                return await self._video(query, self._readable(uri), "video_uri")
+                return await self._video(query, sampling, self._readable(uri), "video_uri")
             case JobInput(job_id=job_id):
-                return await self._video(query, await self._job_video(job_id), "job_id")
+                return await self._video(query, sampling, await self._job_video(job_id), "job_id")
 
     async def _text(self, query: EmbedQuery, text: str) -> Embedding:
         if not text.strip():
@@ -235,10 +244,12 @@ class Embedder:
             raise NotFound(f"job_id: the video of job {job_id} ({uri}) is not on this server's disk")
         return path
 
-    async def _video(self, query: EmbedQuery, source: bytes | Path, field: str) -> Embedding:
+    async def _video(
+        self, query: EmbedQuery, sampling: media.Sampling, source: bytes | Path, field: str
+    ) -> Embedding:
         model = await self._model(query.model, text=False)
         assert model.image_size is not None
-        frames = await asyncio.to_thread(media.sample_video, source, query.sampling, model.image_size, field)
+        frames = await asyncio.to_thread(media.sample_video, source, sampling, model.image_size, field)
         chunks = [
             frames.pixels[i : i + model.max_batch] for i in range(0, len(frames.pixels), model.max_batch)
         ]
