@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority, Ve
 from moviola.errors import FailedPrecondition, InvalidRequest, MoviolaError, NotFound, PermissionDenied
 from moviola.jobs import JobRecord, JobState
 from moviola.metrics import Metrics
+from moviola.storage.local import file_path
 
 
 class Pooling(Enum):
@@ -220,10 +220,9 @@ class Embedder:
         return models[name]
 
     def _readable(self, uri: str) -> Path:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        path = file_path(uri)
+        if path is None:
             raise InvalidRequest("video_uri", "only file:// URIs are supported")
-        path = Path(unquote(parsed.path)).resolve()
         if not any(path.is_relative_to(root) for root in self._roots):
             raise PermissionDenied(
                 f"video_uri: {path} is outside the folders this server may read (--video-root)"
@@ -238,8 +237,8 @@ class Embedder:
             raise FailedPrecondition(
                 f"job_id: job {job_id} is {record.state.name}; only completed jobs have a video"
             )
-        path = Path(unquote(urlparse(record.result.video_uri).path))
-        if not await asyncio.to_thread(path.is_file):
+        path = file_path(record.result.video_uri)
+        if path is None or not await asyncio.to_thread(path.is_file):
             uri = record.result.video_uri
             raise NotFound(f"job_id: the video of job {job_id} ({uri}) is not on this server's disk")
         return path

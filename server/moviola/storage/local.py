@@ -13,6 +13,14 @@ from moviola.storage.base import StoredVideo
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def file_path(uri: str) -> Path | None:
+    """The absolute, resolved path a ``file://`` URI on this host names; None for any other URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parsed.path)).resolve()
+
+
 class LocalStorage:
     """Videos as ``<root>/<job id>.mp4``.
 
@@ -45,8 +53,7 @@ class LocalStorage:
         return StoredVideo(uri=target.as_uri(), size_bytes=len(data))
 
     def open(self, uri: str) -> bytes:
-        parsed = urlparse(uri)
-        path = Path(unquote(parsed.path)).resolve()
-        if parsed.scheme != "file" or path.parent != self.root:
+        path = file_path(uri)
+        if path is None or path.parent != self.root:
             raise ValueError(f"{uri} is not a video of this storage")
         return path.read_bytes()
