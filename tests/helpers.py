@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import av
 import numpy as np
 import numpy.typing as npt
 
+from moviola.client import Client
 from moviola.v1 import job_pb2 as pb
 
 
@@ -73,3 +77,20 @@ def scene(n: int, size: int = 64, seed: int = 0) -> list[npt.NDArray[np.uint8]]:
 
 def unit(vector: object) -> npt.NDArray[np.float32]:
     return np.asarray(list(vector), dtype=np.float32)  # type: ignore[call-overload]
+
+
+@contextmanager
+def running_generation(client: Client, **options: Any) -> Iterator[str]:
+    """A long generation that has made its first step; yields its job id and cancels it on the way out."""
+    options = {"width": 256, "height": 256, "num_frames": 33, "num_inference_steps": 50, **options}
+    stream = client.generate("a long one", **options)
+    job_id = ""
+    for event in stream:
+        job_id = event.job_id
+        if event.WhichOneof("kind") == "progress":
+            break
+    try:
+        yield job_id
+    finally:
+        client.cancel(job_id)
+        stream.close()  # type: ignore[attr-defined]

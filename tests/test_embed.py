@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import mp4, path_of, png, scene, unit
+from helpers import mp4, path_of, png, running_generation, scene, unit
 
 from moviola.client import Client
 from moviola.client.errors import InvalidArgument, MoviolaError
@@ -91,15 +91,7 @@ def test_a_generated_job_is_embedded_by_id_and_by_uri(client: Client, data_dir: 
 
 
 def test_embedding_does_not_wait_for_a_running_generation(client: Client) -> None:
-    stream = client.generate(
-        "a long one", width=256, height=256, num_frames=33, num_inference_steps=50, seed=2
-    )
-    job_id = ""
-    for event in stream:
-        job_id = event.job_id
-        if event.WhichOneof("kind") == "progress":
-            break
-    try:
+    with running_generation(client, seed=2) as job_id:
         started = time.monotonic()
         client.embed(text="a query")
         client.embed(video=mp4(scene(9)), model=FRAME_MODEL)
@@ -107,9 +99,6 @@ def test_embedding_does_not_wait_for_a_running_generation(client: Client) -> Non
         job = client.get(job_id)
         assert job.state == pb.JOB_STATE_RUNNING, f"embeddings took {elapsed:.1f} s, the job ended first"
         assert job.progress.step < 50
-    finally:
-        client.cancel(job_id)
-        stream.close()
 
 
 @pytest.mark.parametrize(

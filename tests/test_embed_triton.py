@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import start_server
-from helpers import mp4, png, scene, unit
+from helpers import mp4, png, running_generation, scene, unit
 
 from moviola.client import AsyncClient, Client
 from moviola.client.errors import InvalidArgument, MoviolaError, ResourceExhausted, Unavailable
@@ -130,19 +130,10 @@ def test_modalities_are_checked_against_triton_metadata(via_triton: Client) -> N
 
 
 def test_embedding_does_not_wait_for_a_running_generation(via_triton: Client) -> None:
-    stream = via_triton.generate("a long one", width=256, height=256, num_frames=33, num_inference_steps=50)
-    job_id = ""
-    for event in stream:
-        job_id = event.job_id
-        if event.WhichOneof("kind") == "progress":
-            break
-    try:
+    with running_generation(via_triton) as job_id:
         via_triton.embed(text="a query")
         via_triton.embed(video=mp4(scene(9)), model="dinov2")
         assert via_triton.get(job_id).state == pb.JOB_STATE_RUNNING
-    finally:
-        via_triton.cancel(job_id)
-        stream.close()
 
 
 def test_a_full_triton_queue_is_resource_exhausted_with_a_retry_delay(

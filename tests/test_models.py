@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_MODELS
 from helpers import decode, kinds, path_of
 from PIL import Image
 
@@ -74,17 +75,7 @@ def test_generates_through_the_server(
     assert (codec, pix_fmt) == ("h264", "yuv420p")
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        "tiny-wan2.2-i2v",
-        "tiny-wan2.2-ti2v",
-        "tiny-wan2.1-t2v",
-        "tiny-ltx-video",
-        "tiny-skyreels-v2-df",
-        "tiny-hunyuanvideo",
-    ],
-)
+@pytest.mark.parametrize("model", TINY_MODELS[1:])
 def test_same_seed_same_video_and_cancellation(client: Client, model: str, data_dir: Path) -> None:
     extra = {"image": image()} if model == "tiny-wan2.2-i2v" else {}
 
