@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from moviola.catalog import TINY_WAN22_T2V, ModelSpec
+from moviola.embed import media
 from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
 from moviola.jobs import Expert, JobRequest, Phase
 from moviola.pipelines.base import Frames, StepHooks
@@ -66,6 +67,8 @@ class FakeEmbeddingBackend:
     def __init__(self, models: list[EmbeddingModel]) -> None:
         self._models = {m.name: m for m in models}
         self.calls: list[tuple[str, str, int, Priority]] = []
+        #: Encoded images received, as sent.
+        self.files: list[bytes] = []
         self.gate: asyncio.Event | None = None
         self.running = 0
         self.most_running = 0
@@ -89,6 +92,15 @@ class FakeEmbeddingBackend:
             return pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
         finally:
             self.running -= 1
+
+    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+        size = self._models[model].image_size
+        assert self._models[model].decodes_images
+        assert size is not None
+        self.files.extend(files)
+        pixels = np.stack([media.load_image(data, size) for data in files])
+        self.calls.append((model, "files", len(files), priority))
+        return pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         self.calls.append((model, "texts", len(texts), priority))

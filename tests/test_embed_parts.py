@@ -99,7 +99,11 @@ def test_every_shipped_triton_model_is_configured_for_the_adapter() -> None:
         assert config.backend == "python"
         assert config.name == model.folder.name
         assert [o.name for o in config.output] == ["EMBEDDING"]
-        assert {i.name for i in config.input} <= {"IMAGE", "TEXT"}
+        inputs = {i.name: i for i in config.input}
+        assert set(inputs) <= {"IMAGE", "IMAGE_FILE", "TEXT"}
+        assert ("IMAGE" in inputs) == ("IMAGE_FILE" in inputs)  # image models also take the file
+        assert all(i.optional for i in inputs.values())
+        assert all(inputs[name].allow_ragged_batch for name in {"IMAGE_FILE", "TEXT"} & set(inputs))
         batching = config.dynamic_batching
         assert batching.priority_levels == 2
         assert batching.default_queue_policy.max_queue_size > 0

@@ -129,6 +129,19 @@ def test_modalities_are_checked_against_triton_metadata(via_triton: Client) -> N
     assert caught.value.field == "image"
 
 
+def test_an_image_that_fails_to_decode_in_triton_is_invalid_argument_and_the_model_stays_up(
+    via_triton: Client,
+) -> None:
+    """The gateway checks only the header and forwards the file; Triton decodes it and names the field."""
+    image = png(scene(1, size=224)[0])
+    truncated = image[: len(image) // 2]
+    with pytest.raises(InvalidArgument) as caught:
+        via_triton.embed(image=truncated, model="dinov2")
+    assert caught.value.field == "image"
+    assert "decode" in str(caught.value)
+    assert via_triton.embed(image=image, model="dinov2").dimension == 32
+
+
 def test_embedding_does_not_wait_for_a_running_generation(via_triton: Client) -> None:
     with running_generation(via_triton) as job_id:
         via_triton.embed(text="a query")

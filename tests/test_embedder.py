@@ -72,6 +72,22 @@ async def test_queries_are_interactive_and_video_frames_bulk_in_batches_of_the_m
     assert float(np.linalg.norm(result.vector)) == pytest.approx(1.0, abs=1e-6)
 
 
+async def test_a_backend_that_decodes_images_gets_the_file_as_sent_others_get_pixels() -> None:
+    decoding = EmbeddingModel("decoding", image_size=16, accepts_text=False, max_batch=4, decodes_images=True)
+    backend = FakeEmbeddingBackend([decoding, FRAMES])
+    service = embedder(backend)
+    image = png(scene(1, size=40)[0])
+    forwarded = await service.embed(EmbedQuery(ImageInput(image), model="decoding"))
+    decoded = await service.embed(EmbedQuery(ImageInput(image), model="frames"))
+    assert backend.files == [image]
+    assert [kind for _, kind, *_ in backend.calls] == ["files", "images"]
+    np.testing.assert_allclose(forwarded.vector, decoded.vector, atol=1e-6)  # same pixels either way
+    with pytest.raises(InvalidRequest) as caught:  # the header is checked before anything is sent
+        await service.embed(EmbedQuery(ImageInput(b"GIF89a broken"), model="decoding"))
+    assert caught.value.field == "image"
+    assert len(backend.calls) == 2
+
+
 async def test_concurrency_is_limited_and_frees_its_slots() -> None:
     backend = FakeEmbeddingBackend([FRAMES])
     backend.gate = asyncio.Event()

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from moviola.embed import tiny
+import numpy as np
+
+from moviola.embed import media, tiny
 from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
 from moviola.embed.encoders import Encoder, load_encoder
 from moviola.embed.repository import read_repository
@@ -61,7 +63,9 @@ class LocalBackend:
 
     async def models(self) -> dict[str, EmbeddingModel]:
         return {
-            name: EmbeddingModel(name, encoder.image_size, encoder.accepts_text, MAX_BATCH)
+            name: EmbeddingModel(
+                name, encoder.image_size, encoder.accepts_text, MAX_BATCH, decodes_images=True
+            )
             for name, encoder in self._encoders.items()
         }
 
@@ -74,6 +78,17 @@ class LocalBackend:
     async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
         encoder = self._encoder(model)
         return await asyncio.get_running_loop().run_in_executor(self._executor, encoder.embed_images, pixels)
+
+    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+        encoder = self._encoder(model)
+        size = encoder.image_size
+        if size is None:
+            raise InvalidRequest("model", f"{model} does not embed images")
+
+        def run() -> Vectors:  # decoding too runs on the embedding thread, off the event loop
+            return encoder.embed_images(np.stack([media.load_image(data, size) for data in files]))
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         encoder = self._encoder(model)

@@ -7,6 +7,8 @@ talks to a backend. Video decoding is blocking work: call it off the event loop.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,19 +51,37 @@ class Frames:
     times: list[float]
 
 
-def decode_image(data: bytes, field: str = "image") -> Image.Image:
-    """Decode PNG, JPEG, WebP (anything Pillow reads) into RGB."""
+@contextmanager
+def _opened(data: bytes, field: str) -> Iterator[Image.Image]:
+    """Open an encoded image (header only) and translate every decoding error in the block."""
     if not data:
         raise InvalidRequest(field, "is empty")
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise InvalidRequest(field, f"{image.width}x{image.height} is larger than the server decodes")
-            return image.convert("RGB")
+            yield image
     except UnidentifiedImageError as exc:
         raise InvalidRequest(field, "not an image this server decodes (PNG, JPEG, WebP, ...)") from exc
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(field, f"cannot decode the image ({exc})") from exc
+
+
+def check_image(data: bytes, field: str = "image") -> None:
+    """Read only the header: a format this server decodes, within the size limit. Cheap (no pixels)."""
+    with _opened(data, field):
+        pass
+
+
+def decode_image(data: bytes, field: str = "image") -> Image.Image:
+    """Decode PNG, JPEG, WebP (anything Pillow reads) into RGB."""
+    with _opened(data, field) as image:
+        return image.convert("RGB")
+
+
+def load_image(data: bytes, size: int, field: str = "image") -> NDArray[np.uint8]:
+    """Decode and ``fit``: the square frame a model of side ``size`` takes."""
+    return fit(decode_image(data, field), size)
 
 
 def fit(image: Image.Image, size: int) -> NDArray[np.uint8]:

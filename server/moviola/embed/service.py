@@ -3,7 +3,8 @@
     embedder = Embedder(backend, jobs=gateway.get, config=EmbedConfig(video_roots=(data_dir,)))
     result = await embedder.embed(EmbedQuery(VideoInput(data), frame_count=16))
 
-Texts and images go to the backend as one interactive request; videos are
+Texts and images go to the backend as one interactive request (an image as the
+file sent, where the backend decodes images itself, else as pixels); videos are
 decoded off the event loop, sampled, sent in batches at bulk priority, and
 their frame vectors pooled. Every vector returned is L2-normalised. Requests
 take a concurrency slot of their own: embeddings never queue behind generations.
@@ -182,8 +183,14 @@ class Embedder:
     async def _image(self, query: EmbedQuery, data: bytes) -> Embedding:
         model = await self._model(query.model, text=False)
         assert model.image_size is not None
-        pixels = media.fit(media.decode_image(data), model.image_size)[np.newaxis]
-        vectors = await self.backend.embed_images(model.name, pixels, priority=Priority.INTERACTIVE)
+        if model.decodes_images:  # forward the file: smaller than its pixels, decoded next to the model
+            media.check_image(data)
+            vectors = await self.backend.embed_image_files(model.name, [data], priority=Priority.INTERACTIVE)
+        else:
+            pixels = await asyncio.to_thread(media.load_image, data, model.image_size)
+            vectors = await self.backend.embed_images(
+                model.name, pixels[np.newaxis], priority=Priority.INTERACTIVE
+            )
         return Embedding(pooling.normalize(vectors[0]), model.name)
 
     async def models(self) -> list[ModelListing]:

@@ -6,6 +6,7 @@ the gateway needs no list of its own. Foreign errors are translated here, once:
     Triton unreachable or not answering in time  -> Unavailable (retry after 1 s)
     Triton's queue for the model is full         -> ResourceExhausted (retry after 0.5 s)
     model unknown or not ready                   -> InvalidRequest("model")
+    the model cannot decode an image file        -> InvalidRequest("image")
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
-from moviola.embed.wire import encode_texts
+from moviola.embed.wire import IMAGE_ERROR, encode_texts
 from moviola.errors import InvalidRequest, MoviolaError, ResourceExhausted, Unavailable
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class TritonBackend:
             return Unavailable(
                 f"the embedding server (Triton at {self.url}) is unavailable: {message}", retry_after=1.0
             )
+        if status == "StatusCode.INVALID_ARGUMENT" and message.startswith(IMAGE_ERROR):
+            return InvalidRequest("image", message.removeprefix(IMAGE_ERROR))  # the model could not decode it
         if "unknown model" in message or "is not ready" in message or status == "StatusCode.NOT_FOUND":
             self._models = None
             return InvalidRequest("model", message)
@@ -89,6 +92,7 @@ class TritonBackend:
                     image_size=int(image[-2]) if image else None,
                     accepts_text="TEXT" in inputs,
                     max_batch=max(1, int(config.config.max_batch_size)),
+                    decodes_images="IMAGE_FILE" in inputs,
                 )
         except InferenceServerException as exc:
             raise self._translate(exc) from exc
@@ -111,6 +115,14 @@ class TritonBackend:
 
     async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
         return await self._infer(model, "IMAGE", pixels, priority)
+
+    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+        # One request per file: files differ in length, and Triton batches the requests (ragged input).
+        rows = [np.frombuffer(data, dtype=np.uint8)[np.newaxis] for data in files]
+        if len(rows) == 1:  # the common case (Embed sends one image), without a task per file
+            return await self._infer(model, "IMAGE_FILE", rows[0], priority)
+        vectors = await asyncio.gather(*(self._infer(model, "IMAGE_FILE", row, priority) for row in rows))
+        return np.concatenate(vectors)
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         return await self._infer(model, "TEXT", encode_texts(texts), priority)

@@ -2,8 +2,10 @@
 
 Parameters (``config.pbtxt``): ``encoder`` (a kind from ``moviola.embed.encoders.ENCODERS``),
 ``weights`` (local folder or hub id), ``torch_threads`` (CPU threads per instance, optional).
-Inputs: ``IMAGE`` (UINT8 ``[S, S, 3]``) or ``TEXT`` (UINT8 ``[-1]``: UTF-8, zero-padded),
-both optional, one of them per request; output ``EMBEDDING`` (FP32 ``[D]``), not normalised.
+Inputs: ``IMAGE`` (UINT8 ``[S, S, 3]``: pixels, fitted), ``IMAGE_FILE`` (UINT8 ``[-1]``: an
+encoded image, decoded and fitted here) or ``TEXT`` (UINT8 ``[-1]``: UTF-8, zero-padded), all
+optional, one of them per request; output ``EMBEDDING`` (FP32 ``[D]``), not normalised. A file
+that does not decode fails its own request with INVALID_ARG, ``image: why``.
 
 Tensors cross into and out of the backend through DLPack, not numpy: the backend stub of
 Triton 2.51 is built against numpy 1, and under numpy 2 a ``pb_utils.Tensor`` made from an
@@ -23,8 +25,10 @@ import numpy as np
 import torch
 from torch.utils.dlpack import from_dlpack, to_dlpack  # type: ignore[attr-defined]
 
+from moviola.embed import media
 from moviola.embed.encoders import Encoder, load_encoder
 from moviola.embed.wire import decode_texts
+from moviola.errors import InvalidRequest
 
 #: Triton's Python-backend utilities; imported in initialize() because only the backend stub provides them.
 pb_utils: Any = None
@@ -70,13 +74,21 @@ class TritonPythonModel:
         responses: list[Any] = [None] * len(requests)
         for n, request in enumerate(requests):
             image = pb_utils.get_input_tensor_by_name(request, "IMAGE")
+            file = pb_utils.get_input_tensor_by_name(request, "IMAGE_FILE")
             text = pb_utils.get_input_tensor_by_name(request, "TEXT")
             if image is not None:
                 images.append((n, _array(image)))
+            elif file is not None:
+                try:
+                    images.append((n, self._decode(_array(file))))
+                except InvalidRequest as exc:
+                    responses[n] = self._error(str(exc), pb_utils.TritonError.INVALID_ARG)
             elif text is not None:
                 texts.append((n, decode_texts(_array(text))))
             else:
-                responses[n] = self._error("a request needs IMAGE or TEXT", pb_utils.TritonError.INVALID_ARG)
+                responses[n] = self._error(
+                    "a request needs IMAGE, IMAGE_FILE or TEXT", pb_utils.TritonError.INVALID_ARG
+                )
         self._run(images, self.encoder.embed_images, np.concatenate, responses)
         self._run(
             texts,
@@ -85,6 +97,13 @@ class TritonPythonModel:
             responses,
         )
         return responses
+
+    def _decode(self, files: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        size = self.encoder.image_size
+        if size is None:
+            raise InvalidRequest("model", "this model does not embed images")
+        # Trailing zero padding (files of one request in one array) is ignored by the image formats' decoders.
+        return np.stack([media.load_image(row.tobytes(), size) for row in files])
 
     def _run(self, batch: list[tuple[int, Any]], embed: Any, join: Any, responses: list[Any]) -> None:
         if not batch:
