@@ -93,14 +93,13 @@ class FakeEmbeddingBackend:
         finally:
             self.running -= 1
 
-    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+    async def embed_image_file(self, model: str, data: bytes, *, priority: Priority) -> Vectors:
         size = self._models[model].image_size
         assert self._models[model].decodes_images
         assert size is not None
-        self.files.extend(files)
-        pixels = np.stack([media.load_image(data, size) for data in files])
-        self.calls.append((model, "files", len(files), priority))
-        return pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
+        self.files.append(data)
+        self.calls.append((model, "files", 1, priority))
+        return media.load_image(data, size).reshape(1, -1, 3).mean(axis=1).astype(np.float32)
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         self.calls.append((model, "texts", len(texts), priority))

@@ -42,7 +42,7 @@ class EmbeddingModel:
     accepts_text: bool
     #: Most frames or texts in one call.
     max_batch: int
-    #: Whether the backend decodes encoded images itself (``embed_image_files``): the gateway then
+    #: Whether the backend decodes encoded images itself (``embed_image_file``): the gateway then
     #: forwards the file as sent, smaller than its pixels, and spends no CPU decoding it.
     decodes_images: bool = False
 
@@ -61,8 +61,8 @@ class EmbeddingBackend(Protocol):
     async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
         """One row per frame of ``pixels`` ([N, S, S, 3] uint8), not normalised."""
 
-    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
-        """One row per encoded image (PNG, JPEG, WebP, ...), decoded and fitted by the backend, not
+    async def embed_image_file(self, model: str, data: bytes, *, priority: Priority) -> Vectors:
+        """One row for an encoded image (PNG, JPEG, WebP, ...), decoded and fitted by the backend, not
         normalised; only for models with ``decodes_images``. ``InvalidRequest("image")`` for a file
         that does not decode."""
 
@@ -89,7 +89,7 @@ class NoBackend:
     async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
         raise self._refuse()
 
-    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+    async def embed_image_file(self, model: str, data: bytes, *, priority: Priority) -> Vectors:
         raise self._refuse()
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:

@@ -79,14 +79,14 @@ class LocalBackend:
         encoder = self._encoder(model)
         return await asyncio.get_running_loop().run_in_executor(self._executor, encoder.embed_images, pixels)
 
-    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
+    async def embed_image_file(self, model: str, data: bytes, *, priority: Priority) -> Vectors:
         encoder = self._encoder(model)
         size = encoder.image_size
         if size is None:
             raise InvalidRequest("model", f"{model} does not embed images")
 
         def run() -> Vectors:  # decoding too runs on the embedding thread, off the event loop
-            return encoder.embed_images(np.stack([media.load_image(data, size) for data in files]))
+            return encoder.embed_images(media.load_image(data, size)[np.newaxis])
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 

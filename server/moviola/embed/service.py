@@ -185,7 +185,7 @@ class Embedder:
         assert model.image_size is not None
         if model.decodes_images:  # forward the file: smaller than its pixels, decoded next to the model
             media.check_image(data)
-            vectors = await self.backend.embed_image_files(model.name, [data], priority=Priority.INTERACTIVE)
+            vectors = await self.backend.embed_image_file(model.name, data, priority=Priority.INTERACTIVE)
         else:
             pixels = await asyncio.to_thread(media.load_image, data, model.image_size)
             vectors = await self.backend.embed_images(

@@ -116,13 +116,11 @@ class TritonBackend:
     async def embed_images(self, model: str, pixels: Pixels, *, priority: Priority) -> Vectors:
         return await self._infer(model, "IMAGE", pixels, priority)
 
-    async def embed_image_files(self, model: str, files: Sequence[bytes], *, priority: Priority) -> Vectors:
-        # One request per file: files differ in length, and Triton batches the requests (ragged input).
-        rows = [np.frombuffer(data, dtype=np.uint8)[np.newaxis] for data in files]
-        if len(rows) == 1:  # the common case (Embed sends one image), without a task per file
-            return await self._infer(model, "IMAGE_FILE", rows[0], priority)
-        vectors = await asyncio.gather(*(self._infer(model, "IMAGE_FILE", row, priority) for row in rows))
-        return np.concatenate(vectors)
+    async def embed_image_file(self, model: str, data: bytes, *, priority: Priority) -> Vectors:
+        # One file per request: Triton batches requests whose files differ in length (ragged input).
+        return await self._infer(
+            model, "IMAGE_FILE", np.frombuffer(data, dtype=np.uint8)[np.newaxis], priority
+        )
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         return await self._infer(model, "TEXT", encode_texts(texts), priority)

@@ -62,6 +62,8 @@ class TritonPythonModel:
             device = f"cuda:{args['model_instance_device_id']}"
         self.encoder = load_encoder(_parameter(config, "encoder"), _parameter(config, "weights"), device)
         declared = {i["name"]: [int(d) for d in i["dims"]] for i in config["input"]}
+        if "IMAGE_FILE" in declared and self.encoder.image_size is None:
+            raise ValueError("config.pbtxt declares IMAGE_FILE for a model that does not embed images")
         if "IMAGE" in declared and declared["IMAGE"][:2] != [self.encoder.image_size] * 2:
             raise ValueError(
                 f"config.pbtxt declares IMAGE {declared['IMAGE']}, the model's processor makes "
@@ -100,8 +102,7 @@ class TritonPythonModel:
 
     def _decode(self, files: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         size = self.encoder.image_size
-        if size is None:
-            raise InvalidRequest("model", "this model does not embed images")
+        assert size is not None  # initialize() refuses IMAGE_FILE on a model without images
         # Trailing zero padding (files of one request in one array) is ignored by the image formats' decoders.
         return np.stack([media.load_image(row.tobytes(), size) for row in files])
 
