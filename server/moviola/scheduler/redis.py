@@ -332,36 +332,34 @@ class RedisJobQueue:
 
     # Worker side.
 
-    def _publish_args(self, kind: EventKind, now: float, attempt: int | None) -> list[Any]:
+    def _publish_args(self, kinds: list[EventKind], now: float, attempt: int | None) -> list[Any]:
         _, maxlen, retention = self._args()
         expected = "" if attempt is None else str(attempt)
-        return [encode_kind(kind), _STATES.get(type(kind), ""), now, maxlen, retention, expected]
+        events = [part for kind in kinds for part in (encode_kind(kind), _STATES.get(type(kind), ""))]
+        return [now, maxlen, retention, expected, *events]
 
     @_translated
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
+        now, seq, model = await self._publish_batch(job_id, [kind], attempt)
+        return JobEvent(job_id, seq, now, model, kind)
+
+    @_translated
+    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
+        await self._publish_batch(job_id, kinds, attempt)
+
+    async def _publish_batch(
+        self, job_id: str, kinds: list[EventKind], attempt: int | None
+    ) -> tuple[float, int, str]:
+        """Append ``kinds`` in one script call; (time, the last one's sequence number, the job's model)."""
         now = time.time()
         seq, model = await self._publish(
-            keys=[keys.job(job_id), keys.events(job_id)], args=self._publish_args(kind, now, attempt)
+            keys=[keys.job(job_id), keys.events(job_id)], args=self._publish_args(kinds, now, attempt)
         )
         if seq == -1:
             raise JobNotFound(job_id)
         if seq in (-2, -3):
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
-        return JobEvent(job_id, int(seq), now, _text(model), kind)
-
-    @_translated
-    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
-        now = time.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for kind in kinds:
-                await self._publish(
-                    keys=[keys.job(job_id), keys.events(job_id)],
-                    args=self._publish_args(kind, now, attempt),
-                    client=pipe,
-                )
-            replies = await pipe.execute()
-        if any(seq in (-2, -3) for seq, _ in replies):
-            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+        return now, int(seq), _text(model)
 
     async def take(self, model: str) -> Assignment:
         """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
@@ -525,7 +523,12 @@ class RedisJobQueue:
         old = self._run_seconds.get(model)
         self._run_seconds[model] = average = run_seconds if old is None else 0.8 * old + 0.2 * run_seconds
         # The publish arguments, the attempt that must still own the job, then the acknowledgement's.
-        args = [*self._publish_args(kind, time.time(), assignment.attempt), keys.GROUP, msg_id, str(average)]
+        args = [
+            *self._publish_args([kind], time.time(), assignment.attempt),
+            keys.GROUP,
+            msg_id,
+            str(average),
+        ]
         seq = await self._finish(
             keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)], args=args
         )

@@ -81,15 +81,21 @@ return {1, ARGV[1], redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', 
 """
 )
 
-# KEYS: job, events. ARGV: kind json, new state, time, maxlen, retention, expected attempt ('' for any)
+# KEYS: job, events. ARGV: time, maxlen, retention, expected attempt ('' for any), then a kind json and
+# its new state per event. One batch of events, in order and all or none; a terminal event ends the batch.
 PUBLISH = (
     PRELUDE
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, ''} end
 if is_terminal(state) then return {-2, ''} end
-if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return {-3, ''} end
-return {publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ''), redis.call('HGET', KEYS[1], 'model')}
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return {-3, ''} end
+local seq = 0
+for i = 5, #ARGV, 2 do
+  seq = publish(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[1], ARGV[2], ARGV[3], '')
+  if is_terminal(ARGV[i + 1]) then break end
+end
+return {seq, redis.call('HGET', KEYS[1], 'model')}
 """
 )
 
@@ -179,15 +185,16 @@ return 1
 )
 
 # KEYS: job, events, queue stream, stats
-# ARGV: kind json, state, time, maxlen, retention, attempt, group, entry id, run seconds average
+# ARGV: time, maxlen, retention, attempt, kind json, state (PUBLISH's, for one event), group, entry id,
+# run seconds average
 # A worker ends its job: the terminal event and the acknowledgement of the queue entry, together.
 FINISH = (
     PRELUDE
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
-if is_terminal(state) or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[6] then return -2 end
-local seq = publish(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], '')
+if is_terminal(state) or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return -2 end
+local seq = publish(KEYS[1], KEYS[2], ARGV[5], ARGV[6], ARGV[1], ARGV[2], ARGV[3], '')
 redis.call('XACK', KEYS[3], ARGV[7], ARGV[8])
 redis.call('XDEL', KEYS[3], ARGV[8])
 redis.call('HSET', KEYS[4], 'run_seconds', ARGV[9])
