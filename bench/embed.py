@@ -1,7 +1,9 @@
 """Embed's overhead: the same images (a) straight to Triton with tritonclient, (b) through Moviola's Embed.
 
-One tritonserver (the shipped ``triton/dinov2`` configuration with tiny random
-DINOv2 weights, one CPU thread) and one Moviola server with ``--triton-url``.
+One tritonserver (the shipped ``triton/dinov2`` configuration with random DINOv2
+weights, one CPU thread) and one Moviola server with ``--triton-url``. ``--model tiny``
+(default) is the worst case for the gateway: next to nothing to compute, so its own cost
+shows; ``--model small`` has DINOv2 ViT-S/14's size (random weights, the real model's compute).
 The images are 32 distinct 224x224 JPEG files (the model's size, so nothing is resized).
 
 - ``triton``: the file sent straight to the model's ``IMAGE_FILE`` input (Triton decodes it):
@@ -16,6 +18,7 @@ Cells run in alternating order round after round, so that machine noise hits eve
 - throughput: 16 concurrent callers.
 
     python bench/embed.py [--requests 300] [--rounds 3]
+    python bench/embed.py --model small --requests 48 --rounds 2
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from percentiles import percentile
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = 32
 PATHS = ("triton", "triton-pixels", "embed")
+SHAPES = {"tiny": tiny.DINOV2_TINY, "small": tiny.DINOV2_SMALL}
 
 Call = Callable[[int], Awaitable[None]]
 
@@ -80,7 +84,7 @@ async def measure(call: Call, requests: int, concurrency: int) -> tuple[list[flo
     return latencies, requests / (time.perf_counter() - started)
 
 
-async def run(triton_url: str, gateway: str, requests: int, rounds: int) -> None:
+async def run(triton_url: str, gateway: str, requests: int, rounds: int, dimension: int) -> None:
     files = [photo_like(seed) for seed in range(IMAGES)]
     pixels = [media.load_image(data, 224) for data in files]
 
@@ -95,17 +99,17 @@ async def run(triton_url: str, gateway: str, requests: int, rounds: int) -> None
         tensor = InferInput("IMAGE_FILE", list(data.shape), "UINT8")
         tensor.set_data_from_numpy(data)
         result = await triton.infer("dinov2", [tensor], priority=1)
-        assert result.as_numpy("EMBEDDING").shape == (1, 32)
+        assert result.as_numpy("EMBEDDING").shape == (1, dimension)
 
     async def direct_pixels(n: int) -> None:
         tensor = InferInput("IMAGE", [1, 224, 224, 3], "UINT8")
         tensor.set_data_from_numpy(pixels[n % IMAGES][np.newaxis])
         result = await triton.infer("dinov2", [tensor], priority=1)
-        assert result.as_numpy("EMBEDDING").shape == (1, 32)
+        assert result.as_numpy("EMBEDDING").shape == (1, dimension)
 
     async def through(n: int) -> None:
         response = await stub.Embed(emb.EmbedRequest(image=files[n % IMAGES], model="dinov2"))
-        assert response.dimension == 32
+        assert response.dimension == dimension
 
     paths: list[tuple[str, Call]] = [
         ("triton", direct),
@@ -113,7 +117,7 @@ async def run(triton_url: str, gateway: str, requests: int, rounds: int) -> None
         ("embed", through),
     ]
     for _, call in paths:  # warm up every path, batches included (Triton grows its buffers once)
-        await measure(call, 200, 16)
+        await measure(call, min(200, requests), 16)
     results: dict[tuple[str, int], list[tuple[list[float], float]]] = {}
     for round_ in range(rounds):
         for concurrency in (1, 16):
@@ -156,17 +160,23 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--model", choices=sorted(SHAPES), default="tiny", help="DINOv2's size (random weights)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        weights = tiny.ensure_built(work / "cache" / "embeddings", "tiny-dinov2")
+        weights = work / "weights"
+        tiny.build_tiny_dinov2(weights, shape=SHAPES[args.model])
         copy_model(ROOT / "triton" / "dinov2", work / "repository", weights=str(weights), torch_threads=1)
         server_args = ["--cache-dir", str(work / "cache"), "--data-dir", str(work / "data")]
         with (
             TritonServer(work / "repository", ["dinov2"]) as triton,
             ServerProcess([*server_args, "--triton-url", triton.url]) as gateway,
         ):
-            uvloop.run(run(triton.url, gateway.address, args.requests, args.rounds))
+            dimension = SHAPES[args.model]["hidden_size"]
+            print(f"DINOv2 {args.model} (random weights, {dimension} dimensions)")
+            uvloop.run(run(triton.url, gateway.address, args.requests, args.rounds, dimension))
     return 0
 
 

@@ -6,8 +6,9 @@ real loading code (``from_pretrained`` on a saved folder) offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from moviola.pipelines.tiny import VOCAB_LIMIT, build_once, tiny_tokenizer
 
@@ -15,15 +16,30 @@ from moviola.pipelines.tiny import VOCAB_LIMIT, build_once, tiny_tokenizer
 IMAGE_SIZE = 224
 
 
-def build_tiny_dinov2(target: Path, *, seed: int = 0) -> None:
+#: The tiny DINOv2's shape, and DINOv2 ViT-S/14's (``facebook/dinov2-small``): random weights of the
+#: real size compute as much as the real model, for benchmarks.
+DINOV2_TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "mlp_ratio": 2,
+    "patch_size": 14,
+}
+DINOV2_SMALL = {
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "mlp_ratio": 4,
+    "patch_size": 14,
+}
+
+
+def build_tiny_dinov2(target: Path, *, seed: int = 0, shape: Mapping[str, Any] = DINOV2_TINY) -> None:
     import torch
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
     torch.manual_seed(seed)
-    config = Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14
-    )
-    Dinov2Model(config).save_pretrained(target)
+    Dinov2Model(Dinov2Config(**shape)).save_pretrained(target)
     # The real checkpoints' processor: resize the shortest edge to 256, centre-crop 224, ImageNet statistics.
     BitImageProcessor(
         size={"shortest_edge": 256},
