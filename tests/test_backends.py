@@ -98,6 +98,24 @@ async def test_positions_follow_the_queue_and_cancelled_queued_jobs_never_run(st
     assert "started" not in kinds(cancelled)
 
 
+async def test_every_waiting_job_learns_its_new_position_when_the_queue_moves(stack: Stack) -> None:
+    # Redis tells only the head of the queue at once on a start (announce_limit 1); the rest catch up.
+    blocker = await block_first_job(stack)
+    jobs = [await stack.client.submit(f"job {i}", num_inference_steps=2) for i in range(3)]
+    stack.pipeline.reached.clear()
+    await stack.client.cancel(blocker.id)  # jobs[0] starts and blocks too: the queue moved by one
+    await asyncio.to_thread(stack.pipeline.reached.wait, 30)
+
+    async def position_reaches(job_id: str, position: int) -> None:
+        async for event in stack.client.watch(job_id):
+            if event.HasField("queued") and event.queued.position == position:
+                return
+
+    await asyncio.wait_for(position_reaches(jobs[2].id, 2), 10)
+    assert [(await stack.client.get(j.id)).queue_position for j in jobs[1:]] == [1, 2]
+    stack.pipeline.gate.set()
+
+
 async def test_cancel_running_job_stops_it_and_the_worker_takes_the_next(stack: Stack) -> None:
     running = await block_first_job(stack)
     behind = await stack.client.submit("next", num_inference_steps=1)

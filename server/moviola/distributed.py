@@ -141,7 +141,14 @@ class WorkerProcess:
             metrics.serve(self.settings.metrics_port)
             announce.info("metrics on port %d", self.settings.metrics_port)
         tracing = Tracing(self.settings.trace_file, "moviola-worker")
-        self.worker = Worker(self.queue, pipeline, self.storage, metrics=metrics, tracing=tracing)
+        self.worker = Worker(
+            self.queue,
+            pipeline,
+            self.storage,
+            metrics=metrics,
+            tracing=tracing,
+            linger=self.settings.event_linger,
+        )
         self._task = asyncio.create_task(self.worker.run(), name="worker")
         announce.info(
             "ready: worker %s serving %s from %s",

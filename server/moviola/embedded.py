@@ -71,7 +71,14 @@ class EmbeddedServer:
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)
-            worker = Worker(self.queue, pipeline, self.storage, metrics=self.metrics, tracing=self.tracing)
+            worker = Worker(
+                self.queue,
+                pipeline,
+                self.storage,
+                metrics=self.metrics,
+                tracing=self.tracing,
+                linger=self.settings.event_linger,
+            )
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
         await self.embedding_backend.start()
@@ -101,6 +108,8 @@ class EmbeddedServer:
         await self.stop()
 
     async def stop(self) -> None:
+        for worker in self._workers:  # a running pipeline thread stops at its next step
+            worker.interrupt()
         for task in [*self._worker_tasks, *self._background]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -50,6 +50,8 @@ class Settings:
     redis_url: str | None = None
     #: Seconds without a heartbeat after which a running job is taken over by another worker.
     lease: float = 30.0
+    #: Seconds a job's event waits for more to share its publishing round trip (the terminal event never waits).
+    event_linger: float = 0.005
     #: Runs of one job before it goes to the dead-letter stream.
     max_attempts: int = 3
     #: Write OpenTelemetry spans here as JSON lines; None: tracing is off.
@@ -82,6 +84,8 @@ class Settings:
             raise ValueError("max_queue_depth must be at least 1")
         if self.drain_grace < 0:
             raise ValueError("drain_grace must not be negative")
+        if not 0 <= self.event_linger <= 1:
+            raise ValueError("event_linger must be within 0..1 seconds")
         if self.lease <= 0 or self.max_attempts < 1:
             raise ValueError("lease must be positive and max_attempts at least 1")
         if self.embed_concurrency < 1 or self.embed_timeout <= 0:

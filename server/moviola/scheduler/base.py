@@ -9,7 +9,7 @@ implements the same interface for many gateways and workers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,8 +91,15 @@ class JobQueue(Protocol):
     async def wait_cancel_requested(self, job_id: str) -> None:
         """Return once cancellation of the job has been requested."""
 
-    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
-        """End the job: publish its terminal event and acknowledge it, together.
+    async def finish(
+        self,
+        assignment: Assignment,
+        kind: EventKind,
+        run_seconds: float,
+        *,
+        preceding: Sequence[EventKind] = (),
+    ) -> None:
+        """End the job: publish ``preceding`` (not yet published), its terminal event, and acknowledge it, together.
 
         Raises ``LeaseLost`` when this attempt no longer owns the job.
         """

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from moviola.errors import JobNotFound, ResourceExhausted
@@ -150,8 +150,15 @@ class MemoryJobQueue:
     async def wait_cancel_requested(self, job_id: str) -> None:
         await self._entry(job_id).cancel_requested.wait()
 
-    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
-        await self.publish(assignment.job_id, kind)
+    async def finish(
+        self,
+        assignment: Assignment,
+        kind: EventKind,
+        run_seconds: float,
+        *,
+        preceding: Sequence[EventKind] = (),
+    ) -> None:
+        await self.publish_many(assignment.job_id, [*preceding, kind])
 
     async def release(self, assignment: Assignment) -> bool:
         return False  # nobody else could take it: this queue ends with the process

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
@@ -82,8 +82,8 @@ class RedisQueueConfig:
     batch_max_wait: float = 300.0
     #: How long a free worker blocks on Redis before checking for abandoned jobs again.
     poll: float = 1.0
-    #: Queue positions up to this one are updated on every move; those further back at least every second.
-    announce_limit: int = 10
+    #: Queue positions up to this one are updated on every move; those further back within a second.
+    announce_limit: int = 1
 
 
 #: Errors that mean Redis cannot be reached (as opposed to Redis answering with an error).
@@ -110,6 +110,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _encoded(kinds: Sequence[EventKind]) -> list[str]:
+    """Events as the scripts take them: each kind's JSON, then the state it implies ('' for none)."""
+    return [part for kind in kinds for part in (encode_kind(kind), _STATES.get(type(kind), ""))]
+
+
 def _msg_age(msg_id: str) -> float:
     """Seconds since an auto-generated stream ID (``<ms>-<n>``) was created."""
     return time.time() - int(msg_id.split("-")[0]) / 1000
@@ -131,16 +136,19 @@ class RedisJobQueue:
         self._start = self.redis.register_script(redis_lua.START)
         self._cancel = self.redis.register_script(redis_lua.CANCEL)
         self._release = self.redis.register_script(redis_lua.RELEASE)
+        self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
         self._finish = self.redis.register_script(redis_lua.FINISH)
         self._take = self.redis.register_script(redis_lua.TAKE)
         self._leases: dict[str, asyncio.Task[None]] = {}
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
+        self._owed_announce: asyncio.Task[None] | None = None
         self._run_seconds: dict[str, float] = {}
 
     async def close(self) -> None:
-        for task in self._leases.values():
-            task.cancel()
+        for task in [*self._leases.values(), self._owed_announce]:
+            if task is not None:
+                task.cancel()
         await self.redis.aclose()
 
     @_translated
@@ -260,7 +268,7 @@ class RedisJobQueue:
         now, maxlen, retention = self._args()
         await self._cancel(
             keys=[keys.job(job_id), keys.events(job_id), *self._queues(_text(model))],
-            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX, self.config.announce_limit],
+            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX],
         )
         return await self.get(job_id)
 
@@ -332,11 +340,6 @@ class RedisJobQueue:
 
     # Worker side.
 
-    def _publish_args(self, kinds: list[EventKind], now: float, attempt: int | None) -> list[Any]:
-        _, maxlen, retention = self._args()
-        expected = "" if attempt is None else str(attempt)
-        events = [part for kind in kinds for part in (encode_kind(kind), _STATES.get(type(kind), ""))]
-        return [now, maxlen, retention, expected, *events]
 
     @_translated
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
@@ -351,9 +354,11 @@ class RedisJobQueue:
         self, job_id: str, kinds: list[EventKind], attempt: int | None
     ) -> tuple[float, int, str]:
         """Append ``kinds`` in one script call; (time, the last one's sequence number, the job's model)."""
-        now = time.time()
+        now, maxlen, retention = self._args()
+        expected = "" if attempt is None else str(attempt)
         seq, model = await self._publish(
-            keys=[keys.job(job_id), keys.events(job_id)], args=self._publish_args(kinds, now, attempt)
+            keys=[keys.job(job_id), keys.events(job_id)],
+            args=[now, maxlen, retention, expected, *_encoded(kinds)],
         )
         if seq == -1:
             raise JobNotFound(job_id)
@@ -427,10 +432,8 @@ class RedisJobQueue:
                 order.reverse()
         reply = await self._take(keys=[interactive, batch, *order], args=self._start_args())
         if reply:
-            status, attempts, request, created, stream, msg_id, job_id = reply
-            return await self._started(
-                model, _text(stream), _text(msg_id), _text(job_id), [status, attempts, request, created]
-            )
+            *started, stream, msg_id, job_id = reply
+            return await self._started(model, _text(stream), _text(msg_id), _text(job_id), started)
         # Block on interactive work only: a waiting batch job is found on the next round.
         blocked = await self.redis.xreadgroup(
             keys.GROUP, self.consumer, {interactive: ">"}, count=1, block=int(self.config.poll * 1000)
@@ -442,9 +445,6 @@ class RedisJobQueue:
 
     def _start_args(self) -> list[Any]:
         now, maxlen, retention = self._args()
-        limit = self.config.announce_limit
-        if time.monotonic() - self._last_full_announce > 1.0:
-            limit, self._last_full_announce = 1 << 30, time.monotonic()
         return [
             self.consumer,
             now,
@@ -453,8 +453,22 @@ class RedisJobQueue:
             self.config.max_attempts,
             keys.GROUP,
             keys.PREFIX,
-            limit,
+            self.config.announce_limit,
         ]
+
+    def _announce_soon(self, model: str) -> None:
+        """Tell every waiting job its position, at most once a second: a start told only the first few."""
+        if self._owed_announce is None or self._owed_announce.done():
+            self._owed_announce = asyncio.create_task(self._announce_all(model), name=f"announce-{model}")
+
+    async def _announce_all(self, model: str) -> None:
+        await asyncio.sleep(max(0.0, self._last_full_announce + 1.0 - time.monotonic()))
+        self._last_full_announce = time.monotonic()
+        now, maxlen, retention = self._args()
+        try:
+            await self._announce(keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, keys.PREFIX])
+        except RedisError as exc:  # positions are informational; the next start tries again
+            log.warning("could not announce queue positions of %s: %s", model, exc)
 
     async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
         reply = await self._start(
@@ -474,6 +488,8 @@ class RedisJobQueue:
             await self._dead_letter(job_id, model, attempts)
             await self._ack(stream, msg_id)
             return None
+        if int(reply[4]) > self.config.announce_limit:
+            self._announce_soon(model)
         assignment = Assignment(
             job_id=job_id,
             request=decode_request(reply[2]),
@@ -515,22 +531,25 @@ class RedisJobQueue:
             task.cancel()
 
     @_translated
-    async def finish(self, assignment: Assignment, kind: EventKind, run_seconds: float) -> None:
-        """Publish the terminal event and acknowledge the queue entry in one step."""
+    async def finish(
+        self,
+        assignment: Assignment,
+        kind: EventKind,
+        run_seconds: float,
+        *,
+        preceding: Sequence[EventKind] = (),
+    ) -> None:
+        """Publish the events not yet published and the terminal one, and acknowledge the entry, in one step."""
         self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
         model, job_id = assignment.request.model, assignment.job_id
         old = self._run_seconds.get(model)
         self._run_seconds[model] = average = run_seconds if old is None else 0.8 * old + 0.2 * run_seconds
-        # The publish arguments, the attempt that must still own the job, then the acknowledgement's.
-        args = [
-            *self._publish_args([kind], time.time(), assignment.attempt),
-            keys.GROUP,
-            msg_id,
-            str(average),
-        ]
+        now, maxlen, retention = self._args()
+        ack = [keys.GROUP, msg_id, average]
         seq = await self._finish(
-            keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)], args=args
+            keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
+            args=[now, maxlen, retention, assignment.attempt, *ack, *_encoded([*preceding, kind])],
         )
         if seq == -1:
             raise JobNotFound(job_id)

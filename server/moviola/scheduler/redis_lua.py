@@ -8,6 +8,9 @@ cluster with all of Moviola's keys in one slot).
 """
 
 PRELUDE = r"""
+-- An announce limit that covers every waiting job.
+local EVERYONE = 1e9
+
 local function is_terminal(state)
   return state == 'completed' or state == 'failed' or state == 'cancelled'
 end
@@ -42,7 +45,8 @@ local function undelivered(stream, group)
 end
 
 -- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
--- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue).
+-- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
+-- the others learn theirs from ANNOUNCE, at most a second later.
 local function announce(interactive, batch, group, prefix, time, maxlen, retention, limit, always)
   local waiting = undelivered(interactive, group)
   for _, entry in ipairs(undelivered(batch, group)) do table.insert(waiting, entry) end
@@ -70,13 +74,17 @@ if ARGV[9] == '1' then
   if existing then return {0, existing} end
 end
 for _, q in ipairs({KEYS[4], KEYS[5]}) do pcall(redis.call, 'XGROUP', 'CREATE', q, ARGV[8], '0', 'MKSTREAM') end
-local depth = #undelivered(KEYS[4], ARGV[8]) + #undelivered(KEYS[5], ARGV[8])
+local batch_waiting = #undelivered(KEYS[5], ARGV[8])
+local depth = #undelivered(KEYS[4], ARGV[8]) + batch_waiting
 if depth >= tonumber(ARGV[5]) then return {-1, tostring(depth)} end
 local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
-announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6], ARGV[11], ARGV[1])
+-- Jobs moved back only where an interactive job overtook waiting batch jobs: then tell all of them.
+local limit = ARGV[11]
+if KEYS[3] == KEYS[4] and batch_waiting > 0 then limit = EVERYONE end
+announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6], limit, ARGV[1])
 return {1, ARGV[1], redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', KEYS[1], 'seq')}
 """
 )
@@ -100,7 +108,8 @@ return {seq, redis.call('HGET', KEYS[1], 'model')}
 )
 
 START_FUNCTION = r"""
--- Mark a job started (STARTED event), tell the jobs behind it their new positions, return its request.
+-- Mark a job started (STARTED event), tell the first jobs behind it their new positions,
+-- return its request and how many jobs wait.
 local function start(job_key, events_key, interactive, batch, a)
   local state = redis.call('HGET', job_key, 'state')
   if not state or is_terminal(state) then return {-2, 0} end
@@ -110,8 +119,8 @@ local function start(job_key, events_key, interactive, batch, a)
   redis.call('HSET', job_key, 'worker', a.worker, 'position', 0)
   publish(job_key, events_key, cjson.encode({type = 'started', worker = a.worker, attempt = attempts}),
           'running', a.time, a.maxlen, a.retention, '')
-  announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
-  return {1, attempts, redis.call('HGET', job_key, 'request'), redis.call('HGET', job_key, 'created_at')}
+  local waiting = announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
+  return {1, attempts, redis.call('HGET', job_key, 'request'), redis.call('HGET', job_key, 'created_at'), waiting}
 end
 
 local function start_args(first)
@@ -144,14 +153,15 @@ for _, stream in ipairs({KEYS[3], KEYS[4]}) do
     local entry = reply[1][2][1]
     local msg_id, job_id = entry[1], entry[2][2]
     local result = start(a.prefix .. 'job:' .. job_id, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
-    return {result[1], result[2], result[3] or '', result[4] or '', stream, msg_id, job_id}
+    return {result[1], result[2], result[3] or '', result[4] or '', result[5] or 0, stream, msg_id, job_id}
   end
 end
 return nil
 """
 )
 
-# KEYS: job, events, interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix, announce limit
+# KEYS: job, events, interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix
+# (Cancelling is rare: every job behind the cancelled one learns its new position at once.)
 CANCEL = (
     PRELUDE
     + r"""
@@ -161,13 +171,22 @@ if state == 'queued' then
   redis.call('XDEL', redis.call('HGET', KEYS[1], 'stream'), redis.call('HGET', KEYS[1], 'msg'))
   publish(KEYS[1], KEYS[2], cjson.encode({type = 'cancelled', reason = 'cancelled by request before it started'}),
           'cancelled', ARGV[1], ARGV[2], ARGV[3], '0')
-  announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[6], '')
+  announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
   return 1
 elseif state == 'running' then
   redis.call('HSET', KEYS[1], 'cancel', 1)
   return 2
 end
 return 0
+"""
+)
+
+# KEYS: interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix
+# Every waiting job of a model learns its position (a start tells only the first few at once).
+ANNOUNCE = (
+    PRELUDE
+    + r"""
+return announce(KEYS[1], KEYS[2], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
 """
 )
 
@@ -185,19 +204,22 @@ return 1
 )
 
 # KEYS: job, events, queue stream, stats
-# ARGV: time, maxlen, retention, attempt, kind json, state (PUBLISH's, for one event), group, entry id,
-# run seconds average
-# A worker ends its job: the terminal event and the acknowledgement of the queue entry, together.
+# ARGV: time, maxlen, retention, attempt, group, entry id, run seconds average, then a kind json and its
+# new state per event (PUBLISH's pairs), the terminal one last.
+# A worker ends its job: its last events and the acknowledgement of the queue entry, together.
 FINISH = (
     PRELUDE
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if is_terminal(state) or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return -2 end
-local seq = publish(KEYS[1], KEYS[2], ARGV[5], ARGV[6], ARGV[1], ARGV[2], ARGV[3], '')
-redis.call('XACK', KEYS[3], ARGV[7], ARGV[8])
-redis.call('XDEL', KEYS[3], ARGV[8])
-redis.call('HSET', KEYS[4], 'run_seconds', ARGV[9])
+local seq = 0
+for i = 8, #ARGV, 2 do
+  seq = publish(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[1], ARGV[2], ARGV[3], '')
+end
+redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
+redis.call('XDEL', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[4], 'run_seconds', ARGV[7])
 return seq
 """
 )

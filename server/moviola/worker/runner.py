@@ -21,6 +21,7 @@ from moviola.scheduler.base import Assignment, JobQueue
 from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
 from moviola.worker.hooks import JobHooks
+from moviola.worker.outbox import LINGER, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        linger: float = LINGER,
     ) -> None:
         self._queue = queue
+        self._linger = linger
         self._tracing = tracing or Tracing(None, "moviola-worker")
         self._metrics = metrics
         self._pipeline = pipeline
@@ -99,19 +102,12 @@ class Worker:
             self._current.request_cancel(SHUTDOWN_MESSAGE)
 
     async def run_job(self, job: Assignment) -> None:
-        loop = asyncio.get_running_loop()
-        outbox: asyncio.Queue[EventKind | None] = asyncio.Queue()
-
-        def emit(kind: EventKind) -> None:
-            loop.call_soon_threadsafe(outbox.put_nowait, kind)
-
-        hooks = JobHooks(emit)
-        self._current = hooks
         started = time.time()
         observer = (
             None if self._metrics is None else JobMetrics(self._metrics, self.model, started - job.created_at)
         )
-        publisher = asyncio.create_task(self._publish_all(job, outbox, hooks, observer, started))
+        hooks, outbox = self._connect(job, observer, started)
+        self._current = hooks
         watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
         watcher.add_done_callback(
             lambda task: (
@@ -134,10 +130,9 @@ class Worker:
             )
         finally:
             watcher.cancel()
-            outbox.put_nowait(None)
-            await publisher
+            unsent = await outbox.close()
             self._current = None
-        if outcome is None:
+        if outcome is None:  # handed back: this run's progress is moot, RELEASE announced it queued
             log.info("job %s handed back to the queue", job.job_id, extra={"job_id": job.job_id})
             return
         if observer is not None:
@@ -148,13 +143,33 @@ class Worker:
             job.request.traceparent, attributes, started, time.time(), hooks.phase_spans()
         )
         try:
-            await self._queue.finish(job, outcome, time.time() - started)
+            await self._queue.finish(job, outcome, time.time() - started, preceding=unsent)
         except LeaseLost:
             log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
             return
         outcome_name = type(outcome).__name__.lower()
         extra = {"job_id": job.job_id, "model": self.model, "outcome": outcome_name}
         log.info("job %s ended: %s", job.job_id, outcome_name, extra=extra)
+
+    def _connect(self, job: Assignment, observer: JobMetrics | None, started: float) -> tuple[JobHooks, Outbox]:
+        """The pipeline's hooks, whose events go (observed, in order) to the job's outbox on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def put(kind: EventKind) -> None:
+            if observer is not None:
+                observer.event(kind, time.time() - started)
+            outbox.put(kind)
+
+        def emit(kind: EventKind) -> None:  # on the pipeline thread
+            loop.call_soon_threadsafe(put, kind)
+
+        hooks = JobHooks(emit)
+        outbox = Outbox(
+            lambda kinds: self._queue.publish_many(job.job_id, kinds, attempt=job.attempt),
+            lambda: hooks.request_cancel("taken over by another worker"),
+            linger=self._linger,
+        )
+        return hooks, outbox
 
     async def _cancelled(self, job: Assignment, reason: str) -> EventKind | None:
         if not self._stopping_job:
@@ -191,32 +206,3 @@ class Worker:
         stored = self._storage.put(job.job_id, data)
         hooks.end_phase()
         return frames, stored
-
-    async def _publish_all(
-        self,
-        job: Assignment,
-        outbox: asyncio.Queue[EventKind | None],
-        hooks: JobHooks,
-        observer: JobMetrics | None,
-        started: float,
-    ) -> None:
-        """Publish the pipeline's events in order; whatever piled up meanwhile goes in one batch."""
-        finished = False
-        while not finished:
-            batch = [await outbox.get()]
-            while not outbox.empty():
-                batch.append(outbox.get_nowait())
-            # The pipeline thread may still emit after the end marker (when this task was cancelled).
-            finished = None in batch
-            kinds = [kind for kind in batch[: batch.index(None) if finished else None] if kind is not None]
-            if not kinds:
-                continue
-            if observer is not None:
-                for kind in kinds:
-                    observer.event(kind, time.time() - started)
-            try:
-                await self._queue.publish_many(job.job_id, kinds, attempt=job.attempt)
-            except LeaseLost:
-                hooks.request_cancel("taken over by another worker")
-            except Exception:  # progress is best-effort; the terminal event is not
-                log.exception("could not publish events of job %s", job.job_id)
