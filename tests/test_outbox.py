@@ -165,4 +165,10 @@ async def test_a_short_job_publishes_everything_with_its_terminal_event(tmp_path
     ]
     assert queue.finished_with == [events[2:]]
     phases = [kind.phase for kind in events if isinstance(kind, PhaseChanged)]
-    assert phases == [Phase.TEXT_ENCODING, Phase.DENOISING, Phase.VAE_DECODING, Phase.VIDEO_ENCODING, Phase.STORING]
+    assert phases == [
+        Phase.TEXT_ENCODING,
+        Phase.DENOISING,
+        Phase.VAE_DECODING,
+        Phase.VIDEO_ENCODING,
+        Phase.STORING,
+    ]

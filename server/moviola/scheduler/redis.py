@@ -340,7 +340,6 @@ class RedisJobQueue:
 
     # Worker side.
 
-
     @_translated
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         now, seq, model = await self._publish_batch(job_id, [kind], attempt)
@@ -466,7 +465,9 @@ class RedisJobQueue:
         self._last_full_announce = time.monotonic()
         now, maxlen, retention = self._args()
         try:
-            await self._announce(keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, keys.PREFIX])
+            await self._announce(
+                keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, keys.PREFIX]
+            )
         except RedisError as exc:  # positions are informational; the next start tries again
             log.warning("could not announce queue positions of %s: %s", model, exc)
 

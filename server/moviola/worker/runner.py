@@ -151,7 +151,9 @@ class Worker:
         extra = {"job_id": job.job_id, "model": self.model, "outcome": outcome_name}
         log.info("job %s ended: %s", job.job_id, outcome_name, extra=extra)
 
-    def _connect(self, job: Assignment, observer: JobMetrics | None, started: float) -> tuple[JobHooks, Outbox]:
+    def _connect(
+        self, job: Assignment, observer: JobMetrics | None, started: float
+    ) -> tuple[JobHooks, Outbox]:
         """The pipeline's hooks, whose events go (observed, in order) to the job's outbox on the loop."""
         loop = asyncio.get_running_loop()
 
