@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import kinds
 
-from moviola.client import Client, Unavailable
+from moviola.client import AsyncClient, Client, Unavailable
 from moviola.testing import RedisServer, ServerProcess
 from moviola.v1 import job_pb2 as pb
 
@@ -90,6 +91,41 @@ def test_resume_through_another_gateway_after_the_first_dies(redis_url: str, tmp
         sequences = [e.sequence for e in seen + rest]
         assert sequences == list(range(1, len(sequences) + 1))
         assert kinds(rest)[-1] == "completed"
+
+
+def test_many_watchers_on_one_gateway_share_its_redis_connections(redis_url: str, tmp_path: Path) -> None:
+    """One blocking read of the event feed serves every stream: not one Redis connection per watcher."""
+    watchers = 40
+    with gateway(redis_url) as gw, worker(redis_url, tmp_path, "w", step_seconds=0.2):
+
+        async def scenario() -> tuple[list[list[pb.JobEvent]], int, int]:
+            async with AsyncClient(gw.address) as client:
+                job = await client.submit("watched", num_inference_steps=50)  # 10 s
+                live = asyncio.Semaphore(0)
+
+                async def watch() -> list[pb.JobEvent]:
+                    events: list[pb.JobEvent] = []
+                    async for event in client.watch(job.id):
+                        events.append(event)
+                        if event.HasField("progress") and event.progress.step == 1:
+                            live.release()
+                    return events
+
+                tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+                for _ in range(watchers):
+                    await asyncio.wait_for(live.acquire(), 30)
+                connections = len(await asyncio.to_thread(redis.Redis.from_url(redis_url).client_list))
+                state = (await client.get(job.id)).state
+                await client.cancel(job.id)
+                return await asyncio.gather(*tasks), connections, state
+
+        streams, connections, state = asyncio.run(scenario())
+    assert state == pb.JOB_STATE_RUNNING  # counted while every watcher was waiting for more
+    assert connections < watchers // 2, connections
+    first = streams[0]
+    assert [e.sequence for e in first] == list(range(1, len(first) + 1))
+    assert kinds(first)[-1] == "cancelled"
+    assert all(stream == first for stream in streams)
 
 
 def test_chaos_workers_killed_at_random_lose_no_job(redis_url: str, tmp_path: Path) -> None:

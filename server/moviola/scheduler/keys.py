@@ -13,6 +13,11 @@ PREFIX = "moviola:"
 #: Consumer group of the workers on every queue stream.
 GROUP = "workers"
 
+#: Stream of every job's events as they are published (job id, sequence, time, kind), capped at
+#: ``FEED_LENGTH`` entries: each gateway tails it with one blocking read for all its watchers.
+FEED = f"{PREFIX}feed"
+FEED_LENGTH = 20_000
+
 #: Streams that dead jobs go to, with their last error; operators list and requeue them.
 DEAD_LETTERS = f"{PREFIX}dead-letters"
 

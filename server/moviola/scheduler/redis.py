@@ -50,6 +50,7 @@ from moviola.jobs import (
 from moviola.scheduler import keys, redis_lua
 from moviola.scheduler.base import Assignment, DeadLetter
 from moviola.scheduler.codec import decode_kind, decode_request, encode_kind, encode_request
+from moviola.scheduler.feed import Delivery, EventFeed
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def _encoded(kinds: Sequence[EventKind]) -> list[str]:
     return [part for kind in kinds for part in (encode_kind(kind), _STATES.get(type(kind), ""))]
 
 
+def _event(job_id: str, model: str, sequence: int, fields: dict[bytes, bytes]) -> JobEvent:
+    return JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"]))
+
+
 def _msg_age(msg_id: str) -> float:
     """Seconds since an auto-generated stream ID (``<ms>-<n>``) was created."""
     return time.time() - int(msg_id.split("-")[0]) / 1000
@@ -143,9 +148,11 @@ class RedisJobQueue:
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
         self._owed_announce: asyncio.Task[None] | None = None
+        self._feed = EventFeed(self.redis, block=config.poll)
         self._run_seconds: dict[str, float] = {}
 
     async def close(self) -> None:
+        await self._feed.close()
         for task in [*self._leases.values(), self._owed_announce]:
             if task is not None:
                 task.cancel()
@@ -213,34 +220,28 @@ class RedisJobQueue:
             record = record.apply(event)
         return record
 
-    async def _events(
-        self, job_id: str, after: int, *, count: int | None, model: str, block: int | None = None
-    ) -> list[JobEvent]:
-        if block is None:
-            entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
-        else:
-            reply = await self.redis.xread({keys.events(job_id): f"{after}-0"}, count=count, block=block)
-            entries = reply[0][1] if reply else []
-        events = []
-        for entry_id, fields in entries:
-            sequence = int(_text(entry_id).split("-")[0])
-            events.append(JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"])))
-        return events
+    async def _events(self, job_id: str, after: int, *, count: int | None, model: str) -> list[JobEvent]:
+        entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
+        return [
+            _event(job_id, model, int(_text(entry_id).split("-")[0]), fields) for entry_id, fields in entries
+        ]
 
     async def watch(
         self, job_id: str, after_sequence: int = 0, *, model: str = ""
     ) -> AsyncIterator[JobEvent]:
         after = after_sequence
         model = model or await self._model_of(job_id)
-        while True:
-            events, finished = await self._next_events(job_id, after, model)
-            for event in events:
-                after = event.sequence
-                yield event
-                if isinstance(event.kind, TERMINAL_KINDS):
+        async with self._feed.subscribe(job_id, wait=self.config.poll) as inbox:
+            events, finished = await self._read_stream(job_id, after, model)
+            while True:
+                for event in events:
+                    after = event.sequence
+                    yield event
+                    if isinstance(event.kind, TERMINAL_KINDS):
+                        return
+                if finished:
                     return
-            if finished:
-                return
+                events, finished = await self._next_events(job_id, after, model, inbox)
 
     @_translated
     async def _model_of(self, job_id: str) -> str:
@@ -249,10 +250,34 @@ class RedisJobQueue:
             raise JobNotFound(job_id)
         return _text(model)
 
+    async def _next_events(
+        self, job_id: str, after: int, model: str, inbox: asyncio.Queue[Delivery]
+    ) -> tuple[list[JobEvent], bool]:
+        """The events after ``after`` from the feed, if it has them all, else from the job's stream."""
+        try:
+            async with asyncio.timeout(self.config.poll):
+                deliveries = [await inbox.get()]
+        except TimeoutError:  # quiet: is the job still there, or did the feed miss its end?
+            return await self._read_stream(job_id, after, model)
+        while not inbox.empty():
+            deliveries.append(inbox.get_nowait())
+        events = []
+        for delivery in deliveries:
+            if delivery is None:  # the feed's reader reconnected
+                return await self._read_stream(job_id, after, model)
+            sequence, fields = delivery
+            if sequence <= after:
+                continue  # read from the stream already
+            if sequence != after + 1:  # the feed skipped some
+                return await self._read_stream(job_id, after, model)
+            events.append(_event(job_id, model, sequence, fields))
+            after = sequence
+        return events, False
+
     @_translated
-    async def _next_events(self, job_id: str, after: int, model: str) -> tuple[list[JobEvent], bool]:
-        """Events after ``after`` (blocking up to ``poll``), and whether none will ever follow."""
-        events = await self._events(job_id, after, count=100, block=int(self.config.poll * 1000), model=model)
+    async def _read_stream(self, job_id: str, after: int, model: str) -> tuple[list[JobEvent], bool]:
+        """Events after ``after`` from the job's own stream, and whether none will ever follow."""
+        events = await self._events(job_id, after, count=100, model=model)
         if events:
             return events, False
         state, last = await self.redis.hmget(keys.job(job_id), ["state", "seq"])

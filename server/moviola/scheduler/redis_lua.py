@@ -7,7 +7,11 @@ Scripts touch keys derived from the job id, so they need one Redis (or a
 cluster with all of Moviola's keys in one slot).
 """
 
-PRELUDE = r"""
+from moviola.scheduler import keys
+
+PRELUDE = (
+    f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
+    + r"""
 -- An announce limit that covers every waiting job.
 local EVERYONE = 1e9
 
@@ -15,10 +19,14 @@ local function is_terminal(state)
   return state == 'completed' or state == 'failed' or state == 'cancelled'
 end
 
--- Append an event (its sequence number is its stream ID) and the state it implies.
+-- Append an event (its sequence number is its stream ID) and the state it implies; copy it to the
+-- feed that gateways tail (keys.FEED, named from the job key's prefix).
 local function publish(job_key, events_key, kind_json, state, time, maxlen, retention, position)
   local seq = redis.call('HINCRBY', job_key, 'seq', 1)
   redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq .. '-0', 't', time, 'k', kind_json)
+  local prefix, job_id = string.match(job_key, '^(.*)job:(.+)$')
+  redis.call('XADD', prefix .. 'feed', 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time,
+             'k', kind_json)
   if state ~= '' then redis.call('HSET', job_key, 'state', state) end
   if position ~= '' then redis.call('HSET', job_key, 'position', position) end
   if is_terminal(state) then
@@ -63,6 +71,7 @@ local function announce(interactive, batch, group, prefix, time, maxlen, retenti
   return #waiting
 end
 """
+)
 
 # KEYS: job, events, own queue, interactive queue, batch queue, idempotency key
 # ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit

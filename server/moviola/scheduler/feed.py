@@ -1,0 +1,109 @@
+"""The event feed: one gateway's live view of every job's new events, through one blocking read.
+
+Every event a script appends to a job's stream is also appended to one shared,
+capped stream (``keys.FEED``). A gateway runs one reader that tails it with a
+blocking ``XREAD`` and hands each event to the local watchers of its job. So a
+gateway with thousands of open ``Generate``/``WatchJob`` streams holds one
+blocked Redis connection and makes one round trip per burst of events, not one
+per watcher per event.
+
+The feed is a fast path, never the record: a watcher reads the job's own stream
+when it starts, whenever the feed skips a sequence number (it was trimmed
+before this gateway read it, or the reader reconnected), and when nothing came
+for ``poll`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from moviola.scheduler import keys
+
+log = logging.getLogger(__name__)
+
+#: A feed entry as a watcher gets it: the sequence number and the stored fields (``t``, ``k``);
+#: None when the reader lost its connection (events may have been missed: read the job's stream).
+Delivery = tuple[int, dict[bytes, bytes]] | None
+
+#: Entries read per round trip at most.
+_BATCH = 1000
+
+
+class EventFeed:
+    def __init__(self, redis: aioredis.Redis, *, block: float) -> None:
+        self._redis = redis
+        self._block_ms = max(1, int(block * 1000))
+        self._inboxes: dict[bytes, set[asyncio.Queue[Delivery]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._last_id: bytes | None = None
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, job_id: str, *, wait: float) -> AsyncIterator[asyncio.Queue[Delivery]]:
+        """The job's events published from now on; wait up to ``wait`` s for the reader to know its start.
+
+        Once the reader knows where the feed ended, every later event reaches this inbox
+        (unless trimmed first), so a watcher that reads the job's stream after subscribing
+        misses nothing.
+        """
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._run(), name="event-feed")
+        inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        key = job_id.encode()
+        self._inboxes.setdefault(key, set()).add(inbox)
+        try:
+            with contextlib.suppress(TimeoutError):  # Redis is down: the watcher's own read says so
+                await asyncio.wait_for(self._ready.wait(), wait)
+            yield inbox
+        finally:
+            inboxes = self._inboxes.get(key, set())
+            inboxes.discard(inbox)
+            if not inboxes:
+                self._inboxes.pop(key, None)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await self._read_once()
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as exc:
+                log.warning("event feed: Redis read failed (%s); retrying in %.1fs", exc, backoff)
+                self._interrupt()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _read_once(self) -> None:
+        if self._last_id is None:
+            last = await self._redis.xrevrange(keys.FEED, count=1)
+            self._last_id = last[0][0] if last else b"0-0"
+            self._ready.set()
+        reply: Any = await self._redis.xread({keys.FEED: self._last_id}, count=_BATCH, block=self._block_ms)
+        for entry_id, fields in reply[0][1] if reply else []:
+            self._last_id = entry_id
+            inboxes = self._inboxes.get(fields[b"j"])
+            if inboxes:
+                delivery = (int(fields[b"s"]), fields)
+                for inbox in inboxes:
+                    inbox.put_nowait(delivery)
+
+    def _interrupt(self) -> None:
+        """Tell every watcher the feed may have missed events."""
+        for inboxes in self._inboxes.values():
+            for inbox in inboxes:
+                inbox.put_nowait(None)
