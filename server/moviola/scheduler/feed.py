@@ -10,7 +10,7 @@ per watcher per event.
 The feed is a fast path, never the record: a watcher reads the job's own stream
 when it starts, whenever the feed skips a sequence number (it was trimmed
 before this gateway read it, or the reader reconnected), and when nothing came
-for ``poll`` seconds.
+for ``poll`` seconds. A gateway without watchers stops reading after ``IDLE_STOP`` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,6 +37,9 @@ Delivery = tuple[int, dict[bytes, bytes]] | None
 
 #: Entries read per round trip at most.
 _BATCH = 1000
+
+#: Seconds without a watcher after which the reader stops (an idle gateway reads no one's events).
+IDLE_STOP = 10.0
 
 
 class EventFeed:
@@ -78,7 +82,15 @@ class EventFeed:
 
     async def _run(self) -> None:
         backoff = 0.1
+        watched = time.monotonic()
         while True:
+            if self._inboxes:
+                watched = time.monotonic()
+            elif time.monotonic() - watched > IDLE_STOP:
+                # Decided and done without yielding: a watcher arriving later starts a new reader.
+                self._ready.clear()
+                self._last_id = None
+                return
             try:
                 await self._read_once()
                 backoff = 0.1
