@@ -13,7 +13,24 @@ import numpy as np
 import numpy.typing as npt
 
 from moviola.client import Client
+from moviola.jobs import JobRequest
 from moviola.v1 import job_pb2 as pb
+
+#: A small valid request of model "m", for tests of the layers below validation.
+REQUEST = JobRequest(
+    model="m",
+    prompt="p",
+    negative_prompt="",
+    image=None,
+    width=16,
+    height=16,
+    num_frames=1,
+    fps=8,
+    num_inference_steps=1,
+    guidance_scale=1.0,
+    guidance_scale_2=None,
+    seed=1,
+)
 
 
 def kinds(events: list[pb.JobEvent]) -> list[str]:

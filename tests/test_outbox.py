@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from fakes import ScriptedPipeline
+from helpers import REQUEST
 
 from moviola.errors import LeaseLost
 from moviola.jobs import (
     Completed,
     EventKind,
-    JobRequest,
     Phase,
     PhaseChanged,
     Progress,
@@ -133,21 +133,7 @@ class CountingQueue(MemoryJobQueue):
 async def test_a_short_job_publishes_everything_with_its_terminal_event(tmp_path: Path) -> None:
     queue = CountingQueue()
     worker = Worker(queue, ScriptedPipeline(), LocalStorage(tmp_path), linger=60)
-    request = JobRequest(
-        model=worker.model,
-        prompt="p",
-        negative_prompt="",
-        image=None,
-        width=16,
-        height=16,
-        num_frames=1,
-        fps=8,
-        num_inference_steps=2,
-        guidance_scale=1.0,
-        guidance_scale_2=None,
-        seed=1,
-    )
-    record, _ = await queue.submit(replace(request))
+    record, _ = await queue.submit(replace(REQUEST, model=worker.model, num_inference_steps=2))
     await worker.run_job(await queue.take(worker.model))
     assert queue.published == []  # no round trip before the end
     events = [event.kind async for event in queue.watch(record.id)]

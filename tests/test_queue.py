@@ -6,25 +6,11 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from helpers import REQUEST
 
 from moviola.errors import JobNotFound, ResourceExhausted
-from moviola.jobs import Cancelled, Completed, JobRequest, JobState, Priority, Queued, Timings
+from moviola.jobs import Cancelled, Completed, JobState, Priority, Queued, Timings
 from moviola.scheduler.memory import MemoryJobQueue
-
-REQUEST = JobRequest(
-    model="m",
-    prompt="p",
-    negative_prompt="",
-    image=None,
-    width=16,
-    height=16,
-    num_frames=1,
-    fps=8,
-    num_inference_steps=1,
-    guidance_scale=1.0,
-    guidance_scale_2=None,
-    seed=1,
-)
 
 
 def done(job_id: str) -> Completed:

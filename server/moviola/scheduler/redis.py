@@ -10,7 +10,9 @@ taken over with ``XAUTOCLAIM`` and run again from the start; after
 
 Every job has a hash (request, state, counters) and an event stream whose IDs
 are the events' sequence numbers, so any gateway can serve ``WatchJob`` and
-resume after any sequence. State changes are Lua scripts (``redis_lua``).
+resume after any sequence; live events reach a gateway's watchers through its
+one reader of the shared feed (``feed``). State changes are Lua scripts
+(``redis_lua``).
 Redis errors become ``Unavailable`` here and nowhere else.
 """
 

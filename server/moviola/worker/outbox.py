@@ -42,7 +42,10 @@ class Outbox:
         self._closed = False
 
     def put(self, kind: EventKind) -> None:
-        """Queue an event (on the loop's thread); it is sent within ``linger`` seconds of the first waiting one."""
+        """Queue an event (on the loop's thread); it is sent within ``linger`` seconds of the first waiting one.
+
+        After ``close`` nothing is sent any more (a cancelled pipeline thread may still emit).
+        """
         self._waiting.append(kind)
         if self._timer is None and self._sending is None and not self._closed:
             self._timer = self._loop.call_later(self._linger, self._flush)
