@@ -10,6 +10,8 @@ after the other.
 - dispatch latency: submit (enqueue) to STARTED (the job function starting), jobs one at a time;
 - throughput: 32 callers each submitting and awaiting jobs until 1,000 are done.
 
+It also prints the CPU each process used per job during the throughput phase (Linux).
+
     python bench/scheduler.py [--latency-jobs 200] [--throughput-jobs 1000]
 """
 
@@ -22,10 +24,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import redis
 import uvloop
 from arq import create_pool
 from arq.connections import RedisSettings
+from cpu import CpuMeter
 
 from moviola.client import AsyncClient
 from moviola.testing import RedisServer, ServerProcess
@@ -38,7 +43,9 @@ CONCURRENCY = 32
 ARQ_POLLS = (0.005, 0.001)
 
 
-async def moviola_run(address: str, latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float]:
+async def moviola_run(
+    address: str, latency_jobs: int, throughput_jobs: int, meter: CpuMeter
+) -> tuple[list[float], float]:
     async with AsyncClient(address) as client:
         options = {"num_inference_steps": 1, "num_frames": 1, "width": 16, "height": 16}
         latencies = []
@@ -57,12 +64,17 @@ async def moviola_run(address: str, latency_jobs: int, throughput_jobs: int) -> 
                     if event.HasField("failed"):
                         raise RuntimeError(event.failed.message)
 
+        meter.start()
         start = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-        return latencies, throughput_jobs / (time.perf_counter() - start)
+        rate = throughput_jobs / (time.perf_counter() - start)
+        meter.stop()
+        return latencies, rate
 
 
-async def arq_run(url: str, latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float]:
+async def arq_run(
+    url: str, latency_jobs: int, throughput_jobs: int, meter: CpuMeter
+) -> tuple[list[float], float]:
     pool = await create_pool(RedisSettings.from_dsn(url))
     latencies = []
     for _ in range(latency_jobs):
@@ -81,14 +93,18 @@ async def arq_run(url: str, latency_jobs: int, throughput_jobs: int) -> tuple[li
             assert job is not None
             await job.result(timeout=60, poll_delay=0.001)
 
+    meter.start()
     start = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
     rate = throughput_jobs / (time.perf_counter() - start)
+    meter.stop()
     await pool.aclose()
     return latencies, rate
 
 
-def arq_measure(url: str, poll: float, args: argparse.Namespace) -> tuple[list[float], float]:
+def arq_measure(
+    url: str, poll: float, args: argparse.Namespace, meter: CpuMeter
+) -> tuple[list[float], float]:
     workers = [
         subprocess.Popen(
             [sys.executable, str(HERE / "arq_worker.py"), url, str(poll)],
@@ -97,8 +113,9 @@ def arq_measure(url: str, poll: float, args: argparse.Namespace) -> tuple[list[f
         )
         for _ in range(2)
     ]
+    meter.add({f"worker {i}": p.pid for i, p in enumerate(workers)})
     try:
-        return uvloop.run(arq_run(url, args.latency_jobs, args.throughput_jobs))
+        return uvloop.run(arq_run(url, args.latency_jobs, args.throughput_jobs, meter))
     finally:
         for p in workers:
             p.terminate()
@@ -108,6 +125,11 @@ def arq_measure(url: str, poll: float, args: argparse.Namespace) -> tuple[list[f
 def report(name: str, latencies: list[float], rate: float) -> None:
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     print(f"  {name:<9} dispatch p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   throughput {rate:7.1f} jobs/s")
+
+
+def report_cpu(name: str, per_job: dict[str, float]) -> None:
+    parts = "  ".join(f"{process} {ms:.2f}" for process, ms in per_job.items())
+    print(f"  {name:<9} {parts}")
 
 
 def main() -> int:
@@ -120,6 +142,8 @@ def main() -> int:
     data = Path(tempfile.mkdtemp(prefix="moviola-bench-"))
     with RedisServer() as redis_server:
         url = redis_server.url
+        info: dict[str, Any] = redis.Redis.from_url(url).info()  # type: ignore[assignment]
+        redis_pid = {"redis": int(info["process_id"])}
         worker_args = ["--redis-url", url, "--data-dir", str(data), "--log-level", "warning"]
         with ServerProcess(["--redis-url", url, "--max-queue-depth", "1000", "--log-level", "warning"]) as gw:
             workers = [
@@ -130,12 +154,18 @@ def main() -> int:
                 ).start()
                 for i in range(2)
             ]
+            meter = CpuMeter(
+                redis_pid | {"gateway": gw.pid} | {f"worker {i}": w.pid for i, w in enumerate(workers)}
+            )
             try:
-                m_lat, m_rate = uvloop.run(moviola_run(gw.address, args.latency_jobs, args.throughput_jobs))
+                m_lat, m_rate = uvloop.run(
+                    moviola_run(gw.address, args.latency_jobs, args.throughput_jobs, meter)
+                )
             finally:
                 for w in workers:
                     w.stop()
-        arq_results = {poll: arq_measure(url, poll, args) for poll in ARQ_POLLS}
+        arq_meters = {poll: CpuMeter(redis_pid) for poll in ARQ_POLLS}
+        arq_results = {poll: arq_measure(url, poll, args, arq_meters[poll]) for poll in ARQ_POLLS}
     print(
         f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
         f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers"
@@ -149,6 +179,10 @@ def main() -> int:
             f"  ratios vs arq {poll * 1000:g}ms: dispatch p50 {ratio_p50:.2f}   throughput {m_rate / a_rate:.2f}"
         )
     print("  targets  dispatch p50 <= 5 ms; throughput >= arq's")
+    print("CPU per job in the throughput phase (ms, from /proc):")
+    report_cpu("moviola", meter.per_job(args.throughput_jobs))
+    for poll, arq_meter in arq_meters.items():
+        report_cpu(f"arq {poll * 1000:g}ms", arq_meter.per_job(args.throughput_jobs))
     return 0
 
 
