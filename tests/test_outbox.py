@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,9 +122,13 @@ class CountingQueue(MemoryJobQueue):
         await super().publish_many(job_id, kinds, attempt=attempt)
 
     async def finish(
-        self, assignment: Assignment, kind: EventKind, run_seconds: float, *, preceding: object = ()
+        self,
+        assignment: Assignment,
+        kind: EventKind,
+        run_seconds: float,
+        *,
+        preceding: Sequence[EventKind] = (),
     ) -> None:
-        assert isinstance(preceding, list)
         self.finished_with.append([*preceding, kind])
         self._finishing = True
         await super().finish(assignment, kind, run_seconds, preceding=preceding)

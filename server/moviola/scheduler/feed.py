@@ -23,9 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from moviola.scheduler import keys
 
@@ -65,8 +63,10 @@ class EventFeed:
         key = job_id.encode()
         self._inboxes.setdefault(key, set()).add(inbox)
         try:
-            with contextlib.suppress(TimeoutError):  # Redis is down: the watcher's own read says so
-                await asyncio.wait_for(self._ready.wait(), wait)
+            if not self._ready.is_set():  # only while the reader starts: no timer on the usual path
+                with contextlib.suppress(TimeoutError):  # Redis is down: the watcher's own read says so
+                    async with asyncio.timeout(wait):
+                        await self._ready.wait()
             yield inbox
         finally:
             inboxes = self._inboxes.get(key, set())
@@ -94,7 +94,7 @@ class EventFeed:
             try:
                 await self._read_once()
                 backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as exc:
+            except (RedisError, OSError) as exc:
                 log.warning("event feed: Redis read failed (%s); retrying in %.1fs", exc, backoff)
                 self._interrupt()
                 await asyncio.sleep(backoff)
