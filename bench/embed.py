@@ -10,6 +10,10 @@ The images are 32 distinct 224x224 JPEG files (the model's size, so nothing is r
   what a caller without Moviola does with this model repository;
 - ``triton-pixels``: a floor: pixels decoded beforehand, sent as the model's ``IMAGE`` tensor
   (the decoding is then nobody's cost);
+- ``bare-hop``: as ``triton``, through ``bench/grpc_forwarder.py``: a Python gRPC server that
+  forwards the request's bytes to Triton and does nothing else. The floor of any gateway written
+  with Python gRPC on this machine: ``bare-hop`` vs ``triton`` is what the hop itself costs,
+  ``embed`` vs ``bare-hop`` is what Moviola does on top;
 - ``embed``: the file sent to ``Embed``, which checks its header and forwards it to ``IMAGE_FILE``.
 
 Cells run in alternating order round after round, so that machine noise hits every path.
@@ -27,12 +31,14 @@ import argparse
 import asyncio
 import io
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import uvloop
 from PIL import Image
@@ -41,15 +47,16 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from moviola.embed import media, tiny
 from moviola.embed.repository import copy_model
-from moviola.testing import ServerProcess, TritonServer
+from moviola.testing import ServerProcess, TritonServer, free_port
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 
 from percentiles import percentile
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 IMAGES = 32
-PATHS = ("triton", "triton-pixels", "embed")
+PATHS = ("triton", "triton-pixels", "bare-hop", "embed")
 SHAPES = {"tiny": tiny.DINOV2_TINY, "small": tiny.DINOV2_SMALL}
 
 Call = Callable[[int], Awaitable[None]]
@@ -84,22 +91,26 @@ async def measure(call: Call, requests: int, concurrency: int) -> tuple[list[flo
     return latencies, requests / (time.perf_counter() - started)
 
 
-async def run(triton_url: str, gateway: str, requests: int, rounds: int, dimension: int) -> None:
+async def run(
+    triton_url: str, forwarder: str, gateway: str, requests: int, rounds: int, dimension: int
+) -> None:
     files = [photo_like(seed) for seed in range(IMAGES)]
     pixels = [media.load_image(data, 224) for data in files]
 
     triton = InferenceServerClient(triton_url)
-    import grpc
-
+    forwarded = InferenceServerClient(forwarder)
     channel = grpc.aio.insecure_channel(gateway)
     stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
 
-    async def direct(n: int) -> None:
-        data = np.frombuffer(files[n % IMAGES], dtype=np.uint8)[np.newaxis]
-        tensor = InferInput("IMAGE_FILE", list(data.shape), "UINT8")
-        tensor.set_data_from_numpy(data)
-        result = await triton.infer("dinov2", [tensor], priority=1)
-        assert result.as_numpy("EMBEDDING").shape == (1, dimension)
+    def file_to(client: InferenceServerClient) -> Call:
+        async def call(n: int) -> None:
+            data = np.frombuffer(files[n % IMAGES], dtype=np.uint8)[np.newaxis]
+            tensor = InferInput("IMAGE_FILE", list(data.shape), "UINT8")
+            tensor.set_data_from_numpy(data)
+            result = await client.infer("dinov2", [tensor], priority=1)
+            assert result.as_numpy("EMBEDDING").shape == (1, dimension)
+
+        return call
 
     async def direct_pixels(n: int) -> None:
         tensor = InferInput("IMAGE", [1, 224, 224, 3], "UINT8")
@@ -112,8 +123,9 @@ async def run(triton_url: str, gateway: str, requests: int, rounds: int, dimensi
         assert response.dimension == dimension
 
     paths: list[tuple[str, Call]] = [
-        ("triton", direct),
+        ("triton", file_to(triton)),
         ("triton-pixels", direct_pixels),
+        ("bare-hop", file_to(forwarded)),
         ("embed", through),
     ]
     for _, call in paths:  # warm up every path, batches included (Triton grows its buffers once)
@@ -125,6 +137,7 @@ async def run(triton_url: str, gateway: str, requests: int, rounds: int, dimensi
                 results.setdefault((name, concurrency), []).append(await measure(call, requests, concurrency))
     await channel.close()
     await triton.close()
+    await forwarded.close()
 
     report(results, requests, rounds)
 
@@ -145,12 +158,17 @@ def report(
         print(f"{name:<15}{concurrency:>8}{p50:>10.2f}{p99:>10.2f}{rate:>10.0f}")
     print()
     for concurrency in (1, 16):
-        e = summary[("embed", concurrency)]
-        for baseline in ("triton", "triton-pixels"):
-            d = summary[(baseline, concurrency)]
+        for path, baseline in [
+            ("embed", "triton"),
+            ("embed", "triton-pixels"),
+            ("bare-hop", "triton"),
+            ("embed", "bare-hop"),
+        ]:
+            e, d = summary[(path, concurrency)], summary[(baseline, concurrency)]
+            target = "  (targets: <= +1 ms, >= 90%)" if baseline == "triton" and path == "embed" else ""
             print(
-                f"{concurrency:>2} callers, vs {baseline:<13}: Embed adds {e[0] - d[0]:+.2f} ms at p50 "
-                f"(target <= 1), keeps {e[2] / d[2]:.0%} of the throughput (target >= 90%)"
+                f"{concurrency:>2} callers, {path:<8} vs {baseline:<13}: {e[0] - d[0]:+.2f} ms at p50, "
+                f"{e[2] / d[2]:.0%} of the throughput{target}"
             )
 
 
@@ -174,9 +192,30 @@ def main() -> int:
             TritonServer(work / "repository", ["dinov2"]) as triton,
             ServerProcess([*server_args, "--triton-url", triton.url]) as gateway,
         ):
-            dimension = SHAPES[args.model]["hidden_size"]
-            print(f"DINOv2 {args.model} (random weights, {dimension} dimensions)")
-            uvloop.run(run(triton.url, gateway.address, args.requests, args.rounds, dimension))
+            port = free_port()
+            forwarder = subprocess.Popen(
+                [sys.executable, str(HERE / "grpc_forwarder.py"), str(port), triton.url],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                if forwarder.stdout is None or not forwarder.stdout.readline().startswith("forwarding"):
+                    raise RuntimeError("bench/grpc_forwarder.py did not start")
+                dimension = SHAPES[args.model]["hidden_size"]
+                print(f"DINOv2 {args.model} (random weights, {dimension} dimensions)")
+                uvloop.run(
+                    run(
+                        triton.url,
+                        f"127.0.0.1:{port}",
+                        gateway.address,
+                        args.requests,
+                        args.rounds,
+                        dimension,
+                    )
+                )
+            finally:
+                forwarder.terminate()
+                forwarder.wait(30)
     return 0
 
 
