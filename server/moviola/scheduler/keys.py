@@ -17,6 +17,9 @@ GROUP = "workers"
 #: ``FEED_LENGTH`` entries: each gateway tails it with one blocking read for all its watchers.
 FEED = f"{PREFIX}feed"
 FEED_LENGTH = 20_000
+#: A queue entry handed back by a stopping worker stays pending, marked idle this long (11.6 days,
+#: longer than any lease): the next free worker takes it before anything that has not started.
+HANDED_BACK_IDLE_MS = 10**9
 
 #: Streams that dead jobs go to, with their last error; operators list and requeue them.
 DEAD_LETTERS = f"{PREFIX}dead-letters"

@@ -437,13 +437,11 @@ class RedisJobQueue:
             )
             for msg_id, fields in claimed[1]:
                 if fields:
-                    log.warning(
-                        "taking over job %s: its worker stopped renewing its lease", _text(fields[b"job"])
-                    )
-                    await self.redis.hset(
-                        keys.job(_text(fields[b"job"])), "error", "its worker stopped (lease expired)"
-                    )
-                    return await self._begin(model, stream, _text(msg_id), _text(fields[b"job"]))
+                    job_id = _text(fields[b"job"])
+                    if await self.redis.hget(keys.job(job_id), "state") == b"running":  # not handed back
+                        log.warning("taking over job %s: its worker stopped renewing its lease", job_id)
+                        await self.redis.hset(keys.job(job_id), "error", "its worker stopped (lease expired)")
+                    return await self._begin(model, stream, _text(msg_id), job_id)
             for msg_id in claimed[2] if len(claimed) > 2 else []:
                 await self.redis.xack(stream, keys.GROUP, msg_id)  # deleted while pending (cancelled)
         return None
@@ -585,20 +583,17 @@ class RedisJobQueue:
             raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
 
     async def release(self, assignment: Assignment) -> bool:
-        """Give a running job back to the queue (the worker is stopping); another worker takes it at once."""
+        """Give a running job back to the queue (the worker is stopping): the next free worker starts it."""
         self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
         now, maxlen, retention = self._args()
         try:
+            job_id, queues = assignment.job_id, self._queues(assignment.request.model)
+            entry = [keys.GROUP, self.consumer, msg_id, keys.PREFIX]
             released = await self._release(
-                keys=[keys.job(assignment.job_id), keys.events(assignment.job_id)],
-                args=[now, maxlen, retention, assignment.attempt],
+                keys=[keys.job(job_id), keys.events(job_id), stream, *queues],
+                args=[now, maxlen, retention, assignment.attempt, *entry],
             )
-            if released:
-                # Mark the entry idle for a long time: the next XAUTOCLAIM of any worker takes it.
-                await self.redis.xclaim(
-                    stream, keys.GROUP, self.consumer, 0, [msg_id], idle=10**9, justid=True
-                )
             return bool(released)
         except RedisError as exc:
             log.warning("could not hand job %s back (%s); its lease will expire", assignment.job_id, exc)

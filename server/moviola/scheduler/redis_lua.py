@@ -11,6 +11,7 @@ from moviola.scheduler import keys
 
 PRELUDE = (
     f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
+    + f"local HANDED_BACK_IDLE = {keys.HANDED_BACK_IDLE_MS}\n"
     + r"""
 -- An announce limit that covers every waiting job.
 local EVERYONE = 1e9
@@ -52,12 +53,28 @@ local function undelivered(stream, group)
   return redis.call('XRANGE', stream, '(' .. last, '+')
 end
 
+-- Entries that a stopping worker handed back (RELEASE): still pending, marked idle for
+-- HANDED_BACK_IDLE ms (longer than any lease). They go before every undelivered entry.
+local function handed_back(stream, group)
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, 'IDLE', HANDED_BACK_IDLE, '-', '+', 100)
+  if not ok then return {} end
+  local entries = {}
+  for _, p in ipairs(pending) do
+    local entry = redis.call('XRANGE', stream, p[1], p[1])[1]
+    if entry then table.insert(entries, entry) end  -- else deleted (cancelled) while handed back
+  end
+  return entries
+end
+
 -- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
 -- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
 -- the others learn theirs from ANNOUNCE, at most a second later.
 local function announce(interactive, batch, group, prefix, time, maxlen, retention, limit, always)
-  local waiting = undelivered(interactive, group)
-  for _, entry in ipairs(undelivered(batch, group)) do table.insert(waiting, entry) end
+  local waiting = {}
+  for _, entries in ipairs({handed_back(interactive, group), handed_back(batch, group),
+                            undelivered(interactive, group), undelivered(batch, group)}) do
+    for _, entry in ipairs(entries) do table.insert(waiting, entry) end
+  end
   for position, entry in ipairs(waiting) do
     local job_id = entry[2][2]
     local job_key = prefix .. 'job:' .. job_id
@@ -156,14 +173,22 @@ TAKE = (
     + START_FUNCTION
     + r"""
 local a = start_args(1)
+local function begin(stream, entry)
+  local msg_id, job_id = entry[1], entry[2][2]
+  local result = start(a.prefix .. 'job:' .. job_id, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
+  return {result[1], result[2], result[3] or '', result[4] or '', result[5] or 0, stream, msg_id, job_id}
+end
+-- A job handed back by a stopping worker first: it had its turn already.
+for _, stream in ipairs({KEYS[1], KEYS[2]}) do
+  local entry = handed_back(stream, a.group)[1]
+  if entry then
+    redis.call('XCLAIM', stream, a.group, a.worker, 0, entry[1], 'JUSTID')
+    return begin(stream, entry)
+  end
+end
 for _, stream in ipairs({KEYS[3], KEYS[4]}) do
   local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
-  if ok and reply then
-    local entry = reply[1][2][1]
-    local msg_id, job_id = entry[1], entry[2][2]
-    local result = start(a.prefix .. 'job:' .. job_id, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
-    return {result[1], result[2], result[3] or '', result[4] or '', result[5] or 0, stream, msg_id, job_id}
-  end
+  if ok and reply then return begin(stream, reply[1][2][1]) end
 end
 return nil
 """
@@ -199,15 +224,19 @@ return announce(KEYS[1], KEYS[2], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], E
 """
 )
 
-# KEYS: job, events. ARGV: time, maxlen, retention, attempt
-# The worker gives a running job back (it is stopping): queued again, this attempt not counted.
+# KEYS: job, events, the job's queue stream, interactive queue, batch queue
+# ARGV: time, maxlen, retention, attempt, group, worker, queue entry id, prefix
+# The worker gives a running job back (it is stopping): queued again, this attempt not counted, ahead of
+# every job that has not started yet (the next TAKE starts it); everyone waiting learns their position.
 RELEASE = (
     PRELUDE
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-publish(KEYS[1], KEYS[2], cjson.encode({type = 'queued', position = 1}), 'queued', ARGV[1], ARGV[2], ARGV[3], '1')
+redis.call('HSET', KEYS[1], 'state', 'queued')
+redis.call('XCLAIM', KEYS[3], ARGV[5], ARGV[6], 0, ARGV[7], 'IDLE', HANDED_BACK_IDLE, 'JUSTID')
+announce(KEYS[4], KEYS[5], ARGV[5], ARGV[8], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
 return 1
 """
 )
