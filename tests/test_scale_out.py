@@ -279,13 +279,19 @@ def test_overload_is_refused_and_memory_stays_bounded(redis_url: str) -> None:
             assert r.xlen("moviola:queue:tiny-wan2.2-t2v:interactive") == 5
 
 
+def leaving_worker_running_a_job(url: str, data_dir: Path, client: Client) -> tuple[ServerProcess, pb.Job]:
+    """A worker that hands its job back 0.2 s after SIGTERM, once that job (5 s long) is running."""
+    leaving = worker(url, data_dir, "leaving", "--drain-grace", "0.2", step_seconds=0.1).start()
+    job = client.submit("long", num_inference_steps=50)
+    for event in client.watch(job.id):
+        if event.HasField("progress"):
+            break
+    return leaving, job
+
+
 def test_worker_sigterm_hands_the_running_job_to_another_worker(redis_url: str, tmp_path: Path) -> None:
     with gateway(redis_url) as gw, Client(gw.address) as client:
-        first = worker(redis_url, tmp_path, "leaving", "--drain-grace", "0.2", step_seconds=0.1).start()
-        job = client.submit("long", num_inference_steps=50)
-        for event in client.watch(job.id):
-            if event.HasField("progress"):
-                break
+        first, job = leaving_worker_running_a_job(redis_url, tmp_path, client)
         first.terminate()
         assert first.wait(30) == 0
         with worker(redis_url, tmp_path, "taking-over", step_seconds=0.01):
@@ -299,11 +305,7 @@ def test_a_handed_back_job_goes_first_and_the_jobs_behind_it_learn_their_new_pos
     redis_url: str, tmp_path: Path
 ) -> None:
     with gateway(redis_url) as gw, Client(gw.address) as client:
-        first = worker(redis_url, tmp_path, "leaving", "--drain-grace", "0.2", step_seconds=0.1).start()
-        job = client.submit("long", num_inference_steps=50)
-        for event in client.watch(job.id):
-            if event.HasField("progress"):
-                break
+        first, job = leaving_worker_running_a_job(redis_url, tmp_path, client)
         behind = [client.submit("next", num_inference_steps=1), client.submit("last", num_inference_steps=1)]
         assert [client.get(j.id).queue_position for j in behind] == [1, 2]
         first.terminate()
