@@ -144,6 +144,8 @@ class RedisJobQueue:
         self._cancel = self.redis.register_script(redis_lua.CANCEL)
         self._release = self.redis.register_script(redis_lua.RELEASE)
         self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
+        self._waiting = self.redis.register_script(redis_lua.WAITING)
+        self._renew_lease = self.redis.register_script(redis_lua.RENEW)
         self._finish = self.redis.register_script(redis_lua.FINISH)
         self._take = self.redis.register_script(redis_lua.TAKE)
         self._leases: dict[str, asyncio.Task[None]] = {}
@@ -302,7 +304,7 @@ class RedisJobQueue:
     @_translated
     async def estimate_wait(self, model: str) -> float | None:
         """Seconds until a job submitted now would start, or None while nothing has run yet."""
-        waiting = len(await self._undelivered(model))
+        waiting = sum((await self.waiting(model)).values())
         return await self._retry_hint(model, waiting + 1, default=None)
 
     async def _retry_hint(self, model: str, jobs_ahead: int, default: float | None = 1.0) -> float | None:
@@ -314,24 +316,14 @@ class RedisJobQueue:
 
     @_translated
     async def waiting(self, model: str) -> dict[Priority, int]:
-        return {p: len(await self._undelivered_in(keys.queue(model, p))) for p in Priority}
+        """Jobs waiting per priority: handed back by a stopping worker, or not yet read by any."""
+        interactive, batch = await self._waiting(keys=self._queues(model), args=[keys.GROUP])
+        return {Priority.INTERACTIVE: int(interactive), Priority.BATCH: int(batch)}
 
     @_translated
     async def live_workers(self, model: str) -> list[str]:
         since = time.time() - self.config.lease
         return [_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]
-
-    async def _undelivered(self, model: str) -> list[Any]:
-        return [entry for stream in self._queues(model) for entry in await self._undelivered_in(stream)]
-
-    async def _undelivered_in(self, stream: str) -> list[Any]:
-        """Entries of a queue stream that no worker has read yet (the Lua scripts' ``undelivered``)."""
-        try:
-            groups = await self.redis.xinfo_groups(stream)
-        except ResponseError:
-            return []  # no group yet: nothing was ever queued here
-        last = next((g["last-delivered-id"] for g in groups if _text(g["name"]) == keys.GROUP), b"0-0")
-        return list(await self.redis.xrange(stream, f"({_text(last)}", "+"))
 
     def _queues(self, model: str) -> list[str]:
         return [keys.queue(model, Priority.INTERACTIVE), keys.queue(model, Priority.BATCH)]
@@ -523,7 +515,9 @@ class RedisJobQueue:
             attempt=attempts,
             lease=(stream, msg_id),
         )
-        self._leases[job_id] = asyncio.create_task(self._renew(model, stream, msg_id), name=f"lease-{job_id}")
+        self._leases[job_id] = asyncio.create_task(
+            self._renew(model, job_id, stream, msg_id), name=f"lease-{job_id}"
+        )
         return assignment
 
     async def _dead_letter(self, job_id: str, model: str, attempts: int) -> None:
@@ -537,13 +531,15 @@ class RedisJobQueue:
         with contextlib.suppress(LeaseLost):
             await self.publish(job_id, Failed(code=FailureCode.DEAD_LETTERED, message=message))
 
-    async def _renew(self, model: str, stream: str, msg_id: str) -> None:
+    async def _renew(self, model: str, job_id: str, stream: str, msg_id: str) -> None:
         interval = self.config.lease / 3
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.redis.xclaim(stream, keys.GROUP, self.consumer, 0, [msg_id], justid=True)
-                await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+                await self._renew_lease(
+                    keys=[keys.job(job_id), stream, keys.workers(model)],
+                    args=[keys.GROUP, self.consumer, msg_id, time.time()],
+                )
             except RedisError as exc:
                 log.warning("could not renew the lease of %s: %s", msg_id, exc)
 
@@ -551,10 +547,12 @@ class RedisJobQueue:
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.xack(stream, keys.GROUP, msg_id).xdel(stream, msg_id).execute()
 
-    def _stop_lease(self, job_id: str) -> None:
+    async def _stop_lease(self, job_id: str) -> None:
+        """Stop renewing, and wait until no renewal can still reach Redis after what comes next."""
         task = self._leases.pop(job_id, None)
         if task is not None:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     @_translated
     async def finish(
@@ -566,7 +564,7 @@ class RedisJobQueue:
         preceding: Sequence[EventKind] = (),
     ) -> None:
         """Publish the events not yet published and the terminal one, and acknowledge the entry, in one step."""
-        self._stop_lease(assignment.job_id)
+        await self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
         model, job_id = assignment.request.model, assignment.job_id
         old = self._run_seconds.get(model)
@@ -584,7 +582,7 @@ class RedisJobQueue:
 
     async def release(self, assignment: Assignment) -> bool:
         """Give a running job back to the queue (the worker is stopping): the next free worker starts it."""
-        self._stop_lease(assignment.job_id)
+        await self._stop_lease(assignment.job_id)
         stream, msg_id = assignment.lease or ("", "")
         now, maxlen, retention = self._args()
         try:

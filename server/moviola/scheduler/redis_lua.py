@@ -66,6 +66,11 @@ local function handed_back(stream, group)
   return entries
 end
 
+-- How many jobs of a queue stream wait: handed back or not yet delivered.
+local function waiting_in(stream, group)
+  return #handed_back(stream, group) + #undelivered(stream, group)
+end
+
 -- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
 -- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
 -- the others learn theirs from ANNOUNCE, at most a second later.
@@ -101,7 +106,7 @@ if ARGV[9] == '1' then
 end
 for _, q in ipairs({KEYS[4], KEYS[5]}) do pcall(redis.call, 'XGROUP', 'CREATE', q, ARGV[8], '0', 'MKSTREAM') end
 local batch_waiting = #undelivered(KEYS[5], ARGV[8])
-local depth = #undelivered(KEYS[4], ARGV[8]) + batch_waiting
+local depth = waiting_in(KEYS[4], ARGV[8]) + batch_waiting + #handed_back(KEYS[5], ARGV[8])
 if depth >= tonumber(ARGV[5]) then return {-1, tostring(depth)} end
 local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
@@ -180,10 +185,11 @@ local function begin(stream, entry)
 end
 -- A job handed back by a stopping worker first: it had its turn already.
 for _, stream in ipairs({KEYS[1], KEYS[2]}) do
-  local entry = handed_back(stream, a.group)[1]
-  if entry then
-    redis.call('XCLAIM', stream, a.group, a.worker, 0, entry[1], 'JUSTID')
-    return begin(stream, entry)
+  for _, entry in ipairs(handed_back(stream, a.group)) do
+    if redis.call('HGET', a.prefix .. 'job:' .. entry[2][2], 'state') == 'queued' then
+      redis.call('XCLAIM', stream, a.group, a.worker, 0, entry[1], 'JUSTID')
+      return begin(stream, entry)
+    end
   end
 end
 for _, stream in ipairs({KEYS[3], KEYS[4]}) do
@@ -215,6 +221,24 @@ return 0
 """
 )
 
+# KEYS: job, its queue stream, the model's live workers. ARGV: group, worker, queue entry id, time
+# A worker renews its lease on a job it still runs (not one it handed back or lost to another worker).
+RENEW = r"""
+if redis.call('HGET', KEYS[1], 'state') == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[2] then
+  redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+"""
+
+# KEYS: interactive queue, batch queue. ARGV: group
+# How many jobs wait in each queue (handed back or not yet delivered).
+WAITING = (
+    PRELUDE
+    + r"""
+return {waiting_in(KEYS[1], ARGV[1]), waiting_in(KEYS[2], ARGV[1])}
+"""
+)
+
 # KEYS: interactive queue, batch queue. ARGV: time, maxlen, retention, group, prefix
 # Every waiting job of a model learns its position (a start tells only the first few at once).
 ANNOUNCE = (
@@ -233,6 +257,9 @@ RELEASE = (
     + r"""
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return 0 end
+-- Another worker may have reclaimed the entry (lease expired) and not started the job yet.
+local pending = redis.call('XPENDING', KEYS[3], ARGV[5], ARGV[7], ARGV[7], 1)[1]
+if not pending or pending[2] ~= ARGV[6] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 redis.call('HSET', KEYS[1], 'state', 'queued')
 redis.call('XCLAIM', KEYS[3], ARGV[5], ARGV[6], 0, ARGV[7], 'IDLE', HANDED_BACK_IDLE, 'JUSTID')

@@ -1,0 +1,55 @@
+"""The Redis job queue's hand-back to the queue, against a real redis-server, worker by worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import redis.asyncio as aioredis
+from helpers import REQUEST
+
+from moviola.errors import ResourceExhausted
+from moviola.jobs import JobState, Priority
+from moviola.scheduler import keys
+from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
+
+
+@asynccontextmanager
+async def workers(url: str, *names: str, max_depth: int = 64) -> AsyncIterator[list[RedisJobQueue]]:
+    queues = [RedisJobQueue(RedisQueueConfig(url, max_depth=max_depth), consumer=name) for name in names]
+    try:
+        yield queues
+    finally:
+        for queue in queues:
+            await queue.close()
+
+
+async def test_a_job_another_worker_reclaimed_is_not_handed_back(redis_url: str) -> None:
+    async with workers(redis_url, "leaving", "free") as (leaving, free):
+        job, _ = await leaving.submit(REQUEST)
+        taken = await leaving.take("m")
+        assert taken.lease is not None
+        stream, msg_id = taken.lease
+        # The reclaiming worker's XAUTOCLAIM (the lease expired) has run, its START not yet.
+        async with aioredis.Redis.from_url(redis_url) as r:
+            await r.xautoclaim(stream, keys.GROUP, "reclaiming", 0, msg_id, count=1)
+        assert not await leaving.release(taken)
+        assert (await leaving.get(job.id)).state is JobState.RUNNING
+        assert await free.waiting("m") == {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
+        other, _ = await leaving.submit(REQUEST)
+        assert (await free.take("m")).job_id == other.id  # not the job the reclaiming worker holds
+
+
+async def test_a_handed_back_job_counts_as_waiting_and_towards_the_queue_bound(redis_url: str) -> None:
+    async with workers(redis_url, "leaving", "next", max_depth=2) as (leaving, following):
+        first, _ = await leaving.submit(REQUEST)
+        taken = await leaving.take("m")
+        second, _ = await leaving.submit(REQUEST)
+        assert await leaving.release(taken)
+        assert await following.waiting("m") == {Priority.INTERACTIVE: 2, Priority.BATCH: 0}
+        with pytest.raises(ResourceExhausted):
+            await leaving.submit(REQUEST)
+        assert [(await following.get(j.id)).queue_position for j in (first, second)] == [1, 2]
+        again = await following.take("m")
+        assert (again.job_id, again.attempt) == (first.id, 1)  # the hand-back did not count as an attempt
