@@ -105,8 +105,8 @@ if ARGV[9] == '1' then
   if existing then return {0, existing} end
 end
 for _, q in ipairs({KEYS[4], KEYS[5]}) do pcall(redis.call, 'XGROUP', 'CREATE', q, ARGV[8], '0', 'MKSTREAM') end
-local batch_waiting = #undelivered(KEYS[5], ARGV[8])
-local depth = waiting_in(KEYS[4], ARGV[8]) + batch_waiting + #handed_back(KEYS[5], ARGV[8])
+local batch_waiting = #undelivered(KEYS[5], ARGV[8])  -- what a new interactive job overtakes
+local depth = waiting_in(KEYS[4], ARGV[8]) + #handed_back(KEYS[5], ARGV[8]) + batch_waiting
 if depth >= tonumber(ARGV[5]) then return {-1, tostring(depth)} end
 local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
