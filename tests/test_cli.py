@@ -32,6 +32,19 @@ def moviola(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )
 
 
+def test_python_dash_m_knows_every_command() -> None:
+    # How the tests and `moviola serve` start it: every command must be defined before main() runs.
+    done = subprocess.run(
+        [sys.executable, "-m", "moviola.client.cli", "embedding-models", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "List the embedding models" in done.stdout
+
+
 def test_generate_writes_the_video_where_asked(server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "clips" / "fox.mp4"
     args = ["--server", server.address, "--out", str(out), "--frames", "5", "--steps", "3", "--seed", "5"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -33,6 +34,16 @@ stderr = Console(stderr=True)
 def _fail(error: MoviolaError) -> click.ClickException:
     hint = f" (retry in {error.retry_after:.1f}s)" if error.retry_after else ""
     return click.ClickException(f"{error.code.name}: {error.message}{hint}")
+
+
+@contextmanager
+def _connected(server: str) -> Iterator[Client]:
+    """A client of the gateway at SERVER; an error from it ends the command with one clear line."""
+    with Client(server) as client:
+        try:
+            yield client
+        except MoviolaError as error:
+            raise _fail(error) from error
 
 
 @click.group()
@@ -161,12 +172,9 @@ def generate(
     """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
     if image is not None:
         options["image"] = image.read_bytes()
-    with Client(server) as client:
-        try:
-            terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
-            _finish(terminal, out, client)
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
+        _finish(terminal, out, client)
 
 
 @main.command()
@@ -196,11 +204,8 @@ def embed(text: str | None, image: Path | None, video: Path | None, server: str,
     given = {k: v for k, v in data.items() if v is not None}
     if len(given) != 1:
         raise click.UsageError("give exactly one of --text, --image, --video or --job")
-    with Client(server) as client:
-        try:
-            response = client.embed(**given, **options)  # type: ignore[arg-type]
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        response = client.embed(**given, **options)  # type: ignore[arg-type]
     click.echo(json_format.MessageToJson(response))
 
 
@@ -216,11 +221,8 @@ def jobs_get(job_id: str, server: str) -> None:
     """Print a job as JSON."""
     from google.protobuf import json_format
 
-    with Client(server) as client:
-        try:
-            click.echo(json_format.MessageToJson(client.get(job_id)))
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        click.echo(json_format.MessageToJson(client.get(job_id)))
 
 
 @jobs.command("watch")
@@ -231,13 +233,10 @@ def jobs_get(job_id: str, server: str) -> None:
 @click.option("--json", "json_lines", is_flag=True, help="Print events as JSON lines.")
 def jobs_watch(job_id: str, server: str, after_sequence: int, out: Path | None, json_lines: bool) -> None:
     """Follow a job until it ends (resumable with --after)."""
-    with Client(server) as client:
-        try:
-            terminal = follow(client.watch(job_id, after_sequence), stderr, json_lines=json_lines)
-            if terminal is not None and not json_lines:
-                _finish(terminal, out, client)
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        terminal = follow(client.watch(job_id, after_sequence), stderr, json_lines=json_lines)
+        if terminal is not None and not json_lines:
+            _finish(terminal, out, client)
 
 
 @jobs.command("cancel")
@@ -245,11 +244,8 @@ def jobs_watch(job_id: str, server: str, after_sequence: int, out: Path | None, 
 @server_option
 def jobs_cancel(job_id: str, server: str) -> None:
     """Cancel a queued or running job."""
-    with Client(server) as client:
-        try:
-            job = client.cancel(job_id)
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        job = client.cancel(job_id)
     click.echo(
         f"{job.id}: {pb.JobState.Name(job.state).removeprefix('JOB_STATE_').lower()} (cancel requested)"
     )
@@ -259,11 +255,8 @@ def jobs_cancel(job_id: str, server: str) -> None:
 @server_option
 def jobs_dead_letters(server: str) -> None:
     """List jobs given up on after too many attempts."""
-    with Client(server) as client:
-        try:
-            letters = client.dead_letters()
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        letters = client.dead_letters()
     if not letters:
         click.echo("no dead letters")
     for d in letters:
@@ -275,11 +268,8 @@ def jobs_dead_letters(server: str) -> None:
 @server_option
 def jobs_requeue(job_id: str, server: str) -> None:
     """Run a dead-lettered job's request again, as a new job."""
-    with Client(server) as client:
-        try:
-            job = client.requeue(job_id)
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        job = client.requeue(job_id)
     click.echo(f"requeued {job_id} as {job.id}")
 
 
@@ -288,11 +278,8 @@ def jobs_requeue(job_id: str, server: str) -> None:
 @click.option("--json", "json_out", is_flag=True)
 def models(server: str, json_out: bool) -> None:
     """List the models the server serves, with defaults and limits."""
-    with Client(server) as client:
-        try:
-            infos = client.list_models()
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        infos = client.list_models()
     if json_out:
         from google.protobuf import json_format
 
@@ -317,21 +304,12 @@ def models(server: str, json_out: bool) -> None:
     Console().print(table)
 
 
-if __name__ == "__main__":
-    main(prog_name="moviola")
-
-__all__ = ["as_json", "main"]
-
-
 @main.command("embedding-models")
 @server_option
 def embedding_models(server: str) -> None:
     """List the embedding models the server serves."""
-    with Client(server) as client:
-        try:
-            infos = client.list_embedding_models()
-        except MoviolaError as error:
-            raise _fail(error) from error
+    with _connected(server) as client:
+        infos = client.list_embedding_models()
     table = Table("model", "text", "images", "default for")
     for m in infos:
         defaults = [
@@ -340,3 +318,9 @@ def embedding_models(server: str) -> None:
         images = f"yes ({m.image_size} px)" if m.accepts_images else "no"
         table.add_row(m.id, "yes" if m.accepts_text else "no", images, ", ".join(defaults))
     Console().print(table)
+
+
+__all__ = ["as_json", "main"]
+
+if __name__ == "__main__":
+    main(prog_name="moviola")
