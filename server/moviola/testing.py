@@ -9,11 +9,13 @@ log, and readiness is awaited through the gRPC health service, not by sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -168,12 +170,16 @@ class ServerProcess:
 
 
 def free_port() -> int:
-    import socket
+    return free_ports(1)[0]
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all are held open while choosing (a closed one may come back)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 class _ChildServer:
@@ -302,7 +308,7 @@ class TritonServer(_ChildServer):
         super().__init__()
         self.repository = repository
         self.models = models
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.grpc_port, self.http_port, self.metrics_port = free_ports(3)
 
     @property
     def url(self) -> str:
