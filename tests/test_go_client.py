@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,27 +17,73 @@ from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
-GO_MODULE = "github.com/moviola/moviola/clients/go"
+GO_BINARY = ROOT / "clients/go/bin/moviola-go"
+
+
+def readme_go_block() -> str:
+    """The README's sh block that runs the Go example, verbatim."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
+    found = [block for block in blocks if "go run ./cmd/moviola-go" in block]
+    assert len(found) == 1, "README.md should have one sh block with the Go example's `go run`"
+    return str(found[0])
+
+
+def fresh_clone(into: Path) -> Path:
+    """The work tree as a clone gets it: tracked and unignored files only (no vendor/, bin/, go.sum)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    for name in listed.stdout.split("\0"):
+        source = ROOT / name
+        if name and source.is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    return into
 
 
 @pytest.fixture(scope="module")
-def moviola_go(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build cmd/moviola-go offline: GOPATH mode over Debian's Go gRPC libraries (no module proxy)."""
-    gopath = tmp_path_factory.mktemp("gopath")
-    link = gopath / "src" / GO_MODULE
-    link.parent.mkdir(parents=True)
-    link.symlink_to(ROOT / "clients/go")
-    binary = gopath / "moviola-go"
-    env = {
-        **os.environ,
-        "GO111MODULE": "off",
-        "GOPATH": f"{gopath}:/usr/share/gocode",
-        "GOCACHE": str(gopath / "cache"),
-    }
-    subprocess.run(
-        ["go", "build", "-o", str(binary), f"{GO_MODULE}/cmd/moviola-go"], cwd=gopath, env=env, check=True
+def moviola_go() -> Path:
+    """`make go`: the module's dependencies vendored offline from Debian's packages, and the program built."""
+    done = subprocess.run(["make", "-s", "go"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return GO_BINARY
+
+
+def test_readme_go_command_runs_as_written(server: ServerProcess, tmp_path: Path) -> None:
+    """Exactly the README's commands, in a fresh copy of the tree: no GOPATH, no module proxy, no go.sum."""
+    block = readme_go_block()
+    assert block.startswith("make go\n"), block
+    clone = fresh_clone(tmp_path)
+    assert not (clone / "clients/go/go.sum").exists()
+    assert not (clone / "clients/go/vendor").exists()
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=clone,
+        # GOPROXY=off: as on a machine without the module proxy, failing at once instead of timing out.
+        env={**os.environ, "MOVIOLA_SERVER": server.address, "GOPROXY": "off"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    return binary
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("job ") and "queued at position" in line for line in lines), lines
+    assert lines[-1].startswith("completed file://"), lines
+    assert Path(lines[-1].removeprefix("completed file://")).is_file()
+
+
+def test_vendor_tree_is_what_go_mod_requires(moviola_go: Path) -> None:
+    """vendor/modules.txt marks every go.mod requirement explicit, at go.mod's version."""
+    go_mod = (ROOT / "clients/go/go.mod").read_text()
+    required = re.findall(r"^\t(\S+) (v\S+)", go_mod, re.MULTILINE)
+    modules_txt = (ROOT / "clients/go/vendor/modules.txt").read_text()
+    vendored = re.findall(r"^# (\S+) (\S+)\n## explicit", modules_txt, re.MULTILINE)
+    assert sorted(required) == sorted(vendored)
+    assert not list((ROOT / "clients/go/vendor").rglob("*_test.go"))
 
 
 def test_committed_go_stubs_match_a_fresh_generation(tmp_path: Path) -> None:

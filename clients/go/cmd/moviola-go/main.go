@@ -2,6 +2,8 @@
 // final video URI. Interrupting it (Ctrl-C, SIGTERM) cancels the job on the server.
 //
 //	moviola-go -server 127.0.0.1:50051 generate "a red fox running through snow"
+//
+// The server defaults to $MOVIOLA_SERVER (as for the Python CLI), else 127.0.0.1:50051.
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 )
 
 func main() {
-	server := flag.String("server", "127.0.0.1:50051", "HOST:PORT of a Moviola gateway")
+	server := flag.String("server", defaultServer(), "HOST:PORT of a Moviola gateway (env MOVIOLA_SERVER)")
 	model := flag.String("model", "", "model id (default: the server's)")
 	frames := flag.Uint("frames", 0, "number of frames (default: the model's)")
 	steps := flag.Uint("steps", 0, "denoising steps (default: the model's)")
@@ -41,6 +43,14 @@ func main() {
 		NumFrames:         uint32(*frames),
 		NumInferenceSteps: uint32(*steps),
 	}))
+}
+
+// defaultServer is $MOVIOLA_SERVER, the variable the Python CLI reads too, else the local default.
+func defaultServer() string {
+	if server := os.Getenv("MOVIOLA_SERVER"); server != "" {
+		return server
+	}
+	return "127.0.0.1:50051"
 }
 
 func generate(ctx context.Context, server string, request *moviolav1.GenerateRequest) int {
