@@ -50,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="moviola-bench-"))
-    settings = Settings(data_dir=work / "direct", cache_dir=work / "cache")
+    settings = Settings.of(data_dir=work / "direct", cache_dir=work / "cache")
     pipeline = load_pipeline(TINY_WAN22_T2V, settings)
     d = TINY_WAN22_T2V.defaults
     request = JobRequest(

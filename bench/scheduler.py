@@ -1,6 +1,6 @@
 """Scheduler overhead: no-op jobs through Moviola's Redis scheduler vs. arq, on one redis-server.
 
-Moviola: one gateway and two workers (``moviola.simulated``: the real worker with
+Moviola: one gateway and two workers (``moviola.runtime simulated-worker``: the real worker with
 a pipeline that does nothing; a job still gets its events, a one-frame MP4 and
 storage). arq: two arq workers running a no-op function, ``max_jobs=1`` each, once
 polling their queue every 5 ms and once every 1 ms (arq has no blocking read: its
@@ -149,7 +149,7 @@ def main() -> int:
             workers = [
                 ServerProcess(
                     [*worker_args, "--name", f"w{i}", "--log-level", "info"],
-                    program=[sys.executable, "-m", "moviola.simulated"],
+                    program=[sys.executable, "-m", "moviola.runtime", "simulated-worker"],
                     worker=True,
                 ).start()
                 for i in range(2)

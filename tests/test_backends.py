@@ -18,8 +18,9 @@ from google.rpc import error_details_pb2, status_pb2
 from helpers import kinds
 
 from moviola.client import AsyncClient, InvalidArgument, NotFound, ResourceExhausted
-from moviola.distributed import GatewayServer, WorkerProcess
-from moviola.embedded import EmbeddedServer
+from moviola.runtime.embedded import EmbeddedServer
+from moviola.runtime.gateway import GatewayServer
+from moviola.runtime.worker import WorkerProcess
 from moviola.settings import Settings
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
@@ -38,13 +39,13 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path, cache_dir: Path)
     pipeline = ScriptedPipeline(block_at=None)
     depth = 3
     if request.param == "memory":
-        settings = Settings(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth)
+        settings = Settings.of(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth)
         embedded = EmbeddedServer(settings, loader=lambda s, _: pipeline)
         async with embedded as server, AsyncClient(f"127.0.0.1:{server.port}") as client:
             yield Stack(client, pipeline, f"127.0.0.1:{server.port}")
         return
     url = request.getfixturevalue("redis_url")
-    settings = Settings(
+    settings = Settings.of(
         port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth, redis_url=url, lease=5
     )
     worker = WorkerProcess(settings, loader=lambda s, _: pipeline)
@@ -172,7 +173,7 @@ async def test_full_queue_is_resource_exhausted_with_a_retry_delay_and_queues_no
         assert kinds(await events_of(stack.client, job.id))[-1] == "completed"
 
 
-async def test_job_that_cannot_start_before_its_deadline_is_refused(stack: Stack) -> None:
+async def test_job_that_cannot_start_within_its_max_wait_is_refused(stack: Stack) -> None:
     stack.pipeline.step_seconds = 0.1
     await stack.client.submit("learn how long jobs take", num_inference_steps=5)
     done = await stack.client.submit("and again", num_inference_steps=5)
@@ -183,9 +184,13 @@ async def test_job_that_cannot_start_before_its_deadline_is_refused(stack: Stack
     quick = AsyncClient(stack.address, timeout=0.4)
     try:
         with pytest.raises(ResourceExhausted) as info:
-            await quick.submit("in a hurry", num_inference_steps=5)
-        assert "after its deadline" in info.value.message
+            await stack.client.submit("in a hurry", num_inference_steps=5, max_wait=0.4)
+        assert "after its deadline or max_wait (0.4s)" in info.value.message
         assert info.value.retry_after is not None
+        assert info.value.retry_after >= 1.0
+        # SubmitJob returns at once: its own short call deadline does not bound when the job starts.
+        patient = await quick.submit("not in a hurry", num_inference_steps=5)
+        assert patient.state == pb.JOB_STATE_QUEUED
     finally:
         await quick.close()
         stack.pipeline.gate.set()

@@ -12,8 +12,8 @@ from helpers import kinds
 
 from moviola.catalog import BUILTIN_MODELS, load_catalog
 from moviola.client import AsyncClient, ResourceExhausted
-from moviola.embedded import EmbeddedServer
 from moviola.pipelines.tiny import ensure_built
+from moviola.runtime.embedded import EmbeddedServer
 from moviola.settings import Settings
 
 
@@ -47,7 +47,7 @@ def test_catalogue_errors_name_the_entry(tmp_path: Path) -> None:
 async def test_model_path_loads_weights_from_a_folder_with_no_code_change(tmp_path: Path) -> None:
     """wan2.1-t2v-1.3b pointed at a folder (here the tiny model, saved with save_pretrained)."""
     folder = ensure_built(tmp_path / "weights", "tiny-wan2.1-t2v")
-    settings = Settings(
+    settings = Settings.of(
         port=0, data_dir=tmp_path, cache_dir=tmp_path, model="wan2.1-t2v-1.3b", model_path=str(folder)
     )
     async with EmbeddedServer(settings) as server, AsyncClient(f"127.0.0.1:{server.port}") as client:
@@ -66,7 +66,7 @@ async def test_fallback_routes_to_ltx_when_the_primary_cannot_start_in_time(tmp_
         "tiny-wan2.2-t2v": ScriptedPipeline(step_seconds=0.2, spec=BUILTIN_MODELS["tiny-wan2.2-t2v"]),
         "tiny-ltx-video": ScriptedPipeline(spec=BUILTIN_MODELS["tiny-ltx-video"]),
     }
-    settings = Settings(port=0, data_dir=tmp_path, cache_dir=tmp_path, extra_models=("tiny-ltx-video",))
+    settings = Settings.of(port=0, data_dir=tmp_path, cache_dir=tmp_path, extra_models=("tiny-ltx-video",))
     embedded = EmbeddedServer(settings, loader=lambda spec, _: pipelines[spec.id])
     async with embedded as server, AsyncClient(f"127.0.0.1:{server.port}") as client:
         first = await client.submit("learn the run time", num_inference_steps=3, num_frames=9)

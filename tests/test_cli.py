@@ -113,7 +113,7 @@ def test_jobs_and_models_commands(server: ServerProcess, client: Client) -> None
 
 
 def test_serve_without_the_server_package_says_what_to_install() -> None:
-    code = CLIENT_ONLY.replace("av=None", "av=None, **{'moviola.serve': None}")
+    code = CLIENT_ONLY.replace("av=None", "av=None, **{'moviola.runtime': None}")
     done = subprocess.run([sys.executable, "-c", code, "serve"], capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert "needs the Moviola server" in done.stderr

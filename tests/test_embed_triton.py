@@ -248,7 +248,7 @@ def test_a_stateless_gateway_embeds_through_triton_and_one_without_triton_says_h
     """Scale-out: Embed on a Redis gateway (no torch in it), a job's video written by a worker process."""
     worker = ServerProcess(
         ["--redis-url", redis_url, "--data-dir", str(tmp_path), "--name", "w"],
-        program=[sys.executable, "-m", "moviola.simulated"],
+        program=[sys.executable, "-m", "moviola.runtime", "simulated-worker"],
         worker=True,
     )
     with (

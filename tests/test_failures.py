@@ -14,17 +14,17 @@ from helpers import kinds
 
 from moviola.catalog import ModelSpec
 from moviola.client import AsyncClient, Unavailable
-from moviola.embedded import EmbeddedServer
 from moviola.errors import PipelineFailed
 from moviola.jobs import Expert, JobRequest
 from moviola.pipelines.base import Frames, StepHooks, VideoPipeline
 from moviola.pipelines.loader import load_pipeline
+from moviola.runtime.embedded import EmbeddedServer
 from moviola.settings import Settings
 from moviola.v1 import job_pb2 as pb
 
 
 def settings(tmp_path: Path, cache_dir: Path) -> Settings:
-    return Settings(port=0, data_dir=tmp_path, cache_dir=cache_dir, drain_grace=5)
+    return Settings.of(port=0, data_dir=tmp_path, cache_dir=cache_dir, drain_grace=5)
 
 
 async def serve(

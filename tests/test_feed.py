@@ -7,9 +7,9 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from moviola.scheduler import feed as feed_module
-from moviola.scheduler import keys
-from moviola.scheduler.feed import EventFeed
+from moviola.scheduler.redis import feed as feed_module
+from moviola.scheduler.redis import keys
+from moviola.scheduler.redis.feed import EventFeed
 
 
 async def append(client: aioredis.Redis, job_id: str, sequence: int) -> None:

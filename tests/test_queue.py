@@ -11,6 +11,7 @@ from helpers import REQUEST
 from moviola.errors import JobNotFound, ResourceExhausted
 from moviola.jobs import Cancelled, Completed, JobState, Priority, Queued, Timings
 from moviola.scheduler.memory import MemoryJobQueue
+from moviola.settings import QueueSettings
 
 
 def done(job_id: str) -> Completed:
@@ -43,7 +44,7 @@ async def _queued(queue: MemoryJobQueue, job_id: str):  # type: ignore[no-untype
 
 
 async def test_batch_job_waiting_too_long_is_not_starved() -> None:
-    queue = MemoryJobQueue(batch_max_wait=0.0)
+    queue = MemoryJobQueue(QueueSettings(batch_max_wait=0.0))
     batch, _ = await queue.submit(replace(REQUEST, priority=Priority.BATCH))
     await queue.submit(REQUEST)
     assert (await queue.take("m")).job_id == batch.id
@@ -60,7 +61,7 @@ async def test_same_idempotency_key_returns_the_same_job() -> None:
 
 
 async def test_full_queue_refuses_with_a_retry_delay_and_queues_nothing() -> None:
-    queue = MemoryJobQueue(max_depth=2)
+    queue = MemoryJobQueue(QueueSettings(max_queue_depth=2))
     await queue.submit(REQUEST)
     await queue.submit(REQUEST)
     with pytest.raises(ResourceExhausted) as info:
@@ -72,7 +73,7 @@ async def test_full_queue_refuses_with_a_retry_delay_and_queues_nothing() -> Non
 
 
 async def test_finished_jobs_are_forgotten_oldest_first() -> None:
-    queue = MemoryJobQueue(retain_finished=2)
+    queue = MemoryJobQueue(QueueSettings(retain_finished_jobs=2))
     ids = []
     for _ in range(4):
         record, _ = await queue.submit(replace(REQUEST, idempotency_key=f"k{len(ids)}"))

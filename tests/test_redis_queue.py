@@ -11,13 +11,17 @@ from helpers import REQUEST
 
 from moviola.errors import ResourceExhausted
 from moviola.jobs import JobState, Priority
-from moviola.scheduler import keys
-from moviola.scheduler.redis import RedisJobQueue, RedisQueueConfig
+from moviola.scheduler.redis import RedisJobQueue, keys
+from moviola.scheduler.redis.connection import ticket_of
+from moviola.settings import QueueSettings
 
 
 @asynccontextmanager
 async def workers(url: str, *names: str, max_depth: int = 64) -> AsyncIterator[list[RedisJobQueue]]:
-    queues = [RedisJobQueue(RedisQueueConfig(url, max_depth=max_depth), consumer=name) for name in names]
+    queues = [
+        RedisJobQueue(QueueSettings(redis_url=url, max_queue_depth=max_depth), consumer=name)
+        for name in names
+    ]
     try:
         yield queues
     finally:
@@ -29,8 +33,7 @@ async def test_a_job_another_worker_reclaimed_is_not_handed_back(redis_url: str)
     async with workers(redis_url, "leaving", "free") as (leaving, free):
         job, _ = await leaving.submit(REQUEST)
         taken = await leaving.take("m")
-        assert taken.lease is not None
-        stream, msg_id = taken.lease
+        stream, msg_id = ticket_of(taken)
         # The reclaiming worker's XAUTOCLAIM (the lease expired) has run, its START not yet.
         async with aioredis.Redis.from_url(redis_url) as r:
             await r.xautoclaim(stream, keys.GROUP, "reclaiming", 0, msg_id, count=1)

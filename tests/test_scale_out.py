@@ -22,7 +22,8 @@ from moviola.v1 import job_pb2 as pb
 
 
 def gateway(url: str, *extra: str) -> ServerProcess:
-    return ServerProcess(["--redis-url", url, *extra])
+    """A gateway that queues jobs before any worker is up, as under scale-to-zero (tests start workers later)."""
+    return ServerProcess(["--redis-url", url, "--accept-without-workers", *extra])
 
 
 def worker(url: str, data_dir: Path, name: str, *extra: str, step_seconds: float = 0.02) -> ServerProcess:
@@ -37,7 +38,9 @@ def worker(url: str, data_dir: Path, name: str, *extra: str, step_seconds: float
         "--step-seconds",
         str(step_seconds),
     ]
-    return ServerProcess([*args, *extra], program=[sys.executable, "-m", "moviola.simulated"], worker=True)
+    return ServerProcess(
+        [*args, *extra], program=[sys.executable, "-m", "moviola.runtime", "simulated-worker"], worker=True
+    )
 
 
 @pytest.fixture

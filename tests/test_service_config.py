@@ -11,15 +11,15 @@ import pytest
 from fakes import ScriptedPipeline
 
 from moviola.client import Client, ResourceExhausted
-from moviola.embedded import EmbeddedServer
 from moviola.errors import ResourceExhausted as DomainResourceExhausted
 from moviola.jobs import JobRecord, JobRequest
+from moviola.runtime.embedded import EmbeddedServer
 from moviola.settings import Settings
 
 
 async def test_keyed_submit_is_retried_after_the_pushback_and_unkeyed_is_not(tmp_path: Path) -> None:
     pipeline = ScriptedPipeline(block_at=1)
-    settings = Settings(port=0, data_dir=tmp_path, cache_dir=tmp_path, max_queue_depth=1)
+    settings = Settings.of(port=0, data_dir=tmp_path, cache_dir=tmp_path, max_queue_depth=1)
     async with EmbeddedServer(settings, loader=lambda s, _: pipeline) as server:
         attempts: list[str] = []
         refused = threading.Event()

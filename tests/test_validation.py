@@ -12,7 +12,7 @@ import pytest_asyncio
 from fakes import ScriptedPipeline
 from google.rpc import error_details_pb2, status_pb2
 
-from moviola.embedded import EmbeddedServer
+from moviola.runtime.embedded import EmbeddedServer
 from moviola.settings import Settings
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
@@ -22,7 +22,7 @@ from moviola.v1 import job_pb2 as pb
 @pytest_asyncio.fixture
 async def embedded(tmp_path: Path, cache_dir: Path) -> AsyncIterator[EmbeddedServer]:
     pipeline = ScriptedPipeline()
-    settings = Settings(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_message_bytes=12 * 1024 * 1024)
+    settings = Settings.of(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_message_bytes=12 * 1024 * 1024)
     async with EmbeddedServer(settings, loader=lambda spec, s: pipeline) as server:
         yield server
 
@@ -84,7 +84,7 @@ async def test_invalid_field_is_named_and_nothing_is_queued(
             assert bad.field_violations[0].field == field
     assert embedded.queue.depth() == 0
     assert embedded.queue._jobs == {}
-    assert not (embedded.settings.data_dir / "videos").exists()
+    assert not (embedded.settings.storage.data_dir / "videos").exists()
 
 
 async def test_oversized_message_is_refused_by_the_transport(embedded: EmbeddedServer) -> None:

@@ -27,7 +27,11 @@ class JobState(enum.Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+        return self in TERMINAL_STATES
+
+
+#: States a job never leaves: the one definition (the Redis scripts are given it too).
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
 class Phase(enum.Enum):
@@ -52,6 +56,8 @@ class FailureCode(enum.Enum):
     INVALID_INPUT = "invalid_input"
     UNAVAILABLE = "unavailable"
     DEAD_LETTERED = "dead_lettered"
+    #: It did not start before its max_wait or the caller's deadline passed.
+    DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class JobRequest:
     idempotency_key: str = ""
     #: W3C trace context of the submit, carried to the worker (empty: not traced).
     traceparent: str = ""
+    #: Unix time by which the job must start (its max_wait or the caller's deadline), else it fails; None: any time.
+    start_by: float | None = None
 
 
 @dataclass(frozen=True)

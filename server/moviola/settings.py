@@ -1,10 +1,18 @@
-"""The one settings object of a Moviola process, built once at start-up."""
+"""The one settings object of a Moviola process, built once at start-up, in sections.
+
+Each backend takes its own section (``queue`` for the job queues, ``embed`` for
+the embedder...), and every option has its default here and nowhere else.
+``Settings.of`` builds one from the flat option names the command line uses:
+
+    Settings.of(port=0, redis_url="redis://127.0.0.1:6379/0", max_queue_depth=8)
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from moviola.catalog import DEFAULT_MODEL
 
@@ -14,9 +22,32 @@ def _xdg(variable: str, fallback: str) -> Path:
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServerSettings:
+    """The process and its ports."""
+
     host: str = "127.0.0.1"
+    #: gRPC port; 0 picks a free one.
     port: int = 50051
+    #: Seconds a draining process lets accepted work finish after SIGTERM.
+    drain_grace: float = 60.0
+    #: Largest gRPC message in either direction.
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: Write OpenTelemetry spans here as JSON lines; None: tracing is off.
+    trace_file: Path | None = None
+    #: Port of the Prometheus /metrics endpoint; None: no endpoint.
+    metrics_port: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be within 0..65535, got {self.port}")
+        if self.drain_grace < 0:
+            raise ValueError("drain_grace must not be negative")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which models this process serves and how it loads them."""
+
     model: str = DEFAULT_MODEL
     #: More models the embedded server serves beside ``model`` (one worker each).
     extra_models: tuple[str, ...] = ()
@@ -26,71 +57,126 @@ class Settings:
     include_opt_in: bool = False
     #: Local folder or hub id with the model's weights (of ``model``); None: the catalogue's source.
     model_path: str | None = None
-    #: Where videos are stored (local-disk storage).
-    data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))
     #: Where tiny random-weight models are built on first use.
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     #: "auto" picks cuda when available, else cpu.
     device: str = "auto"
     #: "auto" is bfloat16 on cuda and float32 on cpu.
     dtype: str = "auto"
-    #: Jobs waiting per server before submits get RESOURCE_EXHAUSTED.
-    max_queue_depth: int = 64
-    #: Seconds a draining server lets its running job finish after SIGTERM.
-    drain_grace: float = 60.0
-    #: Largest gRPC message in either direction.
-    max_message_bytes: int = 16 * 1024 * 1024
-    #: Finished jobs kept in memory for GetJob and WatchJob.
-    retain_finished_jobs: int = 1000
-    #: A batch job waiting longer than this starts ahead of interactive jobs.
-    batch_max_wait: float = 300.0
-    #: Name of this worker in STARTED events (and its Redis consumer name).
-    worker_name: str = "embedded"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The job queue: in memory (embedded) or Redis (gateways and workers)."""
+
     #: Redis URL; set, ``serve`` is a stateless gateway and ``worker`` takes jobs from it.
     redis_url: str | None = None
-    #: Seconds without a heartbeat after which a running job is taken over by another worker.
-    lease: float = 30.0
-    #: Seconds a job's event waits for more to share its publishing round trip (the terminal event never waits).
-    event_linger: float = 0.005
-    #: Runs of one job before it goes to the dead-letter stream.
-    max_attempts: int = 3
-    #: Write OpenTelemetry spans here as JSON lines; None: tracing is off.
-    trace_file: Path | None = None
-    #: Port of the Prometheus /metrics endpoint; None: no endpoint.
-    metrics_port: int | None = None
+    #: Jobs waiting per model before submits get RESOURCE_EXHAUSTED (both backends).
+    max_queue_depth: int = 64
+    #: Finished jobs kept in memory for GetJob and WatchJob (embedded).
+    retain_finished_jobs: int = 1000
     #: Seconds finished jobs and their events are kept (Redis).
     retention: float = 24 * 3600.0
+    #: A batch job waiting longer than this starts ahead of interactive jobs.
+    batch_max_wait: float = 300.0
+    #: Seconds without a renewal after which a worker's running job is taken over (the worker's own claim).
+    lease: float = 30.0
+    #: Runs of one job before it goes to the dead-letter stream.
+    max_attempts: int = 3
+    #: Accept jobs for a model that no live worker serves (they wait; for scale-to-zero), instead of UNAVAILABLE.
+    accept_without_workers: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_queue_depth < 1:
+            raise ValueError("max_queue_depth must be at least 1")
+        if self.lease <= 0 or self.max_attempts < 1:
+            raise ValueError("lease must be positive and max_attempts at least 1")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    #: Name of this worker in STARTED events (and its Redis consumer name).
+    name: str = "embedded"
+    #: Seconds a job's event waits for more to share its publishing round trip (the terminal event never waits).
+    event_linger: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.event_linger <= 1:
+            raise ValueError("event_linger must be within 0..1 seconds")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    #: Where videos are stored (local-disk storage).
+    data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
     #: Triton's gRPC address (host:port) that Embed calls; None: the embedded server runs the encoders itself.
     triton_url: str | None = None
     #: In-process embeddings: serve the models of this Triton model repository; None: tiny random-weight ones.
-    embed_repository: Path | None = None
+    repository: Path | None = None
     #: Embedding model for requests that name none; None: the first cross-modal (text and image) model.
-    embed_model: str | None = None
+    model: str | None = None
     #: Embed requests served at once (apart from generation); more wait for a slot.
-    embed_concurrency: int = 16
+    concurrency: int = 16
     #: Seconds one call to Triton may take.
-    embed_timeout: float = 10.0
+    timeout: float = 10.0
     #: Frames sampled from a video when the request does not say.
-    embed_frames: int = 8
+    frames: int = 8
     #: Most frames one request may sample.
-    embed_max_frames: int = 256
-    #: Folders whose files ``video_uri`` may name, besides ``data_dir``.
+    max_frames: int = 256
+    #: Folders whose files ``video_uri`` may name, besides the data dir.
     video_roots: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be within 0..65535, got {self.port}")
-        if self.max_queue_depth < 1:
-            raise ValueError("max_queue_depth must be at least 1")
-        if self.drain_grace < 0:
-            raise ValueError("drain_grace must not be negative")
-        if not 0 <= self.event_linger <= 1:
-            raise ValueError("event_linger must be within 0..1 seconds")
-        if self.lease <= 0 or self.max_attempts < 1:
-            raise ValueError("lease must be positive and max_attempts at least 1")
-        if self.embed_concurrency < 1 or self.embed_timeout <= 0:
+        if self.concurrency < 1 or self.timeout <= 0:
             raise ValueError("embed_concurrency must be at least 1 and embed_timeout positive")
-        if not 1 <= self.embed_frames <= self.embed_max_frames:
+        if not 1 <= self.frames <= self.max_frames:
             raise ValueError("embed_frames must be within 1..embed_max_frames")
-        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
+
+
+#: Flat option names (the command line's) whose field name in their section differs.
+_RENAMED = {
+    "worker_name": ("worker", "name"),
+    "embed_repository": ("embed", "repository"),
+    "embed_model": ("embed", "model"),
+    "embed_concurrency": ("embed", "concurrency"),
+    "embed_timeout": ("embed", "timeout"),
+    "embed_frames": ("embed", "frames"),
+    "embed_max_frames": ("embed", "max_frames"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+
+    @classmethod
+    def of(cls, **options: Any) -> Settings:
+        """Settings from flat option names (``port``, ``redis_url``, ``embed_model``...); ValueError on unknown ones."""
+        built = cls()
+        owners: dict[str, tuple[str, str]] = {}
+        for section in fields(cls):
+            for option in fields(getattr(built, section.name)):
+                owners.setdefault(option.name, (section.name, option.name))  # "model": the generation model's
+        owners.update(_RENAMED)
+        sections: dict[str, dict[str, Any]] = {section.name: {} for section in fields(cls)}
+        for name, value in options.items():
+            if name not in owners or name in ("name", "repository"):
+                raise ValueError(f"unknown setting {name!r}")
+            section_name, key = owners[name]
+            sections[section_name][key] = value
+        return replace(
+            built, **{name: replace(getattr(built, name), **values) for name, values in sections.items()}
+        )

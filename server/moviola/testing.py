@@ -31,7 +31,7 @@ _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 class ServerProcess:
-    """``moviola serve`` by default; ``program`` runs something else that logs "listening on" (a gateway)
+    """``python -m moviola.runtime serve`` by default; ``program`` runs something else that logs "listening on" (a gateway)
     or, with ``worker=True``, "ready: worker" (a worker has no port)."""
 
     def __init__(
@@ -47,7 +47,7 @@ class ServerProcess:
         self.program = program or [
             sys.executable,
             "-m",
-            "moviola.client.cli",
+            "moviola.runtime",
             "worker" if worker else "serve",
         ]
         self.worker = worker

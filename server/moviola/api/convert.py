@@ -8,8 +8,8 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from moviola import jobs
-from moviola.gateway import ModelStatus
 from moviola.scheduler.base import DeadLetter
+from moviola.service import ModelStatus
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
 from moviola.validation import RequestDraft

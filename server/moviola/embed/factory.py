@@ -10,27 +10,27 @@ from moviola.settings import Settings
 
 def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
     """Triton when ``triton_url`` is set; else in-process encoders (``in_process``) or none (a gateway)."""
-    if settings.triton_url:
+    if settings.embed.triton_url:
         from moviola.embed.triton import TritonBackend
 
-        return TritonBackend(settings.triton_url, timeout=settings.embed_timeout)
+        return TritonBackend(settings.embed.triton_url, timeout=settings.embed.timeout)
     if not in_process:
         return NoBackend()
     from moviola.embed.local import LocalBackend  # torch and transformers: only where models run in-process
 
-    if settings.embed_repository is not None:
-        return LocalBackend.from_repository(settings.embed_repository, settings.device)
-    return LocalBackend.tiny(settings.cache_dir / "embeddings", settings.device)
+    if settings.embed.repository is not None:
+        return LocalBackend.from_repository(settings.embed.repository, settings.models.device)
+    return LocalBackend.tiny(settings.models.cache_dir / "embeddings", settings.models.device)
 
 
 def embedder(
     settings: Settings, backend: EmbeddingBackend, jobs: JobLookup, metrics: Metrics | None = None
 ) -> Embedder:
     config = EmbedConfig(
-        video_roots=(settings.data_dir, *settings.video_roots),
-        concurrency=settings.embed_concurrency,
-        default_frames=settings.embed_frames,
-        max_frames=settings.embed_max_frames,
-        default_model=settings.embed_model,
+        video_roots=(settings.storage.data_dir, *settings.embed.video_roots),
+        concurrency=settings.embed.concurrency,
+        default_frames=settings.embed.frames,
+        max_frames=settings.embed.max_frames,
+        default_model=settings.embed.model,
     )
     return Embedder(backend, jobs=jobs, config=config, metrics=metrics)

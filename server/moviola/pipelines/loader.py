@@ -28,8 +28,8 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
     if source.startswith(BUILTIN_PREFIX):
         from moviola.pipelines.tiny import ensure_built
 
-        folder = ensure_built(settings.cache_dir, source.removeprefix(BUILTIN_PREFIX))
+        folder = ensure_built(settings.models.cache_dir, source.removeprefix(BUILTIN_PREFIX))
         log.warning("model %s has random weights: its videos are noise (built in %s)", spec.id, folder)
         source = str(folder)
     log.info("loading %s (%s) from %s", spec.id, spec.pipeline_class, source)
-    return DiffusersVideo.load(spec, source, device=settings.device, dtype=settings.dtype)
+    return DiffusersVideo.load(spec, source, device=settings.models.device, dtype=settings.models.dtype)

@@ -1,6 +1,6 @@
-"""Job queues: where accepted jobs wait, and where their events live."""
+"""Job queues: where accepted jobs wait, and where their events live.
 
-from moviola.scheduler.base import Assignment, JobQueue
-from moviola.scheduler.memory import MemoryJobQueue
-
-__all__ = ["Assignment", "JobQueue", "MemoryJobQueue"]
+``base`` names the roles (gateway, operator, worker), ``memory`` is the
+embedded server's queue, ``redis/`` the one many gateways and workers share,
+``estimate`` how long a new job would wait.
+"""

@@ -1,10 +1,11 @@
-"""The job-queue interface shared by the gateway and the workers.
+"""The job queue, as the roles that use it see it.
 
-The gateway side submits, reads, watches and cancels jobs; the worker side
-takes the next job for its model (the queue publishes STARTED), publishes the
-job's events, learns of cancellation, and finally acknowledges the job or
-hands it back. The embedded server uses ``MemoryJobQueue``; ``RedisJobQueue``
-implements the same interface for many gateways and workers.
+``GatewayQueue``: what the job service needs (submit, read, watch, cancel,
+estimate). ``OperatorQueue``: dead letters and requeue. ``WorkerQueue``: take
+the next job of a model (the queue publishes STARTED), publish its events,
+learn of cancellation, and finally finish it or hand it back.
+``MemoryJobQueue`` (the embedded server) and ``RedisJobQueue`` (many gateways
+and workers) implement all three.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class Assignment:
     request: JobRequest
     created_at: float
     attempt: int = 1
-    #: Backend-specific handle of the queue entry (Redis: stream and entry ID).
-    lease: tuple[str, str] | None = None
+    #: The backend's handle of the claim, opaque to everyone else (Redis: stream and entry ID).
+    ticket: object = None
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ class DeadLetter:
     time: float
 
 
-class JobQueue(Protocol):
-    # Gateway side.
+class GatewayQueue(Protocol):
+    """What a gateway's job service uses."""
+
     async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
         """Queue a job; return it and whether it is new (False: same idempotency key seen before).
 
@@ -60,8 +62,8 @@ class JobQueue(Protocol):
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or ask its worker to stop. Finished jobs are left alone."""
 
-    async def estimate_wait(self, model: str) -> float | None:
-        """Seconds a job submitted now would wait to start; None when unknown."""
+    async def estimate_wait(self, request: JobRequest) -> float | None:
+        """Seconds ``request`` would wait to start if submitted now (0: a worker is free); None when unknown."""
 
     async def waiting(self, model: str) -> dict[Priority, int]:
         """Jobs of ``model`` waiting to start, per priority class."""
@@ -69,13 +71,27 @@ class JobQueue(Protocol):
     async def live_workers(self, model: str) -> list[str]:
         """Workers of ``model`` that are alive now."""
 
+    async def close(self) -> None:
+        """Release connections and background tasks."""
+
+
+class OperatorQueue(Protocol):
+    """What an operator's calls use."""
+
     async def dead_letters(self) -> list[DeadLetter]:
         """Jobs given up on after too many attempts."""
 
     async def requeue(self, job_id: str) -> JobRecord:
         """Submit a dead letter's request again as a new job."""
 
-    # Worker side.
+
+class FrontQueue(GatewayQueue, OperatorQueue, Protocol):
+    """Everything the process facing callers uses."""
+
+
+class WorkerQueue(Protocol):
+    """What a worker uses."""
+
     async def take(self, model: str) -> Assignment:
         """Wait for the next job of ``model``, mark it started, and hand it to the caller."""
 
@@ -106,3 +122,6 @@ class JobQueue(Protocol):
 
     async def release(self, assignment: Assignment) -> bool:
         """Hand a running job back to the queue; False when this queue cannot (it ends with the process)."""
+
+    async def leave(self, model: str) -> None:
+        """This worker takes no more jobs of ``model``."""

@@ -2,7 +2,8 @@
 
 Everything lives in this process: a bounded queue per priority, each job's
 event log, and an index of idempotency keys. Finished jobs are kept for
-``retain_finished`` jobs, then forgotten oldest first, so memory stays bounded.
+``retain_finished_jobs`` jobs, then forgotten oldest first, so memory stays bounded.
+A queued job with a ``start_by`` time fails when that passes before it starts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from moviola.jobs import (
     Queued,
     Started,
 )
+from moviola.scheduler import estimate
 from moviola.scheduler.base import Assignment, DeadLetter
+from moviola.settings import QueueSettings
 
 
 @dataclass
@@ -41,27 +44,22 @@ class _Entry:
 
 
 class MemoryJobQueue:
-    def __init__(
-        self,
-        *,
-        max_depth: int = 64,
-        retain_finished: int = 1000,
-        batch_max_wait: float = 300.0,
-        worker: str = "embedded",
-    ) -> None:
+    def __init__(self, settings: QueueSettings | None = None, *, worker: str = "embedded") -> None:
+        settings = settings or QueueSettings()
         self._worker = worker
-        self._max_depth = max_depth
-        self._retain_finished = retain_finished
-        self._batch_max_wait = batch_max_wait
+        self._max_depth = settings.max_queue_depth
+        self._retain_finished = settings.retain_finished_jobs
+        self._batch_max_wait = settings.batch_max_wait
+        self._workers: dict[str, int] = {}  # model -> workers taking its jobs
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, _Entry] = {}
         self._pending: dict[Priority, deque[str]] = {p: deque() for p in Priority}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._keys: dict[str, str] = {}
         self._work = asyncio.Condition()
         self._idle = asyncio.Condition()
-        self._run_seconds: dict[
-            str, float
-        ] = {}  # moving average of finished runs per model, for wait estimates
+        self._run_times = estimate.RunTimes()
 
     # Gateway side.
 
@@ -69,16 +67,19 @@ class MemoryJobQueue:
         existing = self._keys.get(request.idempotency_key) if request.idempotency_key else None
         if existing is not None and existing in self._jobs:
             return self._jobs[existing].record, False
-        if self.depth() >= self._max_depth:
+        if self._waiting_of(request.model) >= self._max_depth:
             raise ResourceExhausted(
-                f"the queue is full ({self._max_depth} jobs waiting); retry later",
-                retry_after=max(1.0, self._run_seconds.get(request.model, 0.0)),
+                f"the queue of model {request.model} is full ({self._max_depth} jobs waiting); retry later",
+                retry_after=max(1.0, self._run_times.expected(request) or 0.0),
             )
         job_id = uuid.uuid4().hex
         self._jobs[job_id] = _Entry(JobRecord(id=job_id, request=request))
         if request.idempotency_key:
             self._keys[request.idempotency_key] = job_id
         self._pending[request.priority].append(job_id)
+        if request.start_by is not None:
+            delay = max(0.0, request.start_by - time.time())
+            self._deadlines[job_id] = asyncio.get_running_loop().call_later(delay, self._expire_soon, job_id)
         await self._announce_positions()  # the new job's first event; jobs it overtook move back
         async with self._work:
             self._work.notify_all()
@@ -107,7 +108,7 @@ class MemoryJobQueue:
     async def cancel(self, job_id: str) -> JobRecord:
         entry = self._entry(job_id)
         if entry.record.state is JobState.QUEUED:
-            self._pending[entry.record.request.priority].remove(job_id)
+            self._unqueue(job_id)
             await self.publish(job_id, Cancelled(reason="cancelled by request before it started"))
             await self._announce_positions()
         elif entry.record.state is JobState.RUNNING:
@@ -121,9 +122,7 @@ class MemoryJobQueue:
             await self._work.wait_for(lambda: self._next(model) is not None)
             job_id = self._next(model)
         assert job_id is not None
-        for queue in self._pending.values():
-            if job_id in queue:
-                queue.remove(job_id)
+        self._unqueue(job_id)
         entry = self._jobs[job_id]
         await self.publish(job_id, Started(worker=self._worker, attempt=1))
         await self._announce_positions()
@@ -163,18 +162,45 @@ class MemoryJobQueue:
     async def release(self, assignment: Assignment) -> bool:
         return False  # nobody else could take it: this queue ends with the process
 
-    async def estimate_wait(self, model: str) -> float | None:
-        run = self._run_seconds.get(model)
-        if run is None:
+    async def estimate_wait(self, request: JobRequest) -> float | None:
+        """Seconds until ``request`` would start if submitted now; None while nothing says."""
+        model = request.model
+        running = [e.record for e in self._jobs.values() if e.record.state is JobState.RUNNING]
+        running = [r for r in running if r.model == model]
+        ahead = [self._jobs[j].record.request for j in self._order() if self._jobs[j].record.model == model]
+        if request.priority is Priority.INTERACTIVE:
+            ahead = [r for r in ahead if r.priority is Priority.INTERACTIVE]
+        workers = self._workers.get(model, 0)
+        if not ahead and len(running) < workers:
+            return 0.0  # a worker is free
+        expected = [self._run_times.expected(r) for r in [*ahead, *(r.request for r in running)]]
+        if any(e is None for e in expected):
             return None
-        waiting = sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
-        return run * (waiting + 1)
+        now = time.time()
+        remaining = [
+            (self._run_times.expected(r.request) or 0.0) - (now - (r.started_at or now)) for r in running
+        ]
+        return estimate.wait(
+            running=remaining, waiting=[self._run_times.expected(r) or 0.0 for r in ahead], workers=workers
+        )
 
     async def waiting(self, model: str) -> dict[Priority, int]:
         return {p: sum(1 for j in q if self._jobs[j].record.model == model) for p, q in self._pending.items()}
 
     async def live_workers(self, model: str) -> list[str]:
-        return [self._worker]
+        return [self._worker] * self._workers.get(model, 0)
+
+    def add_worker(self, model: str) -> None:
+        """A worker now takes jobs of ``model``."""
+        self._workers[model] = self._workers.get(model, 0) + 1
+
+    async def leave(self, model: str) -> None:
+        self._workers[model] = max(0, self._workers.get(model, 0) - 1)
+
+    async def close(self) -> None:
+        for timer in self._deadlines.values():
+            timer.cancel()
+        self._deadlines.clear()
 
     async def dead_letters(self) -> list[DeadLetter]:
         return []  # a job that crashes this process ends with it: nothing is retried
@@ -187,6 +213,36 @@ class MemoryJobQueue:
     def depth(self) -> int:
         return sum(len(q) for q in self._pending.values())
 
+    def _waiting_of(self, model: str) -> int:
+        return sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
+
+    def _unqueue(self, job_id: str) -> None:
+        for queue in self._pending.values():
+            if job_id in queue:
+                queue.remove(job_id)
+        timer = self._deadlines.pop(job_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire_soon(self, job_id: str) -> None:
+        task = asyncio.create_task(self._expire(job_id), name=f"expire-{job_id}")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, job_id: str) -> None:
+        """The job's start_by passed: if it still waits, it fails and the jobs behind it move up."""
+        self._deadlines.pop(job_id, None)
+        entry = self._jobs.get(job_id)
+        if entry is None or entry.record.state is not JobState.QUEUED:
+            return
+        self._unqueue(job_id)
+        waited = time.time() - entry.record.created_at
+        message = f"did not start within its max_wait or deadline (waited {waited:.1f}s)"
+        await self.publish(
+            job_id, Failed(code=FailureCode.DEADLINE_EXCEEDED, message=message, retryable=True)
+        )
+        await self._announce_positions()
+
     async def wait_idle(self) -> None:
         """Return once no job is queued or running."""
         async with self._idle:
@@ -198,6 +254,7 @@ class MemoryJobQueue:
         for queue in self._pending.values():
             queue.clear()
         for job_id in job_ids:
+            self._unqueue(job_id)
             await self.publish(job_id, Failed(code=FailureCode.UNAVAILABLE, message=message, retryable=True))
         return len(job_ids)
 
@@ -229,10 +286,8 @@ class MemoryJobQueue:
 
     async def _finish(self, job_id: str, entry: _Entry) -> None:
         started = entry.record.started_at
-        if started is not None:
-            elapsed, model = time.time() - started, entry.record.model
-            average = self._run_seconds.get(model)
-            self._run_seconds[model] = elapsed if average is None else 0.8 * average + 0.2 * elapsed
+        if started is not None and entry.record.state is JobState.COMPLETED:
+            self._run_times.observe(entry.record.request, time.time() - started)
         self._finished[job_id] = None
         while len(self._finished) > self._retain_finished:
             old, _ = self._finished.popitem(last=False)

@@ -17,7 +17,7 @@ from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, P
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4
 from moviola.pipelines.base import Frames, VideoPipeline
-from moviola.scheduler.base import Assignment, JobQueue
+from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
 from moviola.worker.hooks import JobHooks
@@ -31,7 +31,7 @@ SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it agai
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: WorkerQueue,
         pipeline: VideoPipeline,
         storage: Storage,
         *,

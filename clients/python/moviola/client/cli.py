@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -52,26 +53,35 @@ def main() -> None:
     """Moviola: self-hosted video generation over gRPC."""
 
 
+#: Commands the server package provides (entry points ``moviola.commands``), with help for when it is absent.
+SERVER_COMMANDS = {
+    "serve": "Run a server: embedded, or a gateway with --redis-url (needs the server package).",
+    "worker": "Run a GPU worker that takes jobs from Redis (needs the server package).",
+}
+
+
 def _server_command(name: str) -> click.Command:
+    """The server's command NAME, found through its entry point; the client never imports the server."""
+
     @main.command(
         name,
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
         add_help_option=False,
+        help=SERVER_COMMANDS[name],
     )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
+        found = [e for e in entry_points(group="moviola.commands") if e.name == name]
         try:
-            from moviola import serve as server_commands
+            if not found:
+                raise ImportError("no entry point moviola.commands:" + name)
+            server_command = found[0].load()
         except ImportError as exc:
             raise click.ClickException(
                 f"`moviola {name}` needs the Moviola server, and this is the client alone ({exc}): pip install moviola"
             ) from exc
-        getattr(server_commands, name).main(args=list(args), prog_name=f"moviola {name}")
+        server_command.main(args=list(args), prog_name=f"moviola {name}")
 
-    command.help = {
-        "serve": "Run a server: embedded, or a gateway with --redis-url (needs the server package).",
-        "worker": "Run a GPU worker that takes jobs from Redis (needs the server package).",
-    }[name]
     return command
 
 

@@ -161,6 +161,8 @@ class _FailureCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureCo
     """The server shut down before the job could finish; submit it again."""
     FAILURE_CODE_DEAD_LETTERED: _FailureCode.ValueType  # 5
     """The job failed too many times and was moved to the dead-letter queue."""
+    FAILURE_CODE_DEADLINE_EXCEEDED: _FailureCode.ValueType  # 6
+    """The job did not start before its max_wait (or the Generate call's deadline) passed."""
 
 class FailureCode(_FailureCode, metaclass=_FailureCodeEnumTypeWrapper):
     """Why a job failed."""
@@ -177,6 +179,8 @@ FAILURE_CODE_UNAVAILABLE: FailureCode.ValueType  # 4
 """The server shut down before the job could finish; submit it again."""
 FAILURE_CODE_DEAD_LETTERED: FailureCode.ValueType  # 5
 """The job failed too many times and was moved to the dead-letter queue."""
+FAILURE_CODE_DEADLINE_EXCEEDED: FailureCode.ValueType  # 6
+"""The job did not start before its max_wait (or the Generate call's deadline) passed."""
 Global___FailureCode: _TypeAlias = FailureCode  # noqa: Y015
 
 @_typing.final

@@ -24,6 +24,9 @@ HANDED_BACK_IDLE_MS = 10**9
 #: Streams that dead jobs go to, with their last error; operators list and requeue them.
 DEAD_LETTERS = f"{PREFIX}dead-letters"
 
+#: Sorted set: queued jobs with a start_by time, scored by it; gateways sweep the overdue ones.
+DEADLINES = f"{PREFIX}deadlines"
+
 
 def job(job_id: str) -> str:
     """Hash: the request, its state and counters (sequence, attempts), the queue entry it sits in."""
@@ -51,5 +54,5 @@ def workers(model: str) -> str:
 
 
 def stats(model: str) -> str:
-    """Hash: moving average of run seconds per job, for wait estimates."""
+    """Hash: per size class, ``c:<class>`` the moving average of run seconds and ``n:<class>`` the runs seen."""
     return f"{PREFIX}stats:{model}"

@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from moviola.scheduler import keys
+from moviola.scheduler.redis import keys
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A worker whose pipeline only pretends: for scheduler tests and benchmarks, no torch needed.
 
-    python -m moviola.simulated --redis-url redis://127.0.0.1:6379/0 --step-seconds 0.05
+    python -m moviola.runtime simulated-worker --redis-url redis://127.0.0.1:6379/0 --data-dir /tmp/v --step-seconds 0.05
 
 Each denoising step takes ``--step-seconds``; a job whose prompt is
 ``--poison-prompt`` kills the worker process (SIGKILL), as a job that crashes
@@ -13,16 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
-import click
 import numpy as np
 
-from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpec
+from moviola.catalog import ModelSpec
 from moviola.jobs import Expert, JobRequest, Phase
 from moviola.pipelines.base import Frames, StepHooks
-from moviola.serve import run_process, setup_logging
-from moviola.settings import Settings
 
 
 class SimulatedPipeline:
@@ -48,32 +44,3 @@ class SimulatedPipeline:
             hooks.step(step, total, 1000.0 * (1 - (step - 1) / total), expert)
         hooks.phase(Phase.VAE_DECODING)
         return np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
-
-
-@click.command()
-@click.option("--redis-url", required=True)
-@click.option("--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)))
-@click.option("--name", "worker_name", default=f"simulated-{os.getpid()}")
-@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
-@click.option("--step-seconds", default=0.0, type=float)
-@click.option("--poison-prompt", default="")
-@click.option("--lease", default=30.0, type=float)
-@click.option("--max-attempts", default=3, type=int)
-@click.option("--drain-grace", default=60.0, type=float)
-@click.option("--log-level", default="info")
-@click.option("--metrics-port", type=int, default=None)
-def main(step_seconds: float, poison_prompt: str, log_level: str, **options: object) -> None:
-    setup_logging(log_level)
-    settings = Settings(**options)  # type: ignore[arg-type]
-    from moviola.distributed import WorkerProcess
-
-    spec = BUILTIN_MODELS[settings.model]
-    run_process(
-        lambda: WorkerProcess(
-            settings, loader=lambda _spec, _s: SimulatedPipeline(spec, step_seconds, poison_prompt)
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -8,10 +8,12 @@ from grpc_reflection.v1alpha import reflection
 
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
+from moviola.api.interceptors import interceptors
 from moviola.embed.service import Embedder
-from moviola.gateway import Gateway
 from moviola.lifecycle import Lifecycle
-from moviola.settings import Settings
+from moviola.metrics import Metrics
+from moviola.service import JobService
+from moviola.settings import ServerSettings
 from moviola.v1 import embedding_pb2, embedding_pb2_grpc, generation_pb2, generation_pb2_grpc
 
 SERVICES = (
@@ -20,8 +22,10 @@ SERVICES = (
 )
 
 
-def _options(settings: Settings) -> list[tuple[str, int]]:
+def _options(settings: ServerSettings) -> list[tuple[str, int]]:
     return [
+        # A port in use is an error, not shared: two servers on one port would split callers between them.
+        ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # Answer keepalive pings from long Generate streams without tearing the connection down.
@@ -38,11 +42,18 @@ def _options(settings: Settings) -> list[tuple[str, int]]:
 
 
 def build(
-    settings: Settings, gateway: Gateway, embedder: Embedder, lifecycle: Lifecycle
+    settings: ServerSettings,
+    service: JobService,
+    embedder: Embedder,
+    lifecycle: Lifecycle,
+    metrics: Metrics | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """Create the server, bound but not started; return it and its port."""
-    server = grpc.aio.server(options=_options(settings))
-    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(gateway), server)
+    """Create the server, bound but not started; return it and its port.
+
+    Raises ``PortInUse`` when another process listens on the port.
+    """
+    server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics))
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
 
     health_servicer = health.aio.HealthServicer()
@@ -60,7 +71,16 @@ def build(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio 1.85 raises where older ones returned 0
+        raise PortInUse(settings.port, address) from exc
     if port == 0:
-        raise OSError(f"cannot listen on {settings.host}:{settings.port}")
+        raise PortInUse(settings.port, address)
     return server, port
+
+
+class PortInUse(OSError):
+    def __init__(self, port: int, address: str) -> None:
+        super().__init__(f"port {port} is in use (cannot listen on {address})")

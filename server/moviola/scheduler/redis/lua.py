@@ -7,17 +7,22 @@ Scripts touch keys derived from the job id, so they need one Redis (or a
 cluster with all of Moviola's keys in one slot).
 """
 
-from moviola.scheduler import keys
+from moviola.jobs import TERMINAL_STATES
+from moviola.scheduler.redis import keys
+
+#: The terminal states, from their one definition in ``moviola.jobs``.
+_TERMINAL = ", ".join(f"['{state.value}'] = true" for state in sorted(TERMINAL_STATES, key=lambda s: s.value))
 
 PRELUDE = (
     f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
     + f"local HANDED_BACK_IDLE = {keys.HANDED_BACK_IDLE_MS}\n"
+    + f"local TERMINAL = {{{_TERMINAL}}}\n"
     + r"""
 -- An announce limit that covers every waiting job.
 local EVERYONE = 1e9
 
 local function is_terminal(state)
-  return state == 'completed' or state == 'failed' or state == 'cancelled'
+  return TERMINAL[state] == true
 end
 
 -- Append an event (its sequence number is its stream ID) and the state it implies; copy it to the
@@ -92,11 +97,23 @@ local function announce(interactive, batch, group, prefix, time, maxlen, retenti
   end
   return #waiting
 end
+
+-- A queued job whose start_by passed: FAILED (deadline exceeded), its queue entry removed.
+local function expire(job_key, events_key, time, maxlen, retention)
+  local waited = tonumber(time) - tonumber(redis.call('HGET', job_key, 'created_at'))
+  local stream, msg = redis.call('HGET', job_key, 'stream'), redis.call('HGET', job_key, 'msg')
+  if stream and msg then redis.call('XDEL', stream, msg) end
+  local message = string.format('did not start within its max_wait or deadline (waited %.1fs)', waited)
+  publish(job_key, events_key,
+          cjson.encode({type = 'failed', code = 'deadline_exceeded', message = message, retryable = true}),
+          'failed', time, maxlen, retention, '0')
+end
 """
 )
 
-# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key
-# ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit
+# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines
+# ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit,
+# start_by ('' for none)
 SUBMIT = (
     PRELUDE
     + r"""
@@ -112,6 +129,10 @@ local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+if ARGV[12] ~= '' then
+  redis.call('HSET', KEYS[1], 'start_by', ARGV[12])
+  redis.call('ZADD', KEYS[7], ARGV[12], ARGV[1])
+end
 -- Jobs moved back only where an interactive job overtook waiting batch jobs: then tell all of them.
 local limit = ARGV[11]
 if KEYS[3] == KEYS[4] and batch_waiting > 0 then limit = EVERYONE end
@@ -144,10 +165,20 @@ START_FUNCTION = r"""
 local function start(job_key, events_key, interactive, batch, a)
   local state = redis.call('HGET', job_key, 'state')
   if not state or is_terminal(state) then return {-2, 0} end
+  local job_id = string.match(job_key, 'job:(.+)$')
+  local start_by = redis.call('HGET', job_key, 'start_by')
+  if state == 'queued' and start_by and tonumber(start_by) < tonumber(a.time) then
+    expire(job_key, events_key, a.time, a.maxlen, a.retention)
+    redis.call('ZREM', a.deadlines, job_id)
+    return {-2, 0}
+  end
+  redis.call('ZREM', a.deadlines, job_id)
+  redis.call('HDEL', job_key, 'start_by')  -- it starts: a later hand-back does not bring the deadline back
   local attempts = tonumber(redis.call('HGET', job_key, 'attempts'))
   if attempts >= tonumber(a.max_attempts) then return {-4, attempts} end
   attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
-  redis.call('HSET', job_key, 'worker', a.worker, 'position', 0)
+  -- The lease belongs to the claim: a takeover waits for this worker's lease, not the taker's.
+  redis.call('HSET', job_key, 'worker', a.worker, 'position', 0, 'lease_ms', a.lease_ms)
   publish(job_key, events_key, cjson.encode({type = 'started', worker = a.worker, attempt = attempts}),
           'running', a.time, a.maxlen, a.retention, '')
   local waiting = announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
@@ -156,12 +187,13 @@ end
 
 local function start_args(first)
   return {worker = ARGV[first], time = ARGV[first + 1], maxlen = ARGV[first + 2], retention = ARGV[first + 3],
-          max_attempts = ARGV[first + 4], group = ARGV[first + 5], prefix = ARGV[first + 6], limit = ARGV[first + 7]}
+          max_attempts = ARGV[first + 4], group = ARGV[first + 5], prefix = ARGV[first + 6], limit = ARGV[first + 7],
+          lease_ms = ARGV[first + 8], deadlines = ARGV[first + 9]}
 end
 """
 
 # KEYS: job, events, interactive queue, batch queue
-# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit
+# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit, lease ms, deadlines key
 START = (
     PRELUDE
     + START_FUNCTION
@@ -171,7 +203,7 @@ return start(KEYS[1], KEYS[2], KEYS[3], KEYS[4], start_args(1))
 )
 
 # KEYS: interactive queue, batch queue, the queue to read first, the one to read next
-# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit
+# ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit, lease ms, deadlines key
 # A free worker reads its next job and starts it, in one round trip; nil when both queues are empty.
 TAKE = (
     PRELUDE
@@ -230,12 +262,65 @@ end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 """
 
-# KEYS: interactive queue, batch queue. ARGV: group
+# KEYS: interactive queue, batch queue. ARGV: group, '1' to count only jobs handed back
 # How many jobs wait in each queue (handed back or not yet delivered).
 WAITING = (
     PRELUDE
     + r"""
+if ARGV[2] == '1' then return {#handed_back(KEYS[1], ARGV[1]), #handed_back(KEYS[2], ARGV[1])} end
 return {waiting_in(KEYS[1], ARGV[1]), waiting_in(KEYS[2], ARGV[1])}
+"""
+)
+
+# KEYS: interactive queue, batch queue. ARGV: group, worker, prefix, default lease ms
+# Claim one entry whose holder has not renewed it for the lease that holder claimed it with (the job's
+# lease_ms; handed-back entries are idle for longer than any lease). Entries deleted while pending
+# (cancelled or expired) are acknowledged. Returns {stream, entry id, job id} or nil.
+RECLAIM = (
+    PRELUDE
+    + r"""
+for _, stream in ipairs({KEYS[1], KEYS[2]}) do
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, ARGV[1], '-', '+', 100)
+  if ok then
+    for _, p in ipairs(pending) do
+      local msg_id, idle = p[1], tonumber(p[3])
+      local entry = redis.call('XRANGE', stream, msg_id, msg_id)[1]
+      if not entry then
+        redis.call('XACK', stream, ARGV[1], msg_id)
+      else
+        local job_id = entry[2][2]
+        local lease = tonumber(redis.call('HGET', ARGV[3] .. 'job:' .. job_id, 'lease_ms') or ARGV[4])
+        if idle >= lease then
+          local claimed = redis.call('XCLAIM', stream, ARGV[1], ARGV[2], lease, msg_id, 'JUSTID')
+          if #claimed > 0 then return {stream, msg_id, job_id} end
+        end
+      end
+    end
+  end
+end
+return nil
+"""
+)
+
+# KEYS: deadlines. ARGV: time, maxlen, retention, group, prefix, most jobs per call
+# Fail the queued jobs whose start_by passed; the jobs behind them learn their new positions.
+EXPIRE = (
+    PRELUDE
+    + r"""
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[6]))
+local expired = 0
+for _, job_id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], job_id)
+  local job_key = ARGV[5] .. 'job:' .. job_id
+  if redis.call('HGET', job_key, 'state') == 'queued' then
+    expire(job_key, ARGV[5] .. 'events:' .. job_id, ARGV[1], ARGV[2], ARGV[3])
+    local model = redis.call('HGET', job_key, 'model')
+    announce(ARGV[5] .. 'queue:' .. model .. ':interactive', ARGV[5] .. 'queue:' .. model .. ':batch',
+             ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
+    expired = expired + 1
+  end
+end
+return expired
 """
 )
 
@@ -269,8 +354,9 @@ return 1
 )
 
 # KEYS: job, events, queue stream, stats
-# ARGV: time, maxlen, retention, attempt, group, entry id, run seconds average, then a kind json and its
-# new state per event (PUBLISH's pairs), the terminal one last.
+# ARGV: time, maxlen, retention, attempt, group, entry id, run seconds ('' when not completed), size class,
+# alpha, then a kind json and its new state per event (PUBLISH's pairs), the terminal one last.
+# A class's first run is provisional (warm-up): the second replaces it, later ones are averaged in.
 # A worker ends its job: its last events and the acknowledgement of the queue entry, together.
 FINISH = (
     PRELUDE
@@ -279,12 +365,18 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if is_terminal(state) or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[4] then return -2 end
 local seq = 0
-for i = 8, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   seq = publish(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[1], ARGV[2], ARGV[3], '')
 end
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
 redis.call('XDEL', KEYS[3], ARGV[6])
-redis.call('HSET', KEYS[4], 'run_seconds', ARGV[7])
+if ARGV[7] ~= '' then
+  local runs = redis.call('HINCRBY', KEYS[4], 'n:' .. ARGV[8], 1)
+  local old = tonumber(redis.call('HGET', KEYS[4], 'c:' .. ARGV[8]))
+  local seconds = tonumber(ARGV[7])
+  if runs > 2 and old then seconds = (1 - tonumber(ARGV[9])) * old + tonumber(ARGV[9]) * seconds end
+  redis.call('HSET', KEYS[4], 'c:' .. ARGV[8], seconds)
+end
 return seq
 """
 )

@@ -1,90 +1,30 @@
-"""``moviola serve`` and ``moviola worker`` (the client's ``moviola`` CLI dispatches here).
+"""The server's commands: ``moviola serve``, ``moviola worker`` and ``moviola simulated-worker``.
 
-moviola serve                                   # embedded: everything in one process
-moviola serve --redis-url redis://HOST:6379/0   # a stateless gateway
-moviola worker --model M --redis-url ...        # one per GPU replica
+    moviola serve                                   # embedded: everything in one process
+    moviola serve --redis-url redis://HOST:6379/0   # a stateless gateway
+    moviola worker --model M --redis-url ...        # one per GPU replica
+
+They run as ``python -m moviola.runtime COMMAND``, and the client's ``moviola``
+command finds them through the ``moviola.commands`` entry points this package
+declares (the client never imports the server).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import signal
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from moviola.catalog import DEFAULT_MODEL
+from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL
+from moviola.runtime.logs import setup_logging
+from moviola.runtime.signals import run_process
 from moviola.settings import Settings
 
-log = logging.getLogger("moviola")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Process(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def drain(self, grace: float | None = None) -> None: ...
-
-
-async def run_until_signalled(make: Callable[[], Process]) -> None:
-    """Start; on SIGTERM or SIGINT drain (or, while still starting, just stop)."""
-    process = make()  # inside the loop: gRPC's aio server binds to the running loop
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    starting = asyncio.create_task(process.start())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():
-        log.info("stopped while starting")
-        starting.cancel()
-        await process.stop()
-        return
-    try:
-        starting.result()  # a failed start raises here
-    except BaseException:
-        stopping.cancel()
-        await process.stop()
-        raise
-    await stop.wait()
-    log.info("draining")
-    await process.drain()
-    log.info("stopped")
-
-
-def setup_logging(level: str, fmt: str = "text") -> None:
-    """Text for people, or one JSON object per line (with ``job_id`` where a job is concerned) for collectors."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"}
-            )
-        )
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    logging.getLogger("moviola.announce").setLevel(logging.INFO)  # "listening on", "ready": always shown
-    for noisy in ("diffusers", "transformers", "httpx", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-def run_process(make: Callable[[], Process]) -> None:
-    import uvloop
-
-    try:
-        uvloop.run(run_until_signalled(make))
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def model_options(func: F) -> F:
@@ -150,12 +90,14 @@ def model_options(func: F) -> F:
 
 def _settings(options: dict[str, Any]) -> Settings:
     setup_logging(options.pop("log_level"), options.pop("log_format"))
-    paths = {k: options.pop(k) for k in ("data_dir", "cache_dir")}
+    for key in ("data_dir", "cache_dir"):
+        if options.get(key) is None:
+            options.pop(key, None)  # the XDG default
     for key in ("extra_models", "video_roots"):
         if key in options:
             options[key] = tuple(options[key])
     try:
-        return Settings(**options, **{k: v for k, v in paths.items() if v is not None})
+        return Settings.of(**options)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -168,6 +110,11 @@ def _settings(options: dict[str, Any]) -> Settings:
 )
 @click.option(
     "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs per model before refusing."
+)
+@click.option(
+    "--accept-without-workers",
+    is_flag=True,
+    help="Gateway: queue jobs for a model no live worker serves (scale-to-zero) instead of UNAVAILABLE.",
 )
 @click.option(
     "--also-serve", "extra_models", multiple=True, help="Embedded: one more model to serve (repeatable)."
@@ -201,12 +148,12 @@ def _settings(options: dict[str, Any]) -> Settings:
 def serve(**options: Any) -> None:
     """Serve generation over gRPC. With no options: the embedded default (tiny model, no Redis)."""
     settings = _settings(options)
-    if settings.redis_url:
-        from moviola.distributed import GatewayServer
+    if settings.queue.redis_url:
+        from moviola.runtime.gateway import GatewayServer
 
         run_process(lambda: GatewayServer(settings))
     else:
-        from moviola.embedded import EmbeddedServer
+        from moviola.runtime.embedded import EmbeddedServer
 
         run_process(lambda: EmbeddedServer(settings))
 
@@ -227,6 +174,37 @@ def serve(**options: Any) -> None:
 def worker(**options: Any) -> None:
     """Run jobs of one model from Redis, one at a time (one process per GPU replica)."""
     settings = _settings(options)
-    from moviola.distributed import WorkerProcess
+    from moviola.runtime.worker import WorkerProcess
 
     run_process(lambda: WorkerProcess(settings))
+
+
+@click.command("simulated-worker")
+@click.option("--redis-url", required=True)
+@click.option("--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)))
+@click.option("--name", "worker_name", default=f"simulated-{os.getpid()}")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--step-seconds", default=0.0, type=float, help="Seconds each pretended denoising step takes.")
+@click.option("--poison-prompt", default="", help="A job with this prompt kills the worker (SIGKILL).")
+@click.option("--lease", default=30.0, type=float)
+@click.option("--max-attempts", default=3, type=int)
+@click.option("--drain-grace", default=60.0, type=float)
+@click.option("--log-level", default="info")
+@click.option("--metrics-port", type=int, default=None)
+def simulated_worker(step_seconds: float, poison_prompt: str, log_level: str, **options: Any) -> None:
+    """The real worker with a pipeline that only pretends (no torch): for scheduler tests and benchmarks."""
+    setup_logging(log_level)
+    settings = Settings.of(**options)
+    from moviola.pipelines.simulated import SimulatedPipeline
+    from moviola.runtime.worker import WorkerProcess
+
+    spec = BUILTIN_MODELS[settings.models.model]
+    run_process(
+        lambda: WorkerProcess(
+            settings, loader=lambda _spec, _s: SimulatedPipeline(spec, step_seconds, poison_prompt)
+        )
+    )
+
+
+#: ``python -m moviola.runtime NAME`` and the client CLI's ``moviola NAME`` (entry points ``moviola.commands``).
+COMMANDS: dict[str, click.Command] = {"serve": serve, "worker": worker, "simulated-worker": simulated_worker}

@@ -1,20 +1,23 @@
-"""The gateway: what the API does, without gRPC.
+"""The job service: what the API does, without gRPC.
 
 Validates before anything is queued, refuses work while the server cannot
-take it, and hands everything else to the job queue.
+take it (not ready, no worker for the model, or it would start too late), and
+hands everything else to the job queue. The embedded server and every
+gateway run one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest, ResourceExhausted
+from moviola.errors import InvalidRequest, ResourceExhausted, Unavailable
 from moviola.jobs import JobEvent, JobRecord, JobRequest
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
-from moviola.scheduler.base import DeadLetter, JobQueue
+from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.tracing import Tracing
 from moviola.validation import RequestDraft, validate
 
@@ -31,15 +34,26 @@ def _job_id(job_id: str) -> str:
     return job_id
 
 
-class Gateway:
+#: Seconds a caller is told to wait before retrying when no worker serves a model.
+NO_WORKER_RETRY = 5.0
+
+
+def _seconds(value: float) -> str:
+    """Seconds as the caller wrote them: 2 → "2s", 0.25 → "0.25s", 3.7123 → "3.71s"."""
+    return f"{round(value, 2):g}s"
+
+
+class JobService:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: FrontQueue,
         models: dict[str, ModelSpec],
         default_model: str,
         lifecycle: Lifecycle,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        *,
+        accept_without_workers: bool = False,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing or Tracing(None, "moviola")
@@ -47,25 +61,50 @@ class Gateway:
         self._models = models
         self._default_model = default_model
         self._lifecycle = lifecycle
+        self._accept_without_workers = accept_without_workers
 
-    async def submit(self, draft: RequestDraft, *, max_wait: float | None = None) -> tuple[JobRecord, bool]:
+    async def submit(
+        self, draft: RequestDraft, *, caller_waits: float | None = None
+    ) -> tuple[JobRecord, bool]:
         """Validate and queue; route to the fallback model, or refuse, work that cannot start in time.
 
-        ``max_wait`` is the call's deadline; the request's own ``max_wait`` counts too.
+        ``caller_waits``: seconds the caller waits for the job (Generate's stream deadline); with the
+        request's own ``max_wait``, the sooner bounds the start. A queued job that has not started by
+        then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing: its call returns at once.
         """
         request = validate(draft, self._models, self._default_model)
         self._lifecycle.require_ready()
-        limits = [w for w in (max_wait, draft.max_wait) if w is not None]
+        request = await self._served(draft, request)
+        limits = [w for w in (caller_waits, draft.max_wait) if w is not None]
         if limits:
             limit = min(limits)
-            wait = await self._queue.estimate_wait(request.model)
+            wait = await self._queue.estimate_wait(request)
             if wait is not None and wait > limit:
                 request = await self._fallback(draft, request, wait, limit)
+            request = replace(request, start_by=time.time() + limit)
         with self._tracing.submit(request.traceparent) as carried:
             record, created = await self._queue.submit(replace(request, traceparent=carried))
         if created and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
         return record, created
+
+    async def _served(self, draft: RequestDraft, request: JobRequest) -> JobRequest:
+        """The request, if a live worker serves its model (or the fallback's); else ``Unavailable``."""
+        if self._accept_without_workers or await self._queue.live_workers(request.model):
+            return request
+        spec = self._models[request.model]
+        fallback = spec.fallback if draft.allow_fallback and spec.fallback in self._models else None
+        if fallback is not None and await self._queue.live_workers(fallback):
+            return self._on(draft, request, fallback)
+        raise Unavailable(
+            f"no worker serves model {request.model} now; start one (moviola worker --model "
+            f"{request.model}) or retry later",
+            retry_after=NO_WORKER_RETRY,
+        )
+
+    def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
+        """The same request on another model (same seed); ``InvalidRequest`` when it does not fit it."""
+        return validate(replace(draft, model=model, seed=request.seed), self._models, self._default_model)
 
     async def refresh_metrics(self) -> None:
         """Update the gauges that describe the queue (called every second while metrics are served)."""
@@ -81,23 +120,30 @@ class Gateway:
     ) -> JobRequest:
         """The same request on the model's fallback, or ``ResourceExhausted``."""
         spec = self._models[request.model]
+        served = spec.fallback is not None and spec.fallback in self._models
+        hint = (
+            "; set allow_fallback to run it on a faster model" if served and not draft.allow_fallback else ""
+        )
         too_late = ResourceExhausted(
-            f"model {request.model} could start this job in about {wait:.1f}s, after its deadline or max_wait ({limit:.1f}s)"
-            + ("" if draft.allow_fallback else "; set allow_fallback to run it on a faster model"),
+            f"model {request.model} could start this job in about {_seconds(wait)}, after its deadline or "
+            f"max_wait ({_seconds(limit)}){hint}",
             retry_after=max(1.0, wait - limit),
         )
-        if not draft.allow_fallback or spec.fallback is None or spec.fallback not in self._models:
+        if not draft.allow_fallback or not served or spec.fallback is None:
             raise too_late
         try:
-            routed = validate(
-                replace(draft, model=spec.fallback, seed=request.seed), self._models, self._default_model
-            )
+            routed = self._on(draft, request, spec.fallback)
         except InvalidRequest as exc:
             raise ResourceExhausted(
                 f"{too_late.message}; its fallback {spec.fallback} cannot take it ({exc.message})",
                 retry_after=too_late.retry_after,
             ) from exc
-        fallback_wait = await self._queue.estimate_wait(routed.model)
+        if not self._accept_without_workers and not await self._queue.live_workers(routed.model):
+            raise ResourceExhausted(
+                f"{too_late.message}; no worker serves its fallback {routed.model}",
+                retry_after=too_late.retry_after,
+            )
+        fallback_wait = await self._queue.estimate_wait(routed)
         if fallback_wait is not None and fallback_wait > limit:
             raise ResourceExhausted(
                 f"{too_late.message}; its fallback {routed.model} is busy too",

@@ -1,0 +1,36 @@
+"""Logging of a server process: text for people, or one JSON object per line for collectors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+#: Start-up lines that tools wait for ("listening on", "ready"), printed at every log level.
+announce = logging.getLogger("moviola.announce")
+
+#: Libraries whose INFO and WARNING chatter (progress bars, deprecations of their own internals) is not ours.
+NOISY = ("diffusers", "transformers", "httpx", "huggingface_hub", "accelerate", "torch")
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Text for people, or one JSON object per line (with ``job_id`` where a job is concerned) for collectors."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"}
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)  # library warnings go through logging, where NOISY silences them
+    announce.setLevel(logging.INFO)
+    for noisy in (*NOISY, "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if level.lower() != "debug":
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"(transformers|diffusers|torch)\b")

@@ -1,0 +1,81 @@
+"""The worker process: one GPU replica loads its model once, then runs one job at a time from Redis.
+
+moviola worker --model wan2.2-t2v-a14b --redis-url redis://redis:6379/0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from moviola.catalog import resolve
+from moviola.pipelines.loader import PipelineLoader, load_pipeline
+from moviola.runtime import wiring
+from moviola.runtime.logs import announce
+from moviola.scheduler.redis import RedisJobQueue
+from moviola.settings import Settings
+from moviola.tracing import Tracing
+from moviola.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, *, loader: PipelineLoader = load_pipeline) -> None:
+        self.settings = settings
+        models = settings.models
+        self.spec = resolve(models.model, models.model_path, wiring.catalog(settings))
+        self.queue = RedisJobQueue(settings.queue, consumer=settings.worker.name)
+        self.storage = wiring.storage(settings)
+        self._loader = loader
+        self.worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
+        metrics = wiring.metrics(self.settings)
+        port = self.settings.server.metrics_port
+        if metrics is not None and port is not None:
+            metrics.serve(port)
+            announce.info("metrics on port %d", port)
+        self.worker = wiring.build_worker(
+            self.settings,
+            self.queue,
+            pipeline,
+            self.storage,
+            metrics=metrics,
+            tracing=Tracing(self.settings.server.trace_file, "moviola-worker"),
+        )
+        self._task = asyncio.create_task(self.worker.run(), name="worker")
+        announce.info(
+            "ready: worker %s serving %s from %s",
+            self.settings.worker.name,
+            self.spec.id,
+            self.settings.queue.redis_url,
+        )
+
+    async def failed(self) -> BaseException:
+        """The worker's loop ended on its own: it cannot go on, so the process exits for its supervisor."""
+        assert self._task is not None, "failed() is awaited after start()"
+        try:
+            await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return exc
+        return RuntimeError(f"the worker for {self.spec.id} stopped taking jobs")
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop taking jobs; finish the running one within the grace period or hand it back."""
+        if self.worker is not None:
+            await self.worker.drain(self.settings.server.drain_grace if grace is None else grace)
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.queue.leave(self.spec.id)
+        await self.queue.close()

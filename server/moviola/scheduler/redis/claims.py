@@ -1,0 +1,289 @@
+"""The side of the Redis queue that workers use: take (claim) a job, publish its events, finish or hand it back.
+
+A claim is a queue entry in the group's pending list; the worker renews it while
+it runs, and the lease it claimed with is stored with the job, so a takeover
+waits for that worker's lease, not the taker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from moviola.errors import JobNotFound, LeaseLost, Unavailable
+from moviola.jobs import Completed, EventKind, Failed, FailureCode, JobEvent
+from moviola.scheduler import estimate
+from moviola.scheduler.base import Assignment
+from moviola.scheduler.redis import keys
+from moviola.scheduler.redis.codec import decode_request
+from moviola.scheduler.redis.connection import (
+    UNREACHABLE,
+    RedisBase,
+    as_text,
+    encoded_kinds,
+    msg_age,
+    ticket_of,
+    translated,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ClaimSide(RedisBase):
+    @translated
+    async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
+        now, seq, model = await self._publish_batch(job_id, [kind], attempt)
+        return JobEvent(job_id, seq, now, model, kind)
+
+    @translated
+    async def publish_many(self, job_id: str, kinds: list[EventKind], *, attempt: int | None = None) -> None:
+        await self._publish_batch(job_id, kinds, attempt)
+
+    async def _publish_batch(
+        self, job_id: str, kinds: list[EventKind], attempt: int | None
+    ) -> tuple[float, int, str]:
+        """Append ``kinds`` in one script call; (time, the last one's sequence number, the job's model)."""
+        now, maxlen, retention = self._args()
+        expected = "" if attempt is None else str(attempt)
+        seq, model = await self._publish(
+            keys=[keys.job(job_id), keys.events(job_id)],
+            args=[now, maxlen, retention, expected, *encoded_kinds(kinds)],
+        )
+        if seq == -1:
+            raise JobNotFound(job_id)
+        if seq in (-2, -3):
+            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+        return now, int(seq), as_text(model)
+
+    async def take(self, model: str) -> Assignment:
+        """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
+        backoff = 0.1
+        while True:
+            try:
+                assignment = await self._take_once(model)
+                backoff = 0.1
+            except (*UNREACHABLE, Unavailable) as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
+            except ResponseError as exc:
+                # NOGROUP: Redis lost its data (restarted without persistence); create the groups again.
+                log.warning("Redis answered %s; recreating the consumer groups", exc)
+                self._last_group_check = float("-inf")
+            else:
+                if assignment is not None:
+                    return assignment
+                continue
+            await asyncio.sleep(backoff)  # back off before asking a failing Redis again
+            backoff = min(backoff * 2, 5.0)
+
+    async def _take_once(self, model: str) -> Assignment | None:
+        now = time.monotonic()
+        if now - self._last_heartbeat > self.tuning.heartbeat:
+            await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+            self._last_heartbeat = now
+        interactive, batch = self._queues(model)
+        if now - self._last_group_check > self.settings.lease:  # also recreates groups lost with Redis
+            for stream in (interactive, batch):
+                with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                    await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+            self._last_group_check = now
+        if now - self._last_reclaim > min(1.0, self.settings.lease / 3):
+            self._last_reclaim = now
+            if (assignment := await self._reclaim(model)) is not None:
+                return assignment
+        return await self._read(model)
+
+    async def _reclaim(self, model: str) -> Assignment | None:
+        """Take over one job whose worker stopped renewing the lease it claimed it with (its ``--lease``)."""
+        reply = await self._reclaim_script(
+            keys=self._queues(model),
+            args=[keys.GROUP, self.consumer, keys.PREFIX, int(self.settings.lease * 1000)],
+        )
+        if not reply:
+            return None
+        stream, msg_id, job_id = (as_text(part) for part in reply)
+        if await self.redis.hget(keys.job(job_id), "state") == b"running":  # not handed back
+            log.warning("taking over job %s: its worker stopped renewing its lease", job_id)
+            await self.redis.hset(keys.job(job_id), "error", "its worker stopped (lease expired)")
+        return await self._begin(model, stream, msg_id, job_id)
+
+    async def _read(self, model: str) -> Assignment | None:
+        interactive, batch = self._queues(model)
+        order = [interactive, batch]
+        if time.monotonic() - self._last_batch_check > 1.0:  # is the oldest batch job overdue?
+            self._last_batch_check = time.monotonic()
+            head = await self.redis.xrange(batch, "-", "+", count=1)
+            if head and msg_age(as_text(head[0][0])) > self.settings.batch_max_wait:
+                order.reverse()
+        reply = await self._take(keys=[interactive, batch, *order], args=self._start_args())
+        if reply:
+            *started, stream, msg_id, job_id = reply
+            return await self._started(model, as_text(stream), as_text(msg_id), as_text(job_id), started)
+        # Block on interactive work only: a waiting batch job is found on the next round.
+        blocked = await self.redis.xreadgroup(
+            keys.GROUP, self.consumer, {interactive: ">"}, count=1, block=int(self.tuning.poll * 1000)
+        )
+        if blocked and blocked[0][1]:
+            msg_id, fields = blocked[0][1][0]
+            return await self._begin(model, interactive, as_text(msg_id), as_text(fields[b"job"]))
+        return None
+
+    def _start_args(self) -> list[Any]:
+        now, maxlen, retention = self._args()
+        return [
+            self.consumer,
+            now,
+            maxlen,
+            retention,
+            self.settings.max_attempts,
+            keys.GROUP,
+            keys.PREFIX,
+            self.tuning.announce_limit,
+            int(self.settings.lease * 1000),
+            keys.DEADLINES,
+        ]
+
+    def _announce_soon(self, model: str) -> None:
+        """Tell every waiting job its position, at most once a second: a start told only the first few."""
+        if self._owed_announce is None or self._owed_announce.done():
+            self._owed_announce = asyncio.create_task(self._announce_all(model), name=f"announce-{model}")
+
+    async def _announce_all(self, model: str) -> None:
+        await asyncio.sleep(max(0.0, self._last_full_announce + 1.0 - time.monotonic()))
+        self._last_full_announce = time.monotonic()
+        now, maxlen, retention = self._args()
+        try:
+            await self._announce(
+                keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, keys.PREFIX]
+            )
+        except RedisError as exc:  # positions are informational; the next start tries again
+            log.warning("could not announce queue positions of %s: %s", model, exc)
+
+    async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
+        reply = await self._start(
+            keys=[keys.job(job_id), keys.events(job_id), *self._queues(model)], args=self._start_args()
+        )
+        return await self._started(model, stream, msg_id, job_id, reply)
+
+    async def _started(
+        self, model: str, stream: str, msg_id: str, job_id: str, reply: list[Any]
+    ) -> Assignment | None:
+        """Act on the START script's reply: an assignment, or the entry acknowledged (and dead-lettered)."""
+        status, attempts = int(reply[0]), int(reply[1])
+        if status == -2:  # cancelled or finished meanwhile
+            await self._ack(stream, msg_id)
+            return None
+        if status == -4:
+            await self._dead_letter(job_id, model, attempts)
+            await self._ack(stream, msg_id)
+            return None
+        if int(reply[4]) > self.tuning.announce_limit:
+            self._announce_soon(model)
+        assignment = Assignment(
+            job_id=job_id,
+            request=decode_request(reply[2]),
+            created_at=float(reply[3]),
+            attempt=attempts,
+            ticket=(stream, msg_id),
+        )
+        self._leases[job_id] = asyncio.create_task(
+            self._renew(model, job_id, stream, msg_id), name=f"lease-{job_id}"
+        )
+        return assignment
+
+    async def _dead_letter(self, job_id: str, model: str, attempts: int) -> None:
+        error = as_text(await self.redis.hget(keys.job(job_id), "error") or b"unknown")
+        message = f"gave up after {attempts} attempts; last error: {error}"
+        log.error("job %s moved to the dead-letter stream: %s", job_id, message)
+        await self.redis.xadd(
+            keys.DEAD_LETTERS,
+            {"job": job_id, "model": model, "error": error, "attempts": attempts, "time": time.time()},
+        )
+        with contextlib.suppress(LeaseLost):
+            await self.publish(job_id, Failed(code=FailureCode.DEAD_LETTERED, message=message))
+
+    async def _renew(self, model: str, job_id: str, stream: str, msg_id: str) -> None:
+        interval = min(self.settings.lease / 3, self.tuning.heartbeat)  # renewals are the heartbeat too
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._renew_lease(
+                    keys=[keys.job(job_id), stream, keys.workers(model)],
+                    args=[keys.GROUP, self.consumer, msg_id, time.time()],
+                )
+            except RedisError as exc:
+                log.warning("could not renew the lease of %s: %s", msg_id, exc)
+
+    async def _ack(self, stream: str, msg_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.xack(stream, keys.GROUP, msg_id).xdel(stream, msg_id).execute()
+
+    async def _stop_lease(self, job_id: str) -> None:
+        """Stop renewing, and wait until no renewal can still reach Redis after what comes next."""
+        task = self._leases.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    @translated
+    async def finish(
+        self,
+        assignment: Assignment,
+        kind: EventKind,
+        run_seconds: float,
+        *,
+        preceding: Sequence[EventKind] = (),
+    ) -> None:
+        """Publish the events not yet published and the terminal one, and acknowledge the entry, in one step."""
+        await self._stop_lease(assignment.job_id)
+        stream, msg_id = ticket_of(assignment)
+        model, job_id = assignment.request.model, assignment.job_id
+        now, maxlen, retention = self._args()
+        # Only completed runs say how long a job takes; the script folds them into the class's average.
+        observed = run_seconds if isinstance(kind, Completed) else ""
+        ack = [keys.GROUP, msg_id, observed, estimate.size_class(assignment.request), estimate.ALPHA]
+        seq = await self._finish(
+            keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
+            args=[now, maxlen, retention, assignment.attempt, *ack, *encoded_kinds([*preceding, kind])],
+        )
+        if seq == -1:
+            raise JobNotFound(job_id)
+        if seq == -2:
+            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+
+    async def release(self, assignment: Assignment) -> bool:
+        """Give a running job back to the queue (the worker is stopping): the next free worker starts it."""
+        await self._stop_lease(assignment.job_id)
+        stream, msg_id = ticket_of(assignment)
+        now, maxlen, retention = self._args()
+        try:
+            job_id, queues = assignment.job_id, self._queues(assignment.request.model)
+            entry = [keys.GROUP, self.consumer, msg_id, keys.PREFIX]
+            released = await self._release(
+                keys=[keys.job(job_id), keys.events(job_id), stream, *queues],
+                args=[now, maxlen, retention, assignment.attempt, *entry],
+            )
+            return bool(released)
+        except RedisError as exc:
+            log.warning("could not hand job %s back (%s); its lease will expire", assignment.job_id, exc)
+            return True
+
+    async def wait_cancel_requested(self, job_id: str) -> None:
+        """Polled only while the job runs (one HGET per 100 ms); a Redis outage is waited out."""
+        while True:
+            await asyncio.sleep(0.1)
+            try:
+                if await self.redis.hget(keys.job(job_id), "cancel") == b"1":
+                    return
+            except UNREACHABLE:
+                await asyncio.sleep(1.0)
+
+    async def leave(self, model: str) -> None:
+        """Remove this worker from the live set (clean shutdown)."""
+        with contextlib.suppress(RedisError):
+            await self.redis.zrem(keys.workers(model), self.consumer)

@@ -1,0 +1,151 @@
+"""What both sides of the Redis queue share: the client, its scripts, and the translation of Redis errors.
+
+Redis errors become ``Unavailable`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from moviola.errors import Unavailable
+from moviola.jobs import Cancelled, Completed, EventKind, Failed, JobEvent, Priority, Queued, Started
+from moviola.scheduler.base import Assignment
+from moviola.scheduler.redis import keys
+from moviola.scheduler.redis import lua as redis_lua
+from moviola.scheduler.redis.codec import decode_kind, encode_kind
+from moviola.scheduler.redis.feed import EventFeed
+from moviola.settings import QueueSettings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+STATES: dict[type[Any], str] = {
+    Queued: "queued",
+    Started: "running",
+    Completed: "completed",
+    Failed: "failed",
+    Cancelled: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs of the Redis queue that operators need not set (the rest is ``QueueSettings``)."""
+
+    #: Events kept per job (older ones are trimmed).
+    max_events: int = 10_000
+    #: How long a free worker blocks on Redis before checking for abandoned jobs again.
+    poll: float = 1.0
+    #: Queue positions up to this one are updated on every move; those further back within a second.
+    announce_limit: int = 1
+    #: Seconds between a worker's heartbeats (while free, and while it runs a job).
+    heartbeat: float = 2.0
+    #: A worker whose last heartbeat is older than this is not counted as live.
+    live_window: float = 15.0
+
+
+#: Errors that mean Redis cannot be reached (as opposed to Redis answering with an error).
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    return Unavailable(f"the job store (Redis) is unreachable: {exc}", retry_after=1.0)
+
+
+def translated(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except UNREACHABLE as exc:
+            raise unavailable(exc) from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def encoded_kinds(kinds: Sequence[EventKind]) -> list[str]:
+    """Events as the scripts take them: each kind's JSON, then the state it implies ('' for none)."""
+    return [part for kind in kinds for part in (encode_kind(kind), STATES.get(type(kind), ""))]
+
+
+def to_event(job_id: str, model: str, sequence: int, fields: dict[bytes, bytes]) -> JobEvent:
+    return JobEvent(job_id, sequence, float(fields[b"t"]), model, decode_kind(fields[b"k"]))
+
+
+def ticket_of(assignment: Assignment) -> tuple[str, str]:
+    """The queue stream and entry ID that this queue's ``take`` put in the assignment."""
+    ticket = assignment.ticket
+    if not (isinstance(ticket, tuple) and len(ticket) == 2):
+        raise TypeError(f"not an assignment of a Redis queue: {ticket!r}")
+    return str(ticket[0]), str(ticket[1])
+
+
+def msg_age(msg_id: str) -> float:
+    """Seconds since an auto-generated stream ID (``<ms>-<n>``) was created."""
+    return time.time() - int(msg_id.split("-")[0]) / 1000
+
+
+class RedisBase:
+    def __init__(self, settings: QueueSettings, *, consumer: str = "", tuning: Tuning | None = None) -> None:
+        if settings.redis_url is None:
+            raise ValueError("the Redis queue needs redis_url")
+        self.settings = settings
+        self.tuning = tuning or Tuning()
+        self.consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            settings.redis_url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=1.0,
+            health_check_interval=10,
+        )
+        self._submit = self.redis.register_script(redis_lua.SUBMIT)
+        self._publish = self.redis.register_script(redis_lua.PUBLISH)
+        self._start = self.redis.register_script(redis_lua.START)
+        self._cancel = self.redis.register_script(redis_lua.CANCEL)
+        self._release = self.redis.register_script(redis_lua.RELEASE)
+        self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
+        self._waiting = self.redis.register_script(redis_lua.WAITING)
+        self._renew_lease = self.redis.register_script(redis_lua.RENEW)
+        self._finish = self.redis.register_script(redis_lua.FINISH)
+        self._take = self.redis.register_script(redis_lua.TAKE)
+        self._reclaim_script = self.redis.register_script(redis_lua.RECLAIM)
+        self._expire = self.redis.register_script(redis_lua.EXPIRE)
+        self._leases: dict[str, asyncio.Task[None]] = {}
+        self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
+        self._last_full_announce = self._last_batch_check = float("-inf")
+        self._owed_announce: asyncio.Task[None] | None = None
+        self._feed = EventFeed(self.redis, block=self.tuning.poll)
+
+    async def close(self) -> None:
+        await self._feed.close()
+        for task in [*self._leases.values(), self._owed_announce]:
+            if task is not None:
+                task.cancel()
+        await self.redis.aclose()
+
+    @translated
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    def _args(self) -> tuple[float, int, int]:
+        return time.time(), self.tuning.max_events, int(self.settings.retention)
+
+    def _queues(self, model: str) -> list[str]:
+        return [keys.queue(model, Priority.INTERACTIVE), keys.queue(model, Priority.BATCH)]

@@ -1,0 +1,237 @@
+"""The side of the Redis queue that gateways use: submit, read, watch, cancel, estimate; and operators' calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from redis.exceptions import ResponseError
+
+from moviola.errors import JobNotFound, ResourceExhausted
+from moviola.jobs import TERMINAL_KINDS, TERMINAL_STATES, JobEvent, JobRecord, JobRequest, JobState, Priority
+from moviola.scheduler import estimate
+from moviola.scheduler.base import DeadLetter
+from moviola.scheduler.redis import keys
+from moviola.scheduler.redis.codec import decode_request, encode_request
+from moviola.scheduler.redis.connection import RedisBase, as_text, to_event, translated
+from moviola.scheduler.redis.feed import Delivery
+
+
+class FrontSide(RedisBase):
+    @translated
+    async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+        job_id = uuid.uuid4().hex
+        key = request.idempotency_key
+        now, maxlen, retention = self._args()
+        result = await self._submit(
+            keys=[
+                keys.job(job_id),
+                keys.events(job_id),
+                keys.queue(request.model, request.priority),
+                keys.queue(request.model, Priority.INTERACTIVE),
+                keys.queue(request.model, Priority.BATCH),
+                keys.idempotency(key or "-"),
+                keys.DEADLINES,
+            ],
+            args=[
+                job_id,
+                encode_request(request),
+                now,
+                request.model,
+                self.settings.max_queue_depth,
+                retention,
+                maxlen,
+                keys.GROUP,
+                "1" if key else "0",
+                keys.PREFIX,
+                self.tuning.announce_limit,
+                "" if request.start_by is None else request.start_by,
+            ],
+        )
+        status, value = int(result[0]), as_text(result[1])
+        if status == -1:
+            raise ResourceExhausted(
+                f"the queue of model {request.model} is full ({value} jobs waiting); retry later",
+                retry_after=max(1.0, await self.estimate_wait(request) or 0.0),
+            )
+        if status == 0:
+            return await self.get(value), False
+        position, sequence = int(result[2]), int(result[3])
+        record = JobRecord(id=job_id, request=request, created_at=now)
+        return replace(record, queue_position=position, last_sequence=sequence), True
+
+    @translated
+    async def get(self, job_id: str) -> JobRecord:
+        fields = await self.redis.hgetall(keys.job(job_id))
+        if not fields:
+            raise JobNotFound(job_id)
+        data = {as_text(k): v for k, v in fields.items()}
+        record = JobRecord(
+            id=job_id, request=decode_request(data["request"]), created_at=float(data["created_at"])
+        )
+        for event in await self._events(job_id, 0, count=None, model=as_text(data["model"])):
+            record = record.apply(event)
+        return record
+
+    async def _events(self, job_id: str, after: int, *, count: int | None, model: str) -> list[JobEvent]:
+        entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
+        return [
+            to_event(job_id, model, int(as_text(entry_id).split("-")[0]), fields)
+            for entry_id, fields in entries
+        ]
+
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, model: str = ""
+    ) -> AsyncIterator[JobEvent]:
+        after = after_sequence
+        model = model or await self._model_of(job_id)
+        async with self._feed.subscribe(job_id, wait=self.tuning.poll) as inbox:
+            events, finished = await self._read_stream(job_id, after, model)
+            while True:
+                for event in events:
+                    after = event.sequence
+                    yield event
+                    if isinstance(event.kind, TERMINAL_KINDS):
+                        return
+                if finished:
+                    return
+                events, finished = await self._next_events(job_id, after, model, inbox)
+
+    @translated
+    async def _model_of(self, job_id: str) -> str:
+        model = await self.redis.hget(keys.job(job_id), "model")
+        if model is None:
+            raise JobNotFound(job_id)
+        return as_text(model)
+
+    async def _next_events(
+        self, job_id: str, after: int, model: str, inbox: asyncio.Queue[Delivery]
+    ) -> tuple[list[JobEvent], bool]:
+        """The events after ``after`` from the feed, if it has them all, else from the job's stream."""
+        try:
+            async with asyncio.timeout(self.tuning.poll):
+                deliveries = [await inbox.get()]
+        except TimeoutError:  # quiet: is the job still there, or did the feed miss its end?
+            return await self._read_stream(job_id, after, model)
+        while not inbox.empty():
+            deliveries.append(inbox.get_nowait())
+        events = []
+        for delivery in deliveries:
+            if delivery is None:  # the feed's reader reconnected
+                return await self._read_stream(job_id, after, model)
+            sequence, fields = delivery
+            if sequence <= after:
+                continue  # read from the stream already
+            if sequence != after + 1:  # the feed skipped some
+                return await self._read_stream(job_id, after, model)
+            events.append(to_event(job_id, model, sequence, fields))
+            after = sequence
+        return events, False
+
+    @translated
+    async def _read_stream(self, job_id: str, after: int, model: str) -> tuple[list[JobEvent], bool]:
+        """Events after ``after`` from the job's own stream, and whether none will ever follow."""
+        events = await self._events(job_id, after, count=100, model=model)
+        if events:
+            return events, False
+        state, last = await self.redis.hmget(keys.job(job_id), ["state", "seq"])
+        if state is None:
+            raise JobNotFound(job_id)  # expired while watched
+        return [], JobState(as_text(state)) in TERMINAL_STATES and int(last) <= after
+
+    @translated
+    async def cancel(self, job_id: str) -> JobRecord:
+        model = await self.redis.hget(keys.job(job_id), "model")
+        if model is None:
+            raise JobNotFound(job_id)
+        now, maxlen, retention = self._args()
+        await self._cancel(
+            keys=[keys.job(job_id), keys.events(job_id), *self._queues(as_text(model))],
+            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX],
+        )
+        return await self.get(job_id)
+
+    @translated
+    async def estimate_wait(self, request: JobRequest) -> float | None:
+        """Seconds until ``request`` would start if submitted now; None while its model has no finished run.
+
+        What is ahead is counted exactly (waiting jobs of its priority or ahead of it, running jobs);
+        their sizes are taken to be the request's own, and a running job to be half done.
+        """
+        model = request.model
+        waiting = await self.waiting(model)
+        ahead = waiting[Priority.INTERACTIVE]
+        if request.priority is Priority.BATCH:
+            ahead += waiting[Priority.BATCH]
+        workers = len(await self.live_workers(model))
+        running = await self._running(model)
+        if ahead == 0 and running < workers:
+            return 0.0
+        stats = await self.redis.hgetall(keys.stats(model))
+        known = {int(as_text(k)[2:]): float(v) for k, v in stats.items() if as_text(k).startswith("c:")}
+        expected = estimate.scaled(known, estimate.size_class(request))
+        if expected is None:
+            return None
+        return estimate.wait(running=[expected / 2] * running, waiting=[expected] * ahead, workers=workers)
+
+    async def _running(self, model: str) -> int:
+        """Jobs of ``model`` that workers hold now (pending entries, less those handed back)."""
+        held = 0
+        for stream in self._queues(model):
+            try:
+                summary = await self.redis.xpending(stream, keys.GROUP)
+            except ResponseError:  # no group yet: nothing ever ran
+                continue
+            held += int(summary["pending"])
+        handed_back = sum(await self._waiting(keys=self._queues(model), args=[keys.GROUP, "1"]))
+        return max(0, held - int(handed_back))
+
+    @translated
+    async def expire_overdue(self) -> int:
+        """Fail queued jobs whose start_by passed (any gateway may sweep; the script makes it once); how many."""
+        now, maxlen, retention = self._args()
+        expired = await self._expire(
+            keys=[keys.DEADLINES], args=[now, maxlen, retention, keys.GROUP, keys.PREFIX, 100]
+        )
+        return int(expired)
+
+    @translated
+    async def waiting(self, model: str) -> dict[Priority, int]:
+        """Jobs waiting per priority: handed back by a stopping worker, or not yet read by any."""
+        interactive, batch = await self._waiting(keys=self._queues(model), args=[keys.GROUP])
+        return {Priority.INTERACTIVE: int(interactive), Priority.BATCH: int(batch)}
+
+    @translated
+    async def live_workers(self, model: str) -> list[str]:
+        since = time.time() - self.tuning.live_window
+        return [as_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]
+
+    @translated
+    async def dead_letters(self) -> list[DeadLetter]:
+        entries = await self.redis.xrange(keys.DEAD_LETTERS)
+        return [
+            DeadLetter(
+                job_id=as_text(f[b"job"]),
+                model=as_text(f[b"model"]),
+                error=as_text(f[b"error"]),
+                attempts=int(f[b"attempts"]),
+                time=float(f[b"time"]),
+            )
+            for _, f in entries
+        ]
+
+    @translated
+    async def requeue(self, job_id: str) -> JobRecord:
+        """Submit a dead-lettered job's request again, as a new job; drop the dead letter."""
+        entries = [e for e in await self.redis.xrange(keys.DEAD_LETTERS) if as_text(e[1][b"job"]) == job_id]
+        if not entries:
+            raise JobNotFound(job_id)
+        request = await self.redis.hget(keys.job(job_id), "request")
+        if request is None:
+            raise JobNotFound(job_id)
+        record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
+        await self.redis.xdel(keys.DEAD_LETTERS, *[e[0] for e in entries])
+        return record
