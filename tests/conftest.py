@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
+#: ``stack``: the embedded server, and a Redis gateway with a worker (tests/stacks.py).
+from stacks import stack  # noqa: F401  (a fixture, registered by being imported here)
+
 from moviola.client import Client
 from moviola.embed import tiny
 from moviola.embed.repository import copy_model

@@ -6,70 +6,17 @@ The same tests run against both; the Redis ones use a real redis-server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
-from fakes import ScriptedPipeline
 from google.rpc import error_details_pb2, status_pb2
 from helpers import kinds
+from stacks import Stack, block_first_job, events_of
 
 from moviola.client import AsyncClient, InvalidArgument, NotFound, ResourceExhausted
-from moviola.runtime.embedded import EmbeddedServer
-from moviola.runtime.gateway import GatewayServer
-from moviola.runtime.worker import WorkerProcess
-from moviola.settings import Settings
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
-
-
-@dataclass
-class Stack:
-    client: AsyncClient
-    pipeline: ScriptedPipeline
-    address: str
-
-
-@pytest_asyncio.fixture(params=["memory", "redis"])
-async def stack(request: pytest.FixtureRequest, tmp_path: Path, cache_dir: Path) -> AsyncIterator[Stack]:
-    pipeline = ScriptedPipeline(block_at=None)
-    depth = 3
-    if request.param == "memory":
-        settings = Settings.of(port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth)
-        embedded = EmbeddedServer(settings, loader=lambda s, _: pipeline)
-        async with embedded as server, AsyncClient(f"127.0.0.1:{server.port}") as client:
-            yield Stack(client, pipeline, f"127.0.0.1:{server.port}")
-        return
-    url = request.getfixturevalue("redis_url")
-    settings = Settings.of(
-        port=0, data_dir=tmp_path, cache_dir=cache_dir, max_queue_depth=depth, redis_url=url, lease=5
-    )
-    worker = WorkerProcess(settings, loader=lambda s, _: pipeline)
-    await worker.start()
-    try:
-        async with GatewayServer(settings) as gateway, AsyncClient(f"127.0.0.1:{gateway.port}") as client:
-            yield Stack(client, pipeline, f"127.0.0.1:{gateway.port}")
-    finally:
-        pipeline.gate.set()
-        await worker.drain(5)
-
-
-async def events_of(client: AsyncClient, job_id: str, after: int = 0) -> list[pb.JobEvent]:
-    return [e async for e in client.watch(job_id, after)]
-
-
-async def block_first_job(stack: Stack) -> pb.Job:
-    """Submit a job that holds the worker at step 1 until the test lets it go."""
-    stack.pipeline.block_at = 1
-    stack.pipeline.gate.clear()
-    stack.pipeline.reached.clear()
-    job = await stack.client.submit("blocker", num_inference_steps=2)
-    await asyncio.to_thread(stack.pipeline.reached.wait, 30)
-    return job
 
 
 async def test_generate_streams_ordered_events_to_one_terminal(stack: Stack) -> None:

@@ -90,16 +90,21 @@ class JobService:
 
     async def _served(self, draft: RequestDraft, request: JobRequest) -> JobRequest:
         """The request, if a live worker serves its model (or the fallback's); else ``Unavailable``."""
-        if self._accept_without_workers or await self._queue.live_workers(request.model):
+        if await self._serves(request.model):
             return request
-        spec = self._models[request.model]
-        fallback = spec.fallback if draft.allow_fallback and spec.fallback in self._models else None
-        if fallback is not None and await self._queue.live_workers(fallback):
+        fallback = self._models[request.model].fallback
+        if draft.allow_fallback and fallback is not None and await self._serves(fallback):
             return self._on(draft, request, fallback)
         raise Unavailable(
             f"no worker serves model {request.model} now; start one (moviola worker --model "
             f"{request.model}) or retry later",
             retry_after=NO_WORKER_RETRY,
+        )
+
+    async def _serves(self, model: str) -> bool:
+        """Whether jobs of ``model`` can run here now: it is offered and a live worker serves it."""
+        return model in self._models and (
+            self._accept_without_workers or bool(await self._queue.live_workers(model))
         )
 
     def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
@@ -120,7 +125,7 @@ class JobService:
     ) -> JobRequest:
         """The same request on the model's fallback, or ``ResourceExhausted``."""
         spec = self._models[request.model]
-        served = spec.fallback is not None and spec.fallback in self._models
+        served = spec.fallback is not None and await self._serves(spec.fallback)
         hint = (
             "; set allow_fallback to run it on a faster model" if served and not draft.allow_fallback else ""
         )
@@ -138,11 +143,6 @@ class JobService:
                 f"{too_late.message}; its fallback {spec.fallback} cannot take it ({exc.message})",
                 retry_after=too_late.retry_after,
             ) from exc
-        if not self._accept_without_workers and not await self._queue.live_workers(routed.model):
-            raise ResourceExhausted(
-                f"{too_late.message}; no worker serves its fallback {routed.model}",
-                retry_after=too_late.retry_after,
-            )
         fallback_wait = await self._queue.estimate_wait(routed)
         if fallback_wait is not None and fallback_wait > limit:
             raise ResourceExhausted(

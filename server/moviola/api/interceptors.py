@@ -5,6 +5,7 @@ Servicers stay translations; what every call shares wraps them here.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,10 @@ def _code(context: Context) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
+#: The streams whose open count is a metric (``moviola_active_streams{method}``).
+COUNTED_STREAMS = ("/moviola.v1.GenerationService/Generate", "/moviola.v1.GenerationService/WatchJob")
+
+
 class StreamMetrics(grpc.aio.ServerInterceptor):
     """``moviola_active_streams{method}``: open Generate and WatchJob streams."""
 
@@ -44,7 +49,11 @@ class StreamMetrics(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_stream is None:
+        if (
+            handler is None
+            or handler.unary_stream is None
+            or handler_call_details.method not in COUNTED_STREAMS
+        ):
             return handler
         gauge = self._gauge.labels(_short(handler_call_details.method))
         inner: Any = handler.unary_stream
@@ -89,7 +98,7 @@ class AccessLog(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        if handler.unary_stream is not None:
+        if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
             streaming: Any = handler.unary_stream
 
             async def logged_stream(request: Any, context: Context) -> AsyncIterator[Any]:
