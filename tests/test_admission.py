@@ -16,6 +16,8 @@ from moviola.client import Client, ResourceExhausted, Unavailable
 from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
 
+CLI = [sys.executable, "-m", "moviola.client.cli"]
+
 
 async def run_to_end(stack: Stack, prompt: str, steps: int) -> list[pb.JobEvent]:
     job = await stack.client.submit(prompt, num_inference_steps=steps)
@@ -94,8 +96,17 @@ def test_the_cli_does_not_hang_on_a_model_no_worker_serves(redis_url: str) -> No
     with ServerProcess(["--redis-url", redis_url, "--accept-without-workers"]) as gateway:
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "moviola.client.cli", "generate", "x", "--model", "tiny-wan2.2-t2v"]
-            + ["--max-wait", "3", "--server", gateway.address],
+            [
+                *CLI,
+                "generate",
+                "x",
+                "--model",
+                "tiny-wan2.2-t2v",
+                "--max-wait",
+                "3",
+                "--server",
+                gateway.address,
+            ],
             capture_output=True,
             text=True,
             timeout=60,
