@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -19,6 +22,8 @@ from helpers import kinds
 from moviola.client import AsyncClient, Client, Unavailable
 from moviola.testing import RedisServer, ServerProcess
 from moviola.v1 import job_pb2 as pb
+
+TERMINAL = ("completed", "failed", "cancelled")
 
 
 def gateway(url: str, *extra: str) -> ServerProcess:
@@ -167,6 +172,71 @@ def test_chaos_workers_killed_at_random_lose_no_job(redis_url: str, tmp_path: Pa
     finally:
         for w in workers:
             w.stop()
+
+
+def test_chaos_redis_restarted_under_load_two_workers_go_on(tmp_path: Path) -> None:
+    """SIGKILL redis-server while two workers run jobs, restart it 3 s later on its port and AOF folder."""
+    aof = tmp_path / "aof"
+    aof.mkdir()
+    server = RedisServer(aof_dir=aof).start()
+    try:
+        with (
+            gateway(server.url, "--max-queue-depth", "100") as gw,
+            worker(server.url, tmp_path, "w0", "--lease", "3", step_seconds=0.05) as w0,
+            worker(server.url, tmp_path, "w1", "--lease", "3", step_seconds=0.05) as w1,
+            Client(gw.address) as client,
+        ):
+            jobs = [client.submit(f"load {i}", num_inference_steps=10, num_frames=1) for i in range(12)]
+            for event in client.watch(jobs[1].id):  # both workers are mid-job
+                if event.WhichOneof("kind") == "progress":
+                    break
+            server.kill()
+            time.sleep(3)  # the outage itself, not a wait for something to happen
+            server = RedisServer(aof_dir=aof, port=server.port).start()
+            wait_health(gw.address, health_pb2.HealthCheckResponse.SERVING)
+            for job in jobs:
+                terminal = [k for k in kinds(list(client.watch(job.id))) if k in TERMINAL]
+                assert terminal == ["completed"], job.id
+            # Both workers take jobs again: nothing needed restarting.
+            after = [client.submit(f"after {i}", num_inference_steps=10, num_frames=1) for i in range(6)]
+            ran_on = set()
+            for job in after:
+                events = list(client.watch(job.id))
+                assert kinds(events)[-1] == "completed"
+                ran_on |= {e.started.worker for e in events if e.WhichOneof("kind") == "started"}
+            assert ran_on == {"w0", "w1"}
+            assert w0.running
+            assert w1.running
+    finally:
+        server.stop()
+
+
+def test_a_worker_paused_past_its_lease_takes_jobs_again_once_resumed(redis_url: str, tmp_path: Path) -> None:
+    with (
+        gateway(redis_url) as gw,
+        worker(redis_url, tmp_path, "paused", "--lease", "1", step_seconds=0.05) as paused,
+        Client(gw.address) as client,
+    ):
+        job = client.submit("long", num_inference_steps=40, num_frames=1)
+        for event in client.watch(job.id):
+            if event.WhichOneof("kind") == "progress":
+                break
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            with worker(redis_url, tmp_path, "other", "--lease", "1", step_seconds=0.05):
+                events = list(client.watch(job.id))  # taken over once the paused worker's lease ran out
+                assert kinds(events)[-1] == "completed"
+                assert [e.started.worker for e in events if e.WhichOneof("kind") == "started"] == [
+                    "paused",
+                    "other",
+                ]
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+        # Alone again, the resumed worker runs every later job.
+        for i in range(3):
+            later = list(client.watch(client.submit(f"later {i}", num_inference_steps=2, num_frames=1).id))
+            assert kinds(later)[-1] == "completed"
+            assert {e.started.worker for e in later if e.WhichOneof("kind") == "started"} == {"paused"}
 
 
 def test_poison_job_lands_in_the_dead_letter_stream(redis_url: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory
+from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4
@@ -26,6 +26,8 @@ from moviola.worker.outbox import LINGER, Outbox
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it again"
+#: Seconds a finished job's result is retried while the queue is unreachable before the worker gives up.
+REDELIVERY_LIMIT = 300.0
 
 
 class Worker:
@@ -142,14 +144,40 @@ class Worker:
         self._tracing.record_job(
             job.request.traceparent, attributes, started, time.time(), hooks.phase_spans()
         )
-        try:
-            await self._queue.finish(job, outcome, time.time() - started, preceding=unsent)
-        except LeaseLost:
-            log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
+        if not await self._deliver(job, outcome, time.time() - started, unsent):
             return
         outcome_name = type(outcome).__name__.lower()
         extra = {"job_id": job.job_id, "model": self.model, "outcome": outcome_name}
         log.info("job %s ended: %s", job.job_id, outcome_name, extra=extra)
+
+    async def _deliver(
+        self, job: Assignment, outcome: EventKind, run_seconds: float, unsent: list[EventKind]
+    ) -> bool:
+        """Finish the job, waiting out a queue outage; False when another worker owns it now.
+
+        Raises ``Unavailable`` after ``REDELIVERY_LIMIT`` seconds of outage: the worker cannot go on, and
+        its process exits so that its supervisor restarts it (the job's lease runs out; it is run again).
+        """
+        backoff, gave_up_at = 0.1, time.monotonic() + REDELIVERY_LIMIT
+        while True:
+            try:
+                await self._queue.finish(job, outcome, run_seconds, preceding=unsent)
+                return True
+            except LeaseLost:
+                log.warning("job %s was taken over by another worker; dropping this run's result", job.job_id)
+                return False
+            except Unavailable as exc:
+                if time.monotonic() + backoff > gave_up_at:
+                    raise
+                log.warning(
+                    "could not deliver the result of job %s (%s); retrying in %.1fs",
+                    job.job_id,
+                    exc.message,
+                    backoff,
+                    extra={"job_id": job.job_id},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def _connect(
         self, job: Assignment, observer: JobMetrics | None, started: float

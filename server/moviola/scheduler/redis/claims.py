@@ -239,18 +239,28 @@ class ClaimSide(RedisBase):
         *,
         preceding: Sequence[EventKind] = (),
     ) -> None:
-        """Publish the events not yet published and the terminal one, and acknowledge the entry, in one step."""
-        await self._stop_lease(assignment.job_id)
+        """Publish the events not yet published and the terminal one, and acknowledge the entry, in one step.
+
+        While Redis is unreachable the lease is still renewed (where it can be), so a worker retrying the
+        finish keeps its job; whatever the script answers, renewing stops.
+        """
         stream, msg_id = ticket_of(assignment)
         model, job_id = assignment.request.model, assignment.job_id
         now, maxlen, retention = self._args()
         # Only completed runs say how long a job takes; the script folds them into the class's average.
         observed = run_seconds if isinstance(kind, Completed) else ""
         ack = [keys.GROUP, msg_id, observed, estimate.size_class(assignment.request), estimate.ALPHA]
-        seq = await self._finish(
-            keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
-            args=[now, maxlen, retention, assignment.attempt, *ack, *encoded_kinds([*preceding, kind])],
-        )
+        try:
+            seq = await self._finish(
+                keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
+                args=[now, maxlen, retention, assignment.attempt, *ack, *encoded_kinds([*preceding, kind])],
+            )
+        except UNREACHABLE:
+            raise  # the job is still this worker's: the caller retries
+        except BaseException:
+            await self._stop_lease(job_id)
+            raise
+        await self._stop_lease(job_id)
         if seq == -1:
             raise JobNotFound(job_id)
         if seq == -2:
