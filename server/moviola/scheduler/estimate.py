@@ -62,6 +62,7 @@ def wait(*, running: list[float], waiting: list[float], workers: int) -> float:
     workers = max(1, workers)
     slots = sorted(max(0.0, r) for r in running)[:workers]
     slots += [0.0] * (workers - len(slots))
+    heapq.heapify(slots)
     for seconds in waiting:
         heapq.heapreplace(slots, slots[0] + seconds)
     return slots[0]
