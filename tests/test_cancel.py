@@ -58,7 +58,7 @@ def test_cancel_finished_job_changes_nothing(client: Client) -> None:
 def test_client_disconnect_does_not_cancel_the_job(client: Client) -> None:
     stream = client.generate("leave early", num_frames=5, num_inference_steps=6)
     first = next(stream)
-    stream.close()  # the caller goes away
+    stream.close()  # type: ignore[attr-defined]  # the caller goes away (a gRPC call is also a Call)
     events = list(client.watch(first.job_id, after_sequence=first.sequence))
     assert kinds(events)[-1] == "completed"
     assert events[0].sequence == first.sequence + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +19,8 @@ from moviola.v1 import job_pb2 as pb
 
 def wait_not_serving(server: ServerProcess) -> None:
     with grpc.insecure_channel(server.address) as channel:
-        for status in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30):
+        health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs lack Watch
+        for status in health.Watch(health_pb2.HealthCheckRequest(), timeout=30):
             if status.status == health_pb2.HealthCheckResponse.NOT_SERVING:
                 return
 

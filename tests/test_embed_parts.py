@@ -18,7 +18,7 @@ from moviola.errors import InvalidRequest
 TRITON = Path(__file__).resolve().parents[1] / "triton"
 
 
-def frames(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:  # type: ignore[type-arg]
+def frames(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
     return pooling.normalize(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
 
 

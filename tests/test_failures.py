@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -88,6 +89,9 @@ class OutOfMemoryAtStep:
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
                 hooks.step(step, total, timestep, expert)
 
+            def peak_memory(self, peak_bytes: int) -> None:
+                hooks.peak_memory(peak_bytes)
+
         return self.inner.generate(request, Hooks())
 
 
@@ -120,7 +124,7 @@ async def test_while_loading_health_is_not_serving_and_submits_are_unavailable(
 
     starting = asyncio.create_task(server.start())
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs lack Watch
         statuses = health.Watch(health_pb2.HealthCheckRequest(service="moviola.v1.GenerationService"))
         first = await statuses.read()
         assert first.status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -115,7 +115,7 @@ def test_traceparent_follows_the_job_from_gateway_to_worker_with_a_span_per_phas
         with grpc.insecure_channel(server.address) as channel:
             stub = generation_pb2_grpc.GenerationServiceStub(channel)
             request = pb.GenerateRequest(prompt="traced", num_frames=1, num_inference_steps=2)
-            metadata = [("traceparent", f"00-{trace_id}-{caller_span}-01")]
+            metadata = (("traceparent", f"00-{trace_id}-{caller_span}-01"),)
             events = [r.event for r in stub.Generate(request, metadata=metadata)]
         assert events[-1].HasField("completed")
     spans = [json.loads(line) for line in trace_file.read_text().splitlines()]

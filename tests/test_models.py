@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ IDS = [f"{m}-{'i2v' if img else 't2v'}" for m, img, *_ in CASES]
 def test_generates_through_the_server(
     client: Client, model: str, with_image: bool, width: int, height: int, frames: int, moe: bool
 ) -> None:
-    extra = {"image": image()} if with_image else {}
+    extra: dict[str, Any] = {"image": image()} if with_image else {}
     events = list(
         client.generate(
             "a red fox",
@@ -77,7 +78,7 @@ def test_generates_through_the_server(
 
 @pytest.mark.parametrize("model", TINY_MODELS[1:])
 def test_same_seed_same_video_and_cancellation(client: Client, model: str, data_dir: Path) -> None:
-    extra = {"image": image()} if model == "tiny-wan2.2-i2v" else {}
+    extra: dict[str, Any] = {"image": image()} if model == "tiny-wan2.2-i2v" else {}
 
     def frames(seed: int) -> np.ndarray:
         events = list(

@@ -74,7 +74,7 @@ async def test_full_queue_refuses_with_a_retry_delay_and_queues_nothing() -> Non
 
 async def test_finished_jobs_are_forgotten_oldest_first() -> None:
     queue = MemoryJobQueue(QueueSettings(retain_finished_jobs=2))
-    ids = []
+    ids: list[str] = []
     for _ in range(4):
         record, _ = await queue.submit(replace(REQUEST, idempotency_key=f"k{len(ids)}"))
         job = await queue.take("m")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -122,7 +123,7 @@ def test_many_watchers_on_one_gateway_share_its_redis_connections(redis_url: str
                 tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
                 for _ in range(watchers):
                     await asyncio.wait_for(live.acquire(), 30)
-                connections = len(await asyncio.to_thread(redis.Redis.from_url(redis_url).client_list))
+                connections = len(await asyncio.to_thread(redis.Redis.from_url(redis_url).client_list))  # type: ignore[arg-type]
                 state = (await client.get(job.id)).state
                 await client.cancel(job.id)
                 return await asyncio.gather(*tasks), connections, state
@@ -154,7 +155,7 @@ def test_chaos_workers_killed_at_random_lose_no_job(redis_url: str, tmp_path: Pa
             ]
             kills = 0
             with ThreadPoolExecutor(8) as pool:
-                watches = [pool.submit(lambda j=job.id: list(client.watch(j))) for job in jobs]
+                watches = [pool.submit(lambda j=job.id: list(client.watch(j))) for job in jobs]  # type: ignore[misc]
                 # Kill a random worker at random moments (0.3 to 1 s apart) until every job has ended.
                 while kills < 12 and wait(watches, timeout=rng.uniform(0.3, 1.0)).not_done:
                     index = rng.randrange(len(workers))
@@ -293,7 +294,9 @@ def test_queued_jobs_survive_a_redis_restart_with_aof(tmp_path: Path) -> None:
 
 def wait_health(address: str, wanted: int) -> None:
     with grpc.insecure_channel(address) as channel:
-        for reply in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=30):
+        # The stubs of grpcio-health-checking lack Watch (it is generated at run time).
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        for reply in health.Watch(health_pb2.HealthCheckRequest(), timeout=30):
             if reply.status == wanted:
                 return
 

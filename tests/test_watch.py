@@ -6,6 +6,7 @@ import pytest
 from helpers import kinds
 
 from moviola.client import Client, InvalidArgument, NotFound
+from moviola.v1 import job_pb2 as pb
 
 
 def test_watch_replays_everything_after_any_sequence(client: Client) -> None:
@@ -17,7 +18,7 @@ def test_watch_replays_everything_after_any_sequence(client: Client) -> None:
 
 
 def test_resume_mid_job_from_the_last_sequence_seen(client: Client) -> None:
-    seen = []
+    seen: list[pb.JobEvent] = []
     for event in client.generate("a cat", num_frames=9, num_inference_steps=12):
         seen.append(event)
         if event.WhichOneof("kind") == "progress" and event.progress.step == 3:
@@ -51,7 +52,7 @@ def test_deadline_ends_the_stream_not_the_job(client: Client) -> None:
     from moviola.client import MoviolaError
 
     stream = client.generate("slow", width=256, height=256, num_frames=17, num_inference_steps=50, timeout=2)
-    seen = []
+    seen: list[pb.JobEvent] = []
     with pytest.raises(MoviolaError) as info:
         seen.extend(stream)  # keeps what arrived before the deadline
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
