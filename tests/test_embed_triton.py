@@ -129,16 +129,14 @@ def test_modalities_are_checked_against_triton_metadata(via_triton: Client) -> N
     assert caught.value.field == "image"
 
 
-def test_an_image_that_fails_to_decode_in_triton_is_invalid_argument_and_the_model_stays_up(
-    via_triton: Client,
-) -> None:
-    """The gateway checks only the header and forwards the file; Triton decodes it and names the field."""
+def test_a_truncated_image_is_invalid_argument_and_the_model_stays_up(via_triton: Client) -> None:
+    """The gateway decodes the image before it is forwarded (bounded in bytes and pixels), naming the field."""
     image = png(scene(1, size=224)[0])
     truncated = image[: len(image) // 2]
     with pytest.raises(InvalidArgument) as caught:
         via_triton.embed(image=truncated, model="dinov2")
     assert caught.value.field == "image"
-    assert "decode" in str(caught.value)
+    assert "not a decodable PNG, JPEG or WebP image" in str(caught.value)
     assert via_triton.embed(image=image, model="dinov2").dimension == 32
 
 
@@ -252,7 +250,10 @@ def test_a_stateless_gateway_embeds_through_triton_and_one_without_triton_says_h
         worker=True,
     )
     with (
-        ServerProcess(["--redis-url", redis_url, "--triton-url", triton.url]) as gateway,
+        # The gateway reads job videos from the storage the worker writes: here, one shared folder.
+        ServerProcess(
+            ["--redis-url", redis_url, "--triton-url", triton.url, "--data-dir", str(tmp_path)]
+        ) as gateway,
         ServerProcess(["--redis-url", redis_url]) as bare,
         worker,
         Client(gateway.address, timeout=30) as c,
@@ -267,3 +268,51 @@ def test_a_stateless_gateway_embeds_through_triton_and_one_without_triton_says_h
             without.embed(text="a fox")
         assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
         assert "--triton-url" in caught.value.message
+
+
+def forge_job(redis_url: str, job_id: str, forged_id: str, video_uri: str) -> None:
+    """Copy a finished job's Redis record to ``forged_id``, its result pointing at ``video_uri``.
+
+    What anything that can write to this Redis could do: the gateway must not read what it names.
+    """
+    import json
+
+    import redis
+
+    from moviola.scheduler.redis import keys
+
+    with redis.Redis.from_url(redis_url) as r:
+        r.hset(keys.job(forged_id), mapping=r.hgetall(keys.job(job_id)))
+        for entry_id, fields in r.xrange(keys.events(job_id)):
+            kind = json.loads(fields[b"k"])
+            if "video_uri" in kind:
+                kind["video_uri"] = video_uri
+            r.xadd(keys.events(forged_id), {b"t": fields[b"t"], b"k": json.dumps(kind)}, id=entry_id)
+
+
+def test_a_job_record_pointing_outside_the_storage_is_not_read(
+    redis_url: str, tmp_path: Path, triton: TritonServer
+) -> None:
+    """Defect 13: Embed(job_id) reads a job's video only through the storage, whatever its record says."""
+    data = tmp_path / "data"
+    worker = ServerProcess(
+        ["--redis-url", redis_url, "--data-dir", str(data), "--name", "w"],
+        program=[sys.executable, "-m", "moviola.runtime", "simulated-worker"],
+        worker=True,
+    )
+    gateway = ServerProcess(["--redis-url", redis_url, "--triton-url", triton.url, "--data-dir", str(data)])
+    with gateway, worker, Client(gateway.address, timeout=30) as c:
+        events = list(c.generate("a fox", num_frames=9, num_inference_steps=2, width=64, height=64))
+        job_id = events[0].job_id
+        video = Path(events[-1].completed.video_uri.removeprefix("file://"))
+        outside = tmp_path / "elsewhere" / "secret.mp4"  # a real video: the old code embedded it
+        outside.parent.mkdir()
+        outside.write_bytes(video.read_bytes())
+        forged_id = "f" * 32
+        forge_job(redis_url, job_id, forged_id, outside.as_uri())
+        assert c.get(forged_id).result.video_uri == outside.as_uri()
+        with pytest.raises(MoviolaError) as caught:
+            c.embed(job_id=forged_id, model="dinov2")
+        assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "not in this server's storage" in caught.value.message
+        assert c.embed(job_id=job_id, model="dinov2").dimension == 32  # the genuine job still embeds

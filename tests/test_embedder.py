@@ -12,7 +12,6 @@ from helpers import mp4, png, scene
 
 from moviola.embed.backend import EmbeddingModel, Priority
 from moviola.embed.service import (
-    EmbedConfig,
     Embedder,
     EmbedQuery,
     ImageInput,
@@ -21,6 +20,8 @@ from moviola.embed.service import (
 )
 from moviola.errors import FailedPrecondition, InvalidRequest
 from moviola.jobs import JobRecord
+from moviola.settings import EmbedSettings
+from moviola.storage.local import LocalStorage
 
 CROSS = EmbeddingModel("cross", image_size=32, accepts_text=True, max_batch=4)
 FRAMES = EmbeddingModel("frames", image_size=16, accepts_text=False, max_batch=4)
@@ -31,8 +32,9 @@ async def no_jobs(job_id: str) -> JobRecord:
     raise AssertionError("no job lookups expected")
 
 
-def embedder(backend: FakeEmbeddingBackend, **config: object) -> Embedder:
-    return Embedder(backend, jobs=no_jobs, config=EmbedConfig(**config))  # type: ignore[arg-type]
+def embedder(backend: FakeEmbeddingBackend, **settings: object) -> Embedder:
+    storage = LocalStorage(Path("/nonexistent/videos"))  # no job is looked up here
+    return Embedder(backend, jobs=no_jobs, storage=storage, settings=EmbedSettings(**settings))  # type: ignore[arg-type]
 
 
 async def test_defaults_prefer_the_configured_then_the_cross_modal_model() -> None:
@@ -40,7 +42,7 @@ async def test_defaults_prefer_the_configured_then_the_cross_modal_model() -> No
     plain = embedder(backend)
     assert (await plain.embed(EmbedQuery(TextInput("a fox")))).model == "cross"
     assert (await plain.embed(EmbedQuery(ImageInput(png(scene(1)[0]))))).model == "cross"
-    configured = embedder(backend, default_model="frames")
+    configured = embedder(backend, model="frames")
     assert (await configured.embed(EmbedQuery(ImageInput(png(scene(1)[0]))))).model == "frames"
     assert (await configured.embed(EmbedQuery(TextInput("a fox")))).model == "cross"  # frames takes no text
     listing = {m.model.name: (m.default_for_text, m.default_for_images) for m in await configured.models()}

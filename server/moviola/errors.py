@@ -11,6 +11,7 @@ are translated where they arise, with ``raise ... from exc``.
     │   └── JobNotFound         no job with that id
     ├── PermissionDenied        the server may not read what the request names
     ├── FailedPrecondition      the request is valid but the system is not in a state to serve it
+    │   └── NotInStorage        a URI that should name a stored video points outside the server's storage
     ├── Unavailable             the server cannot take work now (loading, draining)
     ├── ResourceExhausted       the queue is full; retry after a delay
     ├── JobError                raised inside a running job
@@ -55,6 +56,13 @@ class PermissionDenied(MoviolaError):
 
 class FailedPrecondition(MoviolaError):
     """Valid, but not now or not here (a job that has not finished, a backend this server lacks)."""
+
+
+class NotInStorage(FailedPrecondition):
+    """A URI given to the storage as one of its videos lies outside it (another folder, scheme or host).
+
+    Not the caller's mistake, and no retry helps: the record that holds the URI is wrong.
+    """
 
 
 class JobNotFound(NotFound):

@@ -19,7 +19,7 @@ from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.tracing import Tracing
-from moviola.validation import RequestDraft, validate
+from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, validate
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ModelStatus:
 def _job_id(job_id: str) -> str:
     if not job_id:
         raise InvalidRequest("job_id", "must not be empty")
+    check_length("job_id", job_id, MAX_JOB_ID_CHARS)
     return job_id
 
 

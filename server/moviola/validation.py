@@ -3,6 +3,10 @@
 A request that passes becomes a ``JobRequest`` with every default filled in
 and the seed chosen, so a job never depends on the server's defaults later.
 Failures raise ``InvalidRequest`` naming the proto field.
+
+The limits below bound every string and bytes field a caller can send (generation and
+embedding alike); docs/api.md ("Limits") lists them. They are checked before any other
+work, so that an oversized field costs no more than reading the message.
 """
 
 from __future__ import annotations
@@ -16,8 +20,77 @@ from moviola.catalog import ImageInput, ModelSpec
 from moviola.errors import InvalidRequest
 from moviola.jobs import JobRequest, Priority
 
-MAX_IDEMPOTENCY_KEY = 128
+#: Model ids and families, embedding model names, size presets: longer than any real one.
+MAX_NAME_CHARS = 128
+#: ``prompt`` and ``negative_prompt``: a model's ``max_prompt_chars`` (catalogue), never above this.
+MAX_PROMPT_CHARS = 8192
+#: ``Embed.text``: text encoders truncate at a few hundred tokens; more is only work.
+MAX_EMBED_TEXT_CHARS = 4096
+#: Any image (``GenerateRequest.image``, ``Embed.image``); a model's ``max_image_bytes`` can lower it.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+#: Pixels of a decoded image (a 50-megapixel photo fits) and the longest side; read from the header.
+#: Below Pillow's own decompression-bomb threshold (89 Mpx), so Pillow never warns on an image we accept.
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_SIDE = 16384
+#: The image formats accepted; Pillow parses no other format's header.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+#: ``Embed.video`` bytes, and the file a ``video_uri`` names (the gRPC message limit applies first).
+MAX_VIDEO_BYTES = 64 * 1024 * 1024
+#: ``Embed.video_uri``: PATH_MAX on Linux.
+MAX_URI_CHARS = 4096
+MAX_IDEMPOTENCY_KEY = 128
+#: Job ids (32 hex digits as the server makes them).
+MAX_JOB_ID_CHARS = 64
+
+
+def check_length(field: str, value: str | bytes, limit: int) -> None:
+    """``InvalidRequest`` naming ``field`` when ``value`` has more than ``limit`` characters (bytes: bytes).
+
+    >>> check_length("model", "x" * 129, MAX_NAME_CHARS)
+    Traceback (most recent call last):
+    moviola.errors.InvalidRequest: model: must be at most 128 characters (got 129)
+    """
+    if len(value) > limit:
+        unit = "bytes" if isinstance(value, bytes) else "characters"
+        raise InvalidRequest(field, f"must be at most {limit} {unit} (got {len(value)})")
+
+
+def check_image(data: bytes, field: str = "image", *, max_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """Check an encoded image from its header alone (no pixels decoded); return its format.
+
+    The one check every image a caller sends goes through: not empty, at most ``max_bytes``, one of
+    ``IMAGE_FORMATS``, at most ``MAX_IMAGE_PIXELS`` and ``MAX_IMAGE_SIDE``, and (PNG) chunks intact.
+    Raises ``InvalidRequest`` naming ``field``.
+    """
+    if not data:
+        raise InvalidRequest(field, "is empty")
+    if len(data) > max_bytes:
+        raise InvalidRequest(field, f"is {len(data)} bytes; the limit is {max_bytes}")
+    from PIL import Image, UnidentifiedImageError  # lazily: a gateway that never sees an image skips it
+
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            image_format, (width, height) = str(image.format), image.size
+            _check_pixels(field, width, height)
+            image.verify()  # PNG: every chunk present with its checksum; decodes nothing
+    except UnidentifiedImageError as exc:
+        raise InvalidRequest(
+            field, "must be PNG, JPEG or WebP; this is not a decodable image of those formats"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own check, in Image.open, for headers far beyond ours; the size is only in its message.
+        raise InvalidRequest(field, f"has more than {MAX_IMAGE_PIXELS} pixels ({exc})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidRequest(field, f"is not a decodable PNG, JPEG or WebP image ({exc})") from exc
+    return image_format
+
+
+def _check_pixels(field: str, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
+        raise InvalidRequest(
+            field,
+            f"is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS} pixels and {MAX_IMAGE_SIDE} on a side",
+        )
 
 
 @dataclass(frozen=True)
@@ -119,7 +192,7 @@ def _guidance(field: str, value: float | None, default: float | None, spec: Mode
 def _text(field: str, value: str, spec: ModelSpec, *, required: bool) -> str:
     if required and not value.strip():
         raise InvalidRequest(field, "must not be empty")
-    limit = spec.limits.max_prompt_chars
+    limit = min(spec.limits.max_prompt_chars, MAX_PROMPT_CHARS)
     if len(value) > limit:
         raise InvalidRequest(field, f"is {len(value)} characters; the limit is {limit}")
     return value
@@ -132,19 +205,7 @@ def _image(value: bytes, spec: ModelSpec) -> bytes | None:
         return None
     if spec.image_input is ImageInput.UNSUPPORTED:
         raise InvalidRequest("image", f"model {spec.id} is text-to-video only; leave image empty")
-    limit = spec.limits.max_image_bytes
-    if len(value) > limit:
-        raise InvalidRequest("image", f"is {len(value)} bytes; the limit is {limit}")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(value)) as image:
-            image_format = image.format
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InvalidRequest("image", f"is not a decodable PNG, JPEG or WebP image ({exc})") from exc
-    if image_format not in IMAGE_FORMATS:
-        raise InvalidRequest("image", f"must be PNG, JPEG or WebP (got {image_format})")
+    check_image(value, "image", max_bytes=min(spec.limits.max_image_bytes, MAX_IMAGE_BYTES))
     return value
 
 
@@ -159,11 +220,22 @@ def resolve_model(name: str, models: dict[str, ModelSpec], default_model: str) -
     raise InvalidRequest("model", f"unknown model {name!r}; this server serves: {', '.join(models)}")
 
 
+def _check_lengths(draft: RequestDraft) -> None:
+    """The global limits, before anything reads a field (an unknown model's name is quoted back)."""
+    check_length("model", draft.model, MAX_NAME_CHARS)
+    check_length("resolution", draft.resolution, MAX_NAME_CHARS)
+    check_length("prompt", draft.prompt, MAX_PROMPT_CHARS)
+    check_length("negative_prompt", draft.negative_prompt, MAX_PROMPT_CHARS)
+    check_length("idempotency_key", draft.idempotency_key, MAX_IDEMPOTENCY_KEY)
+    check_length("image", draft.image, MAX_IMAGE_BYTES)
+
+
 def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: str) -> JobRequest:
     """Check ``draft`` against the model it names; return the complete request.
 
     Raises ``InvalidRequest`` for the first invalid field.
     """
+    _check_lengths(draft)
     spec = resolve_model(draft.model, models, default_model)
     d = spec.defaults
     width, height = _preset(draft, spec)
@@ -173,8 +245,6 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         raise InvalidRequest(
             "guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one"
         )
-    if len(draft.idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidRequest("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),

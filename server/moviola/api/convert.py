@@ -12,7 +12,7 @@ from moviola.scheduler.base import DeadLetter
 from moviola.service import ModelStatus
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
-from moviola.validation import RequestDraft
+from moviola.validation import MAX_IMAGE_BYTES, MAX_PROMPT_CHARS, RequestDraft
 
 
 def _enum(proto_enum: Any, prefix: str, value: enum.Enum) -> Any:
@@ -199,8 +199,9 @@ def model(status: ModelStatus) -> gen.ModelInfo:
             max_frames=limits.max_frames,
             max_steps=limits.max_steps,
             max_guidance_scale=limits.max_guidance_scale,
-            max_prompt_chars=limits.max_prompt_chars,
-            max_image_bytes=limits.max_image_bytes,
+            # What validation enforces: the catalogue's limit, capped by the server's own.
+            max_prompt_chars=min(limits.max_prompt_chars, MAX_PROMPT_CHARS),
+            max_image_bytes=min(limits.max_image_bytes, MAX_IMAGE_BYTES),
             max_fps=limits.max_fps,
         ),
         family=spec.family,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from moviola.embed.backend import EmbeddingBackend, NoBackend
-from moviola.embed.service import EmbedConfig, Embedder, JobLookup
+from moviola.embed.service import Embedder, JobLookup
 from moviola.metrics import Metrics
 from moviola.settings import Settings
+from moviola.storage.base import Storage
 
 
 def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
@@ -24,13 +25,18 @@ def backend(settings: Settings, *, in_process: bool) -> EmbeddingBackend:
 
 
 def embedder(
-    settings: Settings, backend: EmbeddingBackend, jobs: JobLookup, metrics: Metrics | None = None
+    settings: Settings,
+    backend: EmbeddingBackend,
+    jobs: JobLookup,
+    storage: Storage,
+    metrics: Metrics | None = None,
 ) -> Embedder:
-    config = EmbedConfig(
-        video_roots=(settings.storage.data_dir, *settings.embed.video_roots),
-        concurrency=settings.embed.concurrency,
-        default_frames=settings.embed.frames,
-        max_frames=settings.embed.max_frames,
-        default_model=settings.embed.model,
+    """The embedder over ``backend``; job videos are read through ``storage`` (the one the workers write)."""
+    return Embedder(
+        backend,
+        jobs=jobs,
+        storage=storage,
+        settings=settings.embed,
+        data_dir=settings.storage.data_dir,
+        metrics=metrics,
     )
-    return Embedder(backend, jobs=jobs, config=config, metrics=metrics)

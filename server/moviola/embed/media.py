@@ -7,20 +7,16 @@ talks to a backend. Video decoding is blocking work: call it off the event loop.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from moviola.errors import InvalidRequest
-
-#: Largest image, in pixels, the server decodes (guards against decompression bombs).
-MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+from moviola.validation import IMAGE_FORMATS, check_image
 
 
 @dataclass(frozen=True)
@@ -51,32 +47,14 @@ class Frames:
     times: list[float]
 
 
-@contextmanager
-def _opened(data: bytes, field: str) -> Iterator[Image.Image]:
-    """Open an encoded image (header only) and translate every decoding error in the block."""
-    if not data:
-        raise InvalidRequest(field, "is empty")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest(field, f"{image.width}x{image.height} is larger than the server decodes")
-            yield image
-    except UnidentifiedImageError as exc:
-        raise InvalidRequest(field, "not an image this server decodes (PNG, JPEG, WebP, ...)") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidRequest(field, f"cannot decode the image ({exc})") from exc
-
-
-def check_image(data: bytes, field: str = "image") -> None:
-    """Read only the header: a format this server decodes, within the size limit. Cheap (no pixels)."""
-    with _opened(data, field):
-        pass
-
-
 def decode_image(data: bytes, field: str = "image") -> Image.Image:
-    """Decode PNG, JPEG, WebP (anything Pillow reads) into RGB."""
-    with _opened(data, field) as image:
-        return image.convert("RGB")
+    """Decode a PNG, JPEG or WebP image into RGB; ``check_image`` first reads the header alone."""
+    check_image(data, field)
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as exc:  # the header was fine, the body is truncated or corrupt
+        raise InvalidRequest(field, f"cannot decode the image ({exc})") from exc
 
 
 def load_image(data: bytes, size: int, field: str = "image") -> NDArray[np.uint8]:
@@ -85,14 +63,18 @@ def load_image(data: bytes, size: int, field: str = "image") -> NDArray[np.uint8
 
 
 def fit(image: Image.Image, size: int) -> NDArray[np.uint8]:
-    """Resize the shorter side to ``size`` and centre-crop a square, as the models' processors do."""
+    """Resize the shorter side to ``size`` and centre-crop a square, as the models' processors do.
+
+    The square is cut from the source and resized (``box``), never the whole image: resizing a
+    16384x1 strip first would make it 3.7 million pixels wide.
+    """
     if image.width != size or image.height != size:
-        scale = size / min(image.width, image.height)
-        width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((width, height), Image.Resampling.BICUBIC)
-        left, top = (width - size) // 2, (height - size) // 2
-        image = image.crop((left, top, left + size, top + size))
-    return np.asarray(image, dtype=np.uint8)
+        side = min(image.width, image.height)
+        left, top = (image.width - side) / 2, (image.height - side) / 2
+        image = image.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+    return np.array(
+        image, dtype=np.uint8
+    )  # a writable copy: torch.from_numpy warns on Pillow's read-only view
 
 
 def _open(source: bytes | Path) -> av.container.InputContainer:

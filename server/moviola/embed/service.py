@@ -1,7 +1,10 @@
 """The embedding service: what ``EmbeddingService.Embed`` calls.
 
-    embedder = Embedder(backend, jobs=gateway.get, config=EmbedConfig(video_roots=(data_dir,)))
+    embedder = Embedder(backend, jobs=gateway.get, storage=storage, settings=settings.embed)
     result = await embedder.embed(EmbedQuery(VideoInput(data), frame_count=16))
+
+Every field is held to the limits of ``moviola.validation`` before any work; a job's
+video is read only through the ``Storage`` that wrote it, whatever its record says.
 
 Texts and images go to the backend as one interactive request (an image as the
 file sent, where the backend decodes images itself, else as pixels); videos are
@@ -23,10 +26,29 @@ import numpy as np
 
 from moviola.embed import media, pooling
 from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority, Vectors
-from moviola.errors import FailedPrecondition, InvalidRequest, MoviolaError, NotFound, PermissionDenied
+from moviola.errors import (
+    FailedPrecondition,
+    InvalidRequest,
+    MoviolaError,
+    NotFound,
+    NotInStorage,
+    PermissionDenied,
+)
 from moviola.jobs import JobRecord, JobState
 from moviola.metrics import Metrics
+from moviola.settings import EmbedSettings
+from moviola.storage.base import Storage
 from moviola.storage.local import file_path
+from moviola.validation import (
+    MAX_EMBED_TEXT_CHARS,
+    MAX_IMAGE_BYTES,
+    MAX_JOB_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_URI_CHARS,
+    MAX_VIDEO_BYTES,
+    check_image,
+    check_length,
+)
 
 
 class Pooling(Enum):
@@ -105,20 +127,6 @@ class ModelListing:
     default_for_images: bool
 
 
-@dataclass(frozen=True)
-class EmbedConfig:
-    #: Folders whose files ``video_uri`` may name.
-    video_roots: tuple[Path, ...] = ()
-    #: Embed requests served at once; more wait for a slot.
-    concurrency: int = 16
-    #: Frames sampled from a video when the request does not say, and the most one may ask for.
-    default_frames: int = 8
-    max_frames: int = 256
-    #: Default model where it takes the input; else the first cross-modal model (text and images), else
-    #: the first that takes it.
-    default_model: str | None = None
-
-
 JobLookup = Callable[[str], Awaitable[JobRecord]]
 
 
@@ -128,20 +136,26 @@ class Embedder:
         backend: EmbeddingBackend,
         *,
         jobs: JobLookup,
-        config: EmbedConfig,
+        storage: Storage,
+        settings: EmbedSettings,
+        data_dir: Path | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        """``data_dir``: a folder whose files ``video_uri`` may name, besides ``settings.video_roots``."""
         self.backend = backend
         self._metrics = metrics
         self._jobs = jobs
-        self._config = config
-        self._roots = tuple(root.resolve() for root in config.video_roots)
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._storage = storage
+        self._settings = settings
+        roots = (*((data_dir,) if data_dir is not None else ()), *settings.video_roots)
+        self._roots = tuple(root.resolve() for root in roots)
+        self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def embed(self, query: EmbedQuery) -> Embedding:
         kind = _INPUT_NAMES[type(query.input)]
         started = time.perf_counter()
         try:
+            _check_lengths(query)
             async with self._slots:
                 result = await self._embed(query)
         except MoviolaError as error:
@@ -153,9 +167,9 @@ class Embedder:
         return result
 
     async def _embed(self, query: EmbedQuery) -> Embedding:
-        config = self._config
+        settings = self._settings
         sampling = media.sampling(
-            query.frame_count, query.frames_per_second, default=config.default_frames, limit=config.max_frames
+            query.frame_count, query.frames_per_second, default=settings.frames, limit=settings.max_frames
         )
         match query.input:
             case TextInput(text=text):
@@ -181,10 +195,10 @@ class Embedder:
         return Embedding(pooling.normalize(vectors[0]), model.name)
 
     async def _image(self, query: EmbedQuery, data: bytes) -> Embedding:
+        check_image(data, "image")  # the header alone, as for generation: before anything else reads it
         model = await self._model(query.model, text=False)
         assert model.image_size is not None
         if model.decodes_images:  # forward the file: smaller than its pixels, decoded next to the model
-            media.check_image(data)
             vectors = await self.backend.embed_image_file(model.name, data, priority=Priority.INTERACTIVE)
         else:
             pixels = await asyncio.to_thread(media.load_image, data, model.image_size)
@@ -207,7 +221,7 @@ class Embedder:
     def _default(self, models: dict[str, EmbeddingModel], *, text: bool) -> EmbeddingModel | None:
         """``default_model`` when it fits, else the first cross-modal model that does, else the first that does."""
         fitting = [m for m in models.values() if (m.accepts_text if text else m.accepts_images)]
-        configured = [m for m in fitting if m.name == self._config.default_model]
+        configured = [m for m in fitting if m.name == self._settings.model]
         ranked = sorted(fitting, key=lambda m: (not (m.accepts_text and m.accepts_images), m.name))
         return next(iter(configured + ranked), None)
 
@@ -236,19 +250,27 @@ class Embedder:
             )
         if not path.is_file():
             raise NotFound(f"video_uri: no file at {path}")
+        size = path.stat().st_size
+        if size > MAX_VIDEO_BYTES:
+            raise InvalidRequest("video_uri", f"the file is {size} bytes; the limit is {MAX_VIDEO_BYTES}")
         return path
 
-    async def _job_video(self, job_id: str) -> Path:
+    async def _job_video(self, job_id: str) -> bytes:
+        """The job's video, read through the storage: a record pointing elsewhere reads nothing."""
         record = await self._jobs(job_id)
         if record.state is not JobState.COMPLETED or record.result is None:
             raise FailedPrecondition(
                 f"job_id: job {job_id} is {record.state.name}; only completed jobs have a video"
             )
-        path = file_path(record.result.video_uri)
-        if path is None or not await asyncio.to_thread(path.is_file):
-            uri = record.result.video_uri
-            raise NotFound(f"job_id: the video of job {job_id} ({uri}) is not on this server's disk")
-        return path
+        uri = record.result.video_uri
+        try:
+            return await asyncio.to_thread(self._storage.read, uri)
+        except NotInStorage as exc:
+            raise NotInStorage(
+                f"job_id: the video of job {job_id} ({uri}) is not in this server's storage; it is not read"
+            ) from exc
+        except NotFound as exc:
+            raise NotFound(f"job_id: the video of job {job_id} ({uri}) is no longer stored") from exc
 
     async def _video(
         self, query: EmbedQuery, sampling: media.Sampling, source: bytes | Path, field: str
@@ -270,3 +292,19 @@ class Embedder:
             else []
         )
         return Embedding(pooled, model.name, query.pooling, len(frames.indices), per_frame)
+
+
+def _check_lengths(query: EmbedQuery) -> None:
+    """Every string and bytes field within its limit: the first thing an embedding does."""
+    check_length("model", query.model, MAX_NAME_CHARS)
+    match query.input:
+        case TextInput(text=text):
+            check_length("text", text, MAX_EMBED_TEXT_CHARS)
+        case ImageInput(data=data):
+            check_length("image", data, MAX_IMAGE_BYTES)
+        case VideoInput(data=data):
+            check_length("video", data, MAX_VIDEO_BYTES)
+        case VideoUriInput(uri=uri):
+            check_length("video_uri", uri, MAX_URI_CHARS)
+        case JobInput(job_id=job_id):
+            check_length("job_id", job_id, MAX_JOB_ID_CHARS)

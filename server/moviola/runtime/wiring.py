@@ -77,7 +77,7 @@ def build_front(
         accept_without_workers=settings.queue.accept_without_workers,
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
-    embedder = embed_factory.embedder(settings, backend, service.get, metrics)
+    embedder = embed_factory.embedder(settings, backend, service.get, storage(settings), metrics)
     server, port = grpc_server.build(settings.server, service, embedder, lifecycle, metrics)
     return Front(service, backend, server, port)
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from moviola.errors import NotFound, NotInStorage
 from moviola.storage.base import StoredVideo
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -52,8 +53,23 @@ class LocalStorage:
             raise
         return StoredVideo(uri=target.as_uri(), size_bytes=len(data))
 
-    def open(self, uri: str) -> bytes:
+    def read(self, uri: str) -> bytes:
+        """The bytes of ``<root>/<job id>.mp4`` that ``uri`` names, once ``..`` and links are resolved.
+
+        >>> LocalStorage(Path("/srv/videos")).read("file:///etc/passwd")
+        Traceback (most recent call last):
+        moviola.errors.NotInStorage: file:///etc/passwd is not a video of this server's storage
+        """
         path = file_path(uri)
-        if path is None or path.parent != self.root:
-            raise ValueError(f"{uri} is not a video of this storage")
-        return path.read_bytes()
+        if path is None or path.parent != self.root or path.suffix != ".mp4" or not _SAFE_ID.match(path.stem):
+            raise NotInStorage(f"{uri} is not a video of this server's storage")
+        try:
+            # O_NOFOLLOW: a link put in place of the file after the check above is refused, not followed.
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
+                return file.read()
+        except FileNotFoundError as exc:
+            raise NotFound(f"{uri}: the video is gone (deleted or expired)") from exc
+        except OSError as exc:  # a link or a folder where the video should be
+            raise NotInStorage(
+                f"{uri} is not a readable video of this server's storage ({exc.strerror})"
+            ) from exc
