@@ -6,6 +6,7 @@ import numpy as np
 from helpers import decode, kinds, path_of
 
 from moviola.client import Client
+from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
 
 
@@ -100,3 +101,13 @@ def test_list_models_shows_defaults_limits_and_noise_warning(client: Client) -> 
     assert model.pipeline_class == "WanPipeline"
     assert (model.defaults.width, model.defaults.num_frames) == (128, 17)
     assert (model.limits.size_multiple, model.limits.frame_multiple) == (16, 4)
+
+
+def test_start_up_prints_only_moviola_lines(server: ServerProcess, client: Client) -> None:
+    """Loading every tiny model (pipelines, SigLIP 2, DINOv2) prints none of the libraries' warnings."""
+    assert client.list_models()[0].ready
+    ready = server.wait_for_log("ready: serving")
+    start_up = server.log_lines[: ready + 1]
+    assert any("moviola.embed.local: embedding model" in line for line in start_up)  # models did load
+    foreign = [line for line in start_up if " moviola." not in line]
+    assert foreign == []

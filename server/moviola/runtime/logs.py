@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 
@@ -32,5 +33,17 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     for noisy in (*NOISY, "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if level.lower() != "debug":
+        _quiet_libraries()
         for category in (FutureWarning, DeprecationWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category, module=r"(transformers|diffusers|torch)\b")
+
+
+def _quiet_libraries() -> None:
+    """transformers and diffusers set their own loggers' level when imported (from these variables) and
+    print through their own handler, so the logging levels above alone do not reach them."""
+    for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(variable, "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in ("transformers", "diffusers"):
+        if name in sys.modules:  # imported already: set the level it would have read
+            logging.getLogger(name).setLevel(logging.ERROR)
