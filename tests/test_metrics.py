@@ -129,3 +129,23 @@ def test_traceparent_follows_the_job_from_gateway_to_worker_with_a_span_per_phas
     assert {f"moviola.{p}" for p in phases} <= set(by_name)
     for phase in phases:
         assert by_name[f"moviola.{phase}"]["parent_id"] == job["context"]["span_id"]
+
+
+def test_every_call_is_one_access_log_line_at_debug(cache_dir: Path, tmp_path: Path) -> None:
+    """The access-log interceptor: method, status and seconds, for unary calls and streams alike."""
+    from moviola.client.errors import NotFound
+
+    with (
+        start_server(cache_dir, tmp_path, "--log-level", "debug") as server,
+        Client(server.address) as client,
+    ):
+        with pytest.raises(NotFound):
+            client.get("0" * 32)
+        events = list(client.generate("a fox", num_frames=1, num_inference_steps=1))
+        assert events[-1].WhichOneof("kind") == "completed"
+        server.wait_for_log("moviola.access: Generate OK")
+        lines = [line for line in server.log_lines if "moviola.access:" in line]
+    calls = [line.split("moviola.access: ", 1)[1].split()[:2] for line in lines]
+    assert ["GetJob", "NOT_FOUND"] in calls
+    assert ["Generate", "OK"] in calls
+    assert all(float(line.rsplit(" ", 1)[1].rstrip("s\n")) >= 0 for line in lines)
