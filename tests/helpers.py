@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +34,27 @@ REQUEST = JobRequest(
     guidance_scale_2=None,
     seed=1,
 )
+
+
+# The client must work where torch and diffusers are not installed: make importing them fail.
+CLIENT_ONLY = (
+    "import sys; sys.modules.update(torch=None, diffusers=None, transformers=None, av=None); "
+    "sys.argv[0] = 'moviola'; from moviola.client.cli import main; main()"
+)
+
+
+def moviola(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``moviola`` command as a user runs it, with the client package alone; ``env`` adds variables."""
+    return subprocess.run(
+        [sys.executable, "-c", CLIENT_ONLY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def kinds(events: list[pb.JobEvent]) -> list[str]:

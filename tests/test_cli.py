@@ -6,30 +6,19 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
-from helpers import decode, mp4, scene
+import grpc
+import pytest
+from helpers import CLIENT_ONLY, decode, moviola, mp4, scene
 
 from moviola.client import Client
 from moviola.testing import ServerProcess
+from moviola.v1 import generation_pb2 as gen
+from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
-
-# The client must work where torch and diffusers are not installed: make importing them fail.
-CLIENT_ONLY = (
-    "import sys; sys.modules.update(torch=None, diffusers=None, transformers=None, av=None); "
-    "sys.argv[0] = 'moviola'; from moviola.client.cli import main; main()"
-)
-
-
-def moviola(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", CLIENT_ONLY, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_python_dash_m_knows_every_command() -> None:
@@ -96,8 +85,8 @@ def test_jobs_and_models_commands(server: ServerProcess, client: Client) -> None
     assert got["state"] == "JOB_STATE_COMPLETED"
     assert got["id"] == job.id
     cancel = moviola("jobs", "cancel", job.id, "--server", server.address)
-    assert cancel.returncode == 0
-    assert "completed" in cancel.stdout
+    assert cancel.returncode == 1
+    assert f"job {job.id} had already finished (completed); nothing to cancel" in cancel.stderr
     missing = moviola("jobs", "get", "nope", "--server", server.address)
     assert missing.returncode == 1
     assert "NOT_FOUND" in missing.stderr
@@ -107,9 +96,10 @@ def test_jobs_and_models_commands(server: ServerProcess, client: Client) -> None
     ]
     assert models[0]["id"] == "tiny-wan2.2-t2v"
     assert models[0]["randomWeights"] is True
-    table = moviola("models", "--server", server.address).stdout
+    table = moviola("models", "--server", server.address, env={"COLUMNS": "200"}).stdout
     assert "tiny-wan2.2-t2v" in table
     assert "random" in table
+    assert "tiny 128x128, 480p 832x480" in table  # its size presets, the names --resolution takes
 
 
 def test_serve_without_the_server_package_says_what_to_install() -> None:
@@ -157,18 +147,90 @@ def test_client_wheel_needs_no_torch_and_carries_the_stubs(tmp_path: Path) -> No
 
 
 def test_embed_prints_the_vector_as_json_and_lists_the_models(server: ServerProcess, tmp_path: Path) -> None:
-    text = json.loads(moviola("embed", "--text", "a red fox", "--server", server.address).stdout)
+    done = moviola("embed", "--text", "a red fox", "--server", server.address)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1  # one line, not one number per line
+    text = json.loads(done.stdout)
+    assert list(text) == ["model", "dimension", "embedding"]
     assert text["model"] == "tiny-siglip2"
-    assert len(text["vector"]) == text["dimension"] == 32
+    assert len(text["embedding"]) == text["dimension"] == 32
+    assert abs(sum(v * v for v in text["embedding"]) - 1) < 1e-4
     video = tmp_path / "clip.mp4"
     video.write_bytes(mp4(scene(9)))
-    done = moviola("embed", "--video", str(video), "--frames", "3", "--per-frame", "--server", server.address)
-    clip = json.loads(done.stdout)
-    assert clip["sampledFrames"] == 3
-    assert len(clip["frames"]) == 3
+    args = ["embed", "--video", str(video), "--frames", "3", "--per-frame", "--server", server.address]
+    clip = json.loads(moviola(*args).stdout)
+    assert clip["sampled_frames"] == 3
+    assert [len(f["embedding"]) for f in clip["frames"]] == [clip["dimension"]] * 3
+    full = json.loads(moviola(*args, "--json").stdout)  # the whole response, as protobuf JSON
+    assert full["sampledFrames"] == 3
+    assert len(full["frames"]) == 3
+    assert max(abs(a - b) for a, b in zip(full["vector"], clip["embedding"], strict=True)) < 1e-7
     two = moviola("embed", "--text", "x", "--video", str(video), "--server", server.address)
     assert two.returncode == 2
     assert "exactly one" in two.stderr
     table = moviola("embedding-models", "--server", server.address).stdout
     assert "tiny-dinov2" in table
     assert "tiny-siglip2" in table
+
+
+#: Each bad number, and the option the usage error must name.
+BAD_NUMBERS = [
+    (["generate", "x", "--steps", "-1"], "--steps"),
+    (["generate", "x", "--seed", "-1"], "--seed"),
+    (["generate", "x", "--seed", str(2**63)], "--seed"),
+    (["generate", "x", "--max-wait", "0"], "--max-wait"),
+    (["generate", "x", "--max-wait", "-2.5"], "--max-wait"),
+    (["generate", "x", "--width", "-16"], "--width"),
+    (["generate", "x", "--height", "-16"], "--height"),
+    (["generate", "x", "--frames", "-1"], "--frames"),
+    (["generate", "x", "--fps", "-8"], "--fps"),
+    (["generate", "x", "--steps", str(2**32)], "--steps"),
+    (["generate", "x", "--guidance", "-1"], "--guidance"),
+    (["generate", "x", "--guidance-2", "-0.5"], "--guidance-2"),
+    (["embed", "--text", "x", "--frames", "-1"], "--frames"),
+    (["jobs", "watch", "abc", "--after", "-1"], "--after"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "option"), BAD_NUMBERS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD_NUMBERS]
+)
+def test_a_bad_number_is_a_usage_error_before_anything_is_sent(args: list[str], option: str) -> None:
+    # Nothing listens on port 1: an error about the server would mean the command tried to send.
+    done = moviola(*args, "--server", "127.0.0.1:1")
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, done.stderr
+    assert f"'{option}'" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert "UNAVAILABLE" not in done.stderr
+
+
+def test_a_refused_number_creates_no_job(server: ServerProcess) -> None:
+    key = f"cli-bad-steps-{uuid.uuid4()}"
+    args = ["generate", "x", "--steps", "-1", "--idempotency-key", key, "--server", server.address]
+    done = moviola(*args)
+    assert done.returncode == 2
+    assert "'--steps'" in done.stderr
+    # Had the CLI submitted anything, this key would name that job instead of creating one.
+    with grpc.insecure_channel(server.address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = pb.GenerateRequest(prompt="x", num_frames=1, num_inference_steps=1, idempotency_key=key)
+        reply = stub.SubmitJob(gen.SubmitJobRequest(request=request), timeout=30)
+    assert reply.created
+
+
+def test_model_ids_are_printed_whole_in_colour(server: ServerProcess) -> None:
+    # rich's highlighter would colour the "2.2" in "tiny-wan2.2-t2v": an escape code inside the id.
+    colour = {"FORCE_COLOR": "1", "COLUMNS": "80", "TERM": "xterm-256color"}
+    table = moviola("models", "--server", server.address, env=colour)
+    assert table.returncode == 0, table.stderr
+    assert "\x1b[" in table.stdout  # coloured: the check below means something
+    assert "tiny-wan2.2-t2v" in table.stdout
+    assert "tiny-wan2.2-i2v" in table.stdout
+    args = ["generate", "x", "--frames", "1", "--steps", "2", "--server", server.address]
+    done = moviola(*args, env=colour)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" in done.stderr
+    assert "on model tiny-wan2.2-t2v" in done.stderr
+    assert "note: tiny-wan2.2-t2v has random weights" in done.stderr

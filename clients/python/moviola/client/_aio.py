@@ -1,119 +1,116 @@
-"""The asyncio client; the same methods as ``Client``."""
+"""The asyncio client: the same methods as ``Client``, carrying out ``_core``'s calls with ``grpc.aio``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from types import TracebackType
-from typing import Unpack
+from typing import Any, TypeVar, Unpack
 
 import grpc
 
-from moviola.client._request import EmbedOptions, RequestOptions, make_embed_request, make_request
-from moviola.client._sync import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
-from moviola.client.errors import translate
+from moviola.client import _core as core
+from moviola.client._core import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
+from moviola.client._request import EmbedOptions, RequestOptions
 from moviola.v1 import embedding_pb2 as emb
-from moviola.v1 import embedding_pb2_grpc, generation_pb2_grpc
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
+
+Reply = TypeVar("Reply", bound=core._Parsable)
+Out = TypeVar("Out")
 
 
 class AsyncClient:
     def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
+        self._target = target
         self._channel = grpc.aio.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
         self._keyed = grpc.aio.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
-        self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
-        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channel)
         self._timeout = timeout
 
-    def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceAsyncStub:
-        return self._keyed_stub if request.idempotency_key else self._stub
+    async def _call(self, call: core.Unary[Any, Out]) -> Out:
+        channel = self._keyed if call.keyed else self._channel
+        method = channel.unary_unary(call.method, core.serialize, call.reply.FromString)
+        with core.mapped_errors():
+            return call.read(await method(call.request, timeout=self._timeout))
 
-    async def generate(
+    async def _stream(
+        self, call: core.Streamed[Reply], timeout: float | None, *, wait_for_ready: bool | None = None
+    ) -> AsyncGenerator[Reply]:
+        channel = self._keyed if call.keyed else self._channel
+        stream = channel.unary_stream(call.method, core.serialize, call.reply.FromString)(
+            call.request, timeout=timeout, wait_for_ready=wait_for_ready
+        )
+        try:
+            async for reply in stream:
+                yield reply
+        finally:
+            stream.cancel()
+
+    async def _events(self, call: core.Streamed[Any], timeout: float | None) -> AsyncIterator[pb.JobEvent]:
+        with core.mapped_errors():
+            async with aclosing(self._stream(call, timeout)) as replies:
+                async for reply in replies:
+                    yield reply.event
+
+    def generate(
         self,
         prompt: str | pb.GenerateRequest,
         *,
         timeout: float | None = None,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[pb.JobEvent]:
-        request = make_request(prompt, **options)
-        call = self._submitter(request).Generate(request, timeout=timeout)
-        try:
-            async for response in call:
-                yield response.event
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
-        finally:
-            call.cancel()
+        return self._events(core.generate(prompt, dict(options)), timeout)
 
     async def submit(self, prompt: str | pb.GenerateRequest, **options: Unpack[RequestOptions]) -> pb.Job:
-        request = gen.SubmitJobRequest(request=make_request(prompt, **options))
-        try:
-            return (await self._submitter(request.request).SubmitJob(request, timeout=self._timeout)).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.submit(prompt, dict(options)))
 
-    async def watch(
+    def watch(
         self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
     ) -> AsyncIterator[pb.JobEvent]:
-        call = self._stub.WatchJob(
-            gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout
-        )
-        try:
-            async for response in call:
-                yield response.event
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
-        finally:
-            call.cancel()
+        return self._events(core.watch(job_id, after_sequence), timeout)
 
     async def get(self, job_id: str) -> pb.Job:
-        try:
-            return (await self._stub.GetJob(gen.GetJobRequest(job_id=job_id), timeout=self._timeout)).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.get_job(job_id))
 
     async def cancel(self, job_id: str) -> pb.Job:
-        try:
-            return (
-                await self._stub.CancelJob(gen.CancelJobRequest(job_id=job_id), timeout=self._timeout)
-            ).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.cancel_job(job_id))
 
     async def list_models(self) -> list[gen.ModelInfo]:
-        try:
-            return list((await self._stub.ListModels(gen.ListModelsRequest(), timeout=self._timeout)).models)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.list_models())
 
     async def dead_letters(self) -> list[gen.DeadLetter]:
-        try:
-            reply = await self._stub.ListDeadLetters(gen.ListDeadLettersRequest(), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
-        return list(reply.dead_letters)
+        return await self._call(core.dead_letters())
 
     async def requeue(self, job_id: str) -> pb.Job:
-        try:
-            return (
-                await self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout)
-            ).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.requeue(job_id))
 
     async def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
-        try:
-            return await self._embedding.Embed(make_embed_request(**options), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.embed(dict(options)))
 
     async def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
-        try:
-            request = emb.ListEmbeddingModelsRequest()
-            return list((await self._embedding.ListEmbeddingModels(request, timeout=self._timeout)).models)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return await self._call(core.list_embedding_models())
+
+    async def wait_ready(
+        self, timeout: float = 60.0, *, waiting: Callable[[str], None] | None = None
+    ) -> None:
+        """Return once the server is listening and SERVING (see ``Client.wait_ready``)."""
+        wait = core.ReadyWait(self._target, timeout, waiting)
+        while (attempt := wait.attempt()) is not None:
+            left, wait_for_ready = attempt
+            try:
+                async with aclosing(
+                    self._stream(core.HEALTH_WATCH, left, wait_for_ready=wait_for_ready)
+                ) as replies:
+                    async for reply in replies:
+                        if wait.seen(reply):
+                            return
+                wait.ended()
+            except grpc.RpcError as exc:
+                if wait.failed(exc):
+                    return
+            await asyncio.sleep(wait.pause())
+        raise wait.gave_up()
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -1,37 +1,24 @@
-"""The blocking client."""
+"""The blocking client: carries out the calls ``_core`` describes with grpc's blocking API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import time
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from types import TracebackType
-from typing import Unpack
+from typing import Any, TypeVar, Unpack
 
 import grpc
 
-from moviola.client._request import EmbedOptions, RequestOptions, make_embed_request, make_request
-from moviola.client.errors import translate
+from moviola.client import _core as core
+from moviola.client._core import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
+from moviola.client._request import EmbedOptions, RequestOptions
 from moviola.v1 import embedding_pb2 as emb
-from moviola.v1 import embedding_pb2_grpc, generation_pb2_grpc
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
 
-DEFAULT_SERVER = "127.0.0.1:50051"
-_HERE = Path(__file__).resolve().parent
-#: Calls that are safe to repeat: retried on UNAVAILABLE, 30 s default deadline for unary calls.
-SERVICE_CONFIG = (_HERE / "service_config.json").read_text()
-#: For requests with an idempotency key only: submits are retried on UNAVAILABLE and RESOURCE_EXHAUSTED
-#: (honouring the server's grpc-retry-pushback-ms), since a repeat returns the same job.
-IDEMPOTENT_SERVICE_CONFIG = (_HERE / "service_config_idempotent.json").read_text()
-#: Large enough for an input image; the server refuses larger ones with a clear message.
-CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
-    ("grpc.max_send_message_length", 16 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-]
-
-
-def channel_options(service_config: str) -> list[tuple[str, int | str]]:
-    return [*CHANNEL_OPTIONS, ("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+Reply = TypeVar("Reply", bound=core._Parsable)
+Out = TypeVar("Out")
 
 
 class Client:
@@ -41,15 +28,33 @@ class Client:
         For several gateway replicas, use ``dns:///SERVICE:PORT`` with a headless Kubernetes Service:
         the channel balances round-robin over every address it resolves.
         """
+        self._target = target
         self._channel = grpc.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
         self._keyed = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
-        self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self._keyed_stub = generation_pb2_grpc.GenerationServiceStub(self._keyed)
-        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channel)
         self._timeout = timeout
 
-    def _submitter(self, request: pb.GenerateRequest) -> generation_pb2_grpc.GenerationServiceStub:
-        return self._keyed_stub if request.idempotency_key else self._stub
+    def _call(self, call: core.Unary[Any, Out]) -> Out:
+        channel = self._keyed if call.keyed else self._channel
+        method = channel.unary_unary(call.method, core.serialize, call.reply.FromString)
+        with core.mapped_errors():
+            return call.read(method(call.request, timeout=self._timeout))
+
+    def _stream(
+        self, call: core.Streamed[Reply], timeout: float | None, *, wait_for_ready: bool | None = None
+    ) -> Generator[Reply]:
+        channel = self._keyed if call.keyed else self._channel
+        stream = channel.unary_stream(call.method, core.serialize, call.reply.FromString)(
+            call.request, timeout=timeout, wait_for_ready=wait_for_ready
+        )
+        try:
+            yield from stream
+        finally:
+            stream.cancel()
+
+    def _events(self, call: core.Streamed[Any], timeout: float | None) -> Iterator[pb.JobEvent]:
+        with core.mapped_errors(), closing(self._stream(call, timeout)) as replies:
+            for reply in replies:
+                yield reply.event
 
     def generate(
         self,
@@ -59,86 +64,61 @@ class Client:
         **options: Unpack[RequestOptions],
     ) -> Iterator[pb.JobEvent]:
         """Submit a job and yield its events until the terminal one."""
-        request = make_request(prompt, **options)
-        stream = self._submitter(request).Generate(request, timeout=timeout)
-        try:
-            for response in stream:
-                yield response.event
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
-        finally:
-            stream.cancel()
+        return self._events(core.generate(prompt, dict(options)), timeout)
 
     def submit(self, prompt: str | pb.GenerateRequest, **options: Unpack[RequestOptions]) -> pb.Job:
         """Queue a job and return it at once."""
-        request = gen.SubmitJobRequest(request=make_request(prompt, **options))
-        try:
-            return self._submitter(request.request).SubmitJob(request, timeout=self._timeout).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.submit(prompt, dict(options)))
 
     def watch(
         self, job_id: str, after_sequence: int = 0, *, timeout: float | None = None
     ) -> Iterator[pb.JobEvent]:
         """Yield the job's events after ``after_sequence``, then live ones, until the terminal one."""
-        stream = self._stub.WatchJob(
-            gen.WatchJobRequest(job_id=job_id, after_sequence=after_sequence), timeout=timeout
-        )
-        try:
-            for response in stream:
-                yield response.event
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
-        finally:
-            stream.cancel()
+        return self._events(core.watch(job_id, after_sequence), timeout)
 
     def get(self, job_id: str) -> pb.Job:
-        try:
-            return self._stub.GetJob(gen.GetJobRequest(job_id=job_id), timeout=self._timeout).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.get_job(job_id))
 
     def cancel(self, job_id: str) -> pb.Job:
-        try:
-            return self._stub.CancelJob(gen.CancelJobRequest(job_id=job_id), timeout=self._timeout).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.cancel_job(job_id))
 
     def list_models(self) -> list[gen.ModelInfo]:
-        try:
-            return list(self._stub.ListModels(gen.ListModelsRequest(), timeout=self._timeout).models)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.list_models())
 
     def dead_letters(self) -> list[gen.DeadLetter]:
         """Jobs given up on after too many attempts (operators)."""
-        try:
-            return list(
-                self._stub.ListDeadLetters(gen.ListDeadLettersRequest(), timeout=self._timeout).dead_letters
-            )
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.dead_letters())
 
     def requeue(self, job_id: str) -> pb.Job:
         """Run a dead-lettered job's request again; returns the new job."""
-        try:
-            return self._stub.RequeueJob(gen.RequeueJobRequest(job_id=job_id), timeout=self._timeout).job
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.requeue(job_id))
 
     def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
         """``embed(text="a red fox")``, ``embed(video=data, frame_count=16, return_frame_embeddings=True)``."""
-        try:
-            return self._embedding.Embed(make_embed_request(**options), timeout=self._timeout)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.embed(dict(options)))
 
     def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
-        try:
-            request = emb.ListEmbeddingModelsRequest()
-            return list((self._embedding.ListEmbeddingModels(request, timeout=self._timeout)).models)
-        except grpc.RpcError as exc:
-            raise translate(exc) from exc
+        return self._call(core.list_embedding_models())
+
+    def wait_ready(self, timeout: float = 60.0, *, waiting: Callable[[str], None] | None = None) -> None:
+        """Block until the server is listening and its health service says SERVING (its models are loaded).
+
+        ``waiting(reason)`` is called whenever it is not ready yet; raises ``Unavailable`` after ``timeout``
+        seconds. ``client.wait_ready(120)`` before the first ``generate`` of a server that is starting.
+        """
+        wait = core.ReadyWait(self._target, timeout, waiting)
+        while (attempt := wait.attempt()) is not None:
+            left, wait_for_ready = attempt
+            try:
+                with closing(self._stream(core.HEALTH_WATCH, left, wait_for_ready=wait_for_ready)) as replies:
+                    if any(wait.seen(reply) for reply in replies):
+                        return
+                wait.ended()
+            except grpc.RpcError as exc:
+                if wait.failed(exc):
+                    return
+            time.sleep(wait.pause())
+        raise wait.gave_up()
 
     def close(self) -> None:
         self._channel.close()

@@ -15,11 +15,13 @@ from urllib.parse import unquote, urlparse
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
-from moviola.client._sync import DEFAULT_SERVER, Client
+from moviola.client._core import DEFAULT_SERVER
+from moviola.client._output import compact_embedding, embedding_models_table, models_table
+from moviola.client._sync import Client
 from moviola.client.errors import MoviolaError
-from moviola.client.progress import as_json, describe, follow
+from moviola.client.progress import as_json, describe, follow, waiting_for_server
 from moviola.v1 import job_pb2 as pb
 
 server_option = click.option(
@@ -29,12 +31,37 @@ server_option = click.option(
     envvar="MOVIOLA_SERVER",
     help="HOST:PORT of a gateway.",
 )
-stderr = Console(stderr=True)
+wait_ready_option = click.option(
+    "--wait-ready",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for a server that is starting (0: do not wait).",
+)
+#: Bounds the server would refuse anyway, checked before anything is sent (0 means the model's default).
+UINT32 = click.IntRange(0, 2**32 - 1)
+SEED = click.IntRange(0, 2**63 - 1)
+GUIDANCE = click.FloatRange(min=0)
+FINISHED = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
+#: Server strings (model ids, job ids, URIs, messages) are printed as they are: no markup, no highlighting,
+#: which would colour the "2.2" inside "tiny-wan2.2-t2v".
+stderr = Console(stderr=True, highlight=False)
 
 
 def _fail(error: MoviolaError) -> click.ClickException:
     hint = f" (retry in {error.retry_after:.1f}s)" if error.retry_after else ""
     return click.ClickException(f"{error.code.name}: {error.message}{hint}")
+
+
+def _state(state: pb.JobState.ValueType) -> str:
+    return pb.JobState.Name(state).removeprefix("JOB_STATE_").lower()
+
+
+def _wait_ready(client: Client, seconds: float) -> None:
+    """Wait for a server that is still starting, with a spinner saying why; bounded by ``seconds``."""
+    if seconds > 0:
+        with waiting_for_server(stderr) as waiting:
+            client.wait_ready(seconds, waiting=waiting)
 
 
 @contextmanager
@@ -109,7 +136,7 @@ def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bo
             if not seen:
                 seen.append(event.job_id)
                 if not as_json_lines:
-                    stderr.print(f"job [bold]{event.job_id}[/bold] on model {event.model}")
+                    stderr.print(Text.assemble("job ", (event.job_id, "bold"), f" on model {event.model}"))
             yield event
 
     try:
@@ -137,13 +164,18 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
         where = str(out)
     running = done.timings.running.ToNanoseconds() / 1e9
     stderr.print(
-        f"[green]video:[/green] {where}  ({done.width}x{done.height}, {done.num_frames} frames at {done.fps} fps, "
-        f"seed {done.seed}, {running:.1f}s)"
+        Text.assemble(
+            ("video:", "green"),
+            f" {where}  ({done.width}x{done.height}, {done.num_frames} frames at {done.fps} fps, "
+            f"seed {done.seed}, {running:.1f}s)",
+        )
     )
     noise = [m.id for m in client.list_models() if m.random_weights and m.id == done.model]
     if noise:
         stderr.print(
-            f"note: {done.model} has random weights, so the video is noise; serve real weights with --model-path"
+            Text(
+                f"note: {done.model} has random weights, so the video is noise; serve real weights with --model-path"
+            )
         )
 
 
@@ -162,27 +194,42 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
 @click.option(
     "--allow-fallback", is_flag=True, help="Run on the model's faster fallback if it cannot start in time."
 )
-@click.option("--width", type=int, default=0)
-@click.option("--height", type=int, default=0)
-@click.option("--frames", "num_frames", type=int, default=0, help="Number of frames (Wan: 4k+1).")
-@click.option("--fps", type=int, default=0)
-@click.option("--steps", "num_inference_steps", type=int, default=0)
-@click.option("--guidance", "guidance_scale", type=float, default=None)
-@click.option("--guidance-2", "guidance_scale_2", type=float, default=None, help="Low-noise expert guidance.")
-@click.option("--seed", type=int, default=None)
+@click.option("--width", type=UINT32, default=0)
+@click.option("--height", type=UINT32, default=0)
+@click.option("--frames", "num_frames", type=UINT32, default=0, help="Number of frames (Wan: 4k+1).")
+@click.option("--fps", type=UINT32, default=0)
+@click.option("--steps", "num_inference_steps", type=UINT32, default=0)
+@click.option("--guidance", "guidance_scale", type=GUIDANCE, default=None)
+@click.option(
+    "--guidance-2", "guidance_scale_2", type=GUIDANCE, default=None, help="Low-noise expert guidance."
+)
+@click.option("--seed", type=SEED, default=None)
 @click.option("--priority", type=click.Choice(["interactive", "batch"]), default="interactive")
-@click.option("--max-wait", type=float, default=None, help="Seconds the job may wait to start.")
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds the job may wait to start.",
+)
 @click.option("--idempotency-key", default="")
 @click.option(
     "--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar."
 )
+@wait_ready_option
 def generate(
-    prompt: str, server: str, out: Path | None, image: Path | None, json_lines: bool, **options: object
+    prompt: str,
+    server: str,
+    out: Path | None,
+    image: Path | None,
+    json_lines: bool,
+    wait_ready: float,
+    **options: object,
 ) -> None:
     """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
     if image is not None:
         options["image"] = image.read_bytes()
     with _connected(server) as client:
+        _wait_ready(client, wait_ready)
         terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
         _finish(terminal, out, client)
 
@@ -197,12 +244,18 @@ def generate(
 )
 @click.option("--job", "job_id", default=None, help="Embed the video of this completed job.")
 @click.option("--model", default="", help="Embedding model (default: the server's).")
-@click.option("--frames", "frame_count", type=int, default=0, help="Video: frames to sample.")
+@click.option("--frames", "frame_count", type=UINT32, default=0, help="Video: frames to sample.")
 @click.option("--pooling", type=click.Choice(["mean", "temporal"]), default="mean")
 @click.option("--per-frame", "return_frame_embeddings", is_flag=True, help="Video: also print frame vectors.")
+@click.option("--json", "full", is_flag=True, help="Print the whole response as protobuf JSON.")
 @server_option
-def embed(text: str | None, image: Path | None, video: Path | None, server: str, **options: object) -> None:
-    """Print the embedding of a text, image, video or job's video as JSON."""
+def embed(
+    text: str | None, image: Path | None, video: Path | None, server: str, full: bool, **options: object
+) -> None:
+    """Print the embedding of a text, image, video or job's video as one line of JSON.
+
+    {"model": ..., "dimension": N, "embedding": [...]}, with "sampled_frames" and "frames" for videos.
+    """
     from google.protobuf import json_format
 
     data = {
@@ -216,7 +269,7 @@ def embed(text: str | None, image: Path | None, video: Path | None, server: str,
         raise click.UsageError("give exactly one of --text, --image, --video or --job")
     with _connected(server) as client:
         response = client.embed(**given, **options)  # type: ignore[arg-type]
-    click.echo(json_format.MessageToJson(response))
+    click.echo(json_format.MessageToJson(response) if full else compact_embedding(response))
 
 
 @main.group()
@@ -238,27 +291,56 @@ def jobs_get(job_id: str, server: str) -> None:
 @jobs.command("watch")
 @click.argument("job_id")
 @server_option
-@click.option("--after", "after_sequence", type=int, default=0, help="Resume after this sequence number.")
+@click.option(
+    "--after",
+    "after_sequence",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Resume after this sequence number.",
+)
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the MP4 here.")
 @click.option("--json", "json_lines", is_flag=True, help="Print events as JSON lines.")
-def jobs_watch(job_id: str, server: str, after_sequence: int, out: Path | None, json_lines: bool) -> None:
+@wait_ready_option
+def jobs_watch(
+    job_id: str, server: str, after_sequence: int, out: Path | None, json_lines: bool, wait_ready: float
+) -> None:
     """Follow a job until it ends (resumable with --after)."""
     with _connected(server) as client:
+        _wait_ready(client, wait_ready)
         terminal = follow(client.watch(job_id, after_sequence), stderr, json_lines=json_lines)
-        if terminal is not None and not json_lines:
+        if terminal is None:
+            raise _nothing_after(client.get(job_id), after_sequence)
+        if not json_lines:
             _finish(terminal, out, client)
+
+
+def _nothing_after(job: pb.Job, after_sequence: int) -> click.ClickException:
+    """Why a watch ended without a terminal event: the job had ended at or before --after, or the stream broke."""
+    if job.state in FINISHED:
+        return click.ClickException(
+            f"job {job.id} already ended ({_state(job.state)}) at sequence {job.last_sequence}; "
+            f"nothing after {after_sequence}"
+        )
+    return click.ClickException(
+        f"the stream ended before job {job.id} finished; `moviola jobs watch {job.id} "
+        f"--after {job.last_sequence}` resumes it"
+    )
 
 
 @jobs.command("cancel")
 @click.argument("job_id")
 @server_option
 def jobs_cancel(job_id: str, server: str) -> None:
-    """Cancel a queued or running job."""
+    """Cancel a queued or running job; exits 1 if it had already finished."""
     with _connected(server) as client:
-        job = client.cancel(job_id)
-    click.echo(
-        f"{job.id}: {pb.JobState.Name(job.state).removeprefix('JOB_STATE_').lower()} (cancel requested)"
-    )
+        before = client.get(job_id)
+        job = before if before.state in FINISHED else client.cancel(job_id)
+    # CancelJob answers a finished job with its state; it may also have finished between the two calls.
+    if before.state in FINISHED or job.state in (pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED):
+        raise click.ClickException(
+            f"job {job.id} had already finished ({_state(job.state)}); nothing to cancel"
+        )
+    click.echo(f"{job.id}: {_state(job.state)} (cancel requested)")
 
 
 @jobs.command("dead-letters")
@@ -296,22 +378,7 @@ def models(server: str, json_out: bool) -> None:
         for info in infos:
             click.echo(json_format.MessageToJson(info, indent=None))
         return
-    table = Table("model", "ready", "defaults", "limits", "notes")
-    for m in infos:
-        d, lim = m.defaults, m.limits
-        notes = [
-            "mixture of experts" if m.mixture_of_experts else "",
-            "random weights (noise)" if m.random_weights else "",
-        ]
-        table.add_row(
-            m.id,
-            "yes" if m.ready else "no",
-            f"{d.width}x{d.height}, {d.num_frames} frames @ {d.fps} fps, {d.num_inference_steps} steps",
-            f"sizes {lim.min_size}..{lim.max_size} step {lim.size_multiple}, frames {lim.frame_multiple}k+1 "
-            f"<= {lim.max_frames}, steps <= {lim.max_steps}",
-            ", ".join(n for n in notes if n),
-        )
-    Console().print(table)
+    Console(highlight=False).print(models_table(infos))
 
 
 @main.command("embedding-models")
@@ -320,14 +387,7 @@ def embedding_models(server: str) -> None:
     """List the embedding models the server serves."""
     with _connected(server) as client:
         infos = client.list_embedding_models()
-    table = Table("model", "text", "images", "default for")
-    for m in infos:
-        defaults = [
-            kind for kind, on in (("text", m.default_for_text), ("images", m.default_for_images)) if on
-        ]
-        images = f"yes ({m.image_size} px)" if m.accepts_images else "no"
-        table.add_row(m.id, "yes" if m.accepts_text else "no", images, ", ".join(defaults))
-    Console().print(table)
+    Console(highlight=False).print(embedding_models_table(infos))
 
 
 __all__ = ["as_json", "main"]
