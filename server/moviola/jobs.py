@@ -136,6 +136,8 @@ class Completed:
     size_bytes: int
     mime_type: str = "video/mp4"
     peak_memory_bytes: int = 0
+    #: The poster image beside the video (empty for jobs stored before posters existed).
+    thumbnail_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ class JobRecord:
     last_sequence: int = 0
     queue_position: int = 0
     started_at: float | None = None
+    #: When the terminal event happened.
+    finished_at: float | None = None
     progress: Progress | None = None
     result: Completed | None = None
     failure: Failed | None = None
@@ -199,9 +203,17 @@ class JobRecord:
             case Progress():
                 return replace(record, progress=kind)
             case Completed():
-                return replace(record, state=JobState.COMPLETED, result=kind)
+                return replace(record, state=JobState.COMPLETED, result=kind, finished_at=event.time)
             case Failed():
-                return replace(record, state=JobState.FAILED, failure=kind, queue_position=0)
+                return replace(
+                    record, state=JobState.FAILED, failure=kind, queue_position=0, finished_at=event.time
+                )
             case Cancelled():
-                return replace(record, state=JobState.CANCELLED, cancellation=kind, queue_position=0)
+                return replace(
+                    record,
+                    state=JobState.CANCELLED,
+                    cancellation=kind,
+                    queue_position=0,
+                    finished_at=event.time,
+                )
         return record

@@ -36,3 +36,15 @@ def encode_mp4(frames: Frames, fps: int, *, crf: int = 18) -> bytes:
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()
+
+
+POSTER_MIME_TYPE = "image/jpeg"
+
+
+def encode_poster(frames: Frames, *, quality: int = 85) -> bytes:
+    """The middle frame as a JPEG: the job's thumbnail (a first frame is often still noise or black)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frames[len(frames) // 2]).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -103,6 +103,8 @@ class WorkerSettings:
     name: str = "embedded"
     #: Seconds a job's event waits for more to share its publishing round trip (the terminal event never waits).
     event_linger: float = 0.005
+    #: Seconds storing a finished video is retried while the storage is unreachable before the job fails.
+    store_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.event_linger <= 1:
@@ -111,8 +113,20 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    #: Where videos are stored (local-disk storage).
+    #: The server's own folder; with local-disk storage its ``videos/`` holds the videos.
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))
+    #: Where videos go: ``file:///PATH`` or ``s3://BUCKET/PREFIX``; None: ``file://DATA_DIR/videos``.
+    storage_url: str | None = None
+    #: Seconds a download link (a presigned S3 URL) works.
+    url_ttl: float = 3600.0
+    #: Seconds after a job completes that its video and poster are deleted; None: kept until deleted.
+    video_retention: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.url_ttl <= 7 * 24 * 3600:  # S3's longest presigned link is 7 days
+            raise ValueError("url_ttl must be within 1 second..7 days")
+        if self.video_retention is not None and self.video_retention <= 0:
+            raise ValueError("retention must be positive")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ type GenerationServiceClient interface {
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// Submits a dead-lettered job's request again, as a new job (operators).
 	RequeueJob(ctx context.Context, in *RequeueJobRequest, opts ...grpc.CallOption) (*RequeueJobResponse, error)
+	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+	// that speak only gRPC; the same from every gateway and for every storage.
+	DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error)
 }
 
 type generationServiceClient struct {
@@ -162,6 +165,38 @@ func (c *generationServiceClient) RequeueJob(ctx context.Context, in *RequeueJob
 	return out, nil
 }
 
+func (c *generationServiceClient) DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_GenerationService_serviceDesc.Streams[2], "/moviola.v1.GenerationService/DownloadVideo", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &generationServiceDownloadVideoClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type GenerationService_DownloadVideoClient interface {
+	Recv() (*DownloadVideoResponse, error)
+	grpc.ClientStream
+}
+
+type generationServiceDownloadVideoClient struct {
+	grpc.ClientStream
+}
+
+func (x *generationServiceDownloadVideoClient) Recv() (*DownloadVideoResponse, error) {
+	m := new(DownloadVideoResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // GenerationServiceServer is the server API for GenerationService service.
 // All implementations must embed UnimplementedGenerationServiceServer
 // for forward compatibility
@@ -183,6 +218,9 @@ type GenerationServiceServer interface {
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// Submits a dead-lettered job's request again, as a new job (operators).
 	RequeueJob(context.Context, *RequeueJobRequest) (*RequeueJobResponse, error)
+	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+	// that speak only gRPC; the same from every gateway and for every storage.
+	DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error
 	mustEmbedUnimplementedGenerationServiceServer()
 }
 
@@ -213,6 +251,9 @@ func (UnimplementedGenerationServiceServer) ListDeadLetters(context.Context, *Li
 }
 func (UnimplementedGenerationServiceServer) RequeueJob(context.Context, *RequeueJobRequest) (*RequeueJobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RequeueJob not implemented")
+}
+func (UnimplementedGenerationServiceServer) DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error {
+	return status.Errorf(codes.Unimplemented, "method DownloadVideo not implemented")
 }
 func (UnimplementedGenerationServiceServer) mustEmbedUnimplementedGenerationServiceServer() {}
 
@@ -377,6 +418,27 @@ func _GenerationService_RequeueJob_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GenerationService_DownloadVideo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadVideoRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GenerationServiceServer).DownloadVideo(m, &generationServiceDownloadVideoServer{stream})
+}
+
+type GenerationService_DownloadVideoServer interface {
+	Send(*DownloadVideoResponse) error
+	grpc.ServerStream
+}
+
+type generationServiceDownloadVideoServer struct {
+	grpc.ServerStream
+}
+
+func (x *generationServiceDownloadVideoServer) Send(m *DownloadVideoResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _GenerationService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "moviola.v1.GenerationService",
 	HandlerType: (*GenerationServiceServer)(nil),
@@ -415,6 +477,11 @@ var _GenerationService_serviceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchJob",
 			Handler:       _GenerationService_WatchJob_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadVideo",
+			Handler:       _GenerationService_DownloadVideo_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from moviola import jobs
+from moviola.delivery import Links
 from moviola.scheduler.base import DeadLetter
 from moviola.service import ModelStatus
 from moviola.v1 import generation_pb2 as gen
@@ -93,9 +94,9 @@ def progress(value: jobs.Progress) -> pb.Progress:
     )
 
 
-def completed(value: jobs.Completed) -> pb.Completed:
+def completed(value: jobs.Completed, links: Links | None = None) -> pb.Completed:
     t = value.timings
-    return pb.Completed(
+    out = pb.Completed(
         video_uri=value.video_uri,
         width=value.width,
         height=value.height,
@@ -115,7 +116,19 @@ def completed(value: jobs.Completed) -> pb.Completed:
         size_bytes=value.size_bytes,
         mime_type=value.mime_type,
         peak_memory_bytes=value.peak_memory_bytes,
+        thumbnail_uri=value.thumbnail_uri,
     )
+    if links is not None:
+        out.download_url, out.thumbnail_download_url, out.expired = (
+            links.video_url,
+            links.thumbnail_url,
+            links.expired,
+        )
+        if links.url_expires_at is not None:
+            out.download_url_expire_time.CopyFrom(_timestamp(links.url_expires_at))
+        if links.expires_at is not None:
+            out.expire_time.CopyFrom(_timestamp(links.expires_at))
+    return out
 
 
 def failed(value: jobs.Failed) -> pb.Failed:
@@ -126,7 +139,7 @@ def failed(value: jobs.Failed) -> pb.Failed:
     )
 
 
-def event(value: jobs.JobEvent) -> pb.JobEvent:
+def event(value: jobs.JobEvent, links: Links | None = None) -> pb.JobEvent:
     out = pb.JobEvent(
         job_id=value.job_id, sequence=value.sequence, time=_timestamp(value.time), model=value.model
     )
@@ -141,7 +154,7 @@ def event(value: jobs.JobEvent) -> pb.JobEvent:
         case jobs.Progress():
             out.progress.CopyFrom(progress(kind))
         case jobs.Completed():
-            out.completed.CopyFrom(completed(kind))
+            out.completed.CopyFrom(completed(kind, links))
         case jobs.Failed():
             out.failed.CopyFrom(failed(kind))
         case jobs.Cancelled(reason=reason):
@@ -149,7 +162,7 @@ def event(value: jobs.JobEvent) -> pb.JobEvent:
     return out
 
 
-def job(record: jobs.JobRecord) -> pb.Job:
+def job(record: jobs.JobRecord, links: Links | None = None) -> pb.Job:
     out = pb.Job(
         id=record.id,
         state=_enum(pb.JobState, "JOB_STATE", record.state),
@@ -162,7 +175,7 @@ def job(record: jobs.JobRecord) -> pb.Job:
     if record.progress is not None:
         out.progress.CopyFrom(progress(record.progress))
     if record.result is not None:
-        out.result.CopyFrom(completed(record.result))
+        out.result.CopyFrom(completed(record.result, links))
     if record.failure is not None:
         out.failure.CopyFrom(failed(record.failure))
     if record.cancellation is not None:

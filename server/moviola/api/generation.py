@@ -8,7 +8,11 @@ import grpc
 
 from moviola.api import convert
 from moviola.api.status import translated
+from moviola.delivery import Delivery
+from moviola.errors import InvalidRequest
+from moviola.jobs import Completed, JobEvent
 from moviola.service import JobService
+from moviola.storage.base import Variant
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
 from moviola.v1 import job_pb2 as pb
@@ -21,9 +25,23 @@ def _traceparent(context: Context) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
+VARIANTS = {
+    gen.VIDEO_VARIANT_UNSPECIFIED: Variant.VIDEO,
+    gen.VIDEO_VARIANT_VIDEO: Variant.VIDEO,
+    gen.VIDEO_VARIANT_THUMBNAIL: Variant.THUMBNAIL,
+}
+
+
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, service: JobService) -> None:
+    def __init__(self, service: JobService, delivery: Delivery) -> None:
         self._service = service
+        self._delivery = delivery
+
+    def _event(self, event: JobEvent) -> pb.JobEvent:
+        """The event as sent: a completed one with fresh download links."""
+        kind = event.kind
+        links = self._delivery.links(kind, event.time) if isinstance(kind, Completed) else None
+        return convert.event(event, links)
 
     async def Generate(
         self, request: pb.GenerateRequest, context: Context
@@ -34,7 +52,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             draft = convert.draft(request, _traceparent(context))
             record, _ = await self._service.submit(draft, caller_waits=context.time_remaining())
             async for event in self._service.watch(record.id, model=record.model):
-                yield gen.GenerateResponse(event=convert.event(event))
+                yield gen.GenerateResponse(event=self._event(event))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
@@ -48,12 +66,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[gen.WatchJobResponse]:
         async with translated(context):
             async for event in self._service.watch(request.job_id, request.after_sequence):
-                yield gen.WatchJobResponse(event=convert.event(event))
+                yield gen.WatchJobResponse(event=self._event(event))
 
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
             record = await self._service.get(request.job_id)
-        return gen.GetJobResponse(job=convert.job(record))
+        return gen.GetJobResponse(job=convert.job(record, self._delivery.links_of(record)))
 
     async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:
         async with translated(context):
@@ -76,3 +94,23 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         async with translated(context):
             record = await self._service.requeue(request.job_id)
         return gen.RequeueJobResponse(job=convert.job(record))
+
+    async def DownloadVideo(
+        self, request: gen.DownloadVideoRequest, context: Context
+    ) -> AsyncIterator[gen.DownloadVideoResponse]:
+        async with translated(context):
+            record = await self._service.get(request.job_id)
+            if request.variant not in VARIANTS:
+                raise InvalidRequest("variant", f"unknown variant {request.variant}")
+            download = await self._delivery.download(record, VARIANTS[request.variant])
+            header = True
+            async for chunk in download.chunks:
+                if header:  # the first chunk says what follows
+                    yield gen.DownloadVideoResponse(
+                        data=chunk, size_bytes=download.size_bytes, mime_type=download.mime_type
+                    )
+                    header = False
+                else:
+                    yield gen.DownloadVideoResponse(data=chunk)
+            if header:  # an empty file: the header alone
+                yield gen.DownloadVideoResponse(size_bytes=download.size_bytes, mime_type=download.mime_type)

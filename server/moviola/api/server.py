@@ -9,6 +9,7 @@ from grpc_reflection.v1alpha import reflection
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
 from moviola.api.interceptors import interceptors
+from moviola.delivery import Delivery
 from moviola.embed.service import Embedder
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
@@ -44,6 +45,7 @@ def _options(settings: ServerSettings) -> list[tuple[str, int]]:
 def build(
     settings: ServerSettings,
     service: JobService,
+    delivery: Delivery,
     embedder: Embedder,
     lifecycle: Lifecycle,
     metrics: Metrics | None = None,
@@ -53,7 +55,7 @@ def build(
     Raises ``PortInUse`` when another process listens on the port.
     """
     server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics))
-    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service), server)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service, delivery), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
 
     health_servicer = health.aio.HealthServicer()

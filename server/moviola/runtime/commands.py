@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,27 @@ from moviola.runtime.signals import run_process
 from moviola.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """Seconds, written ``90``, ``90s``, ``15m``, ``12h``, ``7d`` or ``2w``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        unit = _UNITS.get(text[-1:])
+        number = text[:-1] if unit is not None else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration such as 3600, 90s, 15m, 12h or 7d", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} must be positive", param, ctx)
+        return seconds
 
 
 def model_options(func: F) -> F:
@@ -44,6 +66,31 @@ def model_options(func: F) -> F:
             ),
             click.option(
                 "--data-dir", type=click.Path(path_type=Path), default=None, help="Where videos are stored."
+            ),
+            click.option(
+                "--storage-url",
+                default=None,
+                help="Where videos go: file:///PATH or s3://BUCKET/PREFIX (AWS credentials and "
+                "AWS_ENDPOINT_URL_S3 from the standard chain). Default: DATA_DIR/videos.",
+            ),
+            click.option(
+                "--url-ttl",
+                type=Duration(),
+                default="1h",
+                help="How long a download link (presigned S3 URL) works.",
+            ),
+            click.option(
+                "--retention",
+                "video_retention",
+                type=Duration(),
+                default=None,
+                help="Delete a job's video and poster this long after it completed (e.g. 7d). Default: keep.",
+            ),
+            click.option(
+                "--store-timeout",
+                type=Duration(),
+                default="120s",
+                help="Seconds storing a video is retried while the storage is unreachable before the job fails.",
             ),
             click.option(
                 "--cache-dir",
@@ -97,9 +144,13 @@ def _settings(options: dict[str, Any]) -> Settings:
         if key in options:
             options[key] = tuple(options[key])
     try:
-        return Settings.of(**options)
+        settings = Settings.of(**options)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    kept = settings.storage.video_retention
+    if kept is not None and kept > settings.queue.retention:  # a job outlives nothing it shows
+        settings = replace(settings, queue=replace(settings.queue, retention=kept))
+    return settings
 
 
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
@@ -189,6 +240,8 @@ def worker(**options: Any) -> None:
 @click.option("--lease", default=30.0, type=float)
 @click.option("--max-attempts", default=3, type=int)
 @click.option("--drain-grace", default=60.0, type=float)
+@click.option("--storage-url", default=None)
+@click.option("--store-timeout", default=120.0, type=float)
 @click.option("--log-level", default="info")
 @click.option("--metrics-port", type=int, default=None)
 def simulated_worker(step_seconds: float, poison_prompt: str, log_level: str, **options: Any) -> None:

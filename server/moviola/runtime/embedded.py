@@ -50,6 +50,7 @@ class EmbeddedServer:
             models,
             self.spec.id,
             self.lifecycle,
+            self.storage,
             metrics=self.metrics,
             tracing=self.tracing,
             in_process_embeddings=True,
@@ -68,6 +69,7 @@ class EmbeddedServer:
         """Serve at once (health NOT_SERVING), load the models off the loop, then turn READY."""
         await self.lifecycle.set(State.NEW)
         server = self.settings.server
+        await wiring.check_storage(self.storage)
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
         await self.lifecycle.set(State.LOADING)
@@ -84,6 +86,10 @@ class EmbeddedServer:
             self.metrics.serve(server.metrics_port, server.host)
             self._background.append(asyncio.create_task(refresh_forever(self.service.refresh_metrics)))
             announce.info("metrics on http://%s:%d/metrics", server.host, server.metrics_port)
+        if self.settings.storage.video_retention is not None:
+            self._background.append(
+                asyncio.create_task(self.front.delivery.sweep_forever(), name="retention")
+            )
         await self.lifecycle.set(State.READY)
         announce.info("ready: serving model %s", ", ".join(spec.id for spec in self.specs))
         embedding = self.settings.embed.triton_url or ", ".join(await self.front.embedding_backend.models())

@@ -37,12 +37,14 @@ class GatewayServer:
         }
         default = settings.models.model if settings.models.model in models else next(iter(models))
         self.metrics = wiring.metrics(settings)
+        self.storage = wiring.storage(settings)
         self.front = wiring.build_front(
             settings,
             self.queue,
             models,
             default,
             self.lifecycle,
+            self.storage,
             metrics=self.metrics,
             tracing=Tracing(settings.server.trace_file, "moviola-gateway"),
             in_process_embeddings=False,
@@ -57,12 +59,17 @@ class GatewayServer:
     async def start(self) -> None:
         server = self.settings.server
         await self.lifecycle.set(State.NEW)
+        await wiring.check_storage(self.storage)
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
         await self._check_redis()
         await self.front.embedding_backend.start()
         await self.lifecycle.set(State.READY)
         self._background.append(asyncio.create_task(self._watch_redis(), name="redis-monitor"))
+        if self.settings.storage.video_retention is not None:
+            self._background.append(
+                asyncio.create_task(self.front.delivery.sweep_forever(), name="retention")
+            )
         if self.metrics is not None and server.metrics_port is not None:
             self.metrics.serve(server.metrics_port, server.host)
             self._background.append(asyncio.create_task(refresh_forever(self.service.refresh_metrics)))

@@ -10,6 +10,8 @@ from typing import Protocol
 
 import click
 
+from moviola.errors import MoviolaError
+
 log = logging.getLogger("moviola")
 
 
@@ -69,3 +71,5 @@ def run_process(make: Callable[[], Process]) -> None:
         uvloop.run(run_until_signalled(make))
     except OSError as exc:
         raise click.ClickException(str(exc)) from exc
+    except MoviolaError as exc:  # a start-up check that failed (storage unreachable, credentials refused)
+        raise click.ClickException(exc.message) from exc

@@ -8,22 +8,25 @@ a worker process.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import grpc
 
 from moviola.api import server as grpc_server
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
+from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.pipelines.base import VideoPipeline
+from moviola.runtime.logs import announce
 from moviola.scheduler.base import FrontQueue, WorkerQueue
 from moviola.service import JobService
 from moviola.settings import Settings
 from moviola.storage.base import Storage
-from moviola.storage.local import LocalStorage
+from moviola.storage.factory import open_storage
 from moviola.tracing import Tracing
 from moviola.worker.runner import Worker
 
@@ -38,7 +41,14 @@ def catalog(settings: Settings) -> dict[str, ModelSpec]:
 
 
 def storage(settings: Settings) -> Storage:
-    return LocalStorage(settings.storage.data_dir / "videos")
+    """``--storage-url``'s storage (local disk under the data dir by default); ValueError when it names none."""
+    return open_storage(settings.storage)
+
+
+async def check_storage(store: Storage) -> None:
+    """Fail the start (a clear message, exit 1) when the storage cannot be reached or written."""
+    await asyncio.to_thread(store.check)
+    announce.info("storage: %s", store.location)
 
 
 def metrics(settings: Settings) -> Metrics | None:
@@ -50,6 +60,7 @@ class Front:
     """What faces callers: the job service, the embedding backend, the gRPC server and its port."""
 
     service: JobService
+    delivery: Delivery
     embedding_backend: EmbeddingBackend
     server: grpc.aio.Server
     port: int
@@ -61,6 +72,7 @@ def build_front(
     models: dict[str, ModelSpec],
     default_model: str,
     lifecycle: Lifecycle,
+    store: Storage,
     *,
     metrics: Metrics | None,
     tracing: Tracing,
@@ -77,9 +89,10 @@ def build_front(
         accept_without_workers=settings.queue.accept_without_workers,
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
-    embedder = embed_factory.embedder(settings, backend, service.get, storage(settings), metrics)
-    server, port = grpc_server.build(settings.server, service, embedder, lifecycle, metrics)
-    return Front(service, backend, server, port)
+    embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
+    delivery = Delivery(store, settings.storage)
+    server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics)
+    return Front(service, delivery, backend, server, port)
 
 
 def build_worker(
@@ -92,5 +105,11 @@ def build_worker(
     tracing: Tracing,
 ) -> Worker:
     return Worker(
-        queue, pipeline, storage, metrics=metrics, tracing=tracing, linger=settings.worker.event_linger
+        queue,
+        pipeline,
+        storage,
+        metrics=metrics,
+        tracing=tracing,
+        linger=settings.worker.event_linger,
+        store_timeout=settings.worker.store_timeout,
     )

@@ -33,6 +33,7 @@ class WorkerProcess:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await wiring.check_storage(self.storage)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
         metrics = wiring.metrics(self.settings)
         port = self.settings.server.metrics_port

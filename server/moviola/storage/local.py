@@ -1,17 +1,20 @@
-"""Local-disk storage returning ``file://`` URIs."""
+"""Local-disk storage returning ``file://`` URIs: ``<root>/<job id>.mp4`` and its poster ``<job id>.jpg``."""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
-from moviola.errors import NotFound, NotInStorage
-from moviola.storage.base import StoredVideo
+from moviola.errors import NotFound, NotInStorage, Unavailable
+from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg"}
 
 
 def file_path(uri: str) -> Path | None:
@@ -23,25 +26,34 @@ def file_path(uri: str) -> Path | None:
 
 
 class LocalStorage:
-    """Videos as ``<root>/<job id>.mp4``.
+    """Files in one folder, each written to a temporary file beside it, flushed and renamed into place.
 
-    A video is written to a temporary file in the same folder, flushed to disk
-    and renamed into place, so a reader never sees a half-written file and a
-    crash leaves at most a stray temporary file, never a truncated video.
+    A reader never sees a half-written file, and a crash leaves at most a stray temporary file,
+    never a truncated video. There are no links: callers elsewhere use DownloadVideo.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
-    def path_for(self, job_id: str) -> Path:
+    @property
+    def location(self) -> str:
+        return self.root.as_uri()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as exc:
+            raise Unavailable(f"cannot write videos to {self.root}: {exc.strerror}") from exc
+
+    def path_for(self, job_id: str, variant: Variant = Variant.VIDEO) -> Path:
         if not _SAFE_ID.match(job_id):
             raise ValueError(f"unsafe job id {job_id!r}")
-        return self.root / f"{job_id}.mp4"
+        return self.root / f"{job_id}{SUFFIX[variant]}"
 
-    def put(self, job_id: str, data: bytes) -> StoredVideo:
-        target = self.path_for(job_id)
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, staging = tempfile.mkstemp(prefix=f".{job_id}.", suffix=".part", dir=self.root)
+    def _write(self, target: Path, data: bytes) -> None:
+        fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -51,25 +63,69 @@ class LocalStorage:
         except BaseException:
             Path(staging).unlink(missing_ok=True)
             raise
-        return StoredVideo(uri=target.as_uri(), size_bytes=len(data))
 
-    def read(self, uri: str) -> bytes:
-        """The bytes of ``<root>/<job id>.mp4`` that ``uri`` names, once ``..`` and links are resolved.
+    def put(self, job_id: str, video: bytes, thumbnail: bytes) -> StoredVideo:
+        self.root.mkdir(parents=True, exist_ok=True)
+        poster = self.path_for(job_id, Variant.THUMBNAIL)
+        self._write(poster, thumbnail)  # first: a video that exists always has its poster
+        target = self.path_for(job_id)
+        self._write(target, video)
+        return StoredVideo(uri=target.as_uri(), size_bytes=len(video), thumbnail_uri=poster.as_uri())
 
-        >>> LocalStorage(Path("/srv/videos")).read("file:///etc/passwd")
+    def _path(self, uri: str, variant: Variant) -> Path:
+        """The file ``uri`` (a video of this storage, once ``..`` and links are resolved) names for ``variant``.
+
+        >>> LocalStorage(Path("/srv/videos"))._path("file:///etc/passwd", Variant.VIDEO)
         Traceback (most recent call last):
         moviola.errors.NotInStorage: file:///etc/passwd is not a video of this server's storage
         """
         path = file_path(uri)
         if path is None or path.parent != self.root or path.suffix != ".mp4" or not _SAFE_ID.match(path.stem):
             raise NotInStorage(f"{uri} is not a video of this server's storage")
+        return path.with_suffix(SUFFIX[variant])
+
+    def _open(self, uri: str, variant: Variant) -> BinaryIO:
+        path = self._path(uri, variant)
         try:
             # O_NOFOLLOW: a link put in place of the file after the check above is refused, not followed.
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
-                return file.read()
+            return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
         except FileNotFoundError as exc:
-            raise NotFound(f"{uri}: the video is gone (deleted or expired)") from exc
-        except OSError as exc:  # a link or a folder where the video should be
+            raise NotFound(f"{uri}: the {variant.value} is gone (deleted or expired)") from exc
+        except OSError as exc:  # a link or a folder where the file should be
             raise NotInStorage(
                 f"{uri} is not a readable video of this server's storage ({exc.strerror})"
             ) from exc
+
+    def read(self, uri: str, variant: Variant = Variant.VIDEO) -> bytes:
+        with self._open(uri, variant) as file:
+            return file.read()
+
+    def open(self, uri: str, variant: Variant = Variant.VIDEO) -> Download:
+        file = self._open(uri, variant)
+        size = os.fstat(file.fileno()).st_size
+
+        def chunks() -> Generator[bytes]:
+            with file:
+                while chunk := file.read(CHUNK_BYTES):
+                    yield chunk
+
+        return Download(size, chunks())
+
+    def link(self, uri: str, variant: Variant, ttl: float) -> Link | None:
+        self._path(uri, variant)
+        return None
+
+    def delete(self, uri: str) -> None:
+        for variant in Variant:
+            self._path(uri, variant).unlink(missing_ok=True)
+
+    def delete_before(self, cutoff: float) -> int:
+        deleted = 0
+        for video in self.root.glob("*.mp4"):
+            try:
+                if video.stat().st_mtime < cutoff:
+                    self.delete(video.as_uri())
+                    deleted += 1
+            except (FileNotFoundError, NotInStorage):  # deleted meanwhile, or not one of ours
+                continue
+        return deleted

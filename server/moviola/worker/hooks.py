@@ -53,6 +53,10 @@ class JobHooks:
 
     # Called from the pipeline thread (and the loop, for the last phases).
 
+    def wait_cancelled(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` on the pipeline thread; True as soon as a cancel is requested."""
+        return self._cancel.wait(seconds)
+
     def check(self) -> None:
         if self._cancel.is_set():
             raise JobCancelled(self.cancel_reason or "cancelled")

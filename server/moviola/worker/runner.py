@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase
 from moviola.metrics import JobMetrics, Metrics
-from moviola.mp4 import MIME_TYPE, encode_mp4
+from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
 from moviola.pipelines.base import Frames, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_MESSAGE = "the server shut down before the job finished; submit it again"
 #: Seconds a finished job's result is retried while the queue is unreachable before the worker gives up.
 REDELIVERY_LIMIT = 300.0
+#: Seconds storing a finished video is retried (storage unreachable) before the job fails, retryable.
+STORE_TIMEOUT = 120.0
 
 
 class Worker:
@@ -40,8 +42,10 @@ class Worker:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         linger: float = LINGER,
+        store_timeout: float = STORE_TIMEOUT,
     ) -> None:
         self._queue = queue
+        self._store_timeout = store_timeout
         self._linger = linger
         self._tracing = tracing or Tracing(None, "moviola-worker")
         self._metrics = metrics
@@ -123,6 +127,8 @@ class Worker:
             outcome = await self._cancelled(job, str(exc))
         except OutOfMemory as exc:
             outcome = Failed(code=FailureCode.OUT_OF_MEMORY, message=exc.message, retryable=True)
+        except Unavailable as exc:  # the storage stayed unreachable: nothing was stored, submit it again
+            outcome = Failed(code=FailureCode.UNAVAILABLE, message=exc.message, retryable=True)
         except JobError as exc:
             outcome = Failed(code=FailureCode.INTERNAL, message=exc.message, retryable=exc.retryable)
         except Exception as exc:  # a bug in a pipeline must end its job, not the worker
@@ -225,6 +231,7 @@ class Worker:
             size_bytes=stored.size_bytes,
             mime_type=MIME_TYPE,
             peak_memory_bytes=hooks.peak_memory_bytes,
+            thumbnail_uri=stored.thumbnail_uri,
         )
 
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:
@@ -232,7 +239,31 @@ class Worker:
         frames = self._pipeline.generate(job.request, hooks)
         hooks.phase(Phase.VIDEO_ENCODING)
         data = encode_mp4(frames, job.request.fps)
+        poster = encode_poster(frames)
         hooks.phase(Phase.STORING)
-        stored = self._storage.put(job.job_id, data)
+        stored = self._store(job, hooks, data, poster)
         hooks.end_phase()
         return frames, stored
+
+    def _store(self, job: Assignment, hooks: JobHooks, video: bytes, poster: bytes) -> StoredVideo:
+        """Store, retrying while the storage is unreachable (the encoded video is kept, not rendered again).
+
+        Raises ``Unavailable`` after ``store_timeout`` seconds; a cancel stops the retries.
+        """
+        backoff, give_up_at = 0.5, time.monotonic() + self._store_timeout
+        while True:
+            try:
+                return self._storage.put(job.job_id, video, poster)
+            except Unavailable as exc:
+                if time.monotonic() + backoff > give_up_at:
+                    raise
+                log.warning(
+                    "could not store the video of job %s (%s); retrying in %.1fs",
+                    job.job_id,
+                    exc.message,
+                    backoff,
+                    extra={"job_id": job.job_id},
+                )
+                if hooks.wait_cancelled(backoff):
+                    hooks.check()
+                backoff = min(backoff * 2, 10.0)

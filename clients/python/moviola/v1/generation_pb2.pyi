@@ -49,6 +49,30 @@ IMAGE_INPUT_OPTIONAL: ImageInput.ValueType  # 3
 """Text-to-video without, image-to-video with."""
 Global___ImageInput: _TypeAlias = ImageInput  # noqa: Y015
 
+class _VideoVariant:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VideoVariantEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VideoVariant.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VIDEO_VARIANT_UNSPECIFIED: _VideoVariant.ValueType  # 0
+    """The video (the default)."""
+    VIDEO_VARIANT_VIDEO: _VideoVariant.ValueType  # 1
+    """The MP4 video."""
+    VIDEO_VARIANT_THUMBNAIL: _VideoVariant.ValueType  # 2
+    """The poster image (the middle frame, JPEG)."""
+
+class VideoVariant(_VideoVariant, metaclass=_VideoVariantEnumTypeWrapper):
+    """What DownloadVideo sends."""
+
+VIDEO_VARIANT_UNSPECIFIED: VideoVariant.ValueType  # 0
+"""The video (the default)."""
+VIDEO_VARIANT_VIDEO: VideoVariant.ValueType  # 1
+"""The MP4 video."""
+VIDEO_VARIANT_THUMBNAIL: VideoVariant.ValueType  # 2
+"""The poster image (the middle frame, JPEG)."""
+Global___VideoVariant: _TypeAlias = VideoVariant  # noqa: Y015
+
 @_typing.final
 class GenerateResponse(_message.Message):
     """One event of the job started by Generate."""
@@ -652,3 +676,59 @@ class RequeueJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequeueJobResponse: _TypeAlias = RequeueJobResponse  # noqa: Y015
+
+@_typing.final
+class DownloadVideoRequest(_message.Message):
+    """DownloadVideo request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Job id of a completed job."""
+    variant: Global___VideoVariant.ValueType
+    """The video (default) or its poster image."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        variant: Global___VideoVariant.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadVideoRequest: _TypeAlias = DownloadVideoRequest  # noqa: Y015
+
+@_typing.final
+class DownloadVideoResponse(_message.Message):
+    """One chunk of the file; the chunks in order are the whole file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """At most 1 MiB of the file."""
+    size_bytes: _builtins.int
+    """Set on the first chunk: the file's size in bytes."""
+    mime_type: _builtins.str
+    """Set on the first chunk: video/mp4 or image/jpeg."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        size_bytes: _builtins.int = ...,
+        mime_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "mime_type", b"mime_type", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadVideoResponse: _TypeAlias = DownloadVideoResponse  # noqa: Y015

@@ -77,6 +77,11 @@ class GenerationServiceStub:
                 request_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
                 _registered_method=True)
+        self.DownloadVideo = channel.unary_stream(
+                '/moviola.v1.GenerationService/DownloadVideo',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -141,6 +146,14 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadVideo(self, request, context):
+        """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+        that speak only gRPC; the same from every gateway and for every storage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +196,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.RequeueJob,
                     request_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.SerializeToString,
+            ),
+            'DownloadVideo': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadVideo,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +421,33 @@ class GenerationService:
             '/moviola.v1.GenerationService/RequeueJob',
             moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
             moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/moviola.v1.GenerationService/DownloadVideo',
+            moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.FromString,
             options,
             channel_credentials,
             insecure,

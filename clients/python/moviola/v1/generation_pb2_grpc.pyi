@@ -54,6 +54,10 @@ class GenerationServiceStub:
     """Lists jobs given up on after too many attempts (operators)."""
     RequeueJob: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]
     """Submits a dead-lettered job's request again, as a new job (operators)."""
+    DownloadVideo: _grpc.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]
+    """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+    that speak only gRPC; the same from every gateway and for every storage.
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -80,6 +84,10 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Lists jobs given up on after too many attempts (operators)."""
     RequeueJob: _aio.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]  # type: ignore[assignment]
     """Submits a dead-lettered job's request again, as a new job (operators)."""
+    DownloadVideo: _aio.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]  # type: ignore[assignment]
+    """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+    that speak only gRPC; the same from every gateway and for every storage.
+    """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Generates videos. Generate is the one-call way; the Job RPCs let a caller
@@ -151,5 +159,15 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.RequeueJobResponse, _abc.Awaitable[_generation_pb2.RequeueJobResponse]]:
         """Submits a dead-lettered job's request again, as a new job (operators)."""
+
+    @_abc_1.abstractmethod
+    def DownloadVideo(
+        self,
+        request: _generation_pb2.DownloadVideoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_generation_pb2.DownloadVideoResponse], _abc.AsyncIterator[_generation_pb2.DownloadVideoResponse]]:
+        """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
+        that speak only gRPC; the same from every gateway and for every storage.
+        """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

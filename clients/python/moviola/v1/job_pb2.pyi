@@ -477,6 +477,12 @@ class Completed(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     MIME_TYPE_FIELD_NUMBER: _builtins.int
     PEAK_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    DOWNLOAD_URL_FIELD_NUMBER: _builtins.int
+    DOWNLOAD_URL_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    THUMBNAIL_URI_FIELD_NUMBER: _builtins.int
+    THUMBNAIL_DOWNLOAD_URL_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
     video_uri: _builtins.str
     """Where the video is, for example file:///var/lib/moviola/videos/ID.mp4."""
     width: _builtins.int
@@ -497,9 +503,28 @@ class Completed(_message.Message):
     """Media type of the file, video/mp4."""
     peak_memory_bytes: _builtins.int
     """Peak accelerator memory of the job (GPU), or peak resident memory of the worker process (CPU)."""
+    download_url: _builtins.str
+    """A link to the video that works from anywhere without credentials (S3 storage: presigned), made
+    afresh by every GetJob and WatchJob: ask again once it expires. Empty with local-disk storage
+    (the server's files are not reachable from elsewhere): use GenerationService.DownloadVideo.
+    """
+    thumbnail_uri: _builtins.str
+    """Where the poster image (the middle frame, JPEG) is; DownloadVideo with VIDEO_VARIANT_THUMBNAIL."""
+    thumbnail_download_url: _builtins.str
+    """A link to the poster image, like download_url."""
+    expired: _builtins.bool
+    """True once the retention period has passed: the files are deleted and no link is given."""
     @_builtins.property
     def timings(self) -> Global___Timings:
         """Time spent in each phase."""
+
+    @_builtins.property
+    def download_url_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When download_url stops working."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the video and its poster are deleted (the server's --retention); unset: kept until deleted."""
 
     def __init__(
         self,
@@ -515,10 +540,16 @@ class Completed(_message.Message):
         size_bytes: _builtins.int = ...,
         mime_type: _builtins.str = ...,
         peak_memory_bytes: _builtins.int = ...,
+        download_url: _builtins.str = ...,
+        download_url_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        thumbnail_uri: _builtins.str = ...,
+        thumbnail_download_url: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        expired: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

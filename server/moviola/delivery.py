@@ -1,0 +1,136 @@
+"""Handing finished videos to callers: fresh links, chunked downloads, and retention.
+
+A completed job's files are named by storage URIs (``file://`` or ``s3://``), which a caller on
+another machine cannot open. ``Delivery`` turns them into what a caller can use: a presigned link
+made afresh each time a job is shown (so an expired link is renewed by asking again), or the
+bytes themselves in chunks (DownloadVideo, for every storage). With ``--retention`` a job's files
+are deleted that long after it completed, and the job says its video expired instead of handing
+out a broken link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+
+from moviola.errors import FailedPrecondition, NotFound
+from moviola.jobs import Completed, JobRecord, JobState
+from moviola.mp4 import POSTER_MIME_TYPE
+from moviola.settings import StorageSettings
+from moviola.storage.base import Storage, Variant
+
+log = logging.getLogger(__name__)
+
+#: Seconds between sweeps that delete expired files.
+SWEEP_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a completed job shows besides its storage URIs."""
+
+    video_url: str = ""
+    thumbnail_url: str = ""
+    #: When the two links stop working (Unix seconds); None without links.
+    url_expires_at: float | None = None
+    #: When the files are deleted; None: kept.
+    expires_at: float | None = None
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class FileDownload:
+    size_bytes: int
+    mime_type: str
+    chunks: AsyncIterator[bytes]
+
+
+class Delivery:
+    def __init__(self, storage: Storage, settings: StorageSettings) -> None:
+        self.storage = storage
+        self.url_ttl = settings.url_ttl
+        self.retention = settings.video_retention
+
+    def expires_at(self, finished_at: float | None) -> float | None:
+        if self.retention is None or finished_at is None:
+            return None
+        return finished_at + self.retention
+
+    def links(self, result: Completed, finished_at: float | None) -> Links:
+        """Fresh links to a completed job's video and poster (none once expired, none for local disk)."""
+        expires = self.expires_at(finished_at)
+        if expires is not None and expires <= time.time():
+            return Links(expires_at=expires, expired=True)
+        video = self.storage.link(result.video_uri, Variant.VIDEO, self.url_ttl)
+        if video is None:
+            return Links(expires_at=expires)
+        poster = (
+            self.storage.link(result.video_uri, Variant.THUMBNAIL, self.url_ttl)
+            if result.thumbnail_uri
+            else None
+        )
+        return Links(
+            video_url=video.url,
+            thumbnail_url=poster.url if poster else "",
+            url_expires_at=video.expires_at,
+            expires_at=expires,
+        )
+
+    def links_of(self, record: JobRecord) -> Links | None:
+        return None if record.result is None else self.links(record.result, record.finished_at)
+
+    async def download(self, record: JobRecord, variant: Variant) -> FileDownload:
+        """The job's video or poster in chunks; NOT_FOUND once expired, FAILED_PRECONDITION before it completed."""
+        result = record.result
+        if record.state != JobState.COMPLETED or result is None:
+            state = record.state.name.lower()
+            raise FailedPrecondition(f"job {record.id} is {state}: only a completed job has a video")
+        if self.links(result, record.finished_at).expired:
+            raise NotFound(
+                f"the video of job {record.id} expired (the server keeps videos {_days(self.retention)})"
+            )
+        if variant == Variant.THUMBNAIL and not result.thumbnail_uri:
+            raise NotFound(f"job {record.id} has no thumbnail (it was stored before thumbnails existed)")
+        opened = await asyncio.to_thread(self.storage.open, result.video_uri, variant)
+        mime = result.mime_type if variant == Variant.VIDEO else POSTER_MIME_TYPE
+        return FileDownload(opened.size_bytes, mime, _chunks(opened.chunks))
+
+    async def sweep(self) -> int:
+        """Delete the files of jobs that completed longer ago than the retention; how many videos."""
+        if self.retention is None:
+            return 0
+        deleted = await asyncio.to_thread(self.storage.delete_before, time.time() - self.retention)
+        if deleted:
+            log.info("deleted %d expired videos from %s", deleted, self.storage.location)
+        return deleted
+
+    async def sweep_forever(self) -> None:
+        """Sweep every minute (more often for a retention under four minutes) until cancelled."""
+        interval = min(SWEEP_INTERVAL, max(1.0, (self.retention or SWEEP_INTERVAL) / 4))
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:  # storage unreachable: try again next time
+                log.warning("could not delete expired videos from %s: %s", self.storage.location, exc)
+            await asyncio.sleep(interval)
+
+
+async def _chunks(iterator: Generator[bytes]) -> AsyncIterator[bytes]:
+    """A blocking chunk generator read off the event loop, one chunk at a time (bounded memory).
+
+    Closed when the download ends early (the caller went away), so the file or connection is let go.
+    """
+    try:
+        while (chunk := await asyncio.to_thread(next, iterator, None)) is not None:
+            yield chunk
+    finally:
+        iterator.close()
+
+
+def _days(seconds: float | None) -> str:
+    if seconds is None:
+        return "until deleted"
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} seconds"
