@@ -85,7 +85,9 @@ def test_a_link_stops_working_after_its_ttl_and_a_new_one_works(s3: S3Server, aw
     assert fetch(fresh.url) == (200, b"v")
 
 
-def test_a_large_video_uploads_in_parts_and_reads_back_in_bounded_chunks(s3: S3Server, aws: dict[str, str]) -> None:
+def test_a_large_video_uploads_in_parts_and_reads_back_in_bounded_chunks(
+    s3: S3Server, aws: dict[str, str]
+) -> None:
     storage = S3Storage("s3://videos/large")
     video = os.urandom(2 * PART_BYTES + 12345)
     parts: list[int] = []

@@ -42,7 +42,10 @@ class ServerProcess:
         ready_timeout: float = 120.0,
         program: list[str] | None = None,
         worker: bool = False,
+        env: dict[str, str] | None = None,
     ):
+        #: Variables added to (or, set to "", removed from) this process's environment for the server.
+        self.env = env or {}
         self.args = args or []
         self.program = program or [
             sys.executable,
@@ -67,7 +70,8 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         command = [*self.program, *([] if self.worker else ["--port", "0"]), *self.args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env = {key: value for key, value in env.items() if value != "" or key not in self.env}
         self._proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -1,7 +1,10 @@
 // Command moviola-go streams a generation from a Moviola gateway and prints each step and the
-// final video URI. Interrupting it (Ctrl-C, SIGTERM) cancels the job on the server.
+// final video URI. Interrupting it (Ctrl-C, SIGTERM) cancels the job on the server. With -out it
+// saves the video through DownloadVideo, which works whatever storage the server uses.
 //
 //	moviola-go -server 127.0.0.1:50051 generate "a red fox running through snow"
+//	moviola-go -out fox.mp4 generate "a red fox"
+//	moviola-go -out poster.jpg -thumbnail download JOB_ID
 //
 // The server defaults to $MOVIOLA_SERVER (as for the Python CLI), else 127.0.0.1:50051.
 package main
@@ -26,18 +29,32 @@ func main() {
 	model := flag.String("model", "", "model id (default: the server's)")
 	frames := flag.Uint("frames", 0, "number of frames (default: the model's)")
 	steps := flag.Uint("steps", 0, "denoising steps (default: the model's)")
+	out := flag.String("out", "", "save the video here (generate: once completed; download: required)")
+	thumbnail := flag.Bool("thumbnail", false, "download: the poster image (JPEG) instead of the video")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: moviola-go [flags] generate PROMPT\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: moviola-go [flags] generate PROMPT | download JOB_ID\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 2 || flag.Arg(0) != "generate" {
+	command := flag.Arg(0)
+	if flag.NArg() != 2 || (command != "generate" && command != "download") || (command == "download" && *out == "") {
 		flag.Usage()
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(generate(ctx, *server, &moviolav1.GenerateRequest{
+	// WithInsecure: plaintext, as in a cluster network; it builds with old and new grpc-go alike.
+	conn, err := grpc.Dial(*server, grpc.WithInsecure())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	defer conn.Close()
+	client := moviolav1.NewGenerationServiceClient(conn)
+	if command == "download" {
+		os.Exit(download(ctx, client, flag.Arg(1), *thumbnail, *out))
+	}
+	os.Exit(generate(ctx, client, *out, &moviolav1.GenerateRequest{
 		Prompt:            flag.Arg(1),
 		Model:             *model,
 		NumFrames:         uint32(*frames),
@@ -53,15 +70,7 @@ func defaultServer() string {
 	return "127.0.0.1:50051"
 }
 
-func generate(ctx context.Context, server string, request *moviolav1.GenerateRequest) int {
-	// WithInsecure: plaintext, as in a cluster network; it builds with old and new grpc-go alike.
-	conn, err := grpc.Dial(server, grpc.WithInsecure())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		return 1
-	}
-	defer conn.Close()
-	client := moviolav1.NewGenerationServiceClient(conn)
+func generate(ctx context.Context, client moviolav1.GenerationServiceClient, out string, request *moviolav1.GenerateRequest) int {
 	stream, err := client.Generate(ctx, request)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -83,6 +92,9 @@ func generate(ctx context.Context, server string, request *moviolav1.GenerateReq
 		event := response.GetEvent()
 		jobID = event.GetJobId()
 		if code, done := show(event); done {
+			if code == 0 && out != "" {
+				return download(ctx, client, jobID, false, out)
+			}
 			return code
 		}
 	}
@@ -123,4 +135,53 @@ func cancel(client moviolav1.GenerationServiceClient, jobID string) int {
 	}
 	fmt.Printf("cancelled job %s on the server\n", jobID)
 	return 130
+}
+
+// download streams a completed job's video (or poster) into a file, written whole or not at all.
+func download(ctx context.Context, client moviolav1.GenerationServiceClient, jobID string, thumbnail bool, out string) int {
+	variant := moviolav1.VideoVariant_VIDEO_VARIANT_VIDEO
+	if thumbnail {
+		variant = moviolav1.VideoVariant_VIDEO_VARIANT_THUMBNAIL
+	}
+	stream, err := client.DownloadVideo(ctx, &moviolav1.DownloadVideoRequest{JobId: jobID, Variant: variant})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	partial := out + ".part"
+	file, err := os.Create(partial)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	defer os.Remove(partial) // gone after the rename; left behind only if the download failed
+	written := 0
+	for {
+		response, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			file.Close()
+			fmt.Fprintln(os.Stderr, "error:", err)
+			return 1
+		}
+		n, err := file.Write(response.GetData())
+		written += n
+		if err != nil {
+			file.Close()
+			fmt.Fprintln(os.Stderr, "error:", err)
+			return 1
+		}
+	}
+	if err := file.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	if err := os.Rename(partial, out); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	fmt.Printf("saved %s (%d bytes)\n", out, written)
+	return 0
 }

@@ -13,6 +13,7 @@ from moviola.client._aio import AsyncClient
 from moviola.client._request import RequestOptions, make_request
 from moviola.client._sync import Client
 from moviola.client.errors import (
+    FailedPrecondition,
     InvalidArgument,
     MoviolaError,
     NotFound,
@@ -23,6 +24,7 @@ from moviola.client.errors import (
 __all__ = [
     "AsyncClient",
     "Client",
+    "FailedPrecondition",
     "InvalidArgument",
     "MoviolaError",
     "NotFound",

@@ -70,6 +70,15 @@ class AsyncClient:
     ) -> AsyncIterator[pb.JobEvent]:
         return self._events(core.watch(job_id, after_sequence), timeout)
 
+    async def download(
+        self, job_id: str, *, thumbnail: bool = False, timeout: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """A completed job's video (or its poster image) in chunks of at most 1 MiB."""
+        with core.mapped_errors():
+            async with aclosing(self._stream(core.download(job_id, thumbnail), timeout)) as replies:
+                async for reply in replies:
+                    yield reply.data
+
     async def get(self, job_id: str) -> pb.Job:
         return await self._call(core.get_job(job_id))
 

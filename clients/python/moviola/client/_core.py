@@ -121,6 +121,12 @@ def submit(prompt: str | pb.GenerateRequest, options: dict[str, Any]) -> Unary[g
     return Unary(_generation("SubmitJob"), request, gen.SubmitJobResponse, lambda r: r.job, keyed)
 
 
+def download(job_id: str, thumbnail: bool) -> Streamed[gen.DownloadVideoResponse]:
+    variant = gen.VIDEO_VARIANT_THUMBNAIL if thumbnail else gen.VIDEO_VARIANT_VIDEO
+    request = gen.DownloadVideoRequest(job_id=job_id, variant=variant)
+    return Streamed(_generation("DownloadVideo"), request, gen.DownloadVideoResponse)
+
+
 def get_job(job_id: str) -> Unary[gen.GetJobResponse, pb.Job]:
     return Unary(_generation("GetJob"), gen.GetJobRequest(job_id=job_id), gen.GetJobResponse, lambda r: r.job)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -75,6 +77,33 @@ class Client:
     ) -> Iterator[pb.JobEvent]:
         """Yield the job's events after ``after_sequence``, then live ones, until the terminal one."""
         return self._events(core.watch(job_id, after_sequence), timeout)
+
+    def download(
+        self, job_id: str, *, thumbnail: bool = False, timeout: float | None = None
+    ) -> Iterator[bytes]:
+        """A completed job's video (or its poster image) in chunks of at most 1 MiB, from any storage."""
+        with (
+            core.mapped_errors(),
+            closing(self._stream(core.download(job_id, thumbnail), timeout)) as replies,
+        ):
+            for reply in replies:
+                yield reply.data
+
+    def download_to(self, job_id: str, path: str | os.PathLike[str], *, thumbnail: bool = False) -> int:
+        """Write the video (or poster) to ``path``, whole or not at all (a temporary file renamed into place).
+
+        Returns the bytes written.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.part")
+        try:
+            with staging.open("wb") as out:
+                size = sum(out.write(chunk) for chunk in self.download(job_id, thumbnail=thumbnail))
+            staging.replace(target)
+        finally:
+            staging.unlink(missing_ok=True)
+        return size
 
     def get(self, job_id: str) -> pb.Job:
         return self._call(core.get_job(job_id))

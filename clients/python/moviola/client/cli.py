@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import click
 from rich.console import Console
@@ -116,17 +114,6 @@ serve = _server_command("serve")
 worker = _server_command("worker")
 
 
-def _copy_video(uri: str, out: Path) -> None:
-    parsed = urlparse(uri)
-    source = Path(unquote(parsed.path))
-    if parsed.scheme != "file" or not source.is_file():
-        raise click.ClickException(
-            f"the video is at {uri}, which this machine cannot read; fetch it from there"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, out)
-
-
 def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bool) -> pb.JobEvent:
     """Follow a job; on Ctrl-C cancel it on the server."""
     seen: list[str] = []
@@ -158,9 +145,9 @@ def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
     if kind != "completed":
         raise click.ClickException(describe(terminal))
     done = terminal.completed
-    where = done.video_uri
-    if out is not None:
-        _copy_video(done.video_uri, out)
+    where = done.download_url or done.video_uri
+    if out is not None:  # through DownloadVideo: works against a remote server, whatever its storage
+        client.download_to(terminal.job_id, out)
         where = str(out)
     running = done.timings.running.ToNanoseconds() / 1e9
     stderr.print(
@@ -325,6 +312,18 @@ def _nothing_after(job: pb.Job, after_sequence: int) -> click.ClickException:
         f"the stream ended before job {job.id} finished; `moviola jobs watch {job.id} "
         f"--after {job.last_sequence}` resumes it"
     )
+
+
+@jobs.command("download")
+@click.argument("job_id")
+@server_option
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--thumbnail", is_flag=True, help="The poster image (JPEG) instead of the video.")
+def jobs_download(job_id: str, server: str, out: Path, thumbnail: bool) -> None:
+    """Save a completed job's video (or poster) to OUT, from any server and any storage."""
+    with _connected(server) as client:
+        size = client.download_to(job_id, out, thumbnail=thumbnail)
+    stderr.print(Text(f"{out}: {size} bytes"))
 
 
 @jobs.command("cancel")

@@ -34,6 +34,10 @@ class NotFound(MoviolaError):
     pass
 
 
+class FailedPrecondition(MoviolaError):
+    """Valid, but not now (a job that has not completed has no video to download)."""
+
+
 class ResourceExhausted(MoviolaError):
     pass
 
@@ -45,6 +49,7 @@ class Unavailable(MoviolaError):
 _KINDS: dict[grpc.StatusCode, type[MoviolaError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
 }
