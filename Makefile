@@ -58,6 +58,7 @@ bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py
+	$(PY) bench/storage.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -154,3 +154,26 @@ def test_cancelled_context_cancels_the_job(moviola_go: Path, server: ServerProce
     events = list(client.watch(job_id))
     assert events[-1].HasField("cancelled")
     assert client.get(job_id).state == pb.JOB_STATE_CANCELLED
+
+
+def test_go_program_saves_the_video_and_poster_through_download_video(
+    moviola_go: Path, server: ServerProcess, tmp_path: Path
+) -> None:
+    out = tmp_path / "fox.mp4"
+    args = [str(moviola_go), "-server", server.address, "-frames", "5", "-steps", "2", "-out", str(out)]
+    done = subprocess.run([*args, "generate", "a red fox"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    stored = Path(lines[-2].removeprefix("completed file://"))
+    assert lines[-1] == f"saved {out} ({stored.stat().st_size} bytes)"
+    assert out.read_bytes() == stored.read_bytes()
+    job_id = stored.stem
+    poster = tmp_path / "poster.jpg"
+    download = [str(moviola_go), "-server", server.address, "-out", str(poster), "-thumbnail"]
+    done = subprocess.run([*download, "download", job_id], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert poster.read_bytes() == stored.with_suffix(".jpg").read_bytes()
+    missing = subprocess.run([*download, "download", "0" * 32], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1
+    assert "NotFound" in missing.stderr
+    assert not (tmp_path / "poster.jpg.part").exists()

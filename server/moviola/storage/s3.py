@@ -103,12 +103,17 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError, ClientError
 
         config = TransferConfig(
-            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, use_threads=False
+            multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=4
         )
         keys = {variant: self._key(job_id, variant) for variant in Variant}
         try:
             for variant, data in ((Variant.THUMBNAIL, thumbnail), (Variant.VIDEO, video)):  # video last
-                self._client.upload_fileobj(
+                if len(data) < PART_BYTES:  # one PUT: atomic, and without the transfer manager's threads
+                    self._client.put_object(
+                        Bucket=self.bucket, Key=keys[variant], Body=data, ContentType=CONTENT_TYPE[variant]
+                    )
+                    continue
+                self._client.upload_fileobj(  # parts in parallel; a failed part aborts the whole upload
                     io.BytesIO(data),
                     self.bucket,
                     keys[variant],
