@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 
-from moviola.errors import FailedPrecondition, NotFound
+from moviola.errors import FailedPrecondition, NotFound, NotInStorage
 from moviola.jobs import Completed, JobRecord, JobState
 from moviola.mp4 import POSTER_MIME_TYPE
 from moviola.settings import StorageSettings
@@ -64,14 +64,20 @@ class Delivery:
         expires = self.expires_at(finished_at)
         if expires is not None and expires <= time.time():
             return Links(expires_at=expires, expired=True)
-        video = self.storage.link(result.video_uri, Variant.VIDEO, self.url_ttl)
+        try:
+            video = self.storage.link(result.video_uri, Variant.VIDEO, self.url_ttl)
+            poster = (
+                self.storage.link(result.video_uri, Variant.THUMBNAIL, self.url_ttl)
+                if video is not None and result.thumbnail_uri
+                else None
+            )
+        except NotInStorage:  # stored elsewhere (a worker with other storage): no link, never a failed call
+            log.warning(
+                "job video %s is not in this server's storage %s", result.video_uri, self.storage.location
+            )
+            video = None
         if video is None:
             return Links(expires_at=expires)
-        poster = (
-            self.storage.link(result.video_uri, Variant.THUMBNAIL, self.url_ttl)
-            if result.thumbnail_uri
-            else None
-        )
         return Links(
             video_url=video.url,
             thumbnail_url=poster.url if poster else "",

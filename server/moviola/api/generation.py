@@ -71,7 +71,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
             record = await self._service.get(request.job_id)
-        return gen.GetJobResponse(job=convert.job(record, self._delivery.links_of(record)))
+            return gen.GetJobResponse(job=convert.job(record, self._delivery.links_of(record)))
 
     async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:
         async with translated(context):

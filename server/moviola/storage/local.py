@@ -40,12 +40,10 @@ class LocalStorage:
         return self.root.as_uri()
 
     def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.root):
-                pass
-        except OSError as exc:
-            raise Unavailable(f"cannot write videos to {self.root}: {exc.strerror}") from exc
+        """The folder (or, before the first video, the nearest folder above it) must be writable."""
+        existing = next(folder for folder in (self.root, *self.root.parents) if folder.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise Unavailable(f"cannot write videos to {self.root}: {existing} is not a writable folder")
 
     def path_for(self, job_id: str, variant: Variant = Variant.VIDEO) -> Path:
         if not _SAFE_ID.match(job_id):
@@ -112,8 +110,7 @@ class LocalStorage:
         return Download(size, chunks())
 
     def link(self, uri: str, variant: Variant, ttl: float) -> Link | None:
-        self._path(uri, variant)
-        return None
+        return None  # a path on this machine is no link for anyone else: DownloadVideo serves the file
 
     def delete(self, uri: str) -> None:
         for variant in Variant:
