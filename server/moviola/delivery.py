@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between sweeps that delete expired files.
 SWEEP_INTERVAL = 60.0
+#: Seconds past the retention before a file is deleted, at most (longer than any upload takes).
+SWEEP_MARGIN = 120.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,11 @@ class Delivery:
         """Delete the files of jobs that completed longer ago than the retention; how many videos."""
         if self.retention is None:
             return 0
-        deleted = await asyncio.to_thread(self.storage.delete_before, time.time() - self.retention)
+        # A file's time (S3's LastModified) is when its upload began or ended, a little before the job
+        # completed: the margin keeps deletion after the job says "expired", never before (no broken links).
+        margin = min(self.retention, SWEEP_MARGIN)
+        cutoff = time.time() - self.retention - margin
+        deleted = await asyncio.to_thread(self.storage.delete_before, cutoff)
         if deleted:
             log.info("deleted %d expired videos from %s", deleted, self.storage.location)
         return deleted
