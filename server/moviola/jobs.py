@@ -82,6 +82,13 @@ class JobRequest:
     traceparent: str = ""
     #: Unix time by which the job must start (its max_wait or the caller's deadline), else it fails; None: any time.
     start_by: float | None = None
+    #: The tenant that submitted the job ("" without an auth file); only it sees the job.
+    tenant: str = ""
+
+    @property
+    def idempotency_scope(self) -> str:
+        """The idempotency key as looked up: per tenant, so that two tenants' keys never collide."""
+        return f"{self.tenant}/{self.idempotency_key}" if self.tenant else self.idempotency_key
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest, ResourceExhausted, Unavailable
+from moviola.errors import InvalidRequest, JobNotFound, PermissionDenied, ResourceExhausted, Unavailable
 from moviola.jobs import JobEvent, JobRecord, JobRequest
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
@@ -33,6 +34,16 @@ def _job_id(job_id: str) -> str:
         raise InvalidRequest("job_id", "must not be empty")
     check_length("job_id", job_id, MAX_JOB_ID_CHARS)
     return job_id
+
+
+def _may_use(caller: Caller, model: str) -> None:
+    if not caller.may_use(model):
+        raise PermissionDenied(f"tenant {caller.tenant} may not use model {model}")
+
+
+def _admin(caller: Caller, what: str) -> None:
+    if not caller.admin:
+        raise PermissionDenied(f"only admin keys may {what}")
 
 
 #: Seconds a caller is told to wait before retrying when no worker serves a model.
@@ -65,7 +76,7 @@ class JobService:
         self._accept_without_workers = accept_without_workers
 
     async def submit(
-        self, draft: RequestDraft, *, caller_waits: float | None = None
+        self, draft: RequestDraft, *, caller_waits: float | None = None, caller: Caller = ANONYMOUS
     ) -> tuple[JobRecord, bool]:
         """Validate and queue; route to the fallback model, or refuse, work that cannot start in time.
 
@@ -73,9 +84,11 @@ class JobService:
         request's own ``max_wait``, the sooner bounds the start. A queued job that has not started by
         then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing: its call returns at once.
         """
-        request = validate(draft, self._models, self._default_model)
+        request = replace(validate(draft, self._models, self._default_model), tenant=caller.tenant)
+        _may_use(caller, request.model)
         self._lifecycle.require_ready()
         request = await self._served(draft, request)
+        _may_use(caller, request.model)  # a fallback the tenant may not use is not taken
         limits = [w for w in (caller_waits, draft.max_wait) if w is not None]
         if limits:
             limit = min(limits)
@@ -152,13 +165,23 @@ class JobService:
             )
         return routed
 
-    def watch(self, job_id: str, after_sequence: int = 0, *, model: str = "") -> AsyncIterator[JobEvent]:
-        return self._queue.watch(_job_id(job_id), after_sequence, model=model)
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, model: str = "", caller: Caller = ANONYMOUS
+    ) -> AsyncIterator[JobEvent]:
+        if not model:  # Generate's own job needs no check; anyone else's is looked up first
+            await self.get(job_id, caller)
+        async for event in self._queue.watch(_job_id(job_id), after_sequence, model=model):
+            yield event
 
-    async def get(self, job_id: str) -> JobRecord:
-        return await self._queue.get(_job_id(job_id))
+    async def get(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
+        """The job, if ``caller``'s tenant submitted it; another tenant's job is ``JobNotFound``, as if absent."""
+        record = await self._queue.get(_job_id(job_id))
+        if record.request.tenant != caller.tenant:
+            raise JobNotFound(job_id)
+        return record
 
-    async def cancel(self, job_id: str) -> JobRecord:
+    async def cancel(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
+        await self.get(job_id, caller)
         return await self._queue.cancel(_job_id(job_id))
 
     async def models(self) -> list[ModelStatus]:
@@ -168,9 +191,11 @@ class JobService:
             ModelStatus(spec, serving and bool(await self._queue.live_workers(spec.id))) for spec in ordered
         ]
 
-    async def dead_letters(self) -> list[DeadLetter]:
+    async def dead_letters(self, caller: Caller = ANONYMOUS) -> list[DeadLetter]:
+        _admin(caller, "list dead letters")
         return await self._queue.dead_letters()
 
-    async def requeue(self, job_id: str) -> JobRecord:
+    async def requeue(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
+        _admin(caller, "requeue jobs")
         self._lifecycle.require_ready()
         return await self._queue.requeue(_job_id(job_id))

@@ -37,7 +37,27 @@ class ServerSettings:
     #: Port of the Prometheus /metrics endpoint; None: no endpoint.
     metrics_port: int | None = None
 
+    #: Tenants and their hashed API keys (``moviola auth create-key``); None: no authentication.
+    auth_file: Path | None = None
+    #: Serve gRPC reflection; None: on without an auth file, off with one.
+    reflection: bool | None = None
+    #: PEM certificate chain and private key: serve TLS instead of plaintext.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: PEM CA bundle: require client certificates signed by it (mTLS).
+    tls_client_ca: Path | None = None
+
+    @property
+    def serves_reflection(self) -> bool:
+        return self.reflection if self.reflection is not None else self.auth_file is None
+
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError(
+                "tls_client_ca needs tls_cert and tls_key (mTLS is TLS with client certificates)"
+            )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be within 0..65535, got {self.port}")
         if self.drain_grace < 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from moviola.api.status import translated
+from moviola.auth import caller as callers
 from moviola.embed.service import (
     Embedder,
     Embedding,
@@ -55,6 +56,7 @@ def query(request: emb.EmbedRequest) -> EmbedQuery:
         frames_per_second=request.frames_per_second,
         pooling=_POOLING[request.pooling],
         return_frames=request.return_frame_embeddings,
+        caller=callers.current(),
     )
 
 

@@ -8,6 +8,7 @@ import grpc
 
 from moviola.api import convert
 from moviola.api.status import translated
+from moviola.auth import caller as callers
 from moviola.delivery import Delivery
 from moviola.errors import InvalidRequest
 from moviola.jobs import Completed, JobEvent
@@ -50,7 +51,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         # The caller waits on this stream: its deadline bounds the job's start too.
         async with translated(context):
             draft = convert.draft(request, _traceparent(context))
-            record, _ = await self._service.submit(draft, caller_waits=context.time_remaining())
+            record, _ = await self._service.submit(
+                draft, caller_waits=context.time_remaining(), caller=callers.current()
+            )
             async for event in self._service.watch(record.id, model=record.model):
                 yield gen.GenerateResponse(event=self._event(event))
 
@@ -58,24 +61,26 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         async with translated(context):
             draft = convert.draft(request.request, _traceparent(context))
             # SubmitJob returns at once: its own deadline says nothing about when the job may start.
-            record, created = await self._service.submit(draft)
+            record, created = await self._service.submit(draft, caller=callers.current())
         return gen.SubmitJobResponse(job=convert.job(record), created=created)
 
     async def WatchJob(
         self, request: gen.WatchJobRequest, context: Context
     ) -> AsyncIterator[gen.WatchJobResponse]:
         async with translated(context):
-            async for event in self._service.watch(request.job_id, request.after_sequence):
+            async for event in self._service.watch(
+                request.job_id, request.after_sequence, caller=callers.current()
+            ):
                 yield gen.WatchJobResponse(event=self._event(event))
 
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
-            record = await self._service.get(request.job_id)
+            record = await self._service.get(request.job_id, callers.current())
             return gen.GetJobResponse(job=convert.job(record, self._delivery.links_of(record)))
 
     async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:
         async with translated(context):
-            record = await self._service.cancel(request.job_id)
+            record = await self._service.cancel(request.job_id, callers.current())
         return gen.CancelJobResponse(job=convert.job(record))
 
     async def ListModels(self, request: gen.ListModelsRequest, context: Context) -> gen.ListModelsResponse:
@@ -87,19 +92,19 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: gen.ListDeadLettersRequest, context: Context
     ) -> gen.ListDeadLettersResponse:
         async with translated(context):
-            letters = await self._service.dead_letters()
+            letters = await self._service.dead_letters(callers.current())
         return gen.ListDeadLettersResponse(dead_letters=[convert.dead_letter(d) for d in letters])
 
     async def RequeueJob(self, request: gen.RequeueJobRequest, context: Context) -> gen.RequeueJobResponse:
         async with translated(context):
-            record = await self._service.requeue(request.job_id)
+            record = await self._service.requeue(request.job_id, callers.current())
         return gen.RequeueJobResponse(job=convert.job(record))
 
     async def DownloadVideo(
         self, request: gen.DownloadVideoRequest, context: Context
     ) -> AsyncIterator[gen.DownloadVideoResponse]:
         async with translated(context):
-            record = await self._service.get(request.job_id)
+            record = await self._service.get(request.job_id, callers.current())
             if request.variant not in VARIANTS:
                 raise InvalidRequest("variant", f"unknown variant {request.variant}")
             download = await self._delivery.download(record, VARIANTS[request.variant])

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from moviola.api.auth import Authenticate
+from moviola.auth.keys import AuthFile
 from moviola.metrics import Metrics
 
 log = logging.getLogger("moviola.access")
@@ -117,9 +119,11 @@ class AccessLog(grpc.aio.ServerInterceptor):
         return handler
 
 
-def interceptors(metrics: Metrics | None) -> list[grpc.aio.ServerInterceptor]:
-    """The server's interceptors, outermost first."""
+def interceptors(metrics: Metrics | None, keys: AuthFile | None = None) -> list[grpc.aio.ServerInterceptor]:
+    """The server's interceptors, outermost first: the access log sees refused calls too."""
     chain: list[grpc.aio.ServerInterceptor] = [AccessLog()]
+    if keys is not None:
+        chain.append(Authenticate(keys))
     if metrics is not None:
         chain.append(StreamMetrics(metrics))
     return chain

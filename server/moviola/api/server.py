@@ -9,6 +9,7 @@ from grpc_reflection.v1alpha import reflection
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
 from moviola.api.interceptors import interceptors
+from moviola.auth.keys import AuthFile
 from moviola.delivery import Delivery
 from moviola.embed.service import Embedder
 from moviola.lifecycle import Lifecycle
@@ -49,12 +50,13 @@ def build(
     embedder: Embedder,
     lifecycle: Lifecycle,
     metrics: Metrics | None = None,
+    keys: AuthFile | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Create the server, bound but not started; return it and its port.
 
     Raises ``PortInUse`` when another process listens on the port.
     """
-    server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics))
+    server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics, keys))
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service, delivery), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
 
@@ -69,18 +71,42 @@ def build(
             await health_servicer.set(service, status)
 
     lifecycle.subscribe(on_state)
-    reflection.enable_server_reflection(
-        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    if settings.serves_reflection:
+        reflection.enable_server_reflection(
+            (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
     address = f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        credentials = _tls(settings)
+        port = (
+            server.add_insecure_port(address)
+            if credentials is None
+            else server.add_secure_port(address, credentials)
+        )
     except RuntimeError as exc:  # grpcio 1.85 raises where older ones returned 0
         raise PortInUse(settings.port, address) from exc
     if port == 0:
         raise PortInUse(settings.port, address)
     return server, port
+
+
+def _tls(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS from PEM files (client certificates required when a client CA is given); None: plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        chain, key = settings.tls_cert.read_bytes(), settings.tls_key.read_bytes()
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    except OSError as exc:
+        raise TlsFilesUnreadable(f"cannot read a TLS file: {exc}") from exc
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+class TlsFilesUnreadable(OSError):
+    pass
 
 
 class PortInUse(OSError):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.embed import media, pooling
 from moviola.embed.backend import EmbeddingBackend, EmbeddingModel, Priority, Vectors
 from moviola.errors import (
@@ -101,6 +102,8 @@ class EmbedQuery:
     frames_per_second: float = 0.0
     pooling: Pooling = Pooling.MEAN
     return_frames: bool = False
+    #: Who asks: ``job_id`` names only the caller's tenant's jobs.
+    caller: Caller = ANONYMOUS
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ class ModelListing:
     default_for_images: bool
 
 
-JobLookup = Callable[[str], Awaitable[JobRecord]]
+#: The job service's ``get``: a job of the caller's tenant, else ``JobNotFound``.
+JobLookup = Callable[[str, Caller], Awaitable[JobRecord]]
 
 
 class Embedder:
@@ -183,7 +187,9 @@ class Embedder:
             case VideoUriInput(uri=uri):
                 return await self._video(query, sampling, self._readable(uri), "video_uri")
             case JobInput(job_id=job_id):
-                return await self._video(query, sampling, await self._job_video(job_id), "job_id")
+                return await self._video(
+                    query, sampling, await self._job_video(job_id, query.caller), "job_id"
+                )
 
     async def _text(self, query: EmbedQuery, text: str) -> Embedding:
         if not text.strip():
@@ -255,9 +261,9 @@ class Embedder:
             raise InvalidRequest("video_uri", f"the file is {size} bytes; the limit is {MAX_VIDEO_BYTES}")
         return path
 
-    async def _job_video(self, job_id: str) -> bytes:
+    async def _job_video(self, job_id: str, caller: Caller) -> bytes:
         """The job's video, read through the storage: a record pointing elsewhere reads nothing."""
-        record = await self._jobs(job_id)
+        record = await self._jobs(job_id, caller)
         if record.state is not JobState.COMPLETED or record.result is None:
             raise FailedPrecondition(
                 f"job_id: job {job_id} is {record.state.name}; only completed jobs have a video"

@@ -195,6 +195,27 @@ def _settings(options: dict[str, Any]) -> Settings:
     type=click.Path(path_type=Path, file_okay=False),
     help="A folder whose files Embed's video_uri may name (repeatable; the data dir always).",
 )
+@click.option(
+    "--auth-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Tenants and hashed API keys (moviola auth create-key); callers send 'authorization: Bearer KEY'. "
+    "Re-read on SIGHUP.",
+)
+@click.option(
+    "--reflection/--no-reflection",
+    default=None,
+    help="Serve gRPC reflection (default: on, off with --auth-file).",
+    show_default=False,
+)
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Require client certificates signed by this CA (mTLS).",
+)
 @model_options
 def serve(**options: Any) -> None:
     """Serve generation over gRPC. With no options: the embedded default (tiny model, no Redis)."""
@@ -260,4 +281,68 @@ def simulated_worker(step_seconds: float, poison_prompt: str, log_level: str, **
 
 
 #: ``python -m moviola.runtime NAME`` and the client CLI's ``moviola NAME`` (entry points ``moviola.commands``).
-COMMANDS: dict[str, click.Command] = {"serve": serve, "worker": worker, "simulated-worker": simulated_worker}
+
+
+@click.group()
+def auth() -> None:
+    """Manage API keys in an auth file (servers re-read it on SIGHUP)."""
+
+
+_auth_file = click.option(
+    "--auth-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    envvar="MOVIOLA_AUTH_FILE",
+    help="The auth file (created if missing).",
+)
+
+
+@auth.command("create-key")
+@_auth_file
+@click.option("--tenant", required=True, help="The tenant the key belongs to (created if new).")
+@click.option("--admin", is_flag=True, help="The tenant may list and requeue dead letters.")
+def create_key(auth_file: Path, tenant: str, admin: bool) -> None:
+    """Add a key; print it (only the key, on stdout). It is stored hashed and shown only now."""
+    from moviola.auth import keys
+
+    try:
+        key = keys.create_key(auth_file, tenant, admin=admin)
+    except keys.AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"key {keys.key_id_of(key)} for tenant {tenant} added to {auth_file}; send SIGHUP to servers",
+        err=True,
+    )
+    click.echo(key)
+
+
+@auth.command("revoke-key")
+@_auth_file
+@click.argument("key")
+def revoke_key(auth_file: Path, key: str) -> None:
+    """Remove KEY (the key, or its id); servers refuse it once they re-read the file (SIGHUP)."""
+    from moviola.auth import keys
+
+    try:
+        tenant = keys.revoke_key(auth_file, key)
+    except keys.AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked key {keys.key_id_of(key)} of tenant {tenant}; send SIGHUP to servers", err=True)
+
+
+@auth.command("list-keys")
+@_auth_file
+def list_keys(auth_file: Path) -> None:
+    """Tenants and key ids (never the keys)."""
+    from moviola.auth import keys
+
+    for tenant, key_id, created, admin in keys.list_keys(auth_file):
+        click.echo(f"{tenant}\t{key_id}\t{created}\t{'admin' if admin else ''}".rstrip())
+
+
+COMMANDS: dict[str, click.Command] = {
+    "serve": serve,
+    "worker": worker,
+    "simulated-worker": simulated_worker,
+    "auth": auth,
+}

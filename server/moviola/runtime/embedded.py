@@ -61,6 +61,10 @@ class EmbeddedServer:
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
 
+    def reload(self) -> None:
+        """SIGHUP: re-read the auth file."""
+        self.front.reload_keys()
+
     @property
     def service(self) -> JobService:
         return self.front.service
@@ -72,6 +76,7 @@ class EmbeddedServer:
         await wiring.check_storage(self.storage)
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
+        self.front.announce_auth(server)
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)

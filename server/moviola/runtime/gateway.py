@@ -52,6 +52,10 @@ class GatewayServer:
         self.port = self.front.port
         self._background: list[asyncio.Task[None]] = []
 
+    def reload(self) -> None:
+        """SIGHUP: re-read the auth file."""
+        self.front.reload_keys()
+
     @property
     def service(self) -> JobService:
         return self.front.service
@@ -62,6 +66,7 @@ class GatewayServer:
         await wiring.check_storage(self.storage)
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
+        self.front.announce_auth(server)
         await self._check_redis()
         await self.front.embedding_backend.start()
         await self.lifecycle.set(State.READY)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import click
 
+from moviola.auth.keys import AuthFileError
 from moviola.errors import MoviolaError
 
 log = logging.getLogger("moviola")
@@ -36,6 +37,9 @@ async def run_until_signalled(make: Callable[[], Process]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reload = getattr(process, "reload", None)
+    if reload is not None:  # servers re-read their auth file on SIGHUP
+        loop.add_signal_handler(signal.SIGHUP, reload)
     starting = asyncio.create_task(process.start())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -73,3 +77,5 @@ def run_process(make: Callable[[], Process]) -> None:
         raise click.ClickException(str(exc)) from exc
     except MoviolaError as exc:  # a start-up check that failed (storage unreachable, credentials refused)
         raise click.ClickException(exc.message) from exc
+    except AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc

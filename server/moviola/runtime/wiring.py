@@ -9,11 +9,13 @@ a worker process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import grpc
 
 from moviola.api import server as grpc_server
+from moviola.auth.keys import AuthFile, AuthFileError
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
 from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
@@ -24,12 +26,15 @@ from moviola.pipelines.base import VideoPipeline
 from moviola.runtime.logs import announce
 from moviola.scheduler.base import FrontQueue, WorkerQueue
 from moviola.service import JobService
-from moviola.settings import Settings
+from moviola.settings import ServerSettings, Settings
 from moviola.storage.base import Storage
 from moviola.storage.factory import open_storage
 from moviola.tracing import Tracing
 from moviola.worker.runner import Worker
 
+log = logging.getLogger(__name__)
+#: Hosts that only this machine reaches.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Seconds the gRPC server gives open streams to deliver their last events on shutdown.
 STREAM_GRACE = 5.0
 
@@ -64,6 +69,41 @@ class Front:
     embedding_backend: EmbeddingBackend
     server: grpc.aio.Server
     port: int
+    #: The auth file's keys; None: no authentication.
+    keys: AuthFile | None = None
+
+    def reload_keys(self) -> None:
+        """Re-read the auth file (SIGHUP): new and revoked keys count from the next call."""
+        if self.keys is None:
+            log.info("SIGHUP: no --auth-file to reload")
+            return
+        try:
+            keyring = self.keys.reload()
+        except AuthFileError as exc:
+            log.error("SIGHUP: %s; the keys loaded before stay in use", exc)
+            return
+        announce.info("auth file reloaded: %d tenants, %d keys", keyring.tenants, keyring.keys)
+
+    def announce_auth(self, settings: ServerSettings) -> None:
+        """Say at start-up who may call: the auth file's tenants, or (loudly off loopback) anyone."""
+        if self.keys is not None:
+            ring = self.keys.keyring
+            announce.info(
+                "authentication: %d tenants, %d keys from %s", ring.tenants, ring.keys, self.keys.path
+            )
+        elif settings.host in LOOPBACK:
+            announce.info(
+                "unauthenticated: no --auth-file, so anyone who reaches %s:%d may call",
+                settings.host,
+                self.port,
+            )
+        else:
+            log.warning(
+                "UNAUTHENTICATED ON %s:%d: no --auth-file, so anyone who can reach this address can submit "
+                "work to your GPUs, and watch, cancel or download any job. Set --auth-file (docs/security.md).",
+                settings.host,
+                self.port,
+            )
 
 
 def build_front(
@@ -91,8 +131,10 @@ def build_front(
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
     delivery = Delivery(store, settings.storage)
-    server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics)
-    return Front(service, delivery, backend, server, port)
+    path = settings.server.auth_file
+    keys = AuthFile(path) if path is not None else None
+    server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics, keys)
+    return Front(service, delivery, backend, server, port, keys)
 
 
 def build_worker(

@@ -64,7 +64,7 @@ class MemoryJobQueue:
     # Gateway side.
 
     async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
-        existing = self._keys.get(request.idempotency_key) if request.idempotency_key else None
+        existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None
         if existing is not None and existing in self._jobs:
             return self._jobs[existing].record, False
         if self._waiting_of(request.model) >= self._max_depth:
@@ -75,7 +75,7 @@ class MemoryJobQueue:
         job_id = uuid.uuid4().hex
         self._jobs[job_id] = _Entry(JobRecord(id=job_id, request=request))
         if request.idempotency_key:
-            self._keys[request.idempotency_key] = job_id
+            self._keys[request.idempotency_scope] = job_id
         self._pending[request.priority].append(job_id)
         if request.start_by is not None:
             delay = max(0.0, request.start_by - time.time())
@@ -292,7 +292,7 @@ class MemoryJobQueue:
         while len(self._finished) > self._retain_finished:
             old, _ = self._finished.popitem(last=False)
             gone = self._jobs.pop(old)
-            self._keys.pop(gone.record.request.idempotency_key, None)
+            self._keys.pop(gone.record.request.idempotency_scope, None)
         async with self._idle:
             self._idle.notify_all()
 

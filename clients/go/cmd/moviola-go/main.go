@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 
 	moviolav1 "github.com/moviola/moviola/clients/go/moviolav1"
 )
@@ -31,6 +33,8 @@ func main() {
 	steps := flag.Uint("steps", 0, "denoising steps (default: the model's)")
 	out := flag.String("out", "", "save the video here (generate: once completed; download: required)")
 	thumbnail := flag.Bool("thumbnail", false, "download: the poster image (JPEG) instead of the video")
+	apiKey := flag.String("api-key", os.Getenv("MOVIOLA_API_KEY"), "API key for a server with --auth-file (env MOVIOLA_API_KEY)")
+	tlsCA := flag.String("tls-ca", "", "connect with TLS, trusting this CA certificate (PEM)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: moviola-go [flags] generate PROMPT | download JOB_ID\n")
 		flag.PrintDefaults()
@@ -43,8 +47,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *apiKey != "" { // every call carries the key: authorization: Bearer KEY
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*apiKey)
+	}
 	// WithInsecure: plaintext, as in a cluster network; it builds with old and new grpc-go alike.
-	conn, err := grpc.Dial(*server, grpc.WithInsecure())
+	transport := grpc.WithInsecure()
+	if *tlsCA != "" {
+		tlsCredentials, err := credentials.NewClientTLSFromFile(*tlsCA, "")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		transport = grpc.WithTransportCredentials(tlsCredentials)
+	}
+	conn, err := grpc.Dial(*server, transport)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
@@ -84,7 +100,7 @@ func generate(ctx context.Context, client moviolav1.GenerationServiceClient, out
 		}
 		if err != nil {
 			if ctx.Err() != nil && jobID != "" {
-				return cancel(client, jobID)
+				return cancel(ctx, client, jobID)
 			}
 			fmt.Fprintln(os.Stderr, "error:", err)
 			return 1
@@ -126,8 +142,11 @@ func show(event *moviolav1.JobEvent) (int, bool) {
 }
 
 // cancel asks the server to cancel the job: the caller's context is done, so use a fresh one.
-func cancel(client moviolav1.GenerationServiceClient, jobID string) int {
+func cancel(caller context.Context, client moviolav1.GenerationServiceClient, jobID string) int {
 	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	if md, ok := metadata.FromOutgoingContext(caller); ok { // the same API key
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
 	defer done()
 	if _, err := client.CancelJob(ctx, &moviolav1.CancelJobRequest{JobId: jobID}); err != nil {
 		fmt.Fprintln(os.Stderr, "could not cancel job", jobID+":", err)

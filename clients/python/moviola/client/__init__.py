@@ -10,6 +10,7 @@
 """
 
 from moviola.client._aio import AsyncClient
+from moviola.client._core import Tls
 from moviola.client._request import RequestOptions, make_request
 from moviola.client._sync import Client
 from moviola.client.errors import (
@@ -17,7 +18,9 @@ from moviola.client.errors import (
     InvalidArgument,
     MoviolaError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -28,8 +31,11 @@ __all__ = [
     "InvalidArgument",
     "MoviolaError",
     "NotFound",
+    "PermissionDenied",
     "RequestOptions",
     "ResourceExhausted",
+    "Tls",
+    "Unauthenticated",
     "Unavailable",
     "make_request",
 ]

@@ -22,24 +22,39 @@ Out = TypeVar("Out")
 
 
 class AsyncClient:
-    def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        target: str = DEFAULT_SERVER,
+        *,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        tls: core.Tls | None = None,
+    ) -> None:
         self._target = target
-        self._channel = grpc.aio.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
-        self._keyed = grpc.aio.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
+        self._channel = self._open(target, SERVICE_CONFIG, tls)
+        self._keyed = self._open(target, IDEMPOTENT_SERVICE_CONFIG, tls)
         self._timeout = timeout
+        self._metadata = core.metadata(api_key)
+
+    @staticmethod
+    def _open(target: str, service_config: str, tls: core.Tls | None) -> grpc.aio.Channel:
+        options = channel_options(service_config)
+        if tls is None:
+            return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.secure_channel(target, tls.credentials(), options=options)
 
     async def _call(self, call: core.Unary[Any, Out]) -> Out:
         channel = self._keyed if call.keyed else self._channel
         method = channel.unary_unary(call.method, core.serialize, call.reply.FromString)
         with core.mapped_errors():
-            return call.read(await method(call.request, timeout=self._timeout))
+            return call.read(await method(call.request, timeout=self._timeout, metadata=self._metadata))
 
     async def _stream(
         self, call: core.Streamed[Reply], timeout: float | None, *, wait_for_ready: bool | None = None
     ) -> AsyncGenerator[Reply]:
         channel = self._keyed if call.keyed else self._channel
         stream = channel.unary_stream(call.method, core.serialize, call.reply.FromString)(
-            call.request, timeout=timeout, wait_for_ready=wait_for_ready
+            call.request, timeout=timeout, wait_for_ready=wait_for_ready, metadata=self._metadata
         )
         try:
             async for reply in stream:

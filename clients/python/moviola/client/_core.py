@@ -47,6 +47,28 @@ def channel_options(service_config: str) -> list[tuple[str, int | str]]:
     return [*CHANNEL_OPTIONS, ("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
 
 
+@dataclass(frozen=True)
+class Tls:
+    """Connect with TLS: ``ca`` (PEM file) to trust, else the system's roots; a client certificate for mTLS."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("a client certificate needs its key (and the key its certificate)")
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
+def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    """What every call sends: the API key as ``authorization: Bearer KEY`` when there is one."""
+    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
 class _Parsable(Protocol):
     @classmethod
     def FromString(cls, data: bytes) -> Self: ...

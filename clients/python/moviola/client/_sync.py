@@ -24,29 +24,46 @@ Out = TypeVar("Out")
 
 
 class Client:
-    def __init__(self, target: str = DEFAULT_SERVER, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        target: str = DEFAULT_SERVER,
+        *,
+        timeout: float | None = None,
+        api_key: str | None = None,
+        tls: core.Tls | None = None,
+    ) -> None:
         """``timeout`` overrides the 30 s deadline of unary calls (streams run until their job ends).
 
+        ``api_key``: sent as ``authorization: Bearer KEY`` on every call (servers with ``--auth-file``).
+        ``tls``: connect with TLS (``Tls(ca="ca.pem")``; add ``cert``/``key`` for mTLS).
         For several gateway replicas, use ``dns:///SERVICE:PORT`` with a headless Kubernetes Service:
         the channel balances round-robin over every address it resolves.
         """
         self._target = target
-        self._channel = grpc.insecure_channel(target, options=channel_options(SERVICE_CONFIG))
-        self._keyed = grpc.insecure_channel(target, options=channel_options(IDEMPOTENT_SERVICE_CONFIG))
+        self._channel = self._open(target, SERVICE_CONFIG, tls)
+        self._keyed = self._open(target, IDEMPOTENT_SERVICE_CONFIG, tls)
         self._timeout = timeout
+        self._metadata = core.metadata(api_key)
+
+    @staticmethod
+    def _open(target: str, service_config: str, tls: core.Tls | None) -> grpc.Channel:
+        options = channel_options(service_config)
+        if tls is None:
+            return grpc.insecure_channel(target, options=options)
+        return grpc.secure_channel(target, tls.credentials(), options=options)
 
     def _call(self, call: core.Unary[Any, Out]) -> Out:
         channel = self._keyed if call.keyed else self._channel
         method = channel.unary_unary(call.method, core.serialize, call.reply.FromString)
         with core.mapped_errors():
-            return call.read(method(call.request, timeout=self._timeout))
+            return call.read(method(call.request, timeout=self._timeout, metadata=self._metadata))
 
     def _stream(
         self, call: core.Streamed[Reply], timeout: float | None, *, wait_for_ready: bool | None = None
     ) -> Generator[Reply]:
         channel = self._keyed if call.keyed else self._channel
         stream = channel.unary_stream(call.method, core.serialize, call.reply.FromString)(
-            call.request, timeout=timeout, wait_for_ready=wait_for_ready
+            call.request, timeout=timeout, wait_for_ready=wait_for_ready, metadata=self._metadata
         )
         try:
             yield from stream

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -15,20 +14,13 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from moviola.client._core import DEFAULT_SERVER
+from moviola.client._connect import connected, connection_options
 from moviola.client._output import compact_embedding, embedding_models_table, models_table
 from moviola.client._sync import Client
-from moviola.client.errors import MoviolaError
 from moviola.client.progress import as_json, describe, follow, waiting_for_server
 from moviola.v1 import job_pb2 as pb
 
-server_option = click.option(
-    "--server",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    envvar="MOVIOLA_SERVER",
-    help="HOST:PORT of a gateway.",
-)
+server_option = connection_options
 wait_ready_option = click.option(
     "--wait-ready",
     type=click.FloatRange(min=0),
@@ -46,11 +38,6 @@ FINISHED = {pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
 stderr = Console(stderr=True, highlight=False)
 
 
-def _fail(error: MoviolaError) -> click.ClickException:
-    hint = f" (retry in {error.retry_after:.1f}s)" if error.retry_after else ""
-    return click.ClickException(f"{error.code.name}: {error.message}{hint}")
-
-
 def _state(state: pb.JobState.ValueType) -> str:
     return pb.JobState.Name(state).removeprefix("JOB_STATE_").lower()
 
@@ -60,16 +47,6 @@ def _wait_ready(client: Client, seconds: float) -> None:
     if seconds > 0:
         with waiting_for_server(stderr) as waiting:
             client.wait_ready(seconds, waiting=waiting)
-
-
-@contextmanager
-def _connected(server: str) -> Iterator[Client]:
-    """A client of the gateway at SERVER; an error from it ends the command with one clear line."""
-    with Client(server) as client:
-        try:
-            yield client
-        except MoviolaError as error:
-            raise _fail(error) from error
 
 
 @click.group()
@@ -82,6 +59,7 @@ def main() -> None:
 SERVER_COMMANDS = {
     "serve": "Run a server: embedded, or a gateway with --redis-url (needs the server package).",
     "worker": "Run a GPU worker that takes jobs from Redis (needs the server package).",
+    "auth": "Manage API keys in an auth file: create-key, revoke-key, list-keys (needs the server package).",
 }
 
 
@@ -112,6 +90,7 @@ def _server_command(name: str) -> click.Command:
 
 serve = _server_command("serve")
 worker = _server_command("worker")
+auth = _server_command("auth")
 
 
 def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bool) -> pb.JobEvent:
@@ -215,7 +194,7 @@ def generate(
     """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
     if image is not None:
         options["image"] = image.read_bytes()
-    with _connected(server) as client:
+    with connected(server) as client:
         _wait_ready(client, wait_ready)
         terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
         _finish(terminal, out, client)
@@ -254,7 +233,7 @@ def embed(
     given = {k: v for k, v in data.items() if v is not None}
     if len(given) != 1:
         raise click.UsageError("give exactly one of --text, --image, --video or --job")
-    with _connected(server) as client:
+    with connected(server) as client:
         response = client.embed(**given, **options)  # type: ignore[arg-type]
     click.echo(json_format.MessageToJson(response) if full else compact_embedding(response))
 
@@ -271,7 +250,7 @@ def jobs_get(job_id: str, server: str) -> None:
     """Print a job as JSON."""
     from google.protobuf import json_format
 
-    with _connected(server) as client:
+    with connected(server) as client:
         click.echo(json_format.MessageToJson(client.get(job_id)))
 
 
@@ -292,7 +271,7 @@ def jobs_watch(
     job_id: str, server: str, after_sequence: int, out: Path | None, json_lines: bool, wait_ready: float
 ) -> None:
     """Follow a job until it ends (resumable with --after)."""
-    with _connected(server) as client:
+    with connected(server) as client:
         _wait_ready(client, wait_ready)
         terminal = follow(client.watch(job_id, after_sequence), stderr, json_lines=json_lines)
         if terminal is None:
@@ -321,7 +300,7 @@ def _nothing_after(job: pb.Job, after_sequence: int) -> click.ClickException:
 @click.option("--thumbnail", is_flag=True, help="The poster image (JPEG) instead of the video.")
 def jobs_download(job_id: str, server: str, out: Path, thumbnail: bool) -> None:
     """Save a completed job's video (or poster) to OUT, from any server and any storage."""
-    with _connected(server) as client:
+    with connected(server) as client:
         size = client.download_to(job_id, out, thumbnail=thumbnail)
     stderr.print(Text(f"{out}: {size} bytes"))
 
@@ -331,7 +310,7 @@ def jobs_download(job_id: str, server: str, out: Path, thumbnail: bool) -> None:
 @server_option
 def jobs_cancel(job_id: str, server: str) -> None:
     """Cancel a queued or running job; exits 1 if it had already finished."""
-    with _connected(server) as client:
+    with connected(server) as client:
         before = client.get(job_id)
         job = before if before.state in FINISHED else client.cancel(job_id)
     # CancelJob answers a finished job with its state; it may also have finished between the two calls.
@@ -346,7 +325,7 @@ def jobs_cancel(job_id: str, server: str) -> None:
 @server_option
 def jobs_dead_letters(server: str) -> None:
     """List jobs given up on after too many attempts."""
-    with _connected(server) as client:
+    with connected(server) as client:
         letters = client.dead_letters()
     if not letters:
         click.echo("no dead letters")
@@ -359,7 +338,7 @@ def jobs_dead_letters(server: str) -> None:
 @server_option
 def jobs_requeue(job_id: str, server: str) -> None:
     """Run a dead-lettered job's request again, as a new job."""
-    with _connected(server) as client:
+    with connected(server) as client:
         job = client.requeue(job_id)
     click.echo(f"requeued {job_id} as {job.id}")
 
@@ -369,7 +348,7 @@ def jobs_requeue(job_id: str, server: str) -> None:
 @click.option("--json", "json_out", is_flag=True)
 def models(server: str, json_out: bool) -> None:
     """List the models the server serves, with defaults and limits."""
-    with _connected(server) as client:
+    with connected(server) as client:
         infos = client.list_models()
     if json_out:
         from google.protobuf import json_format
@@ -384,7 +363,7 @@ def models(server: str, json_out: bool) -> None:
 @server_option
 def embedding_models(server: str) -> None:
     """List the embedding models the server serves."""
-    with _connected(server) as client:
+    with connected(server) as client:
         infos = client.list_embedding_models()
     Console(highlight=False).print(embedding_models_table(infos))
 

@@ -34,6 +34,14 @@ class NotFound(MoviolaError):
     pass
 
 
+class Unauthenticated(MoviolaError):
+    """No API key, or one the server does not hold (``api_key=``, ``--api-key``, ``MOVIOLA_API_KEY``)."""
+
+
+class PermissionDenied(MoviolaError):
+    """The key's tenant may not do this (a model it may not use; dead letters without an admin key)."""
+
+
 class FailedPrecondition(MoviolaError):
     """Valid, but not now (a job that has not completed has no video to download)."""
 
@@ -50,6 +58,8 @@ _KINDS: dict[grpc.StatusCode, type[MoviolaError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
 }

@@ -33,7 +33,7 @@ class FrontSide(RedisBase):
                 keys.queue(request.model, request.priority),
                 keys.queue(request.model, Priority.INTERACTIVE),
                 keys.queue(request.model, Priority.BATCH),
-                keys.idempotency(key or "-"),
+                keys.idempotency(request.idempotency_scope if key else "-"),
                 keys.DEADLINES,
             ],
             args=[

@@ -1,0 +1,134 @@
+"""The one place keys are checked: a gRPC server interceptor in front of every servicer.
+
+A call without ``authorization: Bearer KEY`` metadata, or with a key the auth file does not hold
+(unknown, revoked, malformed), ends UNAUTHENTICATED before any servicer runs. A known key makes
+its tenant the call's caller (``auth.caller.current()``) for as long as the call runs. The health
+service answers without a key, so that load balancers and Kubernetes probes need none.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from moviola.auth import caller as callers
+from moviola.auth.caller import Caller
+from moviola.auth.keys import AuthFile
+
+log = logging.getLogger("moviola.auth")
+
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Context = grpc.aio.ServicerContext[Any, Any]
+    Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
+
+#: Methods that answer without a key.
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+#: Longest authorization value read (a key is 61 characters).
+MAX_AUTHORIZATION = 256
+
+
+def bearer(metadata: object) -> str | None:
+    """The key in ``authorization: Bearer KEY``; None when absent or not a bearer value."""
+    for item in metadata or ():  # type: ignore[attr-defined]
+        key, value = item
+        if key == "authorization":
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            scheme, _, token = text[:MAX_AUTHORIZATION].partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+class Authenticate(grpc.aio.ServerInterceptor):
+    def __init__(self, keys: AuthFile) -> None:
+        self._keys = keys
+
+    def identify(self, metadata: object) -> Caller | str:
+        """The caller, or why not (the UNAUTHENTICATED message)."""
+        token = bearer(metadata)
+        if token is None:
+            return "this server needs an API key: send the metadata 'authorization: Bearer KEY' (--api-key)"
+        caller = self._keys.verify(token)
+        if caller is None:
+            return "the API key is not valid (unknown, revoked or mistyped)"
+        return caller
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
+            return handler
+        found = self.identify(handler_call_details.invocation_metadata)
+        if isinstance(found, str):
+            log.info("refused %s: %s", handler_call_details.method, found)
+        return _as(handler, found)
+
+
+def _as(handler: Handler, found: Caller | str) -> Handler:
+    """``handler`` run as ``found`` (the caller), or aborting with UNAUTHENTICATED (``found`` is why)."""
+
+    async def enter(context: Context) -> Any:
+        if isinstance(found, str):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, found)
+        return callers.set_current(found)
+
+    options = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary
+
+        async def unary_call(request: Any, context: Context) -> Any:
+            token = await enter(context)
+            try:
+                return await unary(request, context)
+            finally:
+                callers.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(unary_call, **options)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(_streamed(handler.unary_stream, enter), **options)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(_streamed(handler.stream_stream, enter), **options)
+    if handler.stream_unary is not None:
+        inner: Any = handler.stream_unary
+
+        async def stream_unary_call(requests: Any, context: Context) -> Any:
+            token = await enter(context)
+            try:
+                return await inner(requests, context)
+            finally:
+                callers.reset(token)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary_call, **options)
+    return handler
+
+
+def _streamed(inner: Any, enter: Callable[[Context], Awaitable[Any]]) -> Any:
+    """A streaming behaviour (an async generator, or a coroutine that writes) run as the caller."""
+    if inspect.isasyncgenfunction(inner):
+
+        async def generated(request: Any, context: Context) -> AsyncIterator[Any]:
+            token = await enter(context)
+            try:
+                async for response in inner(request, context):
+                    yield response
+            finally:
+                callers.reset(token)
+
+        return generated
+
+    async def written(request: Any, context: Context) -> Any:
+        token = await enter(context)
+        try:
+            return await inner(request, context)
+        finally:
+            callers.reset(token)
+
+    return written

@@ -1,0 +1,185 @@
+"""API keys per tenant, kept hashed in one JSON file that ``moviola auth`` edits and servers read.
+
+    {"tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"],
+                          "keys": [{"id": "3f9a0c1d2b4e", "sha256": "...", "created": "2026-12-03T10:00:00Z"}]}}}
+
+A key is ``mvk_<id>_<secret>``: the id finds the entry, the secret (32 random bytes) is checked
+against its SHA-256 in constant time. The plain key is printed once, at creation, and never stored.
+A fast hash is enough for random 256-bit secrets (there is nothing to brute-force); it keeps
+every call's check in microseconds. The file is rewritten whole (temporary file, fsync, rename)
+with mode 0600, so a server reading it on SIGHUP never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moviola.auth.caller import Caller
+
+_KEY = re.compile(r"^mvk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class AuthFileError(ValueError):
+    """The auth file is unreadable or malformed; the message says where."""
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    caller: Caller
+    sha256: str
+
+
+class Keyring:
+    """The keys of one auth file, as loaded."""
+
+    def __init__(self, entries: dict[str, _Entry], tenants: int) -> None:
+        self._entries = entries
+        self.tenants = tenants
+
+    @property
+    def keys(self) -> int:
+        return len(self._entries)
+
+    def verify(self, token: str) -> Caller | None:
+        """The caller a presented key belongs to, or None (malformed, unknown, revoked or wrong secret)."""
+        match = _KEY.match(token)
+        if match is None:
+            return None
+        entry = self._entries.get(match.group(1))
+        if entry is None:
+            hmac.compare_digest(_digest(match.group(2)), "0" * 64)  # the same work either way
+            return None
+        return entry.caller if hmac.compare_digest(_digest(match.group(2)), entry.sha256) else None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"tenants": {}}
+    except (OSError, ValueError) as exc:
+        raise AuthFileError(f"cannot read the auth file {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("tenants"), dict):
+        raise AuthFileError(f"{path}: expected an object with a 'tenants' object")
+    return data
+
+
+def load(path: Path) -> Keyring:
+    """Read the auth file; ``AuthFileError`` naming the tenant or key that is wrong."""
+    if not path.exists():
+        raise AuthFileError(f"the auth file {path} does not exist (create a key: moviola auth create-key)")
+    entries: dict[str, _Entry] = {}
+    tenants = _read(path)["tenants"]
+    for name, tenant in tenants.items():
+        where = f"{path}: tenant {name!r}"
+        if not _TENANT.match(name) or not isinstance(tenant, dict):
+            raise AuthFileError(f"{where}: bad name or entry")
+        models = tenant.get("models")
+        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+            raise AuthFileError(f"{where}: 'models' must be a list of model ids")
+        caller = Caller(
+            tenant=name,
+            admin=bool(tenant.get("admin", False)),
+            models=frozenset(models) if models is not None else None,
+        )
+        for key in tenant.get("keys", []):
+            if not (isinstance(key, dict) and re.fullmatch(r"[0-9a-f]{12}", str(key.get("id")))):
+                raise AuthFileError(f"{where}: a key without a valid 'id'")
+            if not re.fullmatch(r"[0-9a-f]{64}", str(key.get("sha256"))):
+                raise AuthFileError(f"{where}: key {key['id']} has no valid 'sha256'")
+            if key["id"] in entries:
+                raise AuthFileError(f"{where}: key id {key['id']} appears twice")
+            entries[key["id"]] = _Entry(
+                Caller(caller.tenant, caller.admin, caller.models, key_id=key["id"]), key["sha256"]
+            )
+    return Keyring(entries, len(tenants))
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def create_key(path: Path, tenant: str, *, admin: bool = False) -> str:
+    """Add a key for ``tenant`` (created with it if new); return the plain key, the only time it exists."""
+    if not _TENANT.match(tenant):
+        raise AuthFileError(f"tenant names are letters, digits, '.', '_' and '-' (up to 63): {tenant!r}")
+    data = _read(path)
+    entry = data["tenants"].setdefault(tenant, {"admin": False, "keys": []})
+    if admin:
+        entry["admin"] = True
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entry.setdefault("keys", []).append({"id": key_id, "sha256": _digest(secret), "created": created})
+    _write(path, data)
+    return f"mvk_{key_id}_{secret}"
+
+
+def key_id_of(key_or_id: str) -> str:
+    """The id part of a key, or the id itself."""
+    match = _KEY.match(key_or_id)
+    return match.group(1) if match else key_or_id
+
+
+def revoke_key(path: Path, key_or_id: str) -> str:
+    """Remove a key (given whole or by its id); return its tenant. ``AuthFileError`` when it is not there."""
+    key_id = key_id_of(key_or_id)
+    data = _read(path)
+    for name, tenant in data["tenants"].items():
+        kept = [k for k in tenant.get("keys", []) if k.get("id") != key_id]
+        if len(kept) != len(tenant.get("keys", [])):
+            tenant["keys"] = kept
+            _write(path, data)
+            return str(name)
+    raise AuthFileError(f"no key {key_id} in {path}")
+
+
+def list_keys(path: Path) -> list[tuple[str, str, str, bool]]:
+    """(tenant, key id, created, admin) for every key."""
+    return [
+        (name, str(k.get("id")), str(k.get("created", "")), bool(t.get("admin", False)))
+        for name, t in _read(path)["tenants"].items()
+        for k in t.get("keys", [])
+    ]
+
+
+class AuthFile:
+    """The auth file a server checks keys against; ``reload()`` (on SIGHUP) swaps keys without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.keyring = load(path)
+
+    def reload(self) -> Keyring:
+        """Read the file again; on an error keep the keys in use and raise ``AuthFileError``."""
+        self.keyring = load(self.path)
+        return self.keyring
+
+    def verify(self, token: str) -> Caller | None:
+        return self.keyring.verify(token)
