@@ -276,3 +276,14 @@ def test_without_an_auth_file_the_server_says_it_is_open(cache_dir: Path, tmp_pa
         ["--data-dir", str(tmp_path), "--cache-dir", str(cache_dir), "--host", "0.0.0.0"]
     ) as server:
         assert any("UNAUTHENTICATED ON 0.0.0.0" in line and "WARNING" in line for line in server.log_lines)
+
+
+def test_jobs_list_shows_the_tenants_own_jobs(guarded: ServerProcess, tenant_keys: dict[str, str]) -> None:
+    with Client(guarded.address, api_key=tenant_keys["globex"]) as globex:
+        job = globex.submit("globex's only", num_frames=9, num_inference_steps=2)
+    listed = moviola("jobs", "list", "--server", guarded.address, "--api-key", tenant_keys["globex"])
+    assert listed.returncode == 0, listed.stderr
+    assert job.id in listed.stdout
+    assert "globex's only" in listed.stdout
+    others = moviola("jobs", "list", "--server", guarded.address, "--api-key", tenant_keys["ops"])
+    assert job.id not in others.stdout

@@ -8,6 +8,8 @@ gateway run one.
 
 from __future__ import annotations
 
+import base64
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -15,7 +17,7 @@ from dataclasses import dataclass, replace
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
 from moviola.errors import InvalidRequest, JobNotFound, PermissionDenied, ResourceExhausted, Unavailable
-from moviola.jobs import JobEvent, JobRecord, JobRequest
+from moviola.jobs import JobEvent, JobRecord, JobRequest, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
@@ -34,6 +36,26 @@ def _job_id(job_id: str) -> str:
         raise InvalidRequest("job_id", "must not be empty")
     check_length("job_id", job_id, MAX_JOB_ID_CHARS)
     return job_id
+
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _token(record: JobRecord) -> str:
+    """Where the next page starts: after this job (its creation time and id), opaque to callers."""
+    return base64.urlsafe_b64encode(f"{record.created_at!r}:{record.id}".encode()).decode()
+
+
+def _cursor(token: str) -> tuple[float, str]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        cursor = (float(created), job_id)
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidRequest("page_token", "is not a token ListJobs returned") from exc
+    if not job_id or not math.isfinite(cursor[0]):
+        raise InvalidRequest("page_token", "is not a token ListJobs returned")
+    return cursor
 
 
 def _may_use(caller: Caller, model: str) -> None:
@@ -179,6 +201,24 @@ class JobService:
         if record.request.tenant != caller.tenant:
             raise JobNotFound(job_id)
         return record
+
+    async def list_jobs(
+        self,
+        caller: Caller = ANONYMOUS,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        state: JobState | None = None,
+    ) -> tuple[list[JobRecord], str]:
+        """A page of the caller's jobs, newest first, and the token of the next page ("" after the last)."""
+        if page_size > MAX_PAGE_SIZE:
+            raise InvalidRequest("page_size", f"must be at most {MAX_PAGE_SIZE}")
+        size = page_size or DEFAULT_PAGE_SIZE
+        before = _cursor(page_token) if page_token else None
+        records = await self._queue.list_jobs(caller.tenant, before=before, limit=size + 1, state=state)
+        page = records[:size]
+        more = len(records) > size
+        return page, (_token(page[-1]) if more and page else "")
 
     async def cancel(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
         await self.get(job_id, caller)

@@ -37,6 +37,8 @@ type GenerationServiceClient interface {
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error)
+	// Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time.
+	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 }
 
 type generationServiceClient struct {
@@ -197,6 +199,15 @@ func (x *generationServiceDownloadVideoClient) Recv() (*DownloadVideoResponse, e
 	return m, nil
 }
 
+func (c *generationServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error) {
+	out := new(ListJobsResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/ListJobs", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GenerationServiceServer is the server API for GenerationService service.
 // All implementations must embed UnimplementedGenerationServiceServer
 // for forward compatibility
@@ -221,6 +232,8 @@ type GenerationServiceServer interface {
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error
+	// Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time.
+	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	mustEmbedUnimplementedGenerationServiceServer()
 }
 
@@ -254,6 +267,9 @@ func (UnimplementedGenerationServiceServer) RequeueJob(context.Context, *Requeue
 }
 func (UnimplementedGenerationServiceServer) DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error {
 	return status.Errorf(codes.Unimplemented, "method DownloadVideo not implemented")
+}
+func (UnimplementedGenerationServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListJobs not implemented")
 }
 func (UnimplementedGenerationServiceServer) mustEmbedUnimplementedGenerationServiceServer() {}
 
@@ -439,6 +455,24 @@ func (x *generationServiceDownloadVideoServer) Send(m *DownloadVideoResponse) er
 	return x.ServerStream.SendMsg(m)
 }
 
+func _GenerationService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).ListJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/ListJobs",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).ListJobs(ctx, req.(*ListJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _GenerationService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "moviola.v1.GenerationService",
 	HandlerType: (*GenerationServiceServer)(nil),
@@ -466,6 +500,10 @@ var _GenerationService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequeueJob",
 			Handler:    _GenerationService_RequeueJob_Handler,
+		},
+		{
+			MethodName: "ListJobs",
+			Handler:    _GenerationService_ListJobs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from moviola import jobs
 from moviola.delivery import Links
+from moviola.errors import InvalidRequest
 from moviola.scheduler.base import DeadLetter
 from moviola.service import ModelStatus
 from moviola.v1 import generation_pb2 as gen
@@ -160,6 +161,16 @@ def event(value: jobs.JobEvent, links: Links | None = None) -> pb.JobEvent:
         case jobs.Cancelled(reason=reason):
             out.cancelled.reason = reason
     return out
+
+
+def job_state(value: int) -> jobs.JobState | None:
+    """A proto JobState as a filter: None for unspecified; ``InvalidRequest`` naming ``state`` when unknown."""
+    if value == pb.JOB_STATE_UNSPECIFIED:
+        return None
+    try:
+        return jobs.JobState[pb.JobState.Name(value).removeprefix("JOB_STATE_")]  # type: ignore[arg-type]
+    except (ValueError, KeyError) as exc:
+        raise InvalidRequest("state", f"unknown job state {value}") from exc
 
 
 def job(record: jobs.JobRecord, links: Links | None = None) -> pb.Job:

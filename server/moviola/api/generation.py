@@ -119,3 +119,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     yield gen.DownloadVideoResponse(data=chunk)
             if header:  # an empty file: the header alone
                 yield gen.DownloadVideoResponse(size_bytes=download.size_bytes, mime_type=download.mime_type)
+
+    async def ListJobs(self, request: gen.ListJobsRequest, context: Context) -> gen.ListJobsResponse:
+        async with translated(context):
+            state = convert.job_state(request.state)
+            records, token = await self._service.list_jobs(
+                callers.current(), page_size=request.page_size, page_token=request.page_token, state=state
+            )
+            return gen.ListJobsResponse(
+                jobs=[convert.job(r, self._delivery.links_of(r)) for r in records], next_page_token=token
+            )

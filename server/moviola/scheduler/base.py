@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest, Priority
+from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest, JobState, Priority
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ class GatewayQueue(Protocol):
 
     async def cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or ask its worker to stop. Finished jobs are left alone."""
+
+    async def list_jobs(
+        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+    ) -> list[JobRecord]:
+        """Up to ``limit`` of ``tenant``'s jobs, newest first, created before ``before`` (created_at, id)."""
+        ...
 
     async def estimate_wait(self, request: JobRequest) -> float | None:
         """Seconds ``request`` would wait to start if submitted now (0: a worker is free); None when unknown."""

@@ -88,6 +88,21 @@ class MemoryJobQueue:
     async def get(self, job_id: str) -> JobRecord:
         return self._entry(job_id).record
 
+    async def list_jobs(
+        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+    ) -> list[JobRecord]:
+        found: list[JobRecord] = []
+        for entry in reversed(self._jobs.values()):  # insertion order is creation order
+            record = entry.record
+            if record.request.tenant != tenant or (state is not None and record.state != state):
+                continue
+            if before is not None and (record.created_at, record.id) >= before:
+                continue
+            found.append(record)
+            if len(found) == limit:
+                break
+        return found
+
     async def watch(
         self, job_id: str, after_sequence: int = 0, *, model: str = ""
     ) -> AsyncIterator[JobEvent]:

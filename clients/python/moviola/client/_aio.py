@@ -94,6 +94,15 @@ class AsyncClient:
                 async for reply in replies:
                     yield reply.data
 
+    async def list_jobs(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        state: pb.JobState.ValueType = pb.JOB_STATE_UNSPECIFIED,
+    ) -> tuple[list[pb.Job], str]:
+        return await self._call(core.list_jobs(page_size, page_token, state))
+
     async def get(self, job_id: str) -> pb.Job:
         return await self._call(core.get_job(job_id))
 

@@ -149,6 +149,15 @@ def download(job_id: str, thumbnail: bool) -> Streamed[gen.DownloadVideoResponse
     return Streamed(_generation("DownloadVideo"), request, gen.DownloadVideoResponse)
 
 
+def list_jobs(
+    page_size: int, page_token: str, state: pb.JobState.ValueType
+) -> Unary[gen.ListJobsResponse, tuple[list[pb.Job], str]]:
+    request = gen.ListJobsRequest(page_size=page_size, page_token=page_token, state=state)
+    return Unary(
+        _generation("ListJobs"), request, gen.ListJobsResponse, lambda r: (list(r.jobs), r.next_page_token)
+    )
+
+
 def get_job(job_id: str) -> Unary[gen.GetJobResponse, pb.Job]:
     return Unary(_generation("GetJob"), gen.GetJobRequest(job_id=job_id), gen.GetJobResponse, lambda r: r.job)
 

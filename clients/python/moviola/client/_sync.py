@@ -122,6 +122,16 @@ class Client:
             staging.unlink(missing_ok=True)
         return size
 
+    def list_jobs(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        state: pb.JobState.ValueType = pb.JOB_STATE_UNSPECIFIED,
+    ) -> tuple[list[pb.Job], str]:
+        """One page of your jobs, newest first, and the token of the next page ("" after the last)."""
+        return self._call(core.list_jobs(page_size, page_token, state))
+
     def get(self, job_id: str) -> pb.Job:
         return self._call(core.get_job(job_id))
 

@@ -243,6 +243,31 @@ def jobs() -> None:
     """Inspect, follow and cancel jobs."""
 
 
+@jobs.command("list")
+@server_option
+@click.option(
+    "--state", type=click.Choice(["queued", "running", "completed", "failed", "cancelled"]), default=None
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Jobs to show.")
+def jobs_list(server: str, state: str | None, limit: int) -> None:
+    """Your jobs, newest first: id, state, model, created, prompt."""
+    wanted = pb.JobState.Value(f"JOB_STATE_{state.upper()}") if state else pb.JOB_STATE_UNSPECIFIED
+    shown, token = 0, ""
+    with connected(server) as client:
+        while shown < limit:
+            page, token = client.list_jobs(page_size=min(100, limit - shown), page_token=token, state=wanted)
+            for job in page:
+                created = job.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+                click.echo(
+                    f"{job.id}  {_state(job.state):<9}  {job.model}  {created}  {job.request.prompt[:60]}"
+                )
+            shown += len(page)
+            if not token:
+                break
+    if shown == 0:
+        click.echo("no jobs", err=True)
+
+
 @jobs.command("get")
 @click.argument("job_id")
 @server_option

@@ -82,6 +82,11 @@ class GenerationServiceStub:
                 request_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/moviola.v1.GenerationService/ListJobs',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -154,6 +159,13 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +213,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.DownloadVideo,
                     request_deserializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.ListJobsRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.ListJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +465,33 @@ class GenerationService:
             '/moviola.v1.GenerationService/DownloadVideo',
             moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
             moviola_dot_v1_dot_generation__pb2.DownloadVideoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/ListJobs',
+            moviola_dot_v1_dot_generation__pb2.ListJobsRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,8 @@ class GenerationServiceStub:
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
     """
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ListJobsRequest, _generation_pb2.ListJobsResponse]
+    """Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time."""
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -88,6 +90,8 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
     """
+    ListJobs: _aio.UnaryUnaryMultiCallable[_generation_pb2.ListJobsRequest, _generation_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time."""
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Generates videos. Generate is the one-call way; the Job RPCs let a caller
@@ -169,5 +173,13 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
         that speak only gRPC; the same from every gateway and for every storage.
         """
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _generation_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.ListJobsResponse, _abc.Awaitable[_generation_pb2.ListJobsResponse]]:
+        """Lists the caller's jobs (its tenant's, with an auth file), newest first, a page at a time."""
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -35,6 +35,7 @@ class FrontSide(RedisBase):
                 keys.queue(request.model, Priority.BATCH),
                 keys.idempotency(request.idempotency_scope if key else "-"),
                 keys.DEADLINES,
+                keys.tenant_jobs(request.tenant),
             ],
             args=[
                 job_id,
@@ -75,6 +76,35 @@ class FrontSide(RedisBase):
         for event in await self._events(job_id, 0, count=None, model=as_text(data["model"])):
             record = record.apply(event)
         return record
+
+    @translated
+    async def list_jobs(
+        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+    ) -> list[JobRecord]:
+        """From the tenant's index, newest first; ids whose job expired are skipped (and trimmed later)."""
+        found: list[JobRecord] = []
+        top: float | str = "+inf" if before is None else before[0]
+        offset = 0
+        while len(found) < limit:
+            page = await self.redis.zrevrangebyscore(
+                keys.tenant_jobs(tenant), top, "-inf", start=offset, num=limit * 2, withscores=True
+            )
+            if not page:
+                return found
+            offset += len(page)
+            for member, score in page:
+                job_id = as_text(member)
+                if before is not None and (score, job_id) >= before:
+                    continue
+                try:
+                    record = await self.get(job_id)
+                except JobNotFound:
+                    continue
+                if state is None or record.state == state:
+                    found.append(record)
+                    if len(found) == limit:
+                        break
+        return found
 
     async def _events(self, job_id: str, after: int, *, count: int | None, model: str) -> list[JobEvent]:
         entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)

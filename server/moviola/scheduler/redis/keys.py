@@ -43,6 +43,11 @@ def queue(model: str, priority: Priority) -> str:
     return f"{PREFIX}queue:{model}:{priority.name.lower()}"
 
 
+def tenant_jobs(tenant: str) -> str:
+    """Sorted set: a tenant's job ids by creation time (ListJobs), trimmed to the retention at each submit."""
+    return f"{PREFIX}tenant-jobs:{tenant}"
+
+
 def idempotency(key: str) -> str:
     """String: the job id first submitted with this idempotency key (expires with the job)."""
     return f"{PREFIX}idempotency:{key}"

@@ -111,7 +111,7 @@ end
 """
 )
 
-# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines
+# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines, tenant's job index
 # ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit,
 # start_by ('' for none)
 SUBMIT = (
@@ -129,6 +129,9 @@ local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
+redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[6])))
+redis.call('EXPIRE', KEYS[8], ARGV[6])
 if ARGV[12] ~= '' then
   redis.call('HSET', KEYS[1], 'start_by', ARGV[12])
   redis.call('ZADD', KEYS[7], ARGV[12], ARGV[1])
