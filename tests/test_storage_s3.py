@@ -95,7 +95,7 @@ def test_a_large_video_uploads_in_parts_and_reads_back_in_bounded_chunks(
         "provide-client-params.s3.UploadPart", lambda params, **_: parts.append(params["PartNumber"])
     )
     stored = storage.put("big", video, b"p")
-    assert parts == [1, 2, 3]
+    assert sorted(parts) == [1, 2, 3]  # the parts upload concurrently
     download = storage.open(stored.uri)
     assert download.size_bytes == len(video)
     chunks = list(download.chunks)

@@ -81,37 +81,24 @@ def _as(handler: Handler, found: Caller | str) -> Handler:
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
-    if handler.unary_unary is not None:
-        unary: Any = handler.unary_unary
-
-        async def unary_call(request: Any, context: Context) -> Any:
-            token = await enter(context)
-            try:
-                return await unary(request, context)
-            finally:
-                callers.reset(token)
-
-        return grpc.unary_unary_rpc_method_handler(unary_call, **options)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(_streamed(handler.unary_stream, enter), **options)
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(_streamed(handler.stream_stream, enter), **options)
-    if handler.stream_unary is not None:
-        inner: Any = handler.stream_unary
-
-        async def stream_unary_call(requests: Any, context: Context) -> Any:
-            token = await enter(context)
-            try:
-                return await inner(requests, context)
-            finally:
-                callers.reset(token)
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary_call, **options)
+    for behaviour, make in _MAKERS:
+        inner = getattr(handler, behaviour)
+        if inner is not None:
+            return make(_run_as(inner, enter), **options)  # type: ignore[no-any-return]
     return handler
 
 
-def _streamed(inner: Any, enter: Callable[[Context], Awaitable[Any]]) -> Any:
-    """A streaming behaviour (an async generator, or a coroutine that writes) run as the caller."""
+#: Each kind of handler, and what builds one like it.
+_MAKERS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
+
+
+def _run_as(inner: Any, enter: Callable[[Context], Awaitable[Any]]) -> Any:
+    """A behaviour (coroutine, or async generator for a streamed answer) run as the caller."""
     if inspect.isasyncgenfunction(inner):
 
         async def generated(request: Any, context: Context) -> AsyncIterator[Any]:
@@ -124,11 +111,11 @@ def _streamed(inner: Any, enter: Callable[[Context], Awaitable[Any]]) -> Any:
 
         return generated
 
-    async def written(request: Any, context: Context) -> Any:
+    async def returned(request: Any, context: Context) -> Any:
         token = await enter(context)
         try:
             return await inner(request, context)
         finally:
             callers.reset(token)
 
-    return written
+    return returned

@@ -25,6 +25,19 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+_PEM = click.Path(dir_okay=False, exists=True)
+#: (flag, environment variable, type, help) of the options every command keeps in its context.
+_REMEMBERED: tuple[tuple[str, str | None, Any, str], ...] = (
+    ("--api-key", "MOVIOLA_API_KEY", None, "API key for a server with --auth-file (env MOVIOLA_API_KEY)."),
+    (
+        "--tls-ca",
+        "MOVIOLA_TLS_CA",
+        _PEM,
+        "Connect with TLS, trusting this CA (PEM); --tls with the system's roots.",
+    ),
+    ("--tls-cert", "MOVIOLA_TLS_CERT", _PEM, "Client certificate (PEM) for mTLS."),
+    ("--tls-key", "MOVIOLA_TLS_KEY", _PEM, "The client certificate's key (PEM)."),
+)
 _OPTIONS = [
     click.option(
         "--server",
@@ -33,39 +46,12 @@ _OPTIONS = [
         envvar="MOVIOLA_SERVER",
         help="HOST:PORT of a gateway.",
     ),
-    click.option(
-        "--api-key",
-        envvar="MOVIOLA_API_KEY",
-        expose_value=False,
-        callback=_remember,
-        help="API key for a server with --auth-file (env MOVIOLA_API_KEY).",
-    ),
-    click.option(
-        "--tls-ca",
-        envvar="MOVIOLA_TLS_CA",
-        expose_value=False,
-        callback=_remember,
-        type=click.Path(dir_okay=False, exists=True),
-        help="Connect with TLS, trusting this CA (PEM); --tls with the system's roots.",
+    *(
+        click.option(flag, envvar=env, type=kind, expose_value=False, callback=_remember, help=text)
+        for flag, env, kind, text in _REMEMBERED
     ),
     click.option(
         "--tls", "tls_on", is_flag=True, expose_value=False, callback=_remember, help="Connect with TLS."
-    ),
-    click.option(
-        "--tls-cert",
-        envvar="MOVIOLA_TLS_CERT",
-        expose_value=False,
-        callback=_remember,
-        type=click.Path(dir_okay=False, exists=True),
-        help="Client certificate (PEM) for mTLS.",
-    ),
-    click.option(
-        "--tls-key",
-        envvar="MOVIOLA_TLS_KEY",
-        expose_value=False,
-        callback=_remember,
-        type=click.Path(dir_okay=False, exists=True),
-        help="The client certificate's key (PEM).",
     ),
 ]
 
