@@ -282,12 +282,12 @@ def forge_job(redis_url: str, job_id: str, forged_id: str, video_uri: str) -> No
     from moviola.scheduler.redis import keys
 
     with redis.Redis.from_url(redis_url) as r:
-        r.hset(keys.job(forged_id), mapping=r.hgetall(keys.job(job_id)))
-        for entry_id, fields in r.xrange(keys.events(job_id)):
+        r.hset(keys.DEFAULT.job(forged_id), mapping=r.hgetall(keys.DEFAULT.job(job_id)))
+        for entry_id, fields in r.xrange(keys.DEFAULT.events(job_id)):
             kind = json.loads(fields[b"k"])
             if "video_uri" in kind:
                 kind["video_uri"] = video_uri
-            r.xadd(keys.events(forged_id), {b"t": fields[b"t"], b"k": json.dumps(kind)}, id=entry_id)
+            r.xadd(keys.DEFAULT.events(forged_id), {b"t": fields[b"t"], b"k": json.dumps(kind)}, id=entry_id)
 
 
 def test_a_job_record_pointing_outside_the_storage_is_not_read(

@@ -13,7 +13,7 @@ from moviola.scheduler.redis.feed import EventFeed
 
 
 async def append(client: aioredis.Redis, job_id: str, sequence: int) -> None:
-    await client.xadd(keys.FEED, {"j": job_id, "s": sequence, "t": 1.0, "k": "{}"})
+    await client.xadd(keys.DEFAULT.feed, {"j": job_id, "s": sequence, "t": 1.0, "k": "{}"})
 
 
 async def test_watchers_get_their_jobs_events_from_where_the_feed_ended(

@@ -63,11 +63,14 @@ def test_a_handed_back_job_goes_first_and_the_jobs_behind_it_learn_their_new_pos
 
 def test_slow_but_alive_worker_is_never_double_claimed(redis_url: str, tmp_path: Path) -> None:
     with gateway(redis_url) as gw, Client(gw.address) as client:
-        with (
-            worker(redis_url, tmp_path, "slow", "--lease", "1", step_seconds=0.3),
-            worker(redis_url, tmp_path, "idle", "--lease", "1"),
-        ):
+        with worker(redis_url, tmp_path, "slow", "--lease", "1", step_seconds=0.3):
             job = client.submit("takes 4.5 s, lease 1 s", num_inference_steps=15)
-            events = list(client.watch(job.id))
+            events = []
+            for event in client.watch(job.id):  # until the slow worker has it
+                events.append(event)
+                if event.HasField("started"):
+                    break
+            with worker(redis_url, tmp_path, "idle", "--lease", "1"):  # free, and reclaiming all along
+                events += list(client.watch(job.id, events[-1].sequence))
         assert kinds(events)[-1] == "completed"
         assert [e.started.worker for e in events if e.HasField("started")] == ["slow"]

@@ -13,6 +13,7 @@ from fakes import ScriptedPipeline
 from moviola.client import Client, ResourceExhausted
 from moviola.errors import ResourceExhausted as DomainResourceExhausted
 from moviola.jobs import JobRecord, JobRequest
+from moviola.quota import NO_LIMITS, Limits
 from moviola.runtime.embedded import EmbeddedServer
 from moviola.settings import Settings
 
@@ -25,9 +26,9 @@ async def test_keyed_submit_is_retried_after_the_pushback_and_unkeyed_is_not(tmp
         refused = threading.Event()
         submit = server.queue.submit
 
-        async def counting_submit(request: JobRequest) -> tuple[JobRecord, bool]:
+        async def counting_submit(request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
             try:
-                result = await submit(request)
+                result = await submit(request, limits)
             except DomainResourceExhausted:
                 attempts.append(f"{request.prompt}: refused")
                 if request.prompt == "keyed":

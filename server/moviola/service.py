@@ -119,7 +119,7 @@ class JobService:
                 request = await self._fallback(draft, request, wait, limit)
             request = replace(request, start_by=time.time() + limit)
         with self._tracing.submit(request.traceparent) as carried:
-            record, created = await self._queue.submit(replace(request, traceparent=carried))
+            record, created = await self._queue.submit(replace(request, traceparent=carried), caller.limits)
         if created and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
         return record, created

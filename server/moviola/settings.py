@@ -95,6 +95,8 @@ class QueueSettings:
 
     #: Redis URL; set, ``serve`` is a stateless gateway and ``worker`` takes jobs from it.
     redis_url: str | None = None
+    #: Prefix of every Redis key (several deployments can share one Redis); letters, digits, ``_.-:``, ends with ':'.
+    redis_prefix: str = "moviola:"
     #: Jobs waiting per model before submits get RESOURCE_EXHAUSTED (both backends).
     max_queue_depth: int = 64
     #: Finished jobs kept in memory for GetJob and WatchJob (embedded).
@@ -111,6 +113,9 @@ class QueueSettings:
     accept_without_workers: bool = False
 
     def __post_init__(self) -> None:
+        from moviola.scheduler.redis.keys import check_prefix
+
+        check_prefix(self.redis_prefix)
         if self.max_queue_depth < 1:
             raise ValueError("max_queue_depth must be at least 1")
         if self.lease <= 0 or self.max_attempts < 1:

@@ -273,17 +273,41 @@ class RedisServer(_ChildServer):
     name = "redis-server"
     ready_line = "Ready to accept connections"
 
-    def __init__(self, *, aof_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        aof_dir: Path | None = None,
+        port: int | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+        acl: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key, CA) to serve only TLS; ``acl``: (user, password), the only user."""
         super().__init__()
         self.port = port or free_port()
         self.aof_dir = aof_dir
+        self.tls = tls
+        self.acl = acl
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL a client uses: ``rediss://`` with the CA when TLS, with the ACL user's password."""
+        login = f"{self.acl[0]}:{self.acl[1]}@" if self.acl else ""
+        if self.tls is not None:
+            return f"rediss://{login}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[2]}"
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     def _command(self) -> list[str]:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args = ["redis-server", "--bind", "127.0.0.1", "--save", ""]
+        if self.tls is not None:
+            cert, key, ca = self.tls
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            args += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+        else:
+            args += ["--port", str(self.port)]
+        if self.acl is not None:
+            user, password = self.acl
+            # Each word its own argument: redis-server joins the words after an option into its value.
+            args += ["--user", "default", "off", "--user", user, "on", f">{password}", "~*", "&*", "+@all"]
         if self.aof_dir is not None:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.aof_dir)]
         else:

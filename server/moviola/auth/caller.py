@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 
+from moviola.quota import NO_LIMITS, Limits
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -20,6 +22,8 @@ class Caller:
     models: frozenset[str] | None = None
     #: The key's id (never its secret), for logs.
     key_id: str = ""
+    #: The tenant's quota and fair-share weight.
+    limits: Limits = NO_LIMITS
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

@@ -1,7 +1,11 @@
 """API keys per tenant, kept hashed in one JSON file that ``moviola auth`` edits and servers read.
 
-    {"tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"],
+    {"limits": {"in_flight": 20},
+     "tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"],
+                          "limits": {"in_flight": 50, "rate": 2, "burst": 10, "weight": 2},
                           "keys": [{"id": "3f9a0c1d2b4e", "sha256": "...", "created": "2026-12-03T10:00:00Z"}]}}}
+
+``limits`` (``moviola.quota.Limits``) at the top apply to every tenant without its own.
 
 A key is ``mvk_<id>_<secret>``: the id finds the entry, the secret (32 random bytes) is checked
 against its SHA-256 in constant time. The plain key is printed once, at creation, and never stored.
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from moviola.auth.caller import Caller
+from moviola.quota import NO_LIMITS, Limits
 
 _KEY = re.compile(r"^mvk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -84,7 +89,9 @@ def load(path: Path) -> Keyring:
     if not path.exists():
         raise AuthFileError(f"the auth file {path} does not exist (create a key: moviola auth create-key)")
     entries: dict[str, _Entry] = {}
-    tenants = _read(path)["tenants"]
+    data = _read(path)
+    tenants = data["tenants"]
+    default = _limits(data.get("limits"), f"{path}: top-level", NO_LIMITS)
     for name, tenant in tenants.items():
         where = f"{path}: tenant {name!r}"
         if not _TENANT.match(name) or not isinstance(tenant, dict):
@@ -96,6 +103,7 @@ def load(path: Path) -> Keyring:
             tenant=name,
             admin=bool(tenant.get("admin", False)),
             models=frozenset(models) if models is not None else None,
+            limits=_limits(tenant.get("limits"), where, default),
         )
         for key in tenant.get("keys", []):
             if not (isinstance(key, dict) and re.fullmatch(r"[0-9a-f]{12}", str(key.get("id")))):
@@ -105,9 +113,18 @@ def load(path: Path) -> Keyring:
             if key["id"] in entries:
                 raise AuthFileError(f"{where}: key id {key['id']} appears twice")
             entries[key["id"]] = _Entry(
-                Caller(caller.tenant, caller.admin, caller.models, key_id=key["id"]), key["sha256"]
+                Caller(caller.tenant, caller.admin, caller.models, key["id"], caller.limits), key["sha256"]
             )
     return Keyring(entries, len(tenants))
+
+
+def _limits(data: Any, where: str, default: Limits) -> Limits:
+    if data is None:
+        return default
+    try:
+        return Limits.of(data)
+    except ValueError as exc:
+        raise AuthFileError(f"{where}: {exc}") from exc
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -139,6 +156,18 @@ def create_key(path: Path, tenant: str, *, admin: bool = False) -> str:
     entry.setdefault("keys", []).append({"id": key_id, "sha256": _digest(secret), "created": created})
     _write(path, data)
     return f"mvk_{key_id}_{secret}"
+
+
+def set_limits(path: Path, tenant: str, changes: dict[str, float]) -> Limits:
+    """Change some of ``tenant``'s limits (created if new); return them all. ``AuthFileError`` if invalid."""
+    if not _TENANT.match(tenant):
+        raise AuthFileError(f"tenant names are letters, digits, '.', '_' and '-' (up to 63): {tenant!r}")
+    data = _read(path)
+    entry = data["tenants"].setdefault(tenant, {"admin": False, "keys": []})
+    limits = _limits({**entry.get("limits", {}), **changes}, f"tenant {tenant!r}", NO_LIMITS)
+    entry["limits"] = limits.as_dict()
+    _write(path, data)
+    return limits
 
 
 def key_id_of(key_or_id: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL
+from moviola.runtime.auth_commands import auth
 from moviola.runtime.logs import setup_logging
 from moviola.runtime.signals import run_process
 from moviola.settings import Settings
@@ -157,7 +158,12 @@ def _settings(options: dict[str, Any]) -> Settings:
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in containers).")
 @click.option("--port", default=50051, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
 @click.option(
-    "--redis-url", default=None, help="Run as a stateless gateway on this Redis (no model is loaded)."
+    "--redis-url",
+    default=None,
+    help="Run as a stateless gateway on this Redis (no model is loaded); rediss://USER:PASSWORD@HOST for TLS and ACLs.",
+)
+@click.option(
+    "--redis-prefix", default="moviola:", help="Prefix of every Redis key (deployments sharing a Redis)."
 )
 @click.option(
     "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs per model before refusing."
@@ -231,7 +237,8 @@ def serve(**options: Any) -> None:
 
 
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
-@click.option("--redis-url", required=True, help="Redis the gateways queue jobs in.")
+@click.option("--redis-url", required=True, help="Redis the gateways queue jobs in (rediss:// for TLS).")
+@click.option("--redis-prefix", default="moviola:", help="Prefix of every Redis key (the gateways' prefix).")
 @click.option("--name", "worker_name", default=f"{socket.gethostname()}-{os.getpid()}", help="Worker name.")
 @click.option(
     "--lease",
@@ -253,6 +260,7 @@ def worker(**options: Any) -> None:
 
 @click.command("simulated-worker")
 @click.option("--redis-url", required=True)
+@click.option("--redis-prefix", default="moviola:")
 @click.option("--model", default=DEFAULT_MODEL, type=click.Choice(sorted(BUILTIN_MODELS)))
 @click.option("--name", "worker_name", default=f"simulated-{os.getpid()}")
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True)
@@ -281,65 +289,6 @@ def simulated_worker(step_seconds: float, poison_prompt: str, log_level: str, **
 
 
 #: ``python -m moviola.runtime NAME`` and the client CLI's ``moviola NAME`` (entry points ``moviola.commands``).
-
-
-@click.group()
-def auth() -> None:
-    """Manage API keys in an auth file (servers re-read it on SIGHUP)."""
-
-
-_auth_file = click.option(
-    "--auth-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    envvar="MOVIOLA_AUTH_FILE",
-    help="The auth file (created if missing).",
-)
-
-
-@auth.command("create-key")
-@_auth_file
-@click.option("--tenant", required=True, help="The tenant the key belongs to (created if new).")
-@click.option("--admin", is_flag=True, help="The tenant may list and requeue dead letters.")
-def create_key(auth_file: Path, tenant: str, admin: bool) -> None:
-    """Add a key; print it (only the key, on stdout). It is stored hashed and shown only now."""
-    from moviola.auth import keys
-
-    try:
-        key = keys.create_key(auth_file, tenant, admin=admin)
-    except keys.AuthFileError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"key {keys.key_id_of(key)} for tenant {tenant} added to {auth_file}; send SIGHUP to servers",
-        err=True,
-    )
-    click.echo(key)
-
-
-@auth.command("revoke-key")
-@_auth_file
-@click.argument("key")
-def revoke_key(auth_file: Path, key: str) -> None:
-    """Remove KEY (the key, or its id); servers refuse it once they re-read the file (SIGHUP)."""
-    from moviola.auth import keys
-
-    try:
-        tenant = keys.revoke_key(auth_file, key)
-    except keys.AuthFileError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"revoked key {keys.key_id_of(key)} of tenant {tenant}; send SIGHUP to servers", err=True)
-
-
-@auth.command("list-keys")
-@_auth_file
-def list_keys(auth_file: Path) -> None:
-    """Tenants and key ids (never the keys)."""
-    from moviola.auth import keys
-
-    for tenant, key_id, created, admin in keys.list_keys(auth_file):
-        click.echo(f"{tenant}\t{key_id}\t{created}\t{'admin' if admin else ''}".rstrip())
-
-
 COMMANDS: dict[str, click.Command] = {
     "serve": serve,
     "worker": worker,

@@ -16,6 +16,7 @@ from moviola.metrics import refresh_forever
 from moviola.runtime import wiring
 from moviola.runtime.logs import announce
 from moviola.scheduler.redis import RedisJobQueue
+from moviola.scheduler.redis.connection import redacted
 from moviola.service import JobService
 from moviola.settings import Settings
 from moviola.tracing import Tracing
@@ -79,7 +80,7 @@ class GatewayServer:
             self.metrics.serve(server.metrics_port, server.host)
             self._background.append(asyncio.create_task(refresh_forever(self.service.refresh_metrics)))
             announce.info("metrics on http://%s:%d/metrics", server.host, server.metrics_port)
-        announce.info("ready: gateway on %s", self.settings.queue.redis_url)
+        announce.info("ready: gateway on %s", redacted(self.settings.queue.redis_url))
 
     async def failed(self) -> BaseException:
         """A gateway keeps serving while Redis is away (health says NOT_SERVING); it never fails on its own."""

@@ -14,6 +14,7 @@ from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.runtime import wiring
 from moviola.runtime.logs import announce
 from moviola.scheduler.redis import RedisJobQueue
+from moviola.scheduler.redis.connection import redacted
 from moviola.settings import Settings
 from moviola.tracing import Tracing
 from moviola.worker.runner import Worker
@@ -53,7 +54,7 @@ class WorkerProcess:
             "ready: worker %s serving %s from %s",
             self.settings.worker.name,
             self.spec.id,
-            self.settings.queue.redis_url,
+            redacted(self.settings.queue.redis_url),
         )
 
     async def failed(self) -> BaseException:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest, JobState, Priority
+from moviola.quota import NO_LIMITS, Limits
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,12 @@ class DeadLetter:
 class GatewayQueue(Protocol):
     """What a gateway's job service uses."""
 
-    async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+    async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         """Queue a job; return it and whether it is new (False: same idempotency key seen before).
 
-        Raises ``ResourceExhausted`` when the model's queue is full; then nothing is queued.
+        Raises ``ResourceExhausted`` when the model's queue is full, or the tenant is at its in-flight
+        limit or over its submit rate (``limits``); then nothing is queued. Jobs of one model and
+        priority start in fair-share order across tenants (``scheduler.fair``), weighted by ``limits.weight``.
         """
 
     async def get(self, job_id: str) -> JobRecord:

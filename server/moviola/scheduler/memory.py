@@ -9,9 +9,11 @@ A queued job with a ``start_by`` time fails when that passes before it starts.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -29,8 +31,10 @@ from moviola.jobs import (
     Queued,
     Started,
 )
+from moviola.quota import NO_LIMITS, Limits, TokenBucket, over_in_flight, over_rate
 from moviola.scheduler import estimate
 from moviola.scheduler.base import Assignment, DeadLetter
+from moviola.scheduler.fair import FairClock
 from moviola.settings import QueueSettings
 
 
@@ -41,6 +45,8 @@ class _Entry:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     enqueued_at: float = field(default_factory=time.monotonic)
+    #: Where it waits: fair-share tag, then arrival.
+    order: tuple[float, int] = (0.0, 0)
 
 
 class MemoryJobQueue:
@@ -54,7 +60,11 @@ class MemoryJobQueue:
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._expiring: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, _Entry] = {}
-        self._pending: dict[Priority, deque[str]] = {p: deque() for p in Priority}
+        self._pending: dict[Priority, list[str]] = {p: [] for p in Priority}  # by _Entry.order
+        self._clocks: dict[tuple[str, Priority], FairClock] = {}
+        self._arrivals = itertools.count()
+        self._in_flight: dict[str, int] = {}  # tenant -> jobs queued or running
+        self._buckets: dict[str, TokenBucket] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._keys: dict[str, str] = {}
         self._work = asyncio.Condition()
@@ -63,20 +73,34 @@ class MemoryJobQueue:
 
     # Gateway side.
 
-    async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+    async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None
         if existing is not None and existing in self._jobs:
             return self._jobs[existing].record, False
+        tenant = request.tenant
+        in_flight = self._in_flight.get(tenant, 0)
+        if limits.in_flight and in_flight >= limits.in_flight:
+            raise over_in_flight(
+                tenant, in_flight, limits, max(1.0, self._run_times.expected(request) or 1.0)
+            )
+        bucket = self._bucket(tenant, limits)
+        if bucket is not None and (wait := bucket.wait(time.monotonic())) > 0:
+            raise over_rate(tenant, limits, wait)
         if self._waiting_of(request.model) >= self._max_depth:
             raise ResourceExhausted(
                 f"the queue of model {request.model} is full ({self._max_depth} jobs waiting); retry later",
                 retry_after=max(1.0, self._run_times.expected(request) or 0.0),
             )
         job_id = uuid.uuid4().hex
-        self._jobs[job_id] = _Entry(JobRecord(id=job_id, request=request))
+        tag = self._clock(request).enter(tenant, limits.weight)
+        entry = _Entry(JobRecord(id=job_id, request=request), order=(tag, next(self._arrivals)))
+        self._jobs[job_id] = entry
         if request.idempotency_key:
             self._keys[request.idempotency_scope] = job_id
-        self._pending[request.priority].append(job_id)
+        if bucket is not None:
+            bucket.take()
+        self._in_flight[tenant] = in_flight + 1
+        bisect.insort(self._pending[request.priority], job_id, key=lambda j: self._jobs[j].order)
         if request.start_by is not None:
             delay = max(0.0, request.start_by - time.time())
             self._deadlines[job_id] = asyncio.get_running_loop().call_later(delay, self._expire_soon, job_id)
@@ -137,7 +161,7 @@ class MemoryJobQueue:
             await self._work.wait_for(lambda: self._next(model) is not None)
             job_id = self._next(model)
         assert job_id is not None
-        self._unqueue(job_id)
+        self._unqueue(job_id, started=True)
         entry = self._jobs[job_id]
         await self.publish(job_id, Started(worker=self._worker, attempt=1))
         await self._announce_positions()
@@ -231,10 +255,12 @@ class MemoryJobQueue:
     def _waiting_of(self, model: str) -> int:
         return sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
 
-    def _unqueue(self, job_id: str) -> None:
+    def _unqueue(self, job_id: str, *, started: bool = False) -> None:
+        request = self._jobs[job_id].record.request
         for queue in self._pending.values():
             if job_id in queue:
                 queue.remove(job_id)
+                self._clock(request).leave(request.tenant, self._jobs[job_id].order[0], started=started)
         timer = self._deadlines.pop(job_id, None)
         if timer is not None:
             timer.cancel()
@@ -266,14 +292,25 @@ class MemoryJobQueue:
     async def fail_queued(self, message: str) -> int:
         """End every queued job with a retryable FAILED (the server is going away); return how many."""
         job_ids = [job_id for queue in self._pending.values() for job_id in queue]
-        for queue in self._pending.values():
-            queue.clear()
         for job_id in job_ids:
             self._unqueue(job_id)
             await self.publish(job_id, Failed(code=FailureCode.UNAVAILABLE, message=message, retryable=True))
         return len(job_ids)
 
     # Internals.
+
+    def _clock(self, request: JobRequest) -> FairClock:
+        return self._clocks.setdefault((request.model, request.priority), FairClock())
+
+    def _bucket(self, tenant: str, limits: Limits) -> TokenBucket | None:
+        """The tenant's token bucket, made anew when its limits changed (SIGHUP); None without a rate."""
+        if not limits.rate:
+            self._buckets.pop(tenant, None)
+            return None
+        bucket = self._buckets.get(tenant)
+        if bucket is None or (bucket.rate, bucket.size) != (limits.rate, limits.bucket):
+            bucket = self._buckets[tenant] = TokenBucket(limits.rate, limits.bucket, time.monotonic())
+        return bucket
 
     def _entry(self, job_id: str) -> _Entry:
         try:
@@ -303,6 +340,11 @@ class MemoryJobQueue:
         started = entry.record.started_at
         if started is not None and entry.record.state is JobState.COMPLETED:
             self._run_times.observe(entry.record.request, time.time() - started)
+        tenant = entry.record.request.tenant
+        if self._in_flight.get(tenant, 0) <= 1:
+            self._in_flight.pop(tenant, None)
+        else:
+            self._in_flight[tenant] -= 1
         self._finished[job_id] = None
         while len(self._finished) > self._retain_finished:
             old, _ = self._finished.popitem(last=False)

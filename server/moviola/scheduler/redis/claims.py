@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from moviola.errors import JobNotFound, LeaseLost, Unavailable
-from moviola.jobs import Completed, EventKind, Failed, FailureCode, JobEvent
+from moviola.jobs import Completed, EventKind, Failed, FailureCode, JobEvent, Priority
 from moviola.scheduler import estimate
 from moviola.scheduler.base import Assignment
 from moviola.scheduler.redis import keys
@@ -27,7 +27,6 @@ from moviola.scheduler.redis.connection import (
     RedisBase,
     as_text,
     encoded_kinds,
-    msg_age,
     ticket_of,
     translated,
 )
@@ -52,7 +51,7 @@ class ClaimSide(RedisBase):
         now, maxlen, retention = self._args()
         expected = "" if attempt is None else str(attempt)
         seq, model = await self._publish(
-            keys=[keys.job(job_id), keys.events(job_id)],
+            keys=[self.keys.job(job_id), self.keys.events(job_id)],
             args=[now, maxlen, retention, expected, *encoded_kinds(kinds)],
         )
         if seq == -1:
@@ -84,7 +83,7 @@ class ClaimSide(RedisBase):
     async def _take_once(self, model: str) -> Assignment | None:
         now = time.monotonic()
         if now - self._last_heartbeat > self.tuning.heartbeat:
-            await self.redis.zadd(keys.workers(model), {self.consumer: time.time()})
+            await self.redis.zadd(self.keys.workers(model), {self.consumer: time.time()})
             self._last_heartbeat = now
         interactive, batch = self._queues(model)
         if now - self._last_group_check > self.settings.lease:  # also recreates groups lost with Redis
@@ -102,14 +101,14 @@ class ClaimSide(RedisBase):
         """Take over one job whose worker stopped renewing the lease it claimed it with (its ``--lease``)."""
         reply = await self._reclaim_script(
             keys=self._queues(model),
-            args=[keys.GROUP, self.consumer, keys.PREFIX, int(self.settings.lease * 1000)],
+            args=[keys.GROUP, self.consumer, self.keys.prefix, int(self.settings.lease * 1000)],
         )
         if not reply:
             return None
         stream, msg_id, job_id = (as_text(part) for part in reply)
-        if await self.redis.hget(keys.job(job_id), "state") == b"running":  # not handed back
+        if await self.redis.hget(self.keys.job(job_id), "state") == b"running":  # not handed back
             log.warning("taking over job %s: its worker stopped renewing its lease", job_id)
-            await self.redis.hset(keys.job(job_id), "error", "its worker stopped (lease expired)")
+            await self.redis.hset(self.keys.job(job_id), "error", "its worker stopped (lease expired)")
         return await self._begin(model, stream, msg_id, job_id)
 
     async def _read(self, model: str) -> Assignment | None:
@@ -117,20 +116,17 @@ class ClaimSide(RedisBase):
         order = [interactive, batch]
         if time.monotonic() - self._last_batch_check > 1.0:  # is the oldest batch job overdue?
             self._last_batch_check = time.monotonic()
-            head = await self.redis.xrange(batch, "-", "+", count=1)
-            if head and msg_age(as_text(head[0][0])) > self.settings.batch_max_wait:
+            head = await self.redis.zrange(self.keys.waiting(model, Priority.BATCH), 0, 0)
+            created = head and await self.redis.hget(self.keys.job(as_text(head[0])), "created_at")
+            if created and time.time() - float(created) > self.settings.batch_max_wait:
                 order.reverse()
-        reply = await self._take(keys=[interactive, batch, *order], args=self._start_args())
-        if reply:
+        wake = self.keys.wake(model)
+        reply = await self._take(keys=[interactive, batch, *order, wake], args=self._start_args())
+        if len(reply) > 2:
             *started, stream, msg_id, job_id = reply
             return await self._started(model, as_text(stream), as_text(msg_id), as_text(job_id), started)
-        # Block on interactive work only: a waiting batch job is found on the next round.
-        blocked = await self.redis.xreadgroup(
-            keys.GROUP, self.consumer, {interactive: ">"}, count=1, block=int(self.tuning.poll * 1000)
-        )
-        if blocked and blocked[0][1]:
-            msg_id, fields = blocked[0][1][0]
-            return await self._begin(model, interactive, as_text(msg_id), as_text(fields[b"job"]))
+        # Nothing waits: block until a job is queued or handed back after the script looked.
+        await self.redis.xread({wake: as_text(reply[1])}, count=1, block=int(self.tuning.poll * 1000))
         return None
 
     def _start_args(self) -> list[Any]:
@@ -142,10 +138,10 @@ class ClaimSide(RedisBase):
             retention,
             self.settings.max_attempts,
             keys.GROUP,
-            keys.PREFIX,
+            self.keys.prefix,
             self.tuning.announce_limit,
             int(self.settings.lease * 1000),
-            keys.DEADLINES,
+            self.keys.deadlines,
         ]
 
     def _announce_soon(self, model: str) -> None:
@@ -159,14 +155,15 @@ class ClaimSide(RedisBase):
         now, maxlen, retention = self._args()
         try:
             await self._announce(
-                keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, keys.PREFIX]
+                keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, self.keys.prefix]
             )
         except RedisError as exc:  # positions are informational; the next start tries again
             log.warning("could not announce queue positions of %s: %s", model, exc)
 
     async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
         reply = await self._start(
-            keys=[keys.job(job_id), keys.events(job_id), *self._queues(model)], args=self._start_args()
+            keys=[self.keys.job(job_id), self.keys.events(job_id), *self._queues(model)],
+            args=self._start_args(),
         )
         return await self._started(model, stream, msg_id, job_id, reply)
 
@@ -197,11 +194,11 @@ class ClaimSide(RedisBase):
         return assignment
 
     async def _dead_letter(self, job_id: str, model: str, attempts: int) -> None:
-        error = as_text(await self.redis.hget(keys.job(job_id), "error") or b"unknown")
+        error = as_text(await self.redis.hget(self.keys.job(job_id), "error") or b"unknown")
         message = f"gave up after {attempts} attempts; last error: {error}"
         log.error("job %s moved to the dead-letter stream: %s", job_id, message)
         await self.redis.xadd(
-            keys.DEAD_LETTERS,
+            self.keys.dead_letters,
             {"job": job_id, "model": model, "error": error, "attempts": attempts, "time": time.time()},
         )
         with contextlib.suppress(LeaseLost):
@@ -213,7 +210,7 @@ class ClaimSide(RedisBase):
             await asyncio.sleep(interval)
             try:
                 await self._renew_lease(
-                    keys=[keys.job(job_id), stream, keys.workers(model)],
+                    keys=[self.keys.job(job_id), stream, self.keys.workers(model)],
                     args=[keys.GROUP, self.consumer, msg_id, time.time()],
                 )
             except RedisError as exc:
@@ -252,7 +249,7 @@ class ClaimSide(RedisBase):
         ack = [keys.GROUP, msg_id, observed, estimate.size_class(assignment.request), estimate.ALPHA]
         try:
             seq = await self._finish(
-                keys=[keys.job(job_id), keys.events(job_id), stream, keys.stats(model)],
+                keys=[self.keys.job(job_id), self.keys.events(job_id), stream, self.keys.stats(model)],
                 args=[now, maxlen, retention, assignment.attempt, *ack, *encoded_kinds([*preceding, kind])],
             )
         except UNREACHABLE:
@@ -273,9 +270,9 @@ class ClaimSide(RedisBase):
         now, maxlen, retention = self._args()
         try:
             job_id, queues = assignment.job_id, self._queues(assignment.request.model)
-            entry = [keys.GROUP, self.consumer, msg_id, keys.PREFIX]
+            entry = [keys.GROUP, self.consumer, msg_id, self.keys.prefix]
             released = await self._release(
-                keys=[keys.job(job_id), keys.events(job_id), stream, *queues],
+                keys=[self.keys.job(job_id), self.keys.events(job_id), stream, *queues],
                 args=[now, maxlen, retention, assignment.attempt, *entry],
             )
             return bool(released)
@@ -288,7 +285,7 @@ class ClaimSide(RedisBase):
         while True:
             await asyncio.sleep(0.1)
             try:
-                if await self.redis.hget(keys.job(job_id), "cancel") == b"1":
+                if await self.redis.hget(self.keys.job(job_id), "cancel") == b"1":
                     return
             except UNREACHABLE:
                 await asyncio.sleep(1.0)
@@ -296,4 +293,4 @@ class ClaimSide(RedisBase):
     async def leave(self, model: str) -> None:
         """Remove this worker from the live set (clean shutdown)."""
         with contextlib.suppress(RedisError):
-            await self.redis.zrem(keys.workers(model), self.consumer)
+            await self.redis.zrem(self.keys.workers(model), self.consumer)

@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -60,7 +62,22 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def unavailable(exc: BaseException) -> Unavailable:
+    if isinstance(exc, AuthenticationError):
+        return Unavailable(
+            f"the job store (Redis) refused the user or password of the Redis URL: {exc}", retry_after=5.0
+        )
     return Unavailable(f"the job store (Redis) is unreachable: {exc}", retry_after=1.0)
+
+
+def redacted(url: str | None) -> str:
+    """A Redis URL fit for logs: its password replaced by ``***``."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    login = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=login + parts.netloc.rpartition("@")[2]))
 
 
 def translated(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -106,6 +123,7 @@ class RedisBase:
         if settings.redis_url is None:
             raise ValueError("the Redis queue needs redis_url")
         self.settings = settings
+        self.keys = keys.Keys(settings.redis_prefix)
         self.tuning = tuning or Tuning()
         self.consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
@@ -131,7 +149,7 @@ class RedisBase:
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
         self._owed_announce: asyncio.Task[None] | None = None
-        self._feed = EventFeed(self.redis, block=self.tuning.poll)
+        self._feed = EventFeed(self.redis, block=self.tuning.poll, key=self.keys.feed)
 
     async def close(self) -> None:
         await self._feed.close()
@@ -148,4 +166,4 @@ class RedisBase:
         return time.time(), self.tuning.max_events, int(self.settings.retention)
 
     def _queues(self, model: str) -> list[str]:
-        return [keys.queue(model, Priority.INTERACTIVE), keys.queue(model, Priority.BATCH)]
+        return [self.keys.queue(model, Priority.INTERACTIVE), self.keys.queue(model, Priority.BATCH)]

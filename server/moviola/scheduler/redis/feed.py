@@ -1,7 +1,7 @@
 """The event feed: one gateway's live view of every job's new events, through one blocking read.
 
 Every event a script appends to a job's stream is also appended to one shared,
-capped stream (``keys.FEED``). A gateway runs one reader that tails it with a
+capped stream (``Keys.feed``). A gateway runs one reader that tails it with a
 blocking ``XREAD`` and hands each event to the local watchers of its job. So a
 gateway with thousands of open ``Generate``/``WatchJob`` streams holds one
 blocked Redis connection and makes one round trip per burst of events, not one
@@ -41,8 +41,9 @@ IDLE_STOP = 10.0
 
 
 class EventFeed:
-    def __init__(self, redis: aioredis.Redis, *, block: float) -> None:
+    def __init__(self, redis: aioredis.Redis, *, block: float, key: str = keys.DEFAULT.feed) -> None:
         self._redis = redis
+        self._key = key
         self._block_ms = max(1, int(block * 1000))
         self._inboxes: dict[bytes, set[asyncio.Queue[Delivery]]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -102,10 +103,10 @@ class EventFeed:
 
     async def _read_once(self) -> None:
         if self._last_id is None:
-            last = await self._redis.xrevrange(keys.FEED, count=1)
+            last = await self._redis.xrevrange(self._key, count=1)
             self._last_id = last[0][0] if last else b"0-0"
             self._ready.set()
-        reply: Any = await self._redis.xread({keys.FEED: self._last_id}, count=_BATCH, block=self._block_ms)
+        reply: Any = await self._redis.xread({self._key: self._last_id}, count=_BATCH, block=self._block_ms)
         for entry_id, fields in reply[0][1] if reply else []:
             self._last_id = entry_id
             inboxes = self._inboxes.get(fields[b"j"])

@@ -12,6 +12,7 @@ from redis.exceptions import ResponseError
 
 from moviola.errors import JobNotFound, ResourceExhausted
 from moviola.jobs import TERMINAL_KINDS, TERMINAL_STATES, JobEvent, JobRecord, JobRequest, JobState, Priority
+from moviola.quota import NO_LIMITS, Limits, over_in_flight, over_rate
 from moviola.scheduler import estimate
 from moviola.scheduler.base import DeadLetter
 from moviola.scheduler.redis import keys
@@ -22,20 +23,22 @@ from moviola.scheduler.redis.feed import Delivery
 
 class FrontSide(RedisBase):
     @translated
-    async def submit(self, request: JobRequest) -> tuple[JobRecord, bool]:
+    async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         job_id = uuid.uuid4().hex
         key = request.idempotency_key
         now, maxlen, retention = self._args()
         result = await self._submit(
             keys=[
-                keys.job(job_id),
-                keys.events(job_id),
-                keys.queue(request.model, request.priority),
-                keys.queue(request.model, Priority.INTERACTIVE),
-                keys.queue(request.model, Priority.BATCH),
-                keys.idempotency(request.idempotency_scope if key else "-"),
-                keys.DEADLINES,
-                keys.tenant_jobs(request.tenant),
+                self.keys.job(job_id),
+                self.keys.events(job_id),
+                self.keys.queue(request.model, request.priority),
+                self.keys.queue(request.model, Priority.INTERACTIVE),
+                self.keys.queue(request.model, Priority.BATCH),
+                self.keys.idempotency(request.idempotency_scope if key else "-"),
+                self.keys.deadlines,
+                self.keys.tenant_jobs(request.tenant),
+                self.keys.in_flight,
+                self.keys.rate(request.tenant),
             ],
             args=[
                 job_id,
@@ -47,9 +50,14 @@ class FrontSide(RedisBase):
                 maxlen,
                 keys.GROUP,
                 "1" if key else "0",
-                keys.PREFIX,
+                self.keys.prefix,
                 self.tuning.announce_limit,
                 "" if request.start_by is None else request.start_by,
+                request.tenant,
+                limits.in_flight,
+                limits.rate,
+                limits.bucket,
+                limits.weight,
             ],
         )
         status, value = int(result[0]), as_text(result[1])
@@ -58,6 +66,11 @@ class FrontSide(RedisBase):
                 f"the queue of model {request.model} is full ({value} jobs waiting); retry later",
                 retry_after=max(1.0, await self.estimate_wait(request) or 0.0),
             )
+        if status == -2:
+            expected = await self._expected_run(request)
+            raise over_in_flight(request.tenant, int(value), limits, max(1.0, expected or 1.0))
+        if status == -3:
+            raise over_rate(request.tenant, limits, float(value))
         if status == 0:
             return await self.get(value), False
         position, sequence = int(result[2]), int(result[3])
@@ -66,7 +79,7 @@ class FrontSide(RedisBase):
 
     @translated
     async def get(self, job_id: str) -> JobRecord:
-        fields = await self.redis.hgetall(keys.job(job_id))
+        fields = await self.redis.hgetall(self.keys.job(job_id))
         if not fields:
             raise JobNotFound(job_id)
         data = {as_text(k): v for k, v in fields.items()}
@@ -87,7 +100,7 @@ class FrontSide(RedisBase):
         offset = 0
         while len(found) < limit:
             page = await self.redis.zrevrangebyscore(
-                keys.tenant_jobs(tenant), top, "-inf", start=offset, num=limit * 2, withscores=True
+                self.keys.tenant_jobs(tenant), top, "-inf", start=offset, num=limit * 2, withscores=True
             )
             if not page:
                 return found
@@ -107,7 +120,7 @@ class FrontSide(RedisBase):
         return found
 
     async def _events(self, job_id: str, after: int, *, count: int | None, model: str) -> list[JobEvent]:
-        entries = await self.redis.xrange(keys.events(job_id), f"({after}-0", "+", count=count)
+        entries = await self.redis.xrange(self.keys.events(job_id), f"({after}-0", "+", count=count)
         return [
             to_event(job_id, model, int(as_text(entry_id).split("-")[0]), fields)
             for entry_id, fields in entries
@@ -132,7 +145,7 @@ class FrontSide(RedisBase):
 
     @translated
     async def _model_of(self, job_id: str) -> str:
-        model = await self.redis.hget(keys.job(job_id), "model")
+        model = await self.redis.hget(self.keys.job(job_id), "model")
         if model is None:
             raise JobNotFound(job_id)
         return as_text(model)
@@ -167,20 +180,20 @@ class FrontSide(RedisBase):
         events = await self._events(job_id, after, count=100, model=model)
         if events:
             return events, False
-        state, last = await self.redis.hmget(keys.job(job_id), ["state", "seq"])
+        state, last = await self.redis.hmget(self.keys.job(job_id), ["state", "seq"])
         if state is None:
             raise JobNotFound(job_id)  # expired while watched
         return [], JobState(as_text(state)) in TERMINAL_STATES and int(last) <= after
 
     @translated
     async def cancel(self, job_id: str) -> JobRecord:
-        model = await self.redis.hget(keys.job(job_id), "model")
+        model = await self.redis.hget(self.keys.job(job_id), "model")
         if model is None:
             raise JobNotFound(job_id)
         now, maxlen, retention = self._args()
         await self._cancel(
-            keys=[keys.job(job_id), keys.events(job_id), *self._queues(as_text(model))],
-            args=[now, maxlen, retention, keys.GROUP, keys.PREFIX],
+            keys=[self.keys.job(job_id), self.keys.events(job_id), *self._queues(as_text(model))],
+            args=[now, maxlen, retention, keys.GROUP, self.keys.prefix],
         )
         return await self.get(job_id)
 
@@ -200,12 +213,16 @@ class FrontSide(RedisBase):
         running = await self._running(model)
         if ahead == 0 and running < workers:
             return 0.0
-        stats = await self.redis.hgetall(keys.stats(model))
-        known = {int(as_text(k)[2:]): float(v) for k, v in stats.items() if as_text(k).startswith("c:")}
-        expected = estimate.scaled(known, estimate.size_class(request))
+        expected = await self._expected_run(request)
         if expected is None:
             return None
         return estimate.wait(running=[expected / 2] * running, waiting=[expected] * ahead, workers=workers)
+
+    async def _expected_run(self, request: JobRequest) -> float | None:
+        """Seconds a run of ``request`` is expected to take, from its model's finished runs; None before any."""
+        stats = await self.redis.hgetall(self.keys.stats(request.model))
+        known = {int(as_text(k)[2:]): float(v) for k, v in stats.items() if as_text(k).startswith("c:")}
+        return estimate.scaled(known, estimate.size_class(request))
 
     async def _running(self, model: str) -> int:
         """Jobs of ``model`` that workers hold now (pending entries, less those handed back)."""
@@ -224,7 +241,7 @@ class FrontSide(RedisBase):
         """Fail queued jobs whose start_by passed (any gateway may sweep; the script makes it once); how many."""
         now, maxlen, retention = self._args()
         expired = await self._expire(
-            keys=[keys.DEADLINES], args=[now, maxlen, retention, keys.GROUP, keys.PREFIX, 100]
+            keys=[self.keys.deadlines], args=[now, maxlen, retention, keys.GROUP, self.keys.prefix, 100]
         )
         return int(expired)
 
@@ -237,11 +254,11 @@ class FrontSide(RedisBase):
     @translated
     async def live_workers(self, model: str) -> list[str]:
         since = time.time() - self.tuning.live_window
-        return [as_text(m) for m in await self.redis.zrangebyscore(keys.workers(model), since, "+inf")]
+        return [as_text(m) for m in await self.redis.zrangebyscore(self.keys.workers(model), since, "+inf")]
 
     @translated
     async def dead_letters(self) -> list[DeadLetter]:
-        entries = await self.redis.xrange(keys.DEAD_LETTERS)
+        entries = await self.redis.xrange(self.keys.dead_letters)
         return [
             DeadLetter(
                 job_id=as_text(f[b"job"]),
@@ -256,12 +273,14 @@ class FrontSide(RedisBase):
     @translated
     async def requeue(self, job_id: str) -> JobRecord:
         """Submit a dead-lettered job's request again, as a new job; drop the dead letter."""
-        entries = [e for e in await self.redis.xrange(keys.DEAD_LETTERS) if as_text(e[1][b"job"]) == job_id]
+        entries = [
+            e for e in await self.redis.xrange(self.keys.dead_letters) if as_text(e[1][b"job"]) == job_id
+        ]
         if not entries:
             raise JobNotFound(job_id)
-        request = await self.redis.hget(keys.job(job_id), "request")
+        request = await self.redis.hget(self.keys.job(job_id), "request")
         if request is None:
             raise JobNotFound(job_id)
         record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
-        await self.redis.xdel(keys.DEAD_LETTERS, *[e[0] for e in entries])
+        await self.redis.xdel(self.keys.dead_letters, *[e[0] for e in entries])
         return record

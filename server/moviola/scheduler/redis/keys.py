@@ -1,63 +1,102 @@
 """Every Redis key Moviola uses, in one place.
 
-All keys share the ``moviola:`` prefix so that one Redis can be shared with
-other applications and ``SCAN moviola:*`` shows everything of ours.
+All keys share one prefix (``moviola:`` unless ``--redis-prefix`` says otherwise), so that
+one Redis can hold several deployments, or other applications, without any of them seeing
+another's keys, and ``SCAN <prefix>*`` shows everything of one deployment. The Lua scripts
+are given the prefix and derive the per-job names from it the same way.
 """
 
 from __future__ import annotations
 
+import re
+
 from moviola.jobs import Priority
 
-PREFIX = "moviola:"
+#: The prefix when none is configured.
+DEFAULT_PREFIX = "moviola:"
+#: What a prefix may contain: no spaces or glob characters, ends with ':'.
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,63}:$")
 
 #: Consumer group of the workers on every queue stream.
 GROUP = "workers"
 
-#: Stream of every job's events as they are published (job id, sequence, time, kind), capped at
-#: ``FEED_LENGTH`` entries: each gateway tails it with one blocking read for all its watchers.
-FEED = f"{PREFIX}feed"
+#: Entries of the feed stream (every job's events as published: job id, sequence, time, kind), capped
+#: so: each gateway tails it with one blocking read for all its watchers.
 FEED_LENGTH = 20_000
 #: A queue entry handed back by a stopping worker stays pending, marked idle this long (11.6 days,
 #: longer than any lease): the next free worker takes it before anything that has not started.
 HANDED_BACK_IDLE_MS = 10**9
-
-#: Streams that dead jobs go to, with their last error; operators list and requeue them.
-DEAD_LETTERS = f"{PREFIX}dead-letters"
-
-#: Sorted set: queued jobs with a start_by time, scored by it; gateways sweep the overdue ones.
-DEADLINES = f"{PREFIX}deadlines"
+#: Entries kept in a model's wake stream (workers only need its last ID).
+WAKE_LENGTH = 100
 
 
-def job(job_id: str) -> str:
-    """Hash: the request, its state and counters (sequence, attempts), the queue entry it sits in."""
-    return f"{PREFIX}job:{job_id}"
+def check_prefix(prefix: str) -> str:
+    """The prefix, or ValueError saying what a prefix may be."""
+    if not _PREFIX.match(prefix):
+        raise ValueError(
+            f"redis prefix {prefix!r}: letters, digits, '_', '.', '-' and ':', up to 64, ending with ':'"
+        )
+    return prefix
 
 
-def events(job_id: str) -> str:
-    """Stream of a job's events; entry ID ``<sequence>-0``, so that resuming after N is ``XREAD ... N-0``."""
-    return f"{PREFIX}events:{job_id}"
+class Keys:
+    """The names of one deployment's keys."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = check_prefix(prefix)
+        #: Stream of every job's events as published (``FEED_LENGTH`` entries).
+        self.feed = f"{prefix}feed"
+        #: Stream of jobs given up on, with their last error; operators list and requeue them.
+        self.dead_letters = f"{prefix}dead-letters"
+        #: Sorted set: queued jobs with a start_by time, scored by it; gateways sweep the overdue ones.
+        self.deadlines = f"{prefix}deadlines"
+        #: Hash: per tenant, its jobs queued or running (the in-flight quota), kept by the scripts.
+        self.in_flight = f"{prefix}in-flight"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the request, its state and counters (sequence, attempts), tenant, the stream entry once claimed."""
+        return f"{self.prefix}job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """Stream of a job's events; entry ID ``<sequence>-0``, so that resuming after N is ``XREAD ... N-0``."""
+        return f"{self.prefix}events:{job_id}"
+
+    def queue(self, model: str, priority: Priority) -> str:
+        """Stream of ``model``'s claimed jobs of one priority class, read by group ``GROUP``.
+
+        Its jobs not yet claimed wait in the sorted set ``<queue>:waiting`` (fair-share order), and
+        ``<queue>:fair`` is the hash of its fair-share clock (see ``lua_functions``).
+        """
+        return f"{self.prefix}queue:{model}:{priority.name.lower()}"
+
+    def waiting(self, model: str, priority: Priority) -> str:
+        """Sorted set: the jobs of ``queue(model, priority)`` waiting to be claimed, by fair-share tag."""
+        return f"{self.queue(model, priority)}:waiting"
+
+    def wake(self, model: str) -> str:
+        """Stream: an entry per job queued or handed back; idle workers block reading it."""
+        return f"{self.prefix}wake:{model}"
+
+    def tenant_jobs(self, tenant: str) -> str:
+        """Sorted set: a tenant's job ids by creation time (ListJobs), trimmed to the retention at each submit."""
+        return f"{self.prefix}tenant-jobs:{tenant}"
+
+    def rate(self, tenant: str) -> str:
+        """Hash: a tenant's submit token bucket (tokens, at), expiring once full again."""
+        return f"{self.prefix}rate:{tenant}"
+
+    def idempotency(self, key: str) -> str:
+        """String: the job id first submitted with this idempotency key (expires with the job)."""
+        return f"{self.prefix}idempotency:{key}"
+
+    def workers(self, model: str) -> str:
+        """Sorted set: worker name scored by its last heartbeat (unix seconds); live ones serve ``model``."""
+        return f"{self.prefix}workers:{model}"
+
+    def stats(self, model: str) -> str:
+        """Hash: per size class, ``c:<class>`` the moving average of run seconds and ``n:<class>`` the runs seen."""
+        return f"{self.prefix}stats:{model}"
 
 
-def queue(model: str, priority: Priority) -> str:
-    """Stream of jobs waiting for a worker of ``model``; one per priority class, read by group ``GROUP``."""
-    return f"{PREFIX}queue:{model}:{priority.name.lower()}"
-
-
-def tenant_jobs(tenant: str) -> str:
-    """Sorted set: a tenant's job ids by creation time (ListJobs), trimmed to the retention at each submit."""
-    return f"{PREFIX}tenant-jobs:{tenant}"
-
-
-def idempotency(key: str) -> str:
-    """String: the job id first submitted with this idempotency key (expires with the job)."""
-    return f"{PREFIX}idempotency:{key}"
-
-
-def workers(model: str) -> str:
-    """Sorted set: worker name scored by its last heartbeat (unix seconds); live ones serve ``model``."""
-    return f"{PREFIX}workers:{model}"
-
-
-def stats(model: str) -> str:
-    """Hash: per size class, ``c:<class>`` the moving average of run seconds and ``n:<class>`` the runs seen."""
-    return f"{PREFIX}stats:{model}"
+#: The keys of a deployment with the default prefix.
+DEFAULT = Keys()

@@ -3,117 +3,19 @@
 A job's event is always appended together with the state it implies, by the
 same script that checks the job is not already finished, so every job gets
 exactly one terminal event however many gateways and workers race on it.
-Scripts touch keys derived from the job id, so they need one Redis (or a
-cluster with all of Moviola's keys in one slot).
+Scripts touch keys derived from the job id and the prefix, so they need one Redis
+(or a cluster with all of Moviola's keys in one slot). The functions they share,
+and how jobs wait and are claimed, are in ``lua_functions``.
 """
 
-from moviola.jobs import TERMINAL_STATES
-from moviola.scheduler.redis import keys
+from moviola.scheduler.redis.lua_functions import PRELUDE, START_FUNCTION
 
-#: The terminal states, from their one definition in ``moviola.jobs``.
-_TERMINAL = ", ".join(f"['{state.value}'] = true" for state in sorted(TERMINAL_STATES, key=lambda s: s.value))
-
-PRELUDE = (
-    f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
-    + f"local HANDED_BACK_IDLE = {keys.HANDED_BACK_IDLE_MS}\n"
-    + f"local TERMINAL = {{{_TERMINAL}}}\n"
-    + r"""
--- An announce limit that covers every waiting job.
-local EVERYONE = 1e9
-
-local function is_terminal(state)
-  return TERMINAL[state] == true
-end
-
--- Append an event (its sequence number is its stream ID) and the state it implies; copy it to the
--- feed that gateways tail (keys.FEED, named from the job key's prefix).
-local function publish(job_key, events_key, kind_json, state, time, maxlen, retention, position)
-  local seq = redis.call('HINCRBY', job_key, 'seq', 1)
-  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq .. '-0', 't', time, 'k', kind_json)
-  local prefix, job_id = string.match(job_key, '^(.*)job:(.+)$')
-  redis.call('XADD', prefix .. 'feed', 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time,
-             'k', kind_json)
-  if state ~= '' then redis.call('HSET', job_key, 'state', state) end
-  if position ~= '' then redis.call('HSET', job_key, 'position', position) end
-  if is_terminal(state) then
-    redis.call('EXPIRE', job_key, retention)
-    redis.call('EXPIRE', events_key, retention)
-  end
-  return seq
-end
-
--- Entries of a queue stream not yet delivered to any worker, in order.
-local function undelivered(stream, group)
-  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
-  if not ok then return {} end
-  local last = '0-0'
-  for _, g in ipairs(groups) do
-    local name, lastid
-    for i = 1, #g, 2 do
-      if g[i] == 'name' then name = g[i + 1] end
-      if g[i] == 'last-delivered-id' then lastid = g[i + 1] end
-    end
-    if name == group then last = lastid end
-  end
-  return redis.call('XRANGE', stream, '(' .. last, '+')
-end
-
--- Entries that a stopping worker handed back (RELEASE): still pending, marked idle for
--- HANDED_BACK_IDLE ms (longer than any lease). They go before every undelivered entry.
-local function handed_back(stream, group)
-  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, 'IDLE', HANDED_BACK_IDLE, '-', '+', 100)
-  if not ok then return {} end
-  local entries = {}
-  for _, p in ipairs(pending) do
-    local entry = redis.call('XRANGE', stream, p[1], p[1])[1]
-    if entry then table.insert(entries, entry) end  -- else deleted (cancelled) while handed back
-  end
-  return entries
-end
-
--- How many jobs of a queue stream wait: handed back or not yet delivered.
-local function waiting_in(stream, group)
-  return #handed_back(stream, group) + #undelivered(stream, group)
-end
-
--- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
--- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
--- the others learn theirs from ANNOUNCE, at most a second later.
-local function announce(interactive, batch, group, prefix, time, maxlen, retention, limit, always)
-  local waiting = {}
-  for _, entries in ipairs({handed_back(interactive, group), handed_back(batch, group),
-                            undelivered(interactive, group), undelivered(batch, group)}) do
-    for _, entry in ipairs(entries) do table.insert(waiting, entry) end
-  end
-  for position, entry in ipairs(waiting) do
-    local job_id = entry[2][2]
-    local job_key = prefix .. 'job:' .. job_id
-    if (position <= tonumber(limit) or job_id == always)
-        and redis.call('HGET', job_key, 'state') == 'queued'
-        and redis.call('HGET', job_key, 'position') ~= tostring(position) then
-      publish(job_key, prefix .. 'events:' .. job_id, cjson.encode({type = 'queued', position = position}),
-              'queued', time, maxlen, retention, tostring(position))
-    end
-  end
-  return #waiting
-end
-
--- A queued job whose start_by passed: FAILED (deadline exceeded), its queue entry removed.
-local function expire(job_key, events_key, time, maxlen, retention)
-  local waited = tonumber(time) - tonumber(redis.call('HGET', job_key, 'created_at'))
-  local stream, msg = redis.call('HGET', job_key, 'stream'), redis.call('HGET', job_key, 'msg')
-  if stream and msg then redis.call('XDEL', stream, msg) end
-  local message = string.format('did not start within its max_wait or deadline (waited %.1fs)', waited)
-  publish(job_key, events_key,
-          cjson.encode({type = 'failed', code = 'deadline_exceeded', message = message, retryable = true}),
-          'failed', time, maxlen, retention, '0')
-end
-"""
-)
-
-# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines, tenant's job index
+# KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines, tenant's job index,
+# in-flight counts, tenant's rate bucket
 # ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit,
-# start_by ('' for none)
+# start_by ('' for none), tenant, in-flight limit (0: none), submits per second (0: none), burst, weight
+# Returns {1, id, position, seq}; {0, existing id}; {-1, depth} full; {-2, in flight} over the tenant's
+# in-flight limit; {-3, seconds} over its rate, retry after that.
 SUBMIT = (
     PRELUDE
     + r"""
@@ -122,12 +24,30 @@ if ARGV[9] == '1' then
   if existing then return {0, existing} end
 end
 for _, q in ipairs({KEYS[4], KEYS[5]}) do pcall(redis.call, 'XGROUP', 'CREATE', q, ARGV[8], '0', 'MKSTREAM') end
-local batch_waiting = #undelivered(KEYS[5], ARGV[8])  -- what a new interactive job overtakes
+local tenant = ARGV[13]
+local in_flight = tonumber(redis.call('HGET', KEYS[9], tenant) or '0')
+if tonumber(ARGV[14]) > 0 and in_flight >= tonumber(ARGV[14]) then return {-2, tostring(in_flight)} end
+local rate, burst, tokens, now = tonumber(ARGV[15]), tonumber(ARGV[16]), 0, 0
+if rate > 0 then  -- a token bucket, on Redis's clock so that every gateway agrees
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  local bucket = redis.call('HMGET', KEYS[10], 'tokens', 'at')
+  tokens = burst
+  if bucket[1] and bucket[2] then tokens = math.min(burst, tonumber(bucket[1]) + (now - tonumber(bucket[2])) * rate) end
+  if tokens < 1 then return {-3, tostring((1 - tokens) / rate)} end
+end
+local batch_waiting = redis.call('ZCARD', KEYS[5] .. ':waiting')  -- what a new interactive job overtakes
 local depth = waiting_in(KEYS[4], ARGV[8]) + #handed_back(KEYS[5], ARGV[8]) + batch_waiting
 if depth >= tonumber(ARGV[5]) then return {-1, tostring(depth)} end
-local msg = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
+if rate > 0 then
+  redis.call('HSET', KEYS[10], 'tokens', tokens - 1, 'at', now)
+  redis.call('EXPIRE', KEYS[10], math.ceil(burst / rate) + 1)
+end
+redis.call('HINCRBY', KEYS[9], tenant, 1)
+local tag = enter_fair(KEYS[3] .. ':fair', tenant, tonumber(ARGV[17]))
+redis.call('ZADD', KEYS[3] .. ':waiting', tag, ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
-           'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', msg, 'position', 0, 'cancel', 0)
+           'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', '', 'position', 0, 'cancel', 0, 'tenant', tenant)
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
 redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[6])))
@@ -136,10 +56,15 @@ if ARGV[12] ~= '' then
   redis.call('HSET', KEYS[1], 'start_by', ARGV[12])
   redis.call('ZADD', KEYS[7], ARGV[12], ARGV[1])
 end
--- Jobs moved back only where an interactive job overtook waiting batch jobs: then tell all of them.
+-- Jobs moved back only where an interactive job overtook waiting batch jobs, or a tenant's job
+-- overtook another's backlog: then tell all of them.
 local limit = ARGV[11]
-if KEYS[3] == KEYS[4] and batch_waiting > 0 then limit = EVERYONE end
+if (KEYS[3] == KEYS[4] and batch_waiting > 0) or redis.call('ZRANK', KEYS[3] .. ':waiting', ARGV[1]) + 1 <
+    redis.call('ZCARD', KEYS[3] .. ':waiting') then
+  limit = EVERYONE
+end
 announce(KEYS[4], KEYS[5], ARGV[8], ARGV[10], ARGV[3], ARGV[7], ARGV[6], limit, ARGV[1])
+wake(ARGV[10], ARGV[4])
 return {1, ARGV[1], redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', KEYS[1], 'seq')}
 """
 )
@@ -162,38 +87,6 @@ return {seq, redis.call('HGET', KEYS[1], 'model')}
 """
 )
 
-START_FUNCTION = r"""
--- Mark a job started (STARTED event), tell the first jobs behind it their new positions,
--- return its request and how many jobs wait.
-local function start(job_key, events_key, interactive, batch, a)
-  local state = redis.call('HGET', job_key, 'state')
-  if not state or is_terminal(state) then return {-2, 0} end
-  local job_id = string.match(job_key, 'job:(.+)$')
-  local start_by = redis.call('HGET', job_key, 'start_by')
-  if state == 'queued' and start_by and tonumber(start_by) < tonumber(a.time) then
-    expire(job_key, events_key, a.time, a.maxlen, a.retention)
-    redis.call('ZREM', a.deadlines, job_id)
-    return {-2, 0}
-  end
-  redis.call('ZREM', a.deadlines, job_id)
-  redis.call('HDEL', job_key, 'start_by')  -- it starts: a later hand-back does not bring the deadline back
-  local attempts = tonumber(redis.call('HGET', job_key, 'attempts'))
-  if attempts >= tonumber(a.max_attempts) then return {-4, attempts} end
-  attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
-  -- The lease belongs to the claim: a takeover waits for this worker's lease, not the taker's.
-  redis.call('HSET', job_key, 'worker', a.worker, 'position', 0, 'lease_ms', a.lease_ms)
-  publish(job_key, events_key, cjson.encode({type = 'started', worker = a.worker, attempt = attempts}),
-          'running', a.time, a.maxlen, a.retention, '')
-  local waiting = announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
-  return {1, attempts, redis.call('HGET', job_key, 'request'), redis.call('HGET', job_key, 'created_at'), waiting}
-end
-
-local function start_args(first)
-  return {worker = ARGV[first], time = ARGV[first + 1], maxlen = ARGV[first + 2], retention = ARGV[first + 3],
-          max_attempts = ARGV[first + 4], group = ARGV[first + 5], prefix = ARGV[first + 6], limit = ARGV[first + 7],
-          lease_ms = ARGV[first + 8], deadlines = ARGV[first + 9]}
-end
-"""
 
 # KEYS: job, events, interactive queue, batch queue
 # ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit, lease ms, deadlines key
@@ -205,16 +98,17 @@ return start(KEYS[1], KEYS[2], KEYS[3], KEYS[4], start_args(1))
 """
 )
 
-# KEYS: interactive queue, batch queue, the queue to read first, the one to read next
+# KEYS: interactive queue, batch queue, the queue to read first, the one to read next, the model's wake stream
 # ARGV: worker, time, maxlen, retention, max attempts, group, prefix, announce limit, lease ms, deadlines key
-# A free worker reads its next job and starts it, in one round trip; nil when both queues are empty.
+# A free worker takes its next job and starts it, in one round trip: a handed-back one first, then the
+# first in fair-share order. When none waits, {0, the wake stream's last id}: the worker blocks reading
+# the wake stream after that id, so that a job queued after this script wakes it at once.
 TAKE = (
     PRELUDE
     + START_FUNCTION
     + r"""
 local a = start_args(1)
-local function begin(stream, entry)
-  local msg_id, job_id = entry[1], entry[2][2]
+local function begin(stream, msg_id, job_id)
   local result = start(a.prefix .. 'job:' .. job_id, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
   return {result[1], result[2], result[3] or '', result[4] or '', result[5] or 0, stream, msg_id, job_id}
 end
@@ -223,15 +117,26 @@ for _, stream in ipairs({KEYS[1], KEYS[2]}) do
   for _, entry in ipairs(handed_back(stream, a.group)) do
     if redis.call('HGET', a.prefix .. 'job:' .. entry[2][2], 'state') == 'queued' then
       redis.call('XCLAIM', stream, a.group, a.worker, 0, entry[1], 'JUSTID')
-      return begin(stream, entry)
+      return begin(stream, entry[1], entry[2][2])
     end
   end
 end
 for _, stream in ipairs({KEYS[3], KEYS[4]}) do
-  local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
-  if ok and reply then return begin(stream, reply[1][2][1]) end
+  local popped = redis.call('ZPOPMIN', stream .. ':waiting')
+  if #popped > 0 then
+    local job_id, job_key = popped[1], a.prefix .. 'job:' .. popped[1]
+    leave_fair(stream .. ':fair', redis.call('HGET', job_key, 'tenant') or '', tonumber(popped[2]), true)
+    -- Claimed: appended to the stream and read by the group at once (the stream holds only claimed jobs).
+    local msg_id = redis.call('XADD', stream, '*', 'job', job_id)
+    pcall(redis.call, 'XGROUP', 'CREATE', stream, a.group, '0', 'MKSTREAM')
+    local read = redis.call('XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
+    if read[1][2][1][1] ~= msg_id then return redis.error_reply('queue stream ' .. stream .. ' has unread entries') end
+    redis.call('HSET', job_key, 'msg', msg_id)
+    return begin(stream, msg_id, job_id)
+  end
 end
-return nil
+local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)[1]
+return {0, last and last[1] or '0-0'}
 """
 )
 
@@ -243,7 +148,7 @@ CANCEL = (
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if state == 'queued' then
-  redis.call('XDEL', redis.call('HGET', KEYS[1], 'stream'), redis.call('HGET', KEYS[1], 'msg'))
+  drop_queued(KEYS[1], string.match(KEYS[1], 'job:(.+)$'))
   publish(KEYS[1], KEYS[2], cjson.encode({type = 'cancelled', reason = 'cancelled by request before it started'}),
           'cancelled', ARGV[1], ARGV[2], ARGV[3], '0')
   announce(KEYS[3], KEYS[4], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
@@ -266,7 +171,7 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 """
 
 # KEYS: interactive queue, batch queue. ARGV: group, '1' to count only jobs handed back
-# How many jobs wait in each queue (handed back or not yet delivered).
+# How many jobs wait in each queue (handed back or not yet taken).
 WAITING = (
     PRELUDE
     + r"""
@@ -352,6 +257,7 @@ redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 redis.call('HSET', KEYS[1], 'state', 'queued')
 redis.call('XCLAIM', KEYS[3], ARGV[5], ARGV[6], 0, ARGV[7], 'IDLE', HANDED_BACK_IDLE, 'JUSTID')
 announce(KEYS[4], KEYS[5], ARGV[5], ARGV[8], ARGV[1], ARGV[2], ARGV[3], EVERYONE, '')
+wake(ARGV[8], redis.call('HGET', KEYS[1], 'model'))
 return 1
 """
 )

@@ -1,0 +1,192 @@
+"""The Lua functions the queue's scripts share (``lua.py``): events, waiting sets, fair share, starting a job.
+
+A model's jobs wait per priority in a sorted set (``<queue>:waiting``) scored by a fair-share tag,
+so that workers take them in start-time fair queuing order across tenants (``moviola.scheduler.fair``
+is the same rule for the embedded server). A job taken is appended to the priority's stream
+(``<queue>``) and read by the workers' group at once: the stream holds only claimed jobs, whose
+pending entries are the leases (renewed, reclaimed, handed back).
+"""
+
+from moviola.jobs import TERMINAL_STATES
+from moviola.scheduler.redis import keys
+
+#: The terminal states, from their one definition in ``moviola.jobs``.
+_TERMINAL = ", ".join(f"['{state.value}'] = true" for state in sorted(TERMINAL_STATES, key=lambda s: s.value))
+
+PRELUDE = (
+    f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
+    + f"local HANDED_BACK_IDLE = {keys.HANDED_BACK_IDLE_MS}\n"
+    + f"local WAKE_LENGTH = {keys.WAKE_LENGTH}\n"
+    + f"local TERMINAL = {{{_TERMINAL}}}\n"
+    + r"""
+-- An announce limit that covers every waiting job.
+local EVERYONE = 1e9
+
+local function is_terminal(state)
+  return TERMINAL[state] == true
+end
+
+-- Append an event (its sequence number is its stream ID) and the state it implies; copy it to the
+-- feed that gateways tail (``Keys.feed``, named from the job key's prefix). A terminal event ends the
+-- job's count against its tenant's in-flight quota.
+local function publish(job_key, events_key, kind_json, state, time, maxlen, retention, position)
+  local seq = redis.call('HINCRBY', job_key, 'seq', 1)
+  redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq .. '-0', 't', time, 'k', kind_json)
+  local prefix, job_id = string.match(job_key, '^(.*)job:(.+)$')
+  redis.call('XADD', prefix .. 'feed', 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time,
+             'k', kind_json)
+  if state ~= '' then redis.call('HSET', job_key, 'state', state) end
+  if position ~= '' then redis.call('HSET', job_key, 'position', position) end
+  if is_terminal(state) then
+    redis.call('EXPIRE', job_key, retention)
+    redis.call('EXPIRE', events_key, retention)
+    local tenant = redis.call('HGET', job_key, 'tenant')
+    if tenant and redis.call('HINCRBY', prefix .. 'in-flight', tenant, -1) <= 0 then
+      redis.call('HDEL', prefix .. 'in-flight', tenant)
+    end
+  end
+  return seq
+end
+
+-- Fair share within one queue (start-time fair queuing): a job's tag is its tenant's previous tag,
+-- or the queue's virtual time if later, plus 1/weight; jobs start in tag order, and a start moves
+-- the virtual time to the job's tag. A tenant with nothing waiting is forgotten, so a tenant that
+-- cancels its backlog is not held back by it.
+local function enter_fair(fair, tenant, weight)
+  local v = tonumber(redis.call('HGET', fair, 'v') or '0')
+  local last = tonumber(redis.call('HGET', fair, 't:' .. tenant) or '0')
+  local tag = math.max(v, last) + 1 / weight
+  redis.call('HSET', fair, 't:' .. tenant, tag)
+  redis.call('HINCRBY', fair, 'n:' .. tenant, 1)
+  return tag
+end
+
+local function leave_fair(fair, tenant, tag, started)
+  if started and tag > tonumber(redis.call('HGET', fair, 'v') or '0') then redis.call('HSET', fair, 'v', tag) end
+  if redis.call('HINCRBY', fair, 'n:' .. tenant, -1) <= 0 then redis.call('HDEL', fair, 'n:' .. tenant, 't:' .. tenant) end
+end
+
+-- Take a job out of its waiting set (cancelled or expired); 0 when it was not there (handed back).
+local function unwait(job_key, job_id)
+  local stream = redis.call('HGET', job_key, 'stream')
+  if not stream or redis.call('ZREM', stream .. ':waiting', job_id) == 0 then return 0 end
+  leave_fair(stream .. ':fair', redis.call('HGET', job_key, 'tenant') or '', 0, false)
+  return 1
+end
+
+-- A queued job leaves the queue (cancelled or expired): out of its waiting set, or, handed back,
+-- its stream entry deleted (RECLAIM acknowledges the deleted entry).
+local function drop_queued(job_key, job_id)
+  if unwait(job_key, job_id) == 0 then
+    local stream, msg = redis.call('HGET', job_key, 'stream'), redis.call('HGET', job_key, 'msg')
+    if stream and msg and msg ~= '' then redis.call('XDEL', stream, msg) end
+  end
+end
+
+-- Entries that a stopping worker handed back (RELEASE): still pending, marked idle for
+-- HANDED_BACK_IDLE ms (longer than any lease). They go before every job not yet started.
+local function handed_back(stream, group)
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, 'IDLE', HANDED_BACK_IDLE, '-', '+', 100)
+  if not ok then return {} end
+  local entries = {}
+  for _, p in ipairs(pending) do
+    local entry = redis.call('XRANGE', stream, p[1], p[1])[1]
+    if entry then table.insert(entries, entry) end  -- else deleted (cancelled) while handed back
+  end
+  return entries
+end
+
+-- How many jobs of a queue wait: handed back or not yet taken.
+local function waiting_in(stream, group)
+  return #handed_back(stream, group) + redis.call('ZCARD', stream .. ':waiting')
+end
+
+-- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
+-- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
+-- the others learn theirs from ANNOUNCE, at most a second later. Returns how many wait.
+local function announce(interactive, batch, group, prefix, time, maxlen, retention, limit, always)
+  local ids = {}
+  for _, stream in ipairs({interactive, batch}) do
+    for _, entry in ipairs(handed_back(stream, group)) do table.insert(ids, entry[2][2]) end
+  end
+  local back = #ids
+  local first = redis.call('ZCARD', interactive .. ':waiting')
+  local total = back + first + redis.call('ZCARD', batch .. ':waiting')
+  local need = math.min(tonumber(limit), total) - #ids
+  for _, stream in ipairs({interactive, batch}) do
+    if need > 0 then
+      local got = redis.call('ZRANGE', stream .. ':waiting', 0, need - 1)
+      for _, job_id in ipairs(got) do table.insert(ids, job_id) end
+      need = need - #got
+    end
+  end
+  local function tell(position, job_id)
+    local job_key = prefix .. 'job:' .. job_id
+    if redis.call('HGET', job_key, 'state') == 'queued'
+        and redis.call('HGET', job_key, 'position') ~= tostring(position) then
+      publish(job_key, prefix .. 'events:' .. job_id, cjson.encode({type = 'queued', position = position}),
+              'queued', time, maxlen, retention, tostring(position))
+    end
+  end
+  local told = false
+  for position, job_id in ipairs(ids) do
+    tell(position, job_id)
+    if job_id == always then told = true end
+  end
+  if always ~= '' and not told then
+    local stream = redis.call('HGET', prefix .. 'job:' .. always, 'stream')
+    local rank = stream and redis.call('ZRANK', stream .. ':waiting', always)
+    if rank then tell(back + (stream == batch and first or 0) + rank + 1, always) end
+  end
+  return total
+end
+
+-- A queued job whose start_by passed: FAILED (deadline exceeded), out of the queue.
+local function expire(job_key, events_key, time, maxlen, retention)
+  local waited = tonumber(time) - tonumber(redis.call('HGET', job_key, 'created_at'))
+  drop_queued(job_key, string.match(job_key, 'job:(.+)$'))
+  local message = string.format('did not start within its max_wait or deadline (waited %.1fs)', waited)
+  publish(job_key, events_key,
+          cjson.encode({type = 'failed', code = 'deadline_exceeded', message = message, retryable = true}),
+          'failed', time, maxlen, retention, '0')
+end
+
+-- Wake workers blocked on the model's wake stream (a job was queued or handed back).
+local function wake(prefix, model)
+  redis.call('XADD', prefix .. 'wake:' .. model, 'MAXLEN', '~', WAKE_LENGTH, '*', 'w', 1)
+end
+"""
+)
+
+START_FUNCTION = r"""
+-- Mark a job started (STARTED event), tell the first jobs behind it their new positions,
+-- return its request and how many jobs wait.
+local function start(job_key, events_key, interactive, batch, a)
+  local state = redis.call('HGET', job_key, 'state')
+  if not state or is_terminal(state) then return {-2, 0} end
+  local job_id = string.match(job_key, 'job:(.+)$')
+  local start_by = redis.call('HGET', job_key, 'start_by')
+  if state == 'queued' and start_by and tonumber(start_by) < tonumber(a.time) then
+    expire(job_key, events_key, a.time, a.maxlen, a.retention)
+    redis.call('ZREM', a.deadlines, job_id)
+    return {-2, 0}
+  end
+  redis.call('ZREM', a.deadlines, job_id)
+  redis.call('HDEL', job_key, 'start_by')  -- it starts: a later hand-back does not bring the deadline back
+  local attempts = tonumber(redis.call('HGET', job_key, 'attempts'))
+  if attempts >= tonumber(a.max_attempts) then return {-4, attempts} end
+  attempts = redis.call('HINCRBY', job_key, 'attempts', 1)
+  -- The lease belongs to the claim: a takeover waits for this worker's lease, not the taker's.
+  redis.call('HSET', job_key, 'worker', a.worker, 'position', 0, 'lease_ms', a.lease_ms)
+  publish(job_key, events_key, cjson.encode({type = 'started', worker = a.worker, attempt = attempts}),
+          'running', a.time, a.maxlen, a.retention, '')
+  local waiting = announce(interactive, batch, a.group, a.prefix, a.time, a.maxlen, a.retention, a.limit, '')
+  return {1, attempts, redis.call('HGET', job_key, 'request'), redis.call('HGET', job_key, 'created_at'), waiting}
+end
+
+local function start_args(first)
+  return {worker = ARGV[first], time = ARGV[first + 1], maxlen = ARGV[first + 2], retention = ARGV[first + 3],
+          max_attempts = ARGV[first + 4], group = ARGV[first + 5], prefix = ARGV[first + 6], limit = ARGV[first + 7],
+          lease_ms = ARGV[first + 8], deadlines = ARGV[first + 9]}
+end
+"""
