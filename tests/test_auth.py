@@ -152,6 +152,12 @@ def test_another_tenants_job_is_not_found_by_every_rpc(
                 attempt()
             assert caught.value.message.endswith(f"job {job_id!r} not found")  # as for no job at all
         assert len(acme.embed(job_id=job_id).vector) > 0
+        stored = acme.get(job_id).result.video_uri  # a file:// URI under the server's data folder
+        with pytest.raises(PermissionDenied) as refused:
+            globex.embed(video_uri=stored)  # a server path would reach around tenant isolation
+        assert "admin keys" in refused.value.message
+        with Client(guarded.address, api_key=tenant_keys["ops"]) as ops:
+            assert len(ops.embed(video_uri=stored).vector) > 0  # operators still may
 
 
 def test_idempotency_keys_are_per_tenant(guarded: ServerProcess, tenant_keys: dict[str, str]) -> None:

@@ -24,12 +24,18 @@ SERVICES = (
 )
 
 
+#: Largest metadata (headers) a call may carry, in bytes (docs/security.md).
+MAX_METADATA_BYTES = 16 * 1024
+
+
 def _options(settings: ServerSettings) -> list[tuple[str, int]]:
     return [
         # A port in use is an error, not shared: two servers on one port would split callers between them.
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Headers of a call (the API key, trace context) above this are refused: RESOURCE_EXHAUSTED.
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
         # Answer keepalive pings from long Generate streams without tearing the connection down.
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),

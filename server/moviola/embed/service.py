@@ -185,6 +185,11 @@ class Embedder:
                     raise InvalidRequest("video", "is empty")
                 return await self._video(query, sampling, data, "video")
             case VideoUriInput(uri=uri):
+                if not query.caller.admin:  # a tenant could read files of the server's, other tenants' videos too
+                    raise PermissionDenied(
+                        "video_uri names a file on the server: with an auth file only admin keys may use it; "
+                        "send job_id for a video of your own job, or the video's bytes"
+                    )
                 return await self._video(query, sampling, self._readable(uri), "video_uri")
             case JobInput(job_id=job_id):
                 return await self._video(
