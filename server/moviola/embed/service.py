@@ -185,7 +185,9 @@ class Embedder:
                     raise InvalidRequest("video", "is empty")
                 return await self._video(query, sampling, data, "video")
             case VideoUriInput(uri=uri):
-                if not query.caller.admin:  # a tenant could read files of the server's, other tenants' videos too
+                if (
+                    not query.caller.admin
+                ):  # a tenant could read files of the server's, other tenants' videos too
                     raise PermissionDenied(
                         "video_uri names a file on the server: with an auth file only admin keys may use it; "
                         "send job_id for a video of your own job, or the video's bytes"
