@@ -10,6 +10,7 @@ import contextlib
 import logging
 
 from moviola.catalog import resolve
+from moviola.errors import Unavailable
 from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.runtime import wiring
 from moviola.runtime.logs import announce
@@ -49,6 +50,10 @@ class WorkerProcess:
             metrics=metrics,
             tracing=Tracing(self.settings.server.trace_file, "moviola-worker"),
         )
+        with contextlib.suppress(
+            Unavailable
+        ):  # live before it says ready (the take loop waits an outage out)
+            await self.queue.heartbeat(self.spec.id)
         self._task = asyncio.create_task(self.worker.run(), name="worker")
         announce.info(
             "ready: worker %s serving %s from %s",

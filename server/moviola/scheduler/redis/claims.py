@@ -80,11 +80,16 @@ class ClaimSide(RedisBase):
             await asyncio.sleep(backoff)  # back off before asking a failing Redis again
             backoff = min(backoff * 2, 5.0)
 
+    @translated
+    async def heartbeat(self, model: str) -> None:
+        """Say this worker is alive and serves ``model`` (gateways count it as a live worker)."""
+        await self.redis.zadd(self.keys.workers(model), {self.consumer: time.time()})
+        self._last_heartbeat = time.monotonic()
+
     async def _take_once(self, model: str) -> Assignment | None:
         now = time.monotonic()
         if now - self._last_heartbeat > self.tuning.heartbeat:
-            await self.redis.zadd(self.keys.workers(model), {self.consumer: time.time()})
-            self._last_heartbeat = now
+            await self.heartbeat(model)
         interactive, batch = self._queues(model)
         if now - self._last_group_check > self.settings.lease:  # also recreates groups lost with Redis
             for stream in (interactive, batch):
