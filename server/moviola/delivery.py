@@ -90,6 +90,14 @@ class Delivery:
     def links_of(self, record: JobRecord) -> Links | None:
         return None if record.result is None else self.links(record.result, record.finished_at)
 
+    async def delete_files(self, record: JobRecord) -> None:
+        """Delete a job's video and poster (the job is being deleted); nothing for a job without them."""
+        if record.result is not None:
+            try:
+                await asyncio.to_thread(self.storage.delete, record.result.video_uri)
+            except NotInStorage:
+                log.warning("job %s names a video outside the storage; nothing deleted", record.id)
+
     async def download(self, record: JobRecord, variant: Variant) -> FileDownload:
         """The job's video or poster in chunks; NOT_FOUND once expired, FAILED_PRECONDITION before it completed."""
         result = record.result

@@ -84,6 +84,8 @@ class JobRequest:
     start_by: float | None = None
     #: The tenant that submitted the job ("" without an auth file); only it sees the job.
     tenant: str = ""
+    #: The job whose request this one repeats with a new prompt (the REST face's remix); "" for none.
+    remixed_from: str = ""
 
     @property
     def idempotency_scope(self) -> str:

@@ -16,7 +16,14 @@ from dataclasses import dataclass, replace
 
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest, JobNotFound, PermissionDenied, ResourceExhausted, Unavailable
+from moviola.errors import (
+    FailedPrecondition,
+    InvalidRequest,
+    JobNotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from moviola.jobs import JobEvent, JobRecord, JobRequest, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
@@ -40,6 +47,8 @@ def _job_id(job_id: str) -> str:
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+#: Most jobs an oldest-first listing reads.
+MAX_LISTED = 10_000
 
 
 def _token(record: JobRecord) -> str:
@@ -219,6 +228,33 @@ class JobService:
         page = records[:size]
         more = len(records) > size
         return page, (_token(page[-1]) if more and page else "")
+
+    async def list_after(
+        self, caller: Caller, *, after: str = "", limit: int = 20, newest_first: bool = True
+    ) -> tuple[list[JobRecord], bool]:
+        """The REST face's pages: up to ``limit`` of the caller's jobs after the job ``after``; and whether more follow.
+
+        Oldest first reads the caller's jobs within the retention (at most ``MAX_LISTED``) and turns them around.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+        anchor = await self.get(after, caller) if after else None
+        if newest_first:
+            before = (anchor.created_at, anchor.id) if anchor is not None else None
+            records = await self._queue.list_jobs(caller.tenant, before=before, limit=limit + 1, state=None)
+            return records[:limit], len(records) > limit
+        records = await self._queue.list_jobs(caller.tenant, before=None, limit=MAX_LISTED, state=None)
+        records.reverse()
+        if anchor is not None:
+            records = [r for r in records if (r.created_at, r.id) > (anchor.created_at, anchor.id)]
+        return records[:limit], len(records) > limit
+
+    async def delete(self, job_id: str, caller: Caller = ANONYMOUS) -> None:
+        """Forget a finished job and delete its files; ``FailedPrecondition`` while it is queued or running."""
+        record = await self.get(job_id, caller)
+        if not record.state.terminal:
+            raise FailedPrecondition(f"job {job_id} is {record.state.value}: cancel it first, then delete it")
+        await self._queue.forget(job_id, caller.tenant)
 
     async def cancel(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
         await self.get(job_id, caller)

@@ -36,6 +36,8 @@ class ServerSettings:
     trace_file: Path | None = None
     #: Port of the Prometheus /metrics endpoint; None: no endpoint.
     metrics_port: int | None = None
+    #: Serve the REST face (``/v1/videos``, OpenAI-compatible) on this port; None: gRPC only.
+    http_port: int | None = None
 
     #: Tenants and their hashed API keys (``moviola auth create-key``); None: no authentication.
     auth_file: Path | None = None

@@ -119,6 +119,8 @@ class RequestDraft:
     resolution: str = ""
     #: The caller's W3C trace context (from gRPC metadata).
     traceparent: str = ""
+    #: The job this one remixes (REST ``/videos/{id}/remix``).
+    remixed_from: str = ""
 
 
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
@@ -267,4 +269,29 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         priority=draft.priority,
         idempotency_key=draft.idempotency_key,
         traceparent=draft.traceparent,
+        remixed_from=draft.remixed_from,
     )
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"WxH"`` (the REST face's ``size``) as width and height; ``InvalidRequest`` naming ``size``."""
+    width, sep, height = size.strip().lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or len(size) > 16:
+        raise InvalidRequest("size", f"must be WIDTHxHEIGHT in pixels, like 832x480 (got {size[:32]!r})")
+    return int(width), int(height)
+
+
+def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec) -> int:
+    """The frame count nearest ``seconds`` at ``fps`` that ``spec`` takes (``k·n + 1``); ``InvalidRequest`` on ``seconds``."""
+    try:
+        value = float(seconds)
+    except ValueError:
+        raise InvalidRequest("seconds", f"must be a number of seconds (got {seconds[:32]!r})") from None
+    fps = fps or spec.defaults.fps
+    longest = (spec.limits.max_frames - 1) / fps
+    if not (0 < value <= longest):  # NaN fails too
+        raise InvalidRequest(
+            "seconds", f"must be above 0 and at most {longest:g} for model {spec.id} (got {seconds})"
+        )
+    k = spec.limits.frame_multiple
+    return max(1, round(value * fps / k)) * k + 1

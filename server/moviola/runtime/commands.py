@@ -166,6 +166,12 @@ def _settings(options: dict[str, Any]) -> Settings:
     "--redis-prefix", default="moviola:", help="Prefix of every Redis key (deployments sharing a Redis)."
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve the OpenAI-compatible REST face (/v1/videos) on this port.",
+)
+@click.option(
     "--max-queue-depth", default=64, type=click.IntRange(min=1), help="Queued jobs per model before refusing."
 )
 @click.option(

@@ -77,6 +77,7 @@ class EmbeddedServer:
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
         self.front.announce_auth(server)
+        await self.front.start_http(server.host)
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)
@@ -136,6 +137,7 @@ class EmbeddedServer:
             with contextlib.suppress(BaseException):
                 await task
         await self.queue.close()
+        await self.front.stop_http(wiring.STREAM_GRACE)
         await self.front.server.stop(wiring.STREAM_GRACE)
         await self.front.embedding_backend.aclose()
         await self.lifecycle.set(State.STOPPED)

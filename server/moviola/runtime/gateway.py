@@ -68,6 +68,7 @@ class GatewayServer:
         await self.front.server.start()
         announce.info("listening on %s:%d", server.host, self.port)
         self.front.announce_auth(server)
+        await self.front.start_http(server.host)
         await self._check_redis()
         await self.front.embedding_backend.start()
         await self.lifecycle.set(State.READY)
@@ -115,6 +116,7 @@ class GatewayServer:
     async def stop(self, grace: float = wiring.STREAM_GRACE) -> None:
         for task in self._background:
             task.cancel()
+        await self.front.stop_http(wiring.STREAM_GRACE)
         await self.front.server.stop(grace)
         await self.queue.close()
         await self.front.embedding_backend.aclose()

@@ -23,6 +23,8 @@ from moviola.embed.backend import EmbeddingBackend
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.pipelines.base import VideoPipeline
+from moviola.rest import app as rest_app
+from moviola.rest.server import HttpFace
 from moviola.runtime.logs import announce
 from moviola.scheduler.base import FrontQueue, WorkerQueue
 from moviola.service import JobService
@@ -71,6 +73,17 @@ class Front:
     port: int
     #: The auth file's keys; None: no authentication.
     keys: AuthFile | None = None
+    #: The REST face (``--http-port``); None: gRPC only.
+    http: HttpFace | None = None
+
+    async def start_http(self, host: str) -> None:
+        if self.http is not None:
+            await self.http.start()
+            announce.info("REST (OpenAI videos) on http://%s:%d/v1", host, self.http.port)
+
+    async def stop_http(self, grace: float) -> None:
+        if self.http is not None:
+            await self.http.stop(grace)
 
     def reload_keys(self) -> None:
         """Re-read the auth file (SIGHUP): new and revoked keys count from the next call."""
@@ -134,7 +147,11 @@ def build_front(
     path = settings.server.auth_file
     keys = AuthFile(path) if path is not None else None
     server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics, keys)
-    return Front(service, delivery, backend, server, port, keys)
+    http = None
+    if settings.server.http_port is not None:
+        app, _ = rest_app.build(service, delivery, models, default_model, keys)
+        http = HttpFace(app, settings.server.host, settings.server.http_port)
+    return Front(service, delivery, backend, server, port, keys, http)
 
 
 def build_worker(

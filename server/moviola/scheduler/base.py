@@ -71,6 +71,9 @@ class GatewayQueue(Protocol):
         """Up to ``limit`` of ``tenant``'s jobs, newest first, created before ``before`` (created_at, id)."""
         ...
 
+    async def forget(self, job_id: str, tenant: str) -> None:
+        """Remove a finished job (record, events, listing) as if it had expired."""
+
     async def estimate_wait(self, request: JobRequest) -> float | None:
         """Seconds ``request`` would wait to start if submitted now (0: a worker is free); None when unknown."""
 

@@ -127,6 +127,12 @@ class MemoryJobQueue:
                 break
         return found
 
+    async def forget(self, job_id: str, tenant: str) -> None:
+        entry = self._jobs.pop(job_id, None)
+        self._finished.pop(job_id, None)
+        if entry is not None and entry.record.request.idempotency_key:
+            self._keys.pop(entry.record.request.idempotency_scope, None)
+
     async def watch(
         self, job_id: str, after_sequence: int = 0, *, model: str = ""
     ) -> AsyncIterator[JobEvent]:

@@ -119,6 +119,12 @@ class FrontSide(RedisBase):
                         break
         return found
 
+    @translated
+    async def forget(self, job_id: str, tenant: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.job(job_id), self.keys.events(job_id))
+            await pipe.zrem(self.keys.tenant_jobs(tenant), job_id).execute()
+
     async def _events(self, job_id: str, after: int, *, count: int | None, model: str) -> list[JobEvent]:
         entries = await self.redis.xrange(self.keys.events(job_id), f"({after}-0", "+", count=count)
         return [

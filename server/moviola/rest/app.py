@@ -1,0 +1,209 @@
+"""The routes of ``/v1/videos``: each translates HTTP to the job service and back, nothing more.
+
+POST   /v1/videos                      create (multipart form as the SDK sends it, or JSON)
+GET    /v1/videos                      list: after, limit, order
+GET    /v1/videos/{id}                 retrieve; ``openai-poll-after-ms`` while unfinished
+DELETE /v1/videos/{id}                 delete a finished video
+GET    /v1/videos/{id}/content         download: variant=video|thumbnail
+POST   /v1/videos/{id}/remix           the same request with a new prompt
+POST   /v1/videos/{id}/cancel          Moviola's: cancel
+GET    /v1/videos/{id}/events          Moviola's: Server-Sent Events, resumable with Last-Event-ID
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from google.protobuf import json_format
+from starlette.datastructures import UploadFile
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from moviola.api import convert
+from moviola.auth import caller as callers
+from moviola.auth.caller import Caller
+from moviola.auth.keys import AuthFile
+from moviola.catalog import ModelSpec
+from moviola.delivery import Delivery
+from moviola.errors import InvalidRequest, MoviolaError
+from moviola.jobs import Completed, JobRecord
+from moviola.rest import videos
+from moviola.rest.auth import BearerAuth
+from moviola.rest.errors import error_response, from_error
+from moviola.service import JobService
+from moviola.storage.base import Variant
+from moviola.validation import RequestDraft
+
+#: How long the SDK's ``create_and_poll`` waits between polls of an unfinished video.
+POLL_AFTER_MS = 500
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+
+
+async def _fields(request: Request) -> tuple[dict[str, Any], bytes]:
+    """A create request's fields and its ``input_reference`` image: multipart, urlencoded or JSON."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise InvalidRequest("body", "is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("body", "must be a JSON object")
+        return body, b""
+    form = await request.form(max_part_size=MAX_IMAGE_BYTES)
+    fields: dict[str, Any] = {}
+    image = b""
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name != "input_reference":
+                raise InvalidRequest(name, "only input_reference may be a file")
+            image = await value.read()
+        else:
+            fields[name] = value
+    return fields, image
+
+
+class Routes:
+    """The routes' behaviour, each a translation to the job service and back."""
+
+    def __init__(
+        self, service: JobService, delivery: Delivery, models: dict[str, ModelSpec], default_model: str
+    ) -> None:
+        self.service, self.delivery = service, delivery
+        self.models, self.default_model = models, default_model
+
+    def shown(self, record: JobRecord) -> dict[str, Any]:
+        return videos.video(record, self.delivery.links_of(record))
+
+    async def submit(self, draft: RequestDraft, request: Request) -> JSONResponse:
+        key = request.headers.get("idempotency-key", "")
+        record, _ = await self.service.submit(replace(draft, idempotency_key=key), caller=callers.current())
+        return JSONResponse(self.shown(record), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+
+    async def create(self, request: Request) -> JSONResponse:
+        fields, image = await _fields(request)
+        return await self.submit(videos.draft_of(fields, image, self.models, self.default_model), request)
+
+    async def list_videos(self, after: str = "", limit: int = 20, order: str = "desc") -> dict[str, Any]:
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order", "must be asc or desc")
+        records, more = await self.service.list_after(
+            callers.current(), after=after, limit=limit, newest_first=order == "desc"
+        )
+        data = [self.shown(r) for r in records]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
+
+    async def retrieve(self, video_id: str) -> JSONResponse:
+        record = await self.service.get(video_id, callers.current())
+        headers = {} if record.state.terminal else {"openai-poll-after-ms": str(POLL_AFTER_MS)}
+        return JSONResponse(self.shown(record), headers=headers)
+
+    async def delete(self, video_id: str) -> dict[str, Any]:
+        record = await self.service.get(video_id, callers.current())
+        await self.service.delete(video_id, callers.current())
+        await self.delivery.delete_files(record)
+        return {"id": video_id, "object": "video.deleted", "deleted": True}
+
+    async def content(self, video_id: str, variant: str = "video") -> Response:
+        chosen = {"video": Variant.VIDEO, "thumbnail": Variant.THUMBNAIL}.get(variant)
+        if chosen is None:
+            raise InvalidRequest("variant", "must be video or thumbnail")
+        record = await self.service.get(video_id, callers.current())
+        download = await self.delivery.download(record, chosen)
+        headers = {"content-length": str(download.size_bytes)}
+        return StreamingResponse(download.chunks, media_type=download.mime_type, headers=headers)
+
+    async def remix(self, video_id: str, request: Request) -> JSONResponse:
+        fields, _ = await _fields(request)
+        original = (await self.service.get(video_id, callers.current())).request
+        draft = RequestDraft(
+            model=original.model,
+            prompt=str(fields.get("prompt", "")),
+            negative_prompt=original.negative_prompt,
+            image=original.image or b"",
+            width=original.width,
+            height=original.height,
+            num_frames=original.num_frames,
+            fps=original.fps,
+            num_inference_steps=original.num_inference_steps,
+            guidance_scale=original.guidance_scale,
+            guidance_scale_2=original.guidance_scale_2,
+            seed=original.seed,
+            priority=original.priority,
+            remixed_from=video_id,
+        )
+        return await self.submit(draft, request)
+
+    async def cancel(self, video_id: str) -> dict[str, Any]:
+        return self.shown(await self.service.cancel(video_id, callers.current()))
+
+    async def events(self, video_id: str, request: Request, after: int = 0) -> StreamingResponse:
+        last = request.headers.get("last-event-id", "")
+        if last:
+            if not last.isdigit():
+                raise InvalidRequest("Last-Event-ID", "must be the id of an event this stream sent")
+            after = int(last)
+        caller = callers.current()
+        await self.service.get(video_id, caller)  # NOT_FOUND now, not inside the stream
+        return StreamingResponse(
+            self._lines(video_id, after, caller),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
+        )
+
+    async def _lines(self, video_id: str, after: int, caller: Caller) -> AsyncIterator[bytes]:
+        """WatchJob's events as SSE: ``id`` the sequence number, ``event`` its kind, ``data`` its protobuf JSON."""
+        async for event in self.service.watch(video_id, after, caller=caller):
+            links = self.delivery.links(event.kind, event.time) if isinstance(event.kind, Completed) else None
+            message = convert.event(event, links)
+            data = json_format.MessageToJson(message, indent=None)
+            yield f"id: {event.sequence}\nevent: {message.WhichOneof('kind')}\ndata: {data}\n\n".encode()
+
+
+async def _moviola_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, MoviolaError)
+    return from_error(error)
+
+
+async def _bad_parameter(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {}
+    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    return error_response(
+        400, f"{param}: {first.get('msg', 'invalid')}", "invalid_request_error", param=param
+    )
+
+
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def build(
+    service: JobService,
+    delivery: Delivery,
+    models: dict[str, ModelSpec],
+    default_model: str,
+    keys: AuthFile | None,
+) -> tuple[Any, FastAPI]:
+    """The ASGI app (the routes behind the bearer-key middleware), and the FastAPI app inside it."""
+    app = FastAPI(title="Moviola videos", version="1", docs_url=None, redoc_url=None)
+    app.add_exception_handler(MoviolaError, _moviola_error)
+    app.add_exception_handler(RequestValidationError, _bad_parameter)
+    app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
+    routes = Routes(service, delivery, models, default_model)
+    for path, method, endpoint in (
+        ("/v1/videos", "POST", routes.create),
+        ("/v1/videos", "GET", routes.list_videos),
+        ("/v1/videos/{video_id}", "GET", routes.retrieve),
+        ("/v1/videos/{video_id}", "DELETE", routes.delete),
+        ("/v1/videos/{video_id}/content", "GET", routes.content),
+        ("/v1/videos/{video_id}/remix", "POST", routes.remix),
+        ("/v1/videos/{video_id}/cancel", "POST", routes.cancel),
+        ("/v1/videos/{video_id}/events", "GET", routes.events),
+    ):
+        app.add_api_route(path, endpoint, methods=[method])
+    return BearerAuth(app, keys), app

@@ -1,0 +1,124 @@
+"""The video object and its create request: OpenAI's fields to Moviola's, one validation for both faces.
+
+``size`` (``"WxH"``) and ``seconds`` become width, height and frame count (``validation.parse_size``
+and ``frames_for_seconds``); everything else goes through ``validation.validate`` like a gRPC
+request, so both faces give the same field errors. Extensions the SDK sends through
+``extra_body``: ``priority``, ``seed``, ``steps``, ``negative_prompt``, ``max_wait``, ``allow_fallback``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from moviola.catalog import ModelSpec
+from moviola.delivery import Links
+from moviola.errors import InvalidRequest
+from moviola.jobs import JobRecord, JobState, Priority
+from moviola.validation import RequestDraft, frames_for_seconds, parse_size, resolve_model
+
+STATUS = {
+    JobState.QUEUED: "queued",
+    JobState.RUNNING: "in_progress",
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "failed",  # OpenAI has no cancelled: failed, with error.code "cancelled"
+}
+#: Form fields Moviola reads; any other is refused by name (a typo is not silently dropped).
+KNOWN = frozenset(
+    {"model", "prompt", "size", "seconds", "negative_prompt", "seed", "steps", "priority", "max_wait"}
+    | {"allow_fallback", "input_reference"}
+)
+
+
+def _int(fields: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    text = fields.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise InvalidRequest(name, f"must be a whole number (got {str(text)[:32]!r})") from None
+    if not low <= value <= high:
+        raise InvalidRequest(name, f"must be between {low} and {high}")
+    return value
+
+
+def draft_of(
+    fields: Mapping[str, Any], image: bytes, models: dict[str, ModelSpec], default_model: str
+) -> RequestDraft:
+    """A create request's form (or JSON) fields as the draft the job service validates."""
+    unknown = sorted(set(fields) - KNOWN)
+    if unknown:
+        raise InvalidRequest(
+            unknown[0], f"is not a field of a video request (known: {', '.join(sorted(KNOWN))})"
+        )
+    spec = resolve_model(str(fields.get("model", "")), models, default_model)
+    width, height = parse_size(str(fields["size"])) if fields.get("size") else (0, 0)
+    seconds = fields.get("seconds")
+    frames = frames_for_seconds(str(seconds), spec.defaults.fps, spec) if seconds not in (None, "") else 0
+    priority = str(fields.get("priority") or "interactive").lower()
+    if priority not in ("interactive", "batch"):
+        raise InvalidRequest("priority", "must be interactive or batch")
+    max_wait = fields.get("max_wait")
+    try:
+        wait = float(max_wait) if max_wait not in (None, "") else None
+    except ValueError:
+        raise InvalidRequest("max_wait", "must be a number of seconds") from None
+    if wait is not None and not math.isfinite(wait):
+        raise InvalidRequest("max_wait", "must be a number of seconds")
+    return RequestDraft(
+        model=spec.id,
+        prompt=str(fields.get("prompt", "")),
+        negative_prompt=str(fields.get("negative_prompt", "")),
+        image=image,
+        width=width,
+        height=height,
+        num_frames=frames,
+        num_inference_steps=_int(fields, "steps", 0, 10_000) or 0,
+        seed=_int(fields, "seed", 0, 2**63 - 1),
+        priority=Priority[priority.upper()],
+        max_wait=wait,
+        allow_fallback=str(fields.get("allow_fallback", "")).lower() in ("1", "true", "yes"),
+    )
+
+
+def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
+    """The video object the ``openai`` SDK parses, with Moviola's extension fields after it."""
+    request = record.request
+    progress = 0
+    if record.state is JobState.COMPLETED:
+        progress = 100
+    elif record.progress is not None and record.progress.total_steps:
+        progress = min(99, math.floor(100 * record.progress.step / record.progress.total_steps))
+    error = None
+    if record.failure is not None:
+        error = {"code": record.failure.code.value, "message": record.failure.message}
+    elif record.cancellation is not None:
+        error = {"code": "cancelled", "message": record.cancellation.reason}
+    return {
+        "id": record.id,
+        "object": "video",
+        "created_at": int(record.created_at),
+        "status": STATUS[record.state],
+        "model": request.model,
+        "progress": progress,
+        "prompt": request.prompt,
+        "seconds": f"{request.num_frames / request.fps:g}",
+        "size": f"{request.width}x{request.height}",
+        "completed_at": int(record.finished_at)
+        if record.state is JobState.COMPLETED and record.finished_at
+        else None,
+        "expires_at": int(links.expires_at) if links is not None and links.expires_at else None,
+        "error": error,
+        "remixed_from_video_id": request.remixed_from or None,
+        # Moviola's own.
+        "queue_position": record.queue_position,
+        "priority": request.priority.name.lower(),
+        "seed": request.seed,
+        "steps": request.num_inference_steps,
+        "num_frames": request.num_frames,
+        "fps": request.fps,
+        "download_url": links.video_url if links is not None and links.video_url else None,
+    }
