@@ -1,6 +1,6 @@
 """API keys per tenant and tenant isolation, end to end on a real server with --auth-file.
 
-The auth matrix through the Python client, the CLI, grpcurl and the Go example: no key, a wrong
+The auth matrix through the Python client, the CLI, grpcurl and the Go example (grpcurl and Go on both the embedded server and a Redis gateway): no key, a wrong
 key, a revoked key after SIGHUP, tenant B on tenant A's job (NOT_FOUND for every RPC), an admin key.
 """
 
@@ -237,9 +237,28 @@ def test_the_cli_takes_the_key_from_a_flag_or_the_environment(
     assert env.returncode == 0, env.stderr
 
 
+@pytest.fixture(params=["embedded", "gateway"])
+def front(
+    request: pytest.FixtureRequest, guarded: ServerProcess, auth_file: Path, tenant_keys: dict[str, str]
+) -> Iterator[ServerProcess]:
+    """The embedded server, or a Redis gateway with a simulated worker, both with the same auth file."""
+    if request.param == "embedded":
+        yield guarded
+        return
+    url: str = request.getfixturevalue("redis_url")
+    data = str(request.getfixturevalue("tmp_path"))
+    program = [sys.executable, "-m", "moviola.runtime", "simulated-worker"]
+    with (
+        ServerProcess(["--redis-url", url, "--auth-file", str(auth_file), "--data-dir", data]) as gateway,
+        ServerProcess(["--redis-url", url, "--data-dir", data, "--name", "w"], program=program, worker=True),
+    ):
+        yield gateway
+
+
 def test_grpcurl_sends_the_key_as_a_header_and_reflection_is_off(
-    guarded: ServerProcess, tenant_keys: dict[str, str]
+    front: ServerProcess, tenant_keys: dict[str, str]
 ) -> None:
+    guarded = front
     base = [
         GRPCURL,
         "-plaintext",
@@ -259,7 +278,8 @@ def test_grpcurl_sends_the_key_as_a_header_and_reflection_is_off(
     assert "tiny-wan2.2-t2v" in answered.stdout
 
 
-def test_the_go_example_sends_its_api_key(guarded: ServerProcess, tenant_keys: dict[str, str]) -> None:
+def test_the_go_example_sends_its_api_key(front: ServerProcess, tenant_keys: dict[str, str]) -> None:
+    guarded = front
     go_binary = ROOT / "clients/go/bin/moviola-go"
     built = subprocess.run(["make", "-s", "go"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout + built.stderr
