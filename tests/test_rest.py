@@ -104,6 +104,10 @@ def test_errors_are_the_sdks_own(rest: tuple[ServerProcess, str, dict[str, str]]
     with pytest.raises(openai.BadRequestError) as long:
         sdk(rest).videos.create(prompt="x", model="tiny-wan2.2-t2v", seconds="60")  # type: ignore[arg-type]
     assert long.value.body["param"] == "seconds"  # type: ignore[index]
+    with pytest.raises(
+        openai.ConflictError, match="webhook-secret"
+    ):  # FAILED_PRECONDITION: none to sign with
+        sdk(rest).videos.create(prompt="x", **SMALL, extra_body={"webhook_url": "https://example.com/hook"})
     with pytest.raises(openai.AuthenticationError):
         sdk(rest, key="mvk_wrong").videos.list()
     globex = sdk(rest, "globex")

@@ -86,6 +86,9 @@ class JobRequest:
     tenant: str = ""
     #: The job whose request this one repeats with a new prompt (the REST face's remix); "" for none.
     remixed_from: str = ""
+    #: Where this job's events are POSTed as signed webhooks ("" for none), and which events.
+    webhook_url: str = ""
+    webhook_events: tuple[str, ...] = ()
 
     @property
     def idempotency_scope(self) -> str:

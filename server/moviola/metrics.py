@@ -68,6 +68,12 @@ class Metrics:
         )
         self.active_streams = Gauge("moviola_active_streams", "Open event streams", ["method"], registry=r)
         self.dead_letters = Gauge("moviola_dead_letters", "Jobs in the dead-letter stream", registry=r)
+        self.webhook_attempts = Counter(
+            "moviola_webhook_attempts",
+            "Webhook delivery attempts by outcome: delivered, retried, given_up",
+            ["outcome"],
+            registry=r,
+        )
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Expose /metrics on ``port`` (a daemon thread)."""

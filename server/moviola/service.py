@@ -30,6 +30,7 @@ from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.tracing import Tracing
 from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, validate
+from moviola.webhooks.policy import WebhookPolicy
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class JobService:
         tracing: Tracing | None = None,
         *,
         accept_without_workers: bool = False,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing or Tracing(None, "moviola")
@@ -105,6 +107,8 @@ class JobService:
         self._default_model = default_model
         self._lifecycle = lifecycle
         self._accept_without_workers = accept_without_workers
+        #: Where webhooks may go; None: this server sends none (no --webhook-secret).
+        self._webhooks = webhooks
 
     async def submit(
         self, draft: RequestDraft, *, caller_waits: float | None = None, caller: Caller = ANONYMOUS
@@ -117,6 +121,12 @@ class JobService:
         """
         request = replace(validate(draft, self._models, self._default_model), tenant=caller.tenant)
         _may_use(caller, request.model)
+        if request.webhook_url:
+            if self._webhooks is None:
+                raise FailedPrecondition(
+                    "webhook_url: this server sends no webhooks (it has no --webhook-secret)"
+                )
+            await self._webhooks.check(request.webhook_url)
         self._lifecycle.require_ready()
         request = await self._served(draft, request)
         _may_use(caller, request.model)  # a fallback the tenant may not use is not taken

@@ -38,6 +38,12 @@ class ServerSettings:
     metrics_port: int | None = None
     #: Serve the REST face (``/v1/videos``, OpenAI-compatible) on this port; None: gRPC only.
     http_port: int | None = None
+    #: Standard Webhooks secrets (``whsec_...``) deliveries are signed with, every one (rotation); none: no webhooks.
+    webhook_secrets: tuple[str, ...] = ()
+    #: Hosts webhooks may reach although they resolve to private, loopback or link-local addresses.
+    webhook_allow_hosts: tuple[str, ...] = ()
+    #: Seconds after its event a delivery is retried before it is given up on.
+    webhook_max_age: float = 3600.0
 
     #: Tenants and their hashed API keys (``moviola auth create-key``); None: no authentication.
     auth_file: Path | None = None

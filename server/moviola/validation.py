@@ -121,6 +121,9 @@ class RequestDraft:
     traceparent: str = ""
     #: The job this one remixes (REST ``/videos/{id}/remix``).
     remixed_from: str = ""
+    #: Where to POST the job's events (signed webhooks), and which ones (empty: all but progress).
+    webhook_url: str = ""
+    webhook_events: tuple[str, ...] = ()
 
 
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
@@ -230,6 +233,7 @@ def _check_lengths(draft: RequestDraft) -> None:
     check_length("negative_prompt", draft.negative_prompt, MAX_PROMPT_CHARS)
     check_length("idempotency_key", draft.idempotency_key, MAX_IDEMPOTENCY_KEY)
     check_length("image", draft.image, MAX_IMAGE_BYTES)
+    check_length("webhook_url", draft.webhook_url, MAX_WEBHOOK_URL)
 
 
 def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: str) -> JobRequest:
@@ -270,6 +274,8 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         idempotency_key=draft.idempotency_key,
         traceparent=draft.traceparent,
         remixed_from=draft.remixed_from,
+        webhook_url=draft.webhook_url,
+        webhook_events=_webhook_events(draft),
     )
 
 
@@ -295,3 +301,28 @@ def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec) -> int:
         )
     k = spec.limits.frame_multiple
     return max(1, round(value * fps / k)) * k + 1
+
+
+#: Longest webhook URL.
+MAX_WEBHOOK_URL = 2048
+#: Events a webhook may ask for; without a choice, all but progress.
+WEBHOOK_EVENTS = ("started", "completed", "failed", "cancelled", "progress")
+DEFAULT_WEBHOOK_EVENTS = ("started", "completed", "failed", "cancelled")
+
+
+def _webhook_events(draft: RequestDraft) -> tuple[str, ...]:
+    """The events the webhook wants; checks the URL's form (where it points is the webhook policy's call)."""
+    if not draft.webhook_url:
+        if draft.webhook_events:
+            raise InvalidRequest("webhook_events", "needs a webhook_url")
+        return ()
+    scheme, _, rest = draft.webhook_url.partition("://")
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    if scheme not in ("http", "https") or not host:
+        raise InvalidRequest("webhook_url", "must be an http:// or https:// URL with a host")
+    unknown = sorted(set(draft.webhook_events) - set(WEBHOOK_EVENTS))
+    if unknown:
+        raise InvalidRequest(
+            "webhook_events", f"unknown events {unknown} (known: {', '.join(WEBHOOK_EVENTS)})"
+        )
+    return tuple(dict.fromkeys(draft.webhook_events)) or DEFAULT_WEBHOOK_EVENTS

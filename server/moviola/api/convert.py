@@ -60,6 +60,8 @@ def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
         max_wait=request.max_wait.ToNanoseconds() / 1e9 if request.HasField("max_wait") else None,
         resolution=request.resolution,
         traceparent=traceparent,
+        webhook_url=request.webhook_url,
+        webhook_events=tuple(request.webhook_events),
     )
 
 

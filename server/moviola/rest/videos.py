@@ -28,7 +28,7 @@ STATUS = {
 #: Form fields Moviola reads; any other is refused by name (a typo is not silently dropped).
 KNOWN = frozenset(
     {"model", "prompt", "size", "seconds", "negative_prompt", "seed", "steps", "priority", "max_wait"}
-    | {"allow_fallback", "input_reference"}
+    | {"allow_fallback", "input_reference", "webhook_url", "webhook_events"}
 )
 
 
@@ -81,7 +81,17 @@ def draft_of(
         priority=Priority[priority.upper()],
         max_wait=wait,
         allow_fallback=str(fields.get("allow_fallback", "")).lower() in ("1", "true", "yes"),
+        webhook_url=str(fields.get("webhook_url", "")),
+        webhook_events=_events(fields.get("webhook_events")),
     )
+
+
+def _events(value: Any) -> tuple[str, ...]:
+    """``webhook_events`` as a JSON list or a comma-separated form field."""
+    if value in (None, ""):
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
 
 
 def video(record: JobRecord, links: Links | None) -> dict[str, Any]:

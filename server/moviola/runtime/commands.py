@@ -141,7 +141,7 @@ def _settings(options: dict[str, Any]) -> Settings:
     for key in ("data_dir", "cache_dir"):
         if options.get(key) is None:
             options.pop(key, None)  # the XDG default
-    for key in ("extra_models", "video_roots"):
+    for key in ("extra_models", "video_roots", "webhook_secrets", "webhook_allow_hosts"):
         if key in options:
             options[key] = tuple(options[key])
     try:
@@ -164,6 +164,21 @@ def _settings(options: dict[str, Any]) -> Settings:
 )
 @click.option(
     "--redis-prefix", default="moviola:", help="Prefix of every Redis key (deployments sharing a Redis)."
+)
+@click.option(
+    "--webhook-secret",
+    "webhook_secrets",
+    multiple=True,
+    help="Sign webhooks with this Standard Webhooks secret (whsec_...); repeat to rotate. None: no webhooks.",
+)
+@click.option(
+    "--webhook-allow-host",
+    "webhook_allow_hosts",
+    multiple=True,
+    help="A host webhooks may reach although it is private or loopback (repeatable).",
+)
+@click.option(
+    "--webhook-max-age", type=Duration(), default=3600.0, help="How long a failing webhook is retried."
 )
 @click.option(
     "--http-port",

@@ -78,6 +78,7 @@ class EmbeddedServer:
         announce.info("listening on %s:%d", server.host, self.port)
         self.front.announce_auth(server)
         await self.front.start_http(server.host)
+        self._background.extend(self.front.background())
         await self.lifecycle.set(State.LOADING)
         for spec in self.specs:
             pipeline = await asyncio.to_thread(self._loader, spec, self.settings)

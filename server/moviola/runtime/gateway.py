@@ -69,6 +69,7 @@ class GatewayServer:
         announce.info("listening on %s:%d", server.host, self.port)
         self.front.announce_auth(server)
         await self.front.start_http(server.host)
+        self._background.extend(self.front.background())
         await self._check_redis()
         await self.front.embedding_backend.start()
         await self.lifecycle.set(State.READY)

@@ -32,6 +32,9 @@ from moviola.settings import ServerSettings, Settings
 from moviola.storage.base import Storage
 from moviola.storage.factory import open_storage
 from moviola.tracing import Tracing
+from moviola.webhooks.deliverer import WebhookDeliverer
+from moviola.webhooks.policy import WebhookPolicy
+from moviola.webhooks.signing import Signer
 from moviola.worker.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,14 @@ class Front:
     keys: AuthFile | None = None
     #: The REST face (``--http-port``); None: gRPC only.
     http: HttpFace | None = None
+    #: Sends webhooks; None without ``--webhook-secret``.
+    webhooks: WebhookDeliverer | None = None
+
+    def background(self) -> list[asyncio.Task[None]]:
+        """The tasks the front runs while it serves (webhook delivery)."""
+        if self.webhooks is None:
+            return []
+        return [asyncio.create_task(self.webhooks.run(), name="webhooks")]
 
     async def start_http(self, host: str) -> None:
         if self.http is not None:
@@ -132,6 +143,8 @@ def build_front(
     in_process_embeddings: bool,
 ) -> Front:
     """The job service over ``queue``, the embedder, and the gRPC server (bound, not started)."""
+    signer = Signer(settings.server.webhook_secrets)
+    policy = WebhookPolicy(settings.server.webhook_allow_hosts)
     service = JobService(
         queue,
         models,
@@ -140,6 +153,7 @@ def build_front(
         metrics,
         tracing,
         accept_without_workers=settings.queue.accept_without_workers,
+        webhooks=policy if signer.enabled else None,
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
@@ -151,7 +165,12 @@ def build_front(
     if settings.server.http_port is not None:
         app, _ = rest_app.build(service, delivery, models, default_model, keys)
         http = HttpFace(app, settings.server.host, settings.server.http_port)
-    return Front(service, delivery, backend, server, port, keys, http)
+    webhooks = (
+        WebhookDeliverer(queue, policy, signer, max_age=settings.server.webhook_max_age, metrics=metrics)
+        if signer.enabled
+        else None
+    )
+    return Front(service, delivery, backend, server, port, keys, http, webhooks)
 
 
 def build_worker(

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from moviola.jobs import EventKind, JobEvent, JobRecord, JobRequest, JobState, Priority
 from moviola.quota import NO_LIMITS, Limits
+from moviola.webhooks.outbox import Outbox
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class OperatorQueue(Protocol):
         """Submit a dead letter's request again as a new job."""
 
 
-class FrontQueue(GatewayQueue, OperatorQueue, Protocol):
+class FrontQueue(GatewayQueue, OperatorQueue, Outbox, Protocol):
     """Everything the process facing callers uses."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -35,7 +36,9 @@ from moviola.quota import NO_LIMITS, Limits, TokenBucket, over_in_flight, over_r
 from moviola.scheduler import estimate
 from moviola.scheduler.base import Assignment, DeadLetter
 from moviola.scheduler.fair import FairClock
+from moviola.scheduler.redis.codec import NAMES, encode_kind
 from moviola.settings import QueueSettings
+from moviola.webhooks.outbox import MemoryOutbox, Pending
 
 
 @dataclass
@@ -65,6 +68,10 @@ class MemoryJobQueue:
         self._arrivals = itertools.count()
         self._in_flight: dict[str, int] = {}  # tenant -> jobs queued or running
         self._buckets: dict[str, TokenBucket] = {}
+        self._outbox = MemoryOutbox()
+        self.claim_webhooks = self._outbox.claim_webhooks
+        self.webhook_delivered = self._outbox.webhook_delivered
+        self.webhook_retry = self._outbox.webhook_retry
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._keys: dict[str, str] = {}
         self._work = asyncio.Condition()
@@ -183,6 +190,19 @@ class MemoryJobQueue:
             entry.record = record.apply(event)
             entry.events.append(event)
             entry.changed.notify_all()
+        request = record.request
+        if request.webhook_url and NAMES[type(kind)] in request.webhook_events:
+            self._outbox.add(
+                Pending(
+                    f"{job_id}.{event.sequence}",
+                    request.webhook_url,
+                    request.tenant,
+                    job_id,
+                    event.sequence,
+                    event.time,
+                    json.loads(encode_kind(kind)),
+                )
+            )
         if event.terminal:
             await self._finish(job_id, entry)
         return event

@@ -27,6 +27,9 @@ class RequestOptions(TypedDict, total=False):
     allow_fallback: bool
     resolution: str
     max_wait: float
+    #: POST this job's events here as signed webhooks; which ones ("completed", ...; default all but progress).
+    webhook_url: str
+    webhook_events: list[str]
 
 
 def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:
@@ -45,6 +48,8 @@ def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.Gene
             if value not in PRIORITIES:
                 raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
             request.priority = PRIORITIES[str(value)]
+        elif name == "webhook_events":
+            request.webhook_events.extend(str(event) for event in value)  # type: ignore[attr-defined]
         else:
             setattr(request, name, value)
     return request

@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -206,6 +208,8 @@ class GenerateRequest(_message.Message):
     ALLOW_FALLBACK_FIELD_NUMBER: _builtins.int
     MAX_WAIT_FIELD_NUMBER: _builtins.int
     RESOLUTION_FIELD_NUMBER: _builtins.int
+    WEBHOOK_URL_FIELD_NUMBER: _builtins.int
+    WEBHOOK_EVENTS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -240,9 +244,17 @@ class GenerateRequest(_message.Message):
     """
     resolution: _builtins.str
     """A size preset of the model (for example "480p", "720p") instead of width and height."""
+    webhook_url: _builtins.str
+    """Where to POST this job's events as signed Standard Webhooks deliveries (http or https)."""
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
         """Longest acceptable wait before the job starts; unset: only the call's deadline counts."""
+
+    @_builtins.property
+    def webhook_events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Which events go to webhook_url: "started", "completed", "failed", "cancelled", "progress".
+        Empty: all but progress.
+        """
 
     def __init__(
         self,
@@ -264,10 +276,12 @@ class GenerateRequest(_message.Message):
         allow_fallback: _builtins.bool = ...,
         max_wait: _duration_pb2.Duration | None = ...,
         resolution: _builtins.str = ...,
+        webhook_url: _builtins.str = ...,
+        webhook_events: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015

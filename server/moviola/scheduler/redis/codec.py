@@ -47,6 +47,7 @@ def decode_request(text: str | bytes) -> JobRequest:
     data = json.loads(text)
     data["image"] = base64.b64decode(data["image"]) if data["image"] is not None else None
     data["priority"] = Priority[data["priority"].upper()]
+    data["webhook_events"] = tuple(data.get("webhook_events", ()))
     return JobRequest(**data)
 
 

@@ -58,6 +58,8 @@ class FrontSide(RedisBase):
                 limits.rate,
                 limits.bucket,
                 limits.weight,
+                request.webhook_url,
+                ",".join(request.webhook_events),
             ],
         )
         status, value = int(result[0]), as_text(result[1])

@@ -13,7 +13,8 @@ from moviola.scheduler.redis.lua_functions import PRELUDE, START_FUNCTION
 # KEYS: job, events, own queue, interactive queue, batch queue, idempotency key, deadlines, tenant's job index,
 # in-flight counts, tenant's rate bucket
 # ARGV: job id, request, created_at, model, max depth, retention, maxlen, group, has key, prefix, announce limit,
-# start_by ('' for none), tenant, in-flight limit (0: none), submits per second (0: none), burst, weight
+# start_by ('' for none), tenant, in-flight limit (0: none), submits per second (0: none), burst, weight,
+# webhook url ('' for none), its events (comma-separated)
 # Returns {1, id, position, seq}; {0, existing id}; {-1, depth} full; {-2, in flight} over the tenant's
 # in-flight limit; {-3, seconds} over its rate, retry after that.
 SUBMIT = (
@@ -47,7 +48,8 @@ redis.call('HINCRBY', KEYS[9], tenant, 1)
 local tag = enter_fair(KEYS[3] .. ':fair', tenant, tonumber(ARGV[17]))
 redis.call('ZADD', KEYS[3] .. ':waiting', tag, ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
-           'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', '', 'position', 0, 'cancel', 0, 'tenant', tenant)
+           'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', '', 'position', 0, 'cancel', 0, 'tenant', tenant,
+           'webhook', ARGV[18], 'webhook_events', ARGV[19])
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
 redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[6])))

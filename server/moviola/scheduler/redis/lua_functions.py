@@ -35,6 +35,16 @@ local function publish(job_key, events_key, kind_json, state, time, maxlen, rete
   local prefix, job_id = string.match(job_key, '^(.*)job:(.+)$')
   redis.call('XADD', prefix .. 'feed', 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time,
              'k', kind_json)
+  local webhook = redis.call('HGET', job_key, 'webhook')
+  if webhook and webhook ~= '' then  -- the outbox (moviola.webhooks.outbox): this event, if wanted
+    local kind = cjson.decode(kind_json)['type']
+    if string.find(',' .. (redis.call('HGET', job_key, 'webhook_events') or '') .. ',', ',' .. kind .. ',', 1, true) then
+      local id = job_id .. '.' .. seq
+      redis.call('HSET', prefix .. 'webhook:' .. id, 'url', webhook, 'tenant', redis.call('HGET', job_key, 'tenant') or '',
+                 'job', job_id, 'seq', seq, 't', time, 'k', kind_json, 'attempts', 0, 'first', time)
+      redis.call('ZADD', prefix .. 'webhooks:due', time, id)
+    end
+  end
   if state ~= '' then redis.call('HSET', job_key, 'state', state) end
   if position ~= '' then redis.call('HSET', job_key, 'position', position) end
   if is_terminal(state) then

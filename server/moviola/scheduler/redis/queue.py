@@ -20,9 +20,10 @@ from __future__ import annotations
 from moviola.scheduler.redis.claims import ClaimSide
 from moviola.scheduler.redis.connection import Tuning
 from moviola.scheduler.redis.front import FrontSide
+from moviola.scheduler.redis.webhooks import WebhookSide
 
 
-class RedisJobQueue(FrontSide, ClaimSide):
+class RedisJobQueue(FrontSide, ClaimSide, WebhookSide):
     """Both sides: a gateway uses the front, a worker its claims (and ``ping`` and ``close``)."""
 
 
