@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -160,3 +162,37 @@ def test_the_served_and_committed_openapi_documents_are_current(
     with urllib.request.urlopen(rest[1].removesuffix("/v1") + "/openapi.json", timeout=30) as response:
         served = json.load(response)
     assert served == json.loads((root / "docs" / "openapi.json").read_text())  # no key needed for it
+
+
+def test_the_readmes_curl_commands_work(
+    rest: tuple[ServerProcess, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """The README's REST block, verbatim but for the port: create, look, download."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(
+        b for b in re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL) if "# REST" in b
+    )
+    create, look, download = [line for line in block.splitlines() if line.startswith("curl")]
+    env = {**os.environ, "MOVIOLA_API_KEY": rest[2]["acme"]}
+
+    def run(line: str, **extra: str) -> str:
+        command = line.replace("http://localhost:8080/v1", rest[1])
+        done = subprocess.run(
+            ["sh", "-c", command],
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    video = json.loads(run(create))
+    assert video["status"] == "queued"
+    assert video["size"] == "128x128"
+    sdk(rest).videos.poll(video["id"])  # until it ends
+    assert json.loads(run(look, VIDEO_ID=video["id"]))["status"] == "completed"
+    run(download, VIDEO_ID=video["id"])
+    with av.open(str(tmp_path / "fox.mp4"), mode="r") as container:
+        assert container.streams.video[0].codec_context.width == 128
