@@ -28,6 +28,7 @@ def target(redis_url: str, tmp_path: Path) -> Iterator[testing_fuzz.Target]:
         yield fuzzed
 
 
+@pytest.mark.timeout(600)  # a few hundred real calls: about 20 s alone, minutes on a loaded machine
 def test_fuzzed_requests_never_get_internal_and_the_server_still_serves(target: testing_fuzz.Target) -> None:
     testing_fuzz.run(target.address, target.key, 30)  # warm up: connections, caches, the first jobs
     before = testing_fuzz.rss_bytes(target.gateway.pid)

@@ -232,12 +232,15 @@ class _ChildServer:
             raise RuntimeError(f"{self.name} did not start:\n" + "".join(self.lines[-60:]))
         return self
 
+    #: Seconds ``stop`` waits after SIGTERM before it kills.
+    stop_grace = 30.0
+
     def stop(self) -> None:
-        """Shut down cleanly (SIGTERM), killing it if it takes longer than 30 s."""
+        """Shut down cleanly (SIGTERM), killing it if it takes longer than ``stop_grace``."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
-                self._proc.wait(30)
+                self._proc.wait(self.stop_grace)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(10)

@@ -31,6 +31,8 @@ def weed_binary() -> str:
 class S3Server(_ChildServer):
     name = "weed mini"
     ready_line = "All enabled components are running"
+    #: weed mini can take long to stop; its data does not matter then (the tests are done with it).
+    stop_grace = 5.0
 
     def __init__(self, data_dir: Path, *, bucket: str = "videos") -> None:
         super().__init__()
