@@ -71,11 +71,11 @@ async def events_of(client: AsyncClient, job_id: str, after: int = 0) -> list[pb
     return [e async for e in client.watch(job_id, after)]
 
 
-async def block_first_job(stack: Stack) -> pb.Job:
-    """Submit a job that holds the worker at step 1 until the test lets it go."""
+async def block_first_job(stack: Stack, client: AsyncClient | None = None) -> pb.Job:
+    """Submit a job (through ``client``, else the stack's) that holds the worker at step 1 until the test lets it go."""
     stack.pipeline.block_at = 1
     stack.pipeline.gate.clear()
     stack.pipeline.reached.clear()
-    job = await stack.client.submit("blocker", num_inference_steps=2)
+    job = await (client or stack.client).submit("blocker", num_inference_steps=2)
     await asyncio.to_thread(stack.pipeline.reached.wait, 30)
     return job

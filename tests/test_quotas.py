@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from stacks import Stack, built_stack, events_of
+from stacks import Stack, block_first_job, built_stack, events_of
 
 from moviola.auth import keys
 from moviola.client import AsyncClient, ResourceExhausted
@@ -18,16 +18,6 @@ from moviola.settings import Settings
 from moviola.v1 import job_pb2 as pb
 
 BACKENDS = pytest.mark.parametrize("backend", ["memory", "redis"])
-
-
-async def hold_the_worker(stack: Stack, client: AsyncClient) -> pb.Job:
-    """A job (of ``client``'s tenant) that holds the only worker at step 1 until the test lets it go."""
-    stack.pipeline.block_at = 1
-    stack.pipeline.gate.clear()
-    stack.pipeline.reached.clear()
-    job = await client.submit("blocker", num_inference_steps=2)
-    await asyncio.to_thread(stack.pipeline.reached.wait, 30)
-    return job
 
 
 def let_go(stack: Stack) -> None:
@@ -50,7 +40,7 @@ async def test_a_tenants_backlog_does_not_starve_another_tenants_job(
         AsyncClient(stack.address, api_key=acme_key) as acme,
         AsyncClient(stack.address, api_key=globex_key) as globex,
     ):
-        await hold_the_worker(stack, acme)
+        await block_first_job(stack, acme)
         backlog = [(await acme.submit(f"backlog {i}", num_inference_steps=1)).id for i in range(40)]
         theirs = await globex.submit("globex's one job", num_inference_steps=1)
         assert 1 <= (await globex.get(theirs.id)).queue_position <= 2  # it ties acme's next job, not its 40th
@@ -75,7 +65,7 @@ async def test_weights_share_the_worker_between_two_backlogs(
         AsyncClient(stack.address, api_key=heavy_key) as heavy,
         AsyncClient(stack.address, api_key=light_key) as light,
     ):
-        await hold_the_worker(stack, heavy)
+        await block_first_job(stack, heavy)
         jobs: dict[str, list[str]] = {"heavy": [], "light": []}
         for i in range(24):
             jobs["heavy"].append((await heavy.submit(f"heavy {i}", num_inference_steps=1)).id)
@@ -101,7 +91,7 @@ async def test_jobs_in_flight_are_limited_per_tenant(
         AsyncClient(stack.address, api_key=acme_key) as acme,
         AsyncClient(stack.address, api_key=globex_key) as globex,
     ):
-        running = await hold_the_worker(stack, acme)
+        running = await block_first_job(stack, acme)
         queued = await acme.submit("second", num_inference_steps=1)
         with pytest.raises(ResourceExhausted) as refused:
             await acme.submit("third", num_inference_steps=1)

@@ -259,12 +259,13 @@ class JobService:
             records = [r for r in records if (r.created_at, r.id) > (anchor.created_at, anchor.id)]
         return records[:limit], len(records) > limit
 
-    async def delete(self, job_id: str, caller: Caller = ANONYMOUS) -> None:
-        """Forget a finished job and delete its files; ``FailedPrecondition`` while it is queued or running."""
+    async def delete(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
+        """Forget a finished job (its files are the delivery's to delete); ``FailedPrecondition`` while it runs."""
         record = await self.get(job_id, caller)
         if not record.state.terminal:
             raise FailedPrecondition(f"job {job_id} is {record.state.value}: cancel it first, then delete it")
         await self._queue.forget(job_id, caller.tenant)
+        return record
 
     async def cancel(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
         await self.get(job_id, caller)

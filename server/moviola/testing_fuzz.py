@@ -302,12 +302,15 @@ class Target:
     def serves_a_normal_job(self) -> str:
         """Cancel what the fuzzing queued, start a worker, run one small job; its last event's kind."""
         with Client(self.address, api_key=self.key) as client:
-            token = "first"
-            while token:
-                page, token = client.list_jobs(page_size=100, page_token="" if token == "first" else token)
+            page, token = client.list_jobs(page_size=100, state=pb.JOB_STATE_QUEUED)
+            while page:
                 for job in page:
-                    if job.state == pb.JOB_STATE_QUEUED:
-                        client.cancel(job.id)
+                    client.cancel(job.id)
+                page, token = (
+                    client.list_jobs(page_size=100, page_token=token, state=pb.JOB_STATE_QUEUED)
+                    if token
+                    else ([], "")
+                )
             program = [sys.executable, "-m", "moviola.runtime", "simulated-worker"]
             args = ["--redis-url", self.redis_url, "--data-dir", str(self.folder), "--name", "after-fuzzing"]
             with ServerProcess(args, program=program, worker=True):

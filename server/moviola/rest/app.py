@@ -103,8 +103,7 @@ class Routes:
         return JSONResponse(self.shown(record), headers=headers)
 
     async def delete(self, video_id: str) -> dict[str, Any]:
-        record = await self.service.get(video_id, callers.current())
-        await self.service.delete(video_id, callers.current())
+        record = await self.service.delete(video_id, callers.current())
         await self.delivery.delete_files(record)
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 

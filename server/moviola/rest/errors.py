@@ -2,36 +2,31 @@
 
     {"error": {"message": "...", "type": "invalid_request_error", "param": "size", "code": null}}
 
-400 ``BadRequestError``, 401 ``AuthenticationError``, 403 ``PermissionDeniedError``,
-404 ``NotFoundError``, 409 ``ConflictError``, 429 ``RateLimitError`` (with ``Retry-After``),
-503 ``InternalServerError``: the same kinds as the gRPC face's statuses (``api/status.py``).
+The kind of error is decided once, by the gRPC face's mapping (``api/status.py``); each gRPC code
+has its HTTP status here: 400 ``BadRequestError``, 401 ``AuthenticationError``, 403
+``PermissionDeniedError``, 404 ``NotFoundError``, 409 ``ConflictError``, 429 ``RateLimitError``
+(with ``Retry-After``), 503 ``InternalServerError``.
 """
 
 from __future__ import annotations
 
 import math
 
+import grpc
 from starlette.responses import JSONResponse
 
-from moviola.errors import (
-    FailedPrecondition,
-    InvalidRequest,
-    MoviolaError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unavailable,
-)
+from moviola.api.status import status_code
+from moviola.errors import InvalidRequest, MoviolaError
 
-#: (kind, HTTP status, OpenAI error type), most specific first.
-_KINDS: tuple[tuple[type[MoviolaError], int, str], ...] = (
-    (InvalidRequest, 400, "invalid_request_error"),
-    (NotFound, 404, "invalid_request_error"),
-    (PermissionDenied, 403, "permission_error"),
-    (FailedPrecondition, 409, "invalid_request_error"),
-    (ResourceExhausted, 429, "rate_limit_error"),
-    (Unavailable, 503, "server_error"),
-)
+#: gRPC code -> (HTTP status, OpenAI error type).
+_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "invalid_request_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
+}
 
 
 def error_response(
@@ -43,11 +38,9 @@ def error_response(
 
 
 def from_error(error: MoviolaError) -> JSONResponse:
-    for kind, status, name in _KINDS:
-        if isinstance(error, kind):
-            param = error.field if isinstance(error, InvalidRequest) else None
-            return error_response(status, error.message, name, param=param, retry_after=error.retry_after)
-    return error_response(500, error.message, "server_error")
+    status, kind = _HTTP.get(status_code(error), (500, "server_error"))
+    param = error.field if isinstance(error, InvalidRequest) else None
+    return error_response(status, error.message, kind, param=param, retry_after=error.retry_after)
 
 
 def unauthenticated(message: str) -> JSONResponse:

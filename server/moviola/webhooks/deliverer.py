@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import replace
 
 import httpx
 
@@ -90,8 +91,7 @@ class WebhookDeliverer:
         log.info(
             "webhook %s to %s failed (%s), attempt %d; retrying", pending.id, pending.url, error, attempts
         )
-        pending = Pending(**{**pending.__dict__, "attempts": attempts})
-        await self._outbox.webhook_retry(pending, time.time() + backoff(attempts))
+        await self._outbox.webhook_retry(replace(pending, attempts=attempts), time.time() + backoff(attempts))
         return None
 
     async def _give_up(self, pending: Pending, error: str) -> None:

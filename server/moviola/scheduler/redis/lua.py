@@ -129,8 +129,7 @@ for _, stream in ipairs({KEYS[3], KEYS[4]}) do
     local job_id, job_key = popped[1], a.prefix .. 'job:' .. popped[1]
     leave_fair(stream .. ':fair', redis.call('HGET', job_key, 'tenant') or '', tonumber(popped[2]), true)
     -- Claimed: appended to the stream and read by the group at once (the stream holds only claimed jobs).
-    local msg_id = redis.call('XADD', stream, '*', 'job', job_id)
-    pcall(redis.call, 'XGROUP', 'CREATE', stream, a.group, '0', 'MKSTREAM')
+    local msg_id = redis.call('XADD', stream, '*', 'job', job_id)  -- SUBMIT made the group with the job
     local read = redis.call('XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
     if read[1][2][1][1] ~= msg_id then return redis.error_reply('queue stream ' .. stream .. ' has unread entries') end
     redis.call('HSET', job_key, 'msg', msg_id)
