@@ -62,6 +62,7 @@ bench: install system-deps
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py
 	$(PY) bench/storage.py
+	$(PY) bench/preview.py
 	$(PY) bench/fairness.py
 
 clean:

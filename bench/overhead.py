@@ -31,7 +31,12 @@ class NoHooks:
     def phase(self, phase: Phase) -> None:
         pass
 
-    def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
+    def wants_preview(self, step: int, total_steps: int) -> bool:
+        return False
+
+    def step(
+        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: object = None
+    ) -> None:
         pass
 
     def peak_memory(self, peak_bytes: int) -> None:

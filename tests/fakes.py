@@ -19,8 +19,9 @@ import numpy as np
 from moviola.catalog import TINY_WAN22_T2V, ModelSpec
 from moviola.embed import media
 from moviola.embed.backend import EmbeddingModel, Pixels, Priority, Vectors
-from moviola.jobs import Expert, JobRequest, Phase
+from moviola.jobs import Expert, JobRequest, Phase, Preview
 from moviola.pipelines.base import Frames, StepHooks
+from moviola.pipelines.preview import preview_size
 
 
 @dataclass
@@ -51,9 +52,22 @@ class ScriptedPipeline:
                 time.sleep(self.step_seconds)  # stands in for a GPU step
             if step == self.fail_at and self.error is not None:
                 raise self.error
-            hooks.step(step, total, 1000.0 * (1 - step / total), Expert.HIGH_NOISE)
+            preview = scripted_preview(request, step) if hooks.wants_preview(step, total) else None
+            hooks.step(step, total, 1000.0 * (1 - step / total), Expert.HIGH_NOISE, preview)
         hooks.phase(Phase.VAE_DECODING)
         return np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
+
+
+def scripted_preview(request: JobRequest, step: int) -> Preview:
+    """A JPEG of the preview's documented size whose grey level is the step (for transport tests)."""
+    import io
+
+    from PIL import Image
+
+    width, height = preview_size(request.width, request.height)
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (step * 10 % 256,) * 3).save(buffer, format="JPEG")
+    return Preview(image=buffer.getvalue(), width=width, height=height)
 
 
 class FakeEmbeddingBackend:

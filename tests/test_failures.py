@@ -16,7 +16,7 @@ from helpers import kinds
 from moviola.catalog import ModelSpec
 from moviola.client import AsyncClient, Unavailable
 from moviola.errors import PipelineFailed
-from moviola.jobs import Expert, JobRequest
+from moviola.jobs import Expert, JobRequest, Preview
 from moviola.pipelines.base import Frames, StepHooks, VideoPipeline
 from moviola.pipelines.loader import load_pipeline
 from moviola.runtime.embedded import EmbeddedServer
@@ -84,10 +84,15 @@ class OutOfMemoryAtStep:
             def phase(self, phase: object) -> None:
                 hooks.phase(phase)  # type: ignore[arg-type]
 
-            def step(self, step: int, total: int, timestep: float, expert: Expert) -> None:
+            def wants_preview(self, step: int, total: int) -> bool:
+                return hooks.wants_preview(step, total)
+
+            def step(
+                self, step: int, total: int, timestep: float, expert: Expert, preview: Preview | None = None
+            ) -> None:
                 if step == outer.step_no:
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-                hooks.step(step, total, timestep, expert)
+                hooks.step(step, total, timestep, expert, preview)
 
             def peak_memory(self, peak_bytes: int) -> None:
                 hooks.peak_memory(peak_bytes)

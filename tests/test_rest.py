@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
 import json
 import os
@@ -9,15 +11,17 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import openai
 import pytest
+from PIL import Image
 
 from moviola.auth import keys
+from moviola.rest import sse
 from moviola.testing import ServerProcess, free_port
 
 #: The SDK types size and seconds as Sora's literals; it sends whatever it is given.
@@ -196,3 +200,39 @@ def test_the_readmes_curl_commands_work(
     run(download, VIDEO_ID=video["id"])
     with av.open(str(tmp_path / "fox.mp4"), mode="r") as container:
         assert container.streams.video[0].codec_context.width == 128
+
+
+def test_sse_carries_previews_when_asked(rest: tuple[ServerProcess, str, dict[str, str]]) -> None:
+    client = sdk(rest)
+    video = client.videos.create(prompt="previewed", **SMALL, extra_body={"steps": 2, "preview_every": 1})
+    request = urllib.request.Request(
+        f"{rest[1]}/videos/{video.id}/events", headers={"authorization": f"Bearer {rest[2]['acme']}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        lines = [raw.decode() for raw in response]
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+    previews = [d["progress"]["preview"] for d in data if "progress" in d]
+    assert len(previews) == 2
+    for preview in previews:
+        with Image.open(io.BytesIO(base64.b64decode(preview["image"]))) as image:
+            assert image.format == "JPEG"
+            assert image.size == (preview["width"], preview["height"]) == (64, 64)
+
+
+async def test_an_idle_stream_gets_keepalive_comments_and_loses_no_event() -> None:
+    released = asyncio.Event()
+
+    async def slow() -> AsyncIterator[int]:
+        yield 1
+        await released.wait()
+        yield 2
+
+    seen: list[int | None] = []
+    async for item in sse.with_keepalive(slow(), every=0.01):
+        seen.append(item)
+        if seen.count(None) == 2:
+            released.set()
+    assert seen[0] == 1
+    assert seen[-1] == 2
+    assert seen[1:-1]
+    assert all(item is None for item in seen[1:-1])

@@ -89,6 +89,8 @@ class JobRequest:
     #: Where this job's events are POSTed as signed webhooks ("" for none), and which events.
     webhook_url: str = ""
     webhook_events: tuple[str, ...] = ()
+    #: Attach a preview image to every N-th step's PROGRESS event (0: none).
+    preview_every: int = 0
 
     @property
     def idempotency_scope(self) -> str:
@@ -113,6 +115,16 @@ class PhaseChanged:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """A small image of the latents at a step (``moviola.pipelines.preview``)."""
+
+    image: bytes
+    width: int
+    height: int
+    mime_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True)
 class Progress:
     step: int
     total_steps: int
@@ -120,6 +132,8 @@ class Progress:
     expert: Expert
     elapsed: float
     remaining: float
+    #: Only on the steps a request with ``preview_every`` asked for; never kept on the record.
+    preview: Preview | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +227,7 @@ class JobRecord:
             case Started():
                 return replace(record, state=JobState.RUNNING, queue_position=0, started_at=event.time)
             case Progress():
-                return replace(record, progress=kind)
+                return replace(record, progress=kind if kind.preview is None else replace(kind, preview=None))
             case Completed():
                 return replace(record, state=JobState.COMPLETED, result=kind, finished_at=event.time)
             case Failed():

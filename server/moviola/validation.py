@@ -124,6 +124,8 @@ class RequestDraft:
     #: Where to POST the job's events (signed webhooks), and which ones (empty: all but progress).
     webhook_url: str = ""
     webhook_events: tuple[str, ...] = ()
+    #: A preview image on every N-th step's progress event (0: none).
+    preview_every: int = 0
 
 
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
@@ -251,6 +253,13 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         raise InvalidRequest(
             "guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one"
         )
+    steps = _bounded(
+        "num_inference_steps", draft.num_inference_steps, d.num_inference_steps, spec.limits.max_steps, spec
+    )
+    if not 0 <= draft.preview_every <= steps:
+        raise InvalidRequest(
+            "preview_every", f"must be between 0 (no previews) and num_inference_steps ({steps})"
+        )
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),
@@ -260,13 +269,7 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         height=_size("height", height, d.height, spec),
         num_frames=_frames(draft.num_frames, spec),
         fps=_bounded("fps", draft.fps, d.fps, spec.limits.max_fps, spec),
-        num_inference_steps=_bounded(
-            "num_inference_steps",
-            draft.num_inference_steps,
-            d.num_inference_steps,
-            spec.limits.max_steps,
-            spec,
-        ),
+        num_inference_steps=steps,
         guidance_scale=_guidance("guidance_scale", draft.guidance_scale, d.guidance_scale, spec) or 0.0,
         guidance_scale_2=_guidance("guidance_scale_2", draft.guidance_scale_2, d.guidance_scale_2, spec),
         seed=draft.seed if draft.seed is not None else secrets.randbelow(2**32),
@@ -276,6 +279,7 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         remixed_from=draft.remixed_from,
         webhook_url=draft.webhook_url,
         webhook_events=_webhook_events(draft),
+        preview_every=draft.preview_every,
     )
 
 

@@ -377,6 +377,9 @@ type GenerateRequest struct {
 	// Which events go to webhook_url: "started", "completed", "failed", "cancelled", "progress".
 	// Empty: all but progress.
 	WebhookEvents []string `protobuf:"bytes,19,rep,name=webhook_events,json=webhookEvents,proto3" json:"webhook_events,omitempty"`
+	// Attach a preview image of the latents to the PROGRESS event of every N-th step (and the last);
+	// 0: no previews. At most num_inference_steps.
+	PreviewEvery uint32 `protobuf:"varint,20,opt,name=preview_every,json=previewEvery,proto3" json:"preview_every,omitempty"`
 }
 
 func (x *GenerateRequest) Reset() {
@@ -542,6 +545,13 @@ func (x *GenerateRequest) GetWebhookEvents() []string {
 		return x.WebhookEvents
 	}
 	return nil
+}
+
+func (x *GenerateRequest) GetPreviewEvery() uint32 {
+	if x != nil {
+		return x.PreviewEvery
+	}
+	return 0
 }
 
 // The job is waiting for a worker.
@@ -718,6 +728,8 @@ type Progress struct {
 	Elapsed *durationpb.Duration `protobuf:"bytes,5,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
 	// Estimated time until the denoising ends.
 	Remaining *durationpb.Duration `protobuf:"bytes,6,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// A preview of the video at this step, on the steps the request's preview_every asked for.
+	Preview *Preview `protobuf:"bytes,7,opt,name=preview,proto3" json:"preview,omitempty"`
 }
 
 func (x *Progress) Reset() {
@@ -794,6 +806,90 @@ func (x *Progress) GetRemaining() *durationpb.Duration {
 	return nil
 }
 
+func (x *Progress) GetPreview() *Preview {
+	if x != nil {
+		return x.Preview
+	}
+	return nil
+}
+
+// A small image of the video mid-denoising: the middle frame, projected from the latents
+// (not the VAE), with the video's aspect ratio and a long side of min(256, video long side) pixels.
+type Preview struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// The encoded image.
+	Image []byte `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// Its type: "image/jpeg".
+	MimeType string `protobuf:"bytes,2,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// Width in pixels.
+	Width uint32 `protobuf:"varint,3,opt,name=width,proto3" json:"width,omitempty"`
+	// Height in pixels.
+	Height uint32 `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+}
+
+func (x *Preview) Reset() {
+	*x = Preview{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_moviola_v1_job_proto_msgTypes[5]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *Preview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Preview) ProtoMessage() {}
+
+func (x *Preview) ProtoReflect() protoreflect.Message {
+	mi := &file_moviola_v1_job_proto_msgTypes[5]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Preview.ProtoReflect.Descriptor instead.
+func (*Preview) Descriptor() ([]byte, []int) {
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Preview) GetImage() []byte {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+func (x *Preview) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *Preview) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Preview) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 // Time spent in each part of a job.
 type Timings struct {
 	state         protoimpl.MessageState
@@ -819,7 +915,7 @@ type Timings struct {
 func (x *Timings) Reset() {
 	*x = Timings{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[5]
+		mi := &file_moviola_v1_job_proto_msgTypes[6]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -832,7 +928,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[5]
+	mi := &file_moviola_v1_job_proto_msgTypes[6]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +941,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{5}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Timings) GetQueued() *durationpb.Duration {
@@ -944,7 +1040,7 @@ type Completed struct {
 func (x *Completed) Reset() {
 	*x = Completed{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[6]
+		mi := &file_moviola_v1_job_proto_msgTypes[7]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -957,7 +1053,7 @@ func (x *Completed) String() string {
 func (*Completed) ProtoMessage() {}
 
 func (x *Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[6]
+	mi := &file_moviola_v1_job_proto_msgTypes[7]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1066,7 @@ func (x *Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completed.ProtoReflect.Descriptor instead.
 func (*Completed) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{6}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Completed) GetVideoUri() string {
@@ -1109,7 +1205,7 @@ type Failed struct {
 func (x *Failed) Reset() {
 	*x = Failed{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[7]
+		mi := &file_moviola_v1_job_proto_msgTypes[8]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -1122,7 +1218,7 @@ func (x *Failed) String() string {
 func (*Failed) ProtoMessage() {}
 
 func (x *Failed) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[7]
+	mi := &file_moviola_v1_job_proto_msgTypes[8]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1231,7 @@ func (x *Failed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failed.ProtoReflect.Descriptor instead.
 func (*Failed) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{7}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Failed) GetCode() FailureCode {
@@ -1172,7 +1268,7 @@ type Cancelled struct {
 func (x *Cancelled) Reset() {
 	*x = Cancelled{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[8]
+		mi := &file_moviola_v1_job_proto_msgTypes[9]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -1185,7 +1281,7 @@ func (x *Cancelled) String() string {
 func (*Cancelled) ProtoMessage() {}
 
 func (x *Cancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[8]
+	mi := &file_moviola_v1_job_proto_msgTypes[9]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1294,7 @@ func (x *Cancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancelled.ProtoReflect.Descriptor instead.
 func (*Cancelled) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{8}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancelled) GetReason() string {
@@ -1240,7 +1336,7 @@ type JobEvent struct {
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[9]
+		mi := &file_moviola_v1_job_proto_msgTypes[10]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -1253,7 +1349,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[9]
+	mi := &file_moviola_v1_job_proto_msgTypes[10]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1362,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{9}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JobEvent) GetJobId() string {
@@ -1439,7 +1535,7 @@ type Job struct {
 func (x *Job) Reset() {
 	*x = Job{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_moviola_v1_job_proto_msgTypes[10]
+		mi := &file_moviola_v1_job_proto_msgTypes[11]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -1452,7 +1548,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_moviola_v1_job_proto_msgTypes[10]
+	mi := &file_moviola_v1_job_proto_msgTypes[11]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1561,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_moviola_v1_job_proto_rawDescGZIP(), []int{10}
+	return file_moviola_v1_job_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Job) GetId() string {
@@ -1554,7 +1650,7 @@ var file_moviola_v1_job_proto_rawDesc = []byte{
 	0x62, 0x75, 0x66, 0x2f, 0x64, 0x75, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x2e, 0x70, 0x72, 0x6f,
 	0x74, 0x6f, 0x1a, 0x1f, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2f, 0x70, 0x72, 0x6f, 0x74, 0x6f,
 	0x62, 0x75, 0x66, 0x2f, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x74, 0x61, 0x6d, 0x70, 0x2e, 0x70, 0x72,
-	0x6f, 0x74, 0x6f, 0x22, 0xd2, 0x05, 0x0a, 0x0f, 0x47, 0x65, 0x6e, 0x65, 0x72, 0x61, 0x74, 0x65,
+	0x6f, 0x74, 0x6f, 0x22, 0xf7, 0x05, 0x0a, 0x0f, 0x47, 0x65, 0x6e, 0x65, 0x72, 0x61, 0x74, 0x65,
 	0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x12, 0x14, 0x0a, 0x05, 0x6d, 0x6f, 0x64, 0x65, 0x6c,
 	0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x05, 0x6d, 0x6f, 0x64, 0x65, 0x6c, 0x12, 0x16, 0x0a,
 	0x06, 0x70, 0x72, 0x6f, 0x6d, 0x70, 0x74, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x70,
@@ -1596,35 +1692,47 @@ var file_moviola_v1_job_proto_rawDesc = []byte{
 	0x20, 0x01, 0x28, 0x09, 0x52, 0x0a, 0x77, 0x65, 0x62, 0x68, 0x6f, 0x6f, 0x6b, 0x55, 0x72, 0x6c,
 	0x12, 0x25, 0x0a, 0x0e, 0x77, 0x65, 0x62, 0x68, 0x6f, 0x6f, 0x6b, 0x5f, 0x65, 0x76, 0x65, 0x6e,
 	0x74, 0x73, 0x18, 0x13, 0x20, 0x03, 0x28, 0x09, 0x52, 0x0d, 0x77, 0x65, 0x62, 0x68, 0x6f, 0x6f,
-	0x6b, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x73, 0x42, 0x11, 0x0a, 0x0f, 0x5f, 0x67, 0x75, 0x69, 0x64,
-	0x61, 0x6e, 0x63, 0x65, 0x5f, 0x73, 0x63, 0x61, 0x6c, 0x65, 0x42, 0x13, 0x0a, 0x11, 0x5f, 0x67,
-	0x75, 0x69, 0x64, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x73, 0x63, 0x61, 0x6c, 0x65, 0x5f, 0x32, 0x42,
-	0x07, 0x0a, 0x05, 0x5f, 0x73, 0x65, 0x65, 0x64, 0x22, 0x24, 0x0a, 0x06, 0x51, 0x75, 0x65, 0x75,
-	0x65, 0x64, 0x12, 0x1a, 0x0a, 0x08, 0x70, 0x6f, 0x73, 0x69, 0x74, 0x69, 0x6f, 0x6e, 0x18, 0x01,
-	0x20, 0x01, 0x28, 0x0d, 0x52, 0x08, 0x70, 0x6f, 0x73, 0x69, 0x74, 0x69, 0x6f, 0x6e, 0x22, 0x3b,
-	0x0a, 0x07, 0x53, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64, 0x12, 0x16, 0x0a, 0x06, 0x77, 0x6f, 0x72,
-	0x6b, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x77, 0x6f, 0x72, 0x6b, 0x65,
-	0x72, 0x12, 0x18, 0x0a, 0x07, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70, 0x74, 0x18, 0x02, 0x20, 0x01,
-	0x28, 0x0d, 0x52, 0x07, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70, 0x74, 0x22, 0x37, 0x0a, 0x0c, 0x50,
-	0x68, 0x61, 0x73, 0x65, 0x43, 0x68, 0x61, 0x6e, 0x67, 0x65, 0x64, 0x12, 0x27, 0x0a, 0x05, 0x70,
-	0x68, 0x61, 0x73, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0e, 0x32, 0x11, 0x2e, 0x6d, 0x6f, 0x76,
-	0x69, 0x6f, 0x6c, 0x61, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x68, 0x61, 0x73, 0x65, 0x52, 0x05, 0x70,
-	0x68, 0x61, 0x73, 0x65, 0x22, 0xf5, 0x01, 0x0a, 0x08, 0x50, 0x72, 0x6f, 0x67, 0x72, 0x65, 0x73,
-	0x73, 0x12, 0x12, 0x0a, 0x04, 0x73, 0x74, 0x65, 0x70, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0d, 0x52,
-	0x04, 0x73, 0x74, 0x65, 0x70, 0x12, 0x1f, 0x0a, 0x0b, 0x74, 0x6f, 0x74, 0x61, 0x6c, 0x5f, 0x73,
-	0x74, 0x65, 0x70, 0x73, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x0a, 0x74, 0x6f, 0x74, 0x61,
-	0x6c, 0x53, 0x74, 0x65, 0x70, 0x73, 0x12, 0x1a, 0x0a, 0x08, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x74,
-	0x65, 0x70, 0x18, 0x03, 0x20, 0x01, 0x28, 0x02, 0x52, 0x08, 0x74, 0x69, 0x6d, 0x65, 0x73, 0x74,
-	0x65, 0x70, 0x12, 0x2a, 0x0a, 0x06, 0x65, 0x78, 0x70, 0x65, 0x72, 0x74, 0x18, 0x04, 0x20, 0x01,
-	0x28, 0x0e, 0x32, 0x12, 0x2e, 0x6d, 0x6f, 0x76, 0x69, 0x6f, 0x6c, 0x61, 0x2e, 0x76, 0x31, 0x2e,
-	0x45, 0x78, 0x70, 0x65, 0x72, 0x74, 0x52, 0x06, 0x65, 0x78, 0x70, 0x65, 0x72, 0x74, 0x12, 0x33,
-	0x0a, 0x07, 0x65, 0x6c, 0x61, 0x70, 0x73, 0x65, 0x64, 0x18, 0x05, 0x20, 0x01, 0x28, 0x0b, 0x32,
-	0x19, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75,
-	0x66, 0x2e, 0x44, 0x75, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x52, 0x07, 0x65, 0x6c, 0x61, 0x70,
-	0x73, 0x65, 0x64, 0x12, 0x37, 0x0a, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67,
-	0x18, 0x06, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e,
-	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x44, 0x75, 0x72, 0x61, 0x74, 0x69, 0x6f,
-	0x6e, 0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e, 0x67, 0x22, 0x9f, 0x03, 0x0a,
+	0x6b, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x73, 0x12, 0x23, 0x0a, 0x0d, 0x70, 0x72, 0x65, 0x76, 0x69,
+	0x65, 0x77, 0x5f, 0x65, 0x76, 0x65, 0x72, 0x79, 0x18, 0x14, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x0c,
+	0x70, 0x72, 0x65, 0x76, 0x69, 0x65, 0x77, 0x45, 0x76, 0x65, 0x72, 0x79, 0x42, 0x11, 0x0a, 0x0f,
+	0x5f, 0x67, 0x75, 0x69, 0x64, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x73, 0x63, 0x61, 0x6c, 0x65, 0x42,
+	0x13, 0x0a, 0x11, 0x5f, 0x67, 0x75, 0x69, 0x64, 0x61, 0x6e, 0x63, 0x65, 0x5f, 0x73, 0x63, 0x61,
+	0x6c, 0x65, 0x5f, 0x32, 0x42, 0x07, 0x0a, 0x05, 0x5f, 0x73, 0x65, 0x65, 0x64, 0x22, 0x24, 0x0a,
+	0x06, 0x51, 0x75, 0x65, 0x75, 0x65, 0x64, 0x12, 0x1a, 0x0a, 0x08, 0x70, 0x6f, 0x73, 0x69, 0x74,
+	0x69, 0x6f, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x08, 0x70, 0x6f, 0x73, 0x69, 0x74,
+	0x69, 0x6f, 0x6e, 0x22, 0x3b, 0x0a, 0x07, 0x53, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64, 0x12, 0x16,
+	0x0a, 0x06, 0x77, 0x6f, 0x72, 0x6b, 0x65, 0x72, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06,
+	0x77, 0x6f, 0x72, 0x6b, 0x65, 0x72, 0x12, 0x18, 0x0a, 0x07, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70,
+	0x74, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x07, 0x61, 0x74, 0x74, 0x65, 0x6d, 0x70, 0x74,
+	0x22, 0x37, 0x0a, 0x0c, 0x50, 0x68, 0x61, 0x73, 0x65, 0x43, 0x68, 0x61, 0x6e, 0x67, 0x65, 0x64,
+	0x12, 0x27, 0x0a, 0x05, 0x70, 0x68, 0x61, 0x73, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0e, 0x32,
+	0x11, 0x2e, 0x6d, 0x6f, 0x76, 0x69, 0x6f, 0x6c, 0x61, 0x2e, 0x76, 0x31, 0x2e, 0x50, 0x68, 0x61,
+	0x73, 0x65, 0x52, 0x05, 0x70, 0x68, 0x61, 0x73, 0x65, 0x22, 0xa4, 0x02, 0x0a, 0x08, 0x50, 0x72,
+	0x6f, 0x67, 0x72, 0x65, 0x73, 0x73, 0x12, 0x12, 0x0a, 0x04, 0x73, 0x74, 0x65, 0x70, 0x18, 0x01,
+	0x20, 0x01, 0x28, 0x0d, 0x52, 0x04, 0x73, 0x74, 0x65, 0x70, 0x12, 0x1f, 0x0a, 0x0b, 0x74, 0x6f,
+	0x74, 0x61, 0x6c, 0x5f, 0x73, 0x74, 0x65, 0x70, 0x73, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0d, 0x52,
+	0x0a, 0x74, 0x6f, 0x74, 0x61, 0x6c, 0x53, 0x74, 0x65, 0x70, 0x73, 0x12, 0x1a, 0x0a, 0x08, 0x74,
+	0x69, 0x6d, 0x65, 0x73, 0x74, 0x65, 0x70, 0x18, 0x03, 0x20, 0x01, 0x28, 0x02, 0x52, 0x08, 0x74,
+	0x69, 0x6d, 0x65, 0x73, 0x74, 0x65, 0x70, 0x12, 0x2a, 0x0a, 0x06, 0x65, 0x78, 0x70, 0x65, 0x72,
+	0x74, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0e, 0x32, 0x12, 0x2e, 0x6d, 0x6f, 0x76, 0x69, 0x6f, 0x6c,
+	0x61, 0x2e, 0x76, 0x31, 0x2e, 0x45, 0x78, 0x70, 0x65, 0x72, 0x74, 0x52, 0x06, 0x65, 0x78, 0x70,
+	0x65, 0x72, 0x74, 0x12, 0x33, 0x0a, 0x07, 0x65, 0x6c, 0x61, 0x70, 0x73, 0x65, 0x64, 0x18, 0x05,
+	0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72,
+	0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x44, 0x75, 0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x52,
+	0x07, 0x65, 0x6c, 0x61, 0x70, 0x73, 0x65, 0x64, 0x12, 0x37, 0x0a, 0x09, 0x72, 0x65, 0x6d, 0x61,
+	0x69, 0x6e, 0x69, 0x6e, 0x67, 0x18, 0x06, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x67, 0x6f,
+	0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x44, 0x75,
+	0x72, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x52, 0x09, 0x72, 0x65, 0x6d, 0x61, 0x69, 0x6e, 0x69, 0x6e,
+	0x67, 0x12, 0x2d, 0x0a, 0x07, 0x70, 0x72, 0x65, 0x76, 0x69, 0x65, 0x77, 0x18, 0x07, 0x20, 0x01,
+	0x28, 0x0b, 0x32, 0x13, 0x2e, 0x6d, 0x6f, 0x76, 0x69, 0x6f, 0x6c, 0x61, 0x2e, 0x76, 0x31, 0x2e,
+	0x50, 0x72, 0x65, 0x76, 0x69, 0x65, 0x77, 0x52, 0x07, 0x70, 0x72, 0x65, 0x76, 0x69, 0x65, 0x77,
+	0x22, 0x6a, 0x0a, 0x07, 0x50, 0x72, 0x65, 0x76, 0x69, 0x65, 0x77, 0x12, 0x14, 0x0a, 0x05, 0x69,
+	0x6d, 0x61, 0x67, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x05, 0x69, 0x6d, 0x61, 0x67,
+	0x65, 0x12, 0x1b, 0x0a, 0x09, 0x6d, 0x69, 0x6d, 0x65, 0x5f, 0x74, 0x79, 0x70, 0x65, 0x18, 0x02,
+	0x20, 0x01, 0x28, 0x09, 0x52, 0x08, 0x6d, 0x69, 0x6d, 0x65, 0x54, 0x79, 0x70, 0x65, 0x12, 0x14,
+	0x0a, 0x05, 0x77, 0x69, 0x64, 0x74, 0x68, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0d, 0x52, 0x05, 0x77,
+	0x69, 0x64, 0x74, 0x68, 0x12, 0x16, 0x0a, 0x06, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x04,
+	0x20, 0x01, 0x28, 0x0d, 0x52, 0x06, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x22, 0x9f, 0x03, 0x0a,
 	0x07, 0x54, 0x69, 0x6d, 0x69, 0x6e, 0x67, 0x73, 0x12, 0x31, 0x0a, 0x06, 0x71, 0x75, 0x65, 0x75,
 	0x65, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x19, 0x2e, 0x67, 0x6f, 0x6f, 0x67, 0x6c,
 	0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e, 0x44, 0x75, 0x72, 0x61, 0x74,
@@ -1826,7 +1934,7 @@ func file_moviola_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_moviola_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_moviola_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_moviola_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_moviola_v1_job_proto_goTypes = []interface{}{
 	(Priority)(0),                 // 0: moviola.v1.Priority
 	(JobState)(0),                 // 1: moviola.v1.JobState
@@ -1838,53 +1946,55 @@ var file_moviola_v1_job_proto_goTypes = []interface{}{
 	(*Started)(nil),               // 7: moviola.v1.Started
 	(*PhaseChanged)(nil),          // 8: moviola.v1.PhaseChanged
 	(*Progress)(nil),              // 9: moviola.v1.Progress
-	(*Timings)(nil),               // 10: moviola.v1.Timings
-	(*Completed)(nil),             // 11: moviola.v1.Completed
-	(*Failed)(nil),                // 12: moviola.v1.Failed
-	(*Cancelled)(nil),             // 13: moviola.v1.Cancelled
-	(*JobEvent)(nil),              // 14: moviola.v1.JobEvent
-	(*Job)(nil),                   // 15: moviola.v1.Job
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*Preview)(nil),               // 10: moviola.v1.Preview
+	(*Timings)(nil),               // 11: moviola.v1.Timings
+	(*Completed)(nil),             // 12: moviola.v1.Completed
+	(*Failed)(nil),                // 13: moviola.v1.Failed
+	(*Cancelled)(nil),             // 14: moviola.v1.Cancelled
+	(*JobEvent)(nil),              // 15: moviola.v1.JobEvent
+	(*Job)(nil),                   // 16: moviola.v1.Job
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_moviola_v1_job_proto_depIdxs = []int32{
 	0,  // 0: moviola.v1.GenerateRequest.priority:type_name -> moviola.v1.Priority
-	16, // 1: moviola.v1.GenerateRequest.max_wait:type_name -> google.protobuf.Duration
+	17, // 1: moviola.v1.GenerateRequest.max_wait:type_name -> google.protobuf.Duration
 	2,  // 2: moviola.v1.PhaseChanged.phase:type_name -> moviola.v1.Phase
 	3,  // 3: moviola.v1.Progress.expert:type_name -> moviola.v1.Expert
-	16, // 4: moviola.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	16, // 5: moviola.v1.Progress.remaining:type_name -> google.protobuf.Duration
-	16, // 6: moviola.v1.Timings.queued:type_name -> google.protobuf.Duration
-	16, // 7: moviola.v1.Timings.text_encoding:type_name -> google.protobuf.Duration
-	16, // 8: moviola.v1.Timings.denoising:type_name -> google.protobuf.Duration
-	16, // 9: moviola.v1.Timings.vae_decoding:type_name -> google.protobuf.Duration
-	16, // 10: moviola.v1.Timings.video_encoding:type_name -> google.protobuf.Duration
-	16, // 11: moviola.v1.Timings.storing:type_name -> google.protobuf.Duration
-	16, // 12: moviola.v1.Timings.running:type_name -> google.protobuf.Duration
-	10, // 13: moviola.v1.Completed.timings:type_name -> moviola.v1.Timings
-	17, // 14: moviola.v1.Completed.download_url_expire_time:type_name -> google.protobuf.Timestamp
-	17, // 15: moviola.v1.Completed.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 16: moviola.v1.Failed.code:type_name -> moviola.v1.FailureCode
-	17, // 17: moviola.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
-	6,  // 18: moviola.v1.JobEvent.queued:type_name -> moviola.v1.Queued
-	7,  // 19: moviola.v1.JobEvent.started:type_name -> moviola.v1.Started
-	8,  // 20: moviola.v1.JobEvent.phase_changed:type_name -> moviola.v1.PhaseChanged
-	9,  // 21: moviola.v1.JobEvent.progress:type_name -> moviola.v1.Progress
-	11, // 22: moviola.v1.JobEvent.completed:type_name -> moviola.v1.Completed
-	12, // 23: moviola.v1.JobEvent.failed:type_name -> moviola.v1.Failed
-	13, // 24: moviola.v1.JobEvent.cancelled:type_name -> moviola.v1.Cancelled
-	1,  // 25: moviola.v1.Job.state:type_name -> moviola.v1.JobState
-	5,  // 26: moviola.v1.Job.request:type_name -> moviola.v1.GenerateRequest
-	17, // 27: moviola.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 28: moviola.v1.Job.progress:type_name -> moviola.v1.Progress
-	11, // 29: moviola.v1.Job.result:type_name -> moviola.v1.Completed
-	12, // 30: moviola.v1.Job.failure:type_name -> moviola.v1.Failed
-	13, // 31: moviola.v1.Job.cancellation:type_name -> moviola.v1.Cancelled
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	17, // 4: moviola.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	17, // 5: moviola.v1.Progress.remaining:type_name -> google.protobuf.Duration
+	10, // 6: moviola.v1.Progress.preview:type_name -> moviola.v1.Preview
+	17, // 7: moviola.v1.Timings.queued:type_name -> google.protobuf.Duration
+	17, // 8: moviola.v1.Timings.text_encoding:type_name -> google.protobuf.Duration
+	17, // 9: moviola.v1.Timings.denoising:type_name -> google.protobuf.Duration
+	17, // 10: moviola.v1.Timings.vae_decoding:type_name -> google.protobuf.Duration
+	17, // 11: moviola.v1.Timings.video_encoding:type_name -> google.protobuf.Duration
+	17, // 12: moviola.v1.Timings.storing:type_name -> google.protobuf.Duration
+	17, // 13: moviola.v1.Timings.running:type_name -> google.protobuf.Duration
+	11, // 14: moviola.v1.Completed.timings:type_name -> moviola.v1.Timings
+	18, // 15: moviola.v1.Completed.download_url_expire_time:type_name -> google.protobuf.Timestamp
+	18, // 16: moviola.v1.Completed.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 17: moviola.v1.Failed.code:type_name -> moviola.v1.FailureCode
+	18, // 18: moviola.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
+	6,  // 19: moviola.v1.JobEvent.queued:type_name -> moviola.v1.Queued
+	7,  // 20: moviola.v1.JobEvent.started:type_name -> moviola.v1.Started
+	8,  // 21: moviola.v1.JobEvent.phase_changed:type_name -> moviola.v1.PhaseChanged
+	9,  // 22: moviola.v1.JobEvent.progress:type_name -> moviola.v1.Progress
+	12, // 23: moviola.v1.JobEvent.completed:type_name -> moviola.v1.Completed
+	13, // 24: moviola.v1.JobEvent.failed:type_name -> moviola.v1.Failed
+	14, // 25: moviola.v1.JobEvent.cancelled:type_name -> moviola.v1.Cancelled
+	1,  // 26: moviola.v1.Job.state:type_name -> moviola.v1.JobState
+	5,  // 27: moviola.v1.Job.request:type_name -> moviola.v1.GenerateRequest
+	18, // 28: moviola.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 29: moviola.v1.Job.progress:type_name -> moviola.v1.Progress
+	12, // 30: moviola.v1.Job.result:type_name -> moviola.v1.Completed
+	13, // 31: moviola.v1.Job.failure:type_name -> moviola.v1.Failed
+	14, // 32: moviola.v1.Job.cancellation:type_name -> moviola.v1.Cancelled
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_moviola_v1_job_proto_init() }
@@ -1954,7 +2064,7 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[5].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*Timings); i {
+			switch v := v.(*Preview); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -1966,7 +2076,7 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[6].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*Completed); i {
+			switch v := v.(*Timings); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -1978,7 +2088,7 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[7].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*Failed); i {
+			switch v := v.(*Completed); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -1990,7 +2100,7 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[8].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*Cancelled); i {
+			switch v := v.(*Failed); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -2002,7 +2112,7 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[9].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*JobEvent); i {
+			switch v := v.(*Cancelled); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -2014,6 +2124,18 @@ func file_moviola_v1_job_proto_init() {
 			}
 		}
 		file_moviola_v1_job_proto_msgTypes[10].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*JobEvent); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_moviola_v1_job_proto_msgTypes[11].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*Job); i {
 			case 0:
 				return &v.state
@@ -2027,7 +2149,7 @@ func file_moviola_v1_job_proto_init() {
 		}
 	}
 	file_moviola_v1_job_proto_msgTypes[0].OneofWrappers = []interface{}{}
-	file_moviola_v1_job_proto_msgTypes[9].OneofWrappers = []interface{}{
+	file_moviola_v1_job_proto_msgTypes[10].OneofWrappers = []interface{}{
 		(*JobEvent_Queued)(nil),
 		(*JobEvent_Started)(nil),
 		(*JobEvent_PhaseChanged)(nil),
@@ -2042,7 +2164,7 @@ func file_moviola_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_moviola_v1_job_proto_rawDesc,
 			NumEnums:      5,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -62,6 +62,7 @@ def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
         traceparent=traceparent,
         webhook_url=request.webhook_url,
         webhook_events=tuple(request.webhook_events),
+        preview_every=request.preview_every,
     )
 
 
@@ -87,7 +88,13 @@ def request(value: jobs.JobRequest) -> pb.GenerateRequest:
 
 
 def progress(value: jobs.Progress) -> pb.Progress:
+    preview = value.preview
     return pb.Progress(
+        preview=None
+        if preview is None
+        else pb.Preview(
+            image=preview.image, mime_type=preview.mime_type, width=preview.width, height=preview.height
+        ),
         step=value.step,
         total_steps=value.total_steps,
         timestep=value.timestep,

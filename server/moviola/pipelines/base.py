@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moviola.catalog import ModelSpec
-from moviola.jobs import Expert, JobRequest, Phase
+from moviola.jobs import Expert, JobRequest, Phase, Preview
 
 Frames = npt.NDArray[np.uint8]
 """Video frames, shape (frames, height, width, 3), RGB."""
@@ -23,8 +23,13 @@ class StepHooks(Protocol):
     def phase(self, phase: Phase) -> None:
         """A new phase begins."""
 
-    def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
-        """Denoising step ``step`` (1-based) finished. May raise ``JobCancelled``."""
+    def wants_preview(self, step: int, total_steps: int) -> bool:
+        """Whether step ``step`` should carry a preview (the request's ``preview_every``)."""
+
+    def step(
+        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: Preview | None = None
+    ) -> None:
+        """Denoising step ``step`` (1-based) finished, with its preview if one was wanted. May raise ``JobCancelled``."""
 
     def peak_memory(self, peak_bytes: int) -> None:
         """The job's peak accelerator (or process) memory."""

@@ -19,6 +19,7 @@ from moviola.catalog import ModelSpec
 from moviola.errors import JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, Phase
 from moviola.pipelines.base import Frames, StepHooks
+from moviola.pipelines.preview import Previewer
 
 
 def _dtype(name: str, device: str) -> torch.dtype:
@@ -49,6 +50,7 @@ class DiffusersVideo:
         self._pipe = pipe
         self._image_pipe = image_pipe
         self._device = device
+        self._previewer = Previewer(pipe)  # the image-to-video twin shares the VAE
         boundary = getattr(pipe.config, "boundary_ratio", None)
         self._boundary_timestep = (
             None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps
@@ -147,9 +149,14 @@ class DiffusersVideo:
         pipe = self._image_pipe if request.image is not None and self._image_pipe is not None else self._pipe
         total = request.num_inference_steps
 
-        def on_step_end(_pipe: Any, i: int, t: torch.Tensor, _kwargs: dict[str, Any]) -> dict[str, Any]:
+        previewer = self._previewer
+
+        def on_step_end(_pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
             timestep = float(t.flatten()[0]) if t.ndim else float(t)
-            hooks.step(i + 1, total, timestep, self._expert(timestep))
+            preview = None
+            if hooks.wants_preview(i + 1, total):
+                preview = previewer.render(kwargs["latents"], request)
+            hooks.step(i + 1, total, timestep, self._expert(timestep), preview)
             if i + 1 == total:
                 hooks.phase(Phase.VAE_DECODING)
             return {}

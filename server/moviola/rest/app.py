@@ -31,7 +31,7 @@ from moviola.catalog import ModelSpec
 from moviola.delivery import Delivery
 from moviola.errors import InvalidRequest, MoviolaError
 from moviola.jobs import Completed, JobRecord
-from moviola.rest import videos
+from moviola.rest import sse, videos
 from moviola.rest.auth import BearerAuth
 from moviola.rest.errors import error_response, from_error
 from moviola.service import JobService
@@ -74,6 +74,8 @@ class Routes:
     ) -> None:
         self.service, self.delivery = service, delivery
         self.models, self.default_model = models, default_model
+        #: Seconds of silence on an events stream before a keep-alive comment.
+        self.keepalive = sse.KEEPALIVE
 
     def shown(self, record: JobRecord) -> dict[str, Any]:
         return videos.video(record, self.delivery.links_of(record))
@@ -155,12 +157,18 @@ class Routes:
         )
 
     async def _lines(self, video_id: str, after: int, caller: Caller) -> AsyncIterator[bytes]:
-        """WatchJob's events as SSE: ``id`` the sequence number, ``event`` its kind, ``data`` its protobuf JSON."""
-        async for event in self.service.watch(video_id, after, caller=caller):
+        """WatchJob's events as SSE: ``id`` the sequence number, ``event`` its kind, ``data`` its protobuf JSON
+        (a progress event's preview is ``progress.preview.image``, base64); comments while idle."""
+        async for event in sse.with_keepalive(
+            self.service.watch(video_id, after, caller=caller), self.keepalive
+        ):
+            if event is None:
+                yield sse.COMMENT
+                continue
             links = self.delivery.links(event.kind, event.time) if isinstance(event.kind, Completed) else None
             message = convert.event(event, links)
             data = json_format.MessageToJson(message, indent=None)
-            yield f"id: {event.sequence}\nevent: {message.WhichOneof('kind')}\ndata: {data}\n\n".encode()
+            yield sse.frame(event.sequence, str(message.WhichOneof("kind")), data)
 
 
 async def _moviola_error(request: Request, error: Exception) -> JSONResponse:

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 
 from moviola.errors import JobCancelled
-from moviola.jobs import EventKind, Expert, Phase, PhaseChanged, Progress, Timings
+from moviola.jobs import EventKind, Expert, Phase, PhaseChanged, Preview, Progress, Timings
 
 
 class JobHooks:
-    def __init__(self, emit: Callable[[EventKind], None]) -> None:
+    def __init__(self, emit: Callable[[EventKind], None], *, preview_every: int = 0) -> None:
         self._emit = emit
+        self._preview_every = preview_every
         self._cancel = threading.Event()
         self.cancel_reason = ""
         self._phase_start: dict[Phase, float] = {}
@@ -86,7 +87,13 @@ class JobHooks:
     def peak_memory(self, peak_bytes: int) -> None:
         self.peak_memory_bytes = peak_bytes
 
-    def step(self, step: int, total_steps: int, timestep: float, expert: Expert) -> None:
+    def wants_preview(self, step: int, total_steps: int) -> bool:
+        every = self._preview_every
+        return every > 0 and (step % every == 0 or step == total_steps)
+
+    def step(
+        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: Preview | None = None
+    ) -> None:
         elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())
         remaining = elapsed / step * (total_steps - step)
         self._emit(
@@ -97,6 +104,7 @@ class JobHooks:
                 expert=expert,
                 elapsed=elapsed,
                 remaining=remaining,
+                preview=preview,
             )
         )
         self.check()

@@ -199,7 +199,7 @@ class Worker:
         def emit(kind: EventKind) -> None:  # on the pipeline thread
             loop.call_soon_threadsafe(put, kind)
 
-        hooks = JobHooks(emit)
+        hooks = JobHooks(emit, preview_every=job.request.preview_every)
         outbox = Outbox(
             lambda kinds: self._queue.publish_many(job.job_id, kinds, attempt=job.attempt),
             lambda: hooks.request_cancel("taken over by another worker"),

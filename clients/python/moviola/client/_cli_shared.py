@@ -69,6 +69,17 @@ def _run_to_end(client: Client, events: Iterator[pb.JobEvent], as_json_lines: bo
     return terminal
 
 
+def save_previews(events: Iterator[pb.JobEvent], folder: Path) -> Iterator[pb.JobEvent]:
+    """Pass ``events`` through, writing each progress preview to ``folder/step-NNNN.jpg``."""
+    suffixes = {"image/jpeg": ".jpg", "image/webp": ".webp", "image/png": ".png"}
+    for event in events:
+        if event.WhichOneof("kind") == "progress" and event.progress.HasField("preview"):
+            preview = event.progress.preview
+            name = f"step-{event.progress.step:04d}{suffixes.get(preview.mime_type, '.img')}"
+            (folder / name).write_bytes(preview.image)
+        yield event
+
+
 def _finish(terminal: pb.JobEvent, out: Path | None, client: Client) -> None:
     kind = terminal.WhichOneof("kind")
     if kind != "completed":

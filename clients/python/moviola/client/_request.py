@@ -30,6 +30,8 @@ class RequestOptions(TypedDict, total=False):
     #: POST this job's events here as signed webhooks; which ones ("completed", ...; default all but progress).
     webhook_url: str
     webhook_events: list[str]
+    #: A preview image (``event.progress.preview``) on every N-th denoising step and the last.
+    preview_every: int
 
 
 def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:

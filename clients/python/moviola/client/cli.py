@@ -19,6 +19,7 @@ from moviola.client._cli_shared import (
     _finish,
     _run_to_end,
     _wait_ready,
+    save_previews,
     server_option,
     wait_ready_option,
 )
@@ -106,6 +107,18 @@ auth = _server_command("auth")
 )
 @click.option("--idempotency-key", default="")
 @click.option(
+    "--previews",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Save live previews here as step-NNNN.jpg (every step unless --preview-every).",
+)
+@click.option(
+    "--preview-every",
+    "preview_every",
+    type=UINT32,
+    default=None,
+    help="A preview every N steps (and the last).",
+)
+@click.option(
     "--json", "json_lines", is_flag=True, help="Print events as JSON lines instead of a progress bar."
 )
 @wait_ready_option
@@ -114,6 +127,7 @@ def generate(
     server: str,
     out: Path | None,
     image: Path | None,
+    previews: Path | None,
     json_lines: bool,
     wait_ready: float,
     **options: object,
@@ -121,9 +135,16 @@ def generate(
     """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
     if image is not None:
         options["image"] = image.read_bytes()
+    if previews is not None:
+        previews.mkdir(parents=True, exist_ok=True)
+        if options.get("preview_every") is None:
+            options["preview_every"] = 1
     with connected(server) as client:
         _wait_ready(client, wait_ready)
-        terminal = _run_to_end(client, client.generate(prompt, **options), json_lines)  # type: ignore[arg-type]
+        events = client.generate(prompt, **options)  # type: ignore[arg-type]
+        if previews is not None:
+            events = save_previews(events, previews)
+        terminal = _run_to_end(client, events, json_lines)
         _finish(terminal, out, client)
 
 

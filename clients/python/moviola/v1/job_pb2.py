@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14moviola/v1/job.proto\x12\nmoviola.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x03\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\x12\n\nnum_frames\x18\x07 \x01(\r\x12\x0b\n\x03\x66ps\x18\x08 \x01(\r\x12\x1b\n\x13num_inference_steps\x18\t \x01(\r\x12\x1b\n\x0eguidance_scale\x18\n \x01(\x02H\x00\x88\x01\x01\x12\x1d\n\x10guidance_scale_2\x18\x0b \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x0c \x01(\x04H\x02\x88\x01\x01\x12&\n\x08priority\x18\r \x01(\x0e\x32\x14.moviola.v1.Priority\x12\x17\n\x0fidempotency_key\x18\x0e \x01(\t\x12\x16\n\x0e\x61llow_fallback\x18\x0f \x01(\x08\x12+\n\x08max_wait\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nresolution\x18\x11 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x12 \x01(\t\x12\x16\n\x0ewebhook_events\x18\x13 \x03(\tB\x11\n\x0f_guidance_scaleB\x13\n\x11_guidance_scale_2B\x07\n\x05_seed\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"*\n\x07Started\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"0\n\x0cPhaseChanged\x12 \n\x05phase\x18\x01 \x01(\x0e\x32\x11.moviola.v1.Phase\"\xbd\x01\n\x08Progress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\x10\n\x08timestep\x18\x03 \x01(\x02\x12\"\n\x06\x65xpert\x18\x04 \x01(\x0e\x32\x12.moviola.v1.Expert\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tremaining\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd0\x02\n\x07Timings\x12)\n\x06queued\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rtext_encoding\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tdenoising\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cvae_decoding\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0evideo_encoding\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07storing\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07running\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb0\x03\n\tCompleted\x12\x11\n\tvideo_uri\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x12\n\nnum_frames\x18\x04 \x01(\r\x12\x0b\n\x03\x66ps\x18\x05 \x01(\r\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\r\n\x05model\x18\x07 \x01(\t\x12$\n\x07timings\x18\x08 \x01(\x0b\x32\x13.moviola.v1.Timings\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x11\n\tmime_type\x18\n \x01(\t\x12\x19\n\x11peak_memory_bytes\x18\x0b \x01(\x04\x12\x14\n\x0c\x64ownload_url\x18\x0c \x01(\t\x12<\n\x18\x64ownload_url_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rthumbnail_uri\x18\x0e \x01(\t\x12\x1e\n\x16thumbnail_download_url\x18\x0f \x01(\t\x12/\n\x0b\x65xpire_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x65xpired\x18\x11 \x01(\x08\"S\n\x06\x46\x61iled\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.moviola.v1.FailureCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\x1b\n\tCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x96\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\x04 \x01(\t\x12$\n\x06queued\x18\n \x01(\x0b\x32\x12.moviola.v1.QueuedH\x00\x12&\n\x07started\x18\x0b \x01(\x0b\x32\x13.moviola.v1.StartedH\x00\x12\x31\n\rphase_changed\x18\x0c \x01(\x0b\x32\x18.moviola.v1.PhaseChangedH\x00\x12(\n\x08progress\x18\r \x01(\x0b\x32\x14.moviola.v1.ProgressH\x00\x12*\n\tcompleted\x18\x0e \x01(\x0b\x32\x15.moviola.v1.CompletedH\x00\x12$\n\x06\x66\x61iled\x18\x0f \x01(\x0b\x32\x12.moviola.v1.FailedH\x00\x12*\n\tcancelled\x18\x10 \x01(\x0b\x32\x15.moviola.v1.CancelledH\x00\x42\x06\n\x04kind\"\xf4\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.moviola.v1.JobState\x12,\n\x07request\x18\x03 \x01(\x0b\x32\x1b.moviola.v1.GenerateRequest\x12\r\n\x05model\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\x12\x16\n\x0equeue_position\x18\x07 \x01(\r\x12&\n\x08progress\x18\x08 \x01(\x0b\x32\x14.moviola.v1.Progress\x12%\n\x06result\x18\t \x01(\x0b\x32\x15.moviola.v1.Completed\x12#\n\x07\x66\x61ilure\x18\n \x01(\x0b\x32\x12.moviola.v1.Failed\x12+\n\x0c\x63\x61ncellation\x18\x0b \x01(\x0b\x32\x15.moviola.v1.Cancelled*R\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x12\n\x0ePRIORITY_BATCH\x10\x02*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\x91\x01\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x17\n\x13PHASE_TEXT_ENCODING\x10\x01\x12\x13\n\x0fPHASE_DENOISING\x10\x02\x12\x16\n\x12PHASE_VAE_DECODING\x10\x03\x12\x18\n\x14PHASE_VIDEO_ENCODING\x10\x04\x12\x11\n\rPHASE_STORING\x10\x05*`\n\x06\x45xpert\x12\x16\n\x12\x45XPERT_UNSPECIFIED\x10\x00\x12\x11\n\rEXPERT_SINGLE\x10\x01\x12\x15\n\x11\x45XPERT_HIGH_NOISE\x10\x02\x12\x14\n\x10\x45XPERT_LOW_NOISE\x10\x03*\xe8\x01\n\x0b\x46\x61ilureCode\x12\x1c\n\x18\x46\x41ILURE_CODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x41ILURE_CODE_INTERNAL\x10\x01\x12\x1e\n\x1a\x46\x41ILURE_CODE_OUT_OF_MEMORY\x10\x02\x12\x1e\n\x1a\x46\x41ILURE_CODE_INVALID_INPUT\x10\x03\x12\x1c\n\x18\x46\x41ILURE_CODE_UNAVAILABLE\x10\x04\x12\x1e\n\x1a\x46\x41ILURE_CODE_DEAD_LETTERED\x10\x05\x12\"\n\x1e\x46\x41ILURE_CODE_DEADLINE_EXCEEDED\x10\x06\x42;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14moviola/v1/job.proto\x12\nmoviola.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x04\n\x0fGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\x12\n\nnum_frames\x18\x07 \x01(\r\x12\x0b\n\x03\x66ps\x18\x08 \x01(\r\x12\x1b\n\x13num_inference_steps\x18\t \x01(\r\x12\x1b\n\x0eguidance_scale\x18\n \x01(\x02H\x00\x88\x01\x01\x12\x1d\n\x10guidance_scale_2\x18\x0b \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x0c \x01(\x04H\x02\x88\x01\x01\x12&\n\x08priority\x18\r \x01(\x0e\x32\x14.moviola.v1.Priority\x12\x17\n\x0fidempotency_key\x18\x0e \x01(\t\x12\x16\n\x0e\x61llow_fallback\x18\x0f \x01(\x08\x12+\n\x08max_wait\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nresolution\x18\x11 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x12 \x01(\t\x12\x16\n\x0ewebhook_events\x18\x13 \x03(\t\x12\x15\n\rpreview_every\x18\x14 \x01(\rB\x11\n\x0f_guidance_scaleB\x13\n\x11_guidance_scale_2B\x07\n\x05_seed\"\x1a\n\x06Queued\x12\x10\n\x08position\x18\x01 \x01(\r\"*\n\x07Started\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"0\n\x0cPhaseChanged\x12 \n\x05phase\x18\x01 \x01(\x0e\x32\x11.moviola.v1.Phase\"\xe3\x01\n\x08Progress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\x10\n\x08timestep\x18\x03 \x01(\x02\x12\"\n\x06\x65xpert\x18\x04 \x01(\x0e\x32\x12.moviola.v1.Expert\x12*\n\x07\x65lapsed\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tremaining\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x07preview\x18\x07 \x01(\x0b\x32\x13.moviola.v1.Preview\"J\n\x07Preview\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"\xd0\x02\n\x07Timings\x12)\n\x06queued\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x30\n\rtext_encoding\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tdenoising\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cvae_decoding\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0evideo_encoding\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07storing\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07running\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb0\x03\n\tCompleted\x12\x11\n\tvideo_uri\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x12\n\nnum_frames\x18\x04 \x01(\r\x12\x0b\n\x03\x66ps\x18\x05 \x01(\r\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\r\n\x05model\x18\x07 \x01(\t\x12$\n\x07timings\x18\x08 \x01(\x0b\x32\x13.moviola.v1.Timings\x12\x12\n\nsize_bytes\x18\t \x01(\x04\x12\x11\n\tmime_type\x18\n \x01(\t\x12\x19\n\x11peak_memory_bytes\x18\x0b \x01(\x04\x12\x14\n\x0c\x64ownload_url\x18\x0c \x01(\t\x12<\n\x18\x64ownload_url_expire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rthumbnail_uri\x18\x0e \x01(\t\x12\x1e\n\x16thumbnail_download_url\x18\x0f \x01(\t\x12/\n\x0b\x65xpire_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x65xpired\x18\x11 \x01(\x08\"S\n\x06\x46\x61iled\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.moviola.v1.FailureCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"\x1b\n\tCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x96\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\x04 \x01(\t\x12$\n\x06queued\x18\n \x01(\x0b\x32\x12.moviola.v1.QueuedH\x00\x12&\n\x07started\x18\x0b \x01(\x0b\x32\x13.moviola.v1.StartedH\x00\x12\x31\n\rphase_changed\x18\x0c \x01(\x0b\x32\x18.moviola.v1.PhaseChangedH\x00\x12(\n\x08progress\x18\r \x01(\x0b\x32\x14.moviola.v1.ProgressH\x00\x12*\n\tcompleted\x18\x0e \x01(\x0b\x32\x15.moviola.v1.CompletedH\x00\x12$\n\x06\x66\x61iled\x18\x0f \x01(\x0b\x32\x12.moviola.v1.FailedH\x00\x12*\n\tcancelled\x18\x10 \x01(\x0b\x32\x15.moviola.v1.CancelledH\x00\x42\x06\n\x04kind\"\xf4\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.moviola.v1.JobState\x12,\n\x07request\x18\x03 \x01(\x0b\x32\x1b.moviola.v1.GenerateRequest\x12\r\n\x05model\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x06 \x01(\x04\x12\x16\n\x0equeue_position\x18\x07 \x01(\r\x12&\n\x08progress\x18\x08 \x01(\x0b\x32\x14.moviola.v1.Progress\x12%\n\x06result\x18\t \x01(\x0b\x32\x15.moviola.v1.Completed\x12#\n\x07\x66\x61ilure\x18\n \x01(\x0b\x32\x12.moviola.v1.Failed\x12+\n\x0c\x63\x61ncellation\x18\x0b \x01(\x0b\x32\x15.moviola.v1.Cancelled*R\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x18\n\x14PRIORITY_INTERACTIVE\x10\x01\x12\x12\n\x0ePRIORITY_BATCH\x10\x02*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\x91\x01\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x17\n\x13PHASE_TEXT_ENCODING\x10\x01\x12\x13\n\x0fPHASE_DENOISING\x10\x02\x12\x16\n\x12PHASE_VAE_DECODING\x10\x03\x12\x18\n\x14PHASE_VIDEO_ENCODING\x10\x04\x12\x11\n\rPHASE_STORING\x10\x05*`\n\x06\x45xpert\x12\x16\n\x12\x45XPERT_UNSPECIFIED\x10\x00\x12\x11\n\rEXPERT_SINGLE\x10\x01\x12\x15\n\x11\x45XPERT_HIGH_NOISE\x10\x02\x12\x14\n\x10\x45XPERT_LOW_NOISE\x10\x03*\xe8\x01\n\x0b\x46\x61ilureCode\x12\x1c\n\x18\x46\x41ILURE_CODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x41ILURE_CODE_INTERNAL\x10\x01\x12\x1e\n\x1a\x46\x41ILURE_CODE_OUT_OF_MEMORY\x10\x02\x12\x1e\n\x1a\x46\x41ILURE_CODE_INVALID_INPUT\x10\x03\x12\x1c\n\x18\x46\x41ILURE_CODE_UNAVAILABLE\x10\x04\x12\x1e\n\x1a\x46\x41ILURE_CODE_DEAD_LETTERED\x10\x05\x12\"\n\x1e\x46\x41ILURE_CODE_DEADLINE_EXCEEDED\x10\x06\x42;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +34,38 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moviola.v1.job_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1'
-  _globals['_PRIORITY']._serialized_start=2598
-  _globals['_PRIORITY']._serialized_end=2680
-  _globals['_JOBSTATE']._serialized_start=2683
-  _globals['_JOBSTATE']._serialized_end=2837
-  _globals['_PHASE']._serialized_start=2840
-  _globals['_PHASE']._serialized_end=2985
-  _globals['_EXPERT']._serialized_start=2987
-  _globals['_EXPERT']._serialized_end=3083
-  _globals['_FAILURECODE']._serialized_start=3086
-  _globals['_FAILURECODE']._serialized_end=3318
+  _globals['_PRIORITY']._serialized_start=2735
+  _globals['_PRIORITY']._serialized_end=2817
+  _globals['_JOBSTATE']._serialized_start=2820
+  _globals['_JOBSTATE']._serialized_end=2974
+  _globals['_PHASE']._serialized_start=2977
+  _globals['_PHASE']._serialized_end=3122
+  _globals['_EXPERT']._serialized_start=3124
+  _globals['_EXPERT']._serialized_end=3220
+  _globals['_FAILURECODE']._serialized_start=3223
+  _globals['_FAILURECODE']._serialized_end=3455
   _globals['_GENERATEREQUEST']._serialized_start=102
-  _globals['_GENERATEREQUEST']._serialized_end=610
-  _globals['_QUEUED']._serialized_start=612
-  _globals['_QUEUED']._serialized_end=638
-  _globals['_STARTED']._serialized_start=640
-  _globals['_STARTED']._serialized_end=682
-  _globals['_PHASECHANGED']._serialized_start=684
-  _globals['_PHASECHANGED']._serialized_end=732
-  _globals['_PROGRESS']._serialized_start=735
-  _globals['_PROGRESS']._serialized_end=924
-  _globals['_TIMINGS']._serialized_start=927
-  _globals['_TIMINGS']._serialized_end=1263
-  _globals['_COMPLETED']._serialized_start=1266
-  _globals['_COMPLETED']._serialized_end=1698
-  _globals['_FAILED']._serialized_start=1700
-  _globals['_FAILED']._serialized_end=1783
-  _globals['_CANCELLED']._serialized_start=1785
-  _globals['_CANCELLED']._serialized_end=1812
-  _globals['_JOBEVENT']._serialized_start=1815
-  _globals['_JOBEVENT']._serialized_end=2221
-  _globals['_JOB']._serialized_start=2224
-  _globals['_JOB']._serialized_end=2596
+  _globals['_GENERATEREQUEST']._serialized_end=633
+  _globals['_QUEUED']._serialized_start=635
+  _globals['_QUEUED']._serialized_end=661
+  _globals['_STARTED']._serialized_start=663
+  _globals['_STARTED']._serialized_end=705
+  _globals['_PHASECHANGED']._serialized_start=707
+  _globals['_PHASECHANGED']._serialized_end=755
+  _globals['_PROGRESS']._serialized_start=758
+  _globals['_PROGRESS']._serialized_end=985
+  _globals['_PREVIEW']._serialized_start=987
+  _globals['_PREVIEW']._serialized_end=1061
+  _globals['_TIMINGS']._serialized_start=1064
+  _globals['_TIMINGS']._serialized_end=1400
+  _globals['_COMPLETED']._serialized_start=1403
+  _globals['_COMPLETED']._serialized_end=1835
+  _globals['_FAILED']._serialized_start=1837
+  _globals['_FAILED']._serialized_end=1920
+  _globals['_CANCELLED']._serialized_start=1922
+  _globals['_CANCELLED']._serialized_end=1949
+  _globals['_JOBEVENT']._serialized_start=1952
+  _globals['_JOBEVENT']._serialized_end=2358
+  _globals['_JOB']._serialized_start=2361
+  _globals['_JOB']._serialized_end=2733
 # @@protoc_insertion_point(module_scope)

@@ -210,6 +210,7 @@ class GenerateRequest(_message.Message):
     RESOLUTION_FIELD_NUMBER: _builtins.int
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
     WEBHOOK_EVENTS_FIELD_NUMBER: _builtins.int
+    PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -246,6 +247,10 @@ class GenerateRequest(_message.Message):
     """A size preset of the model (for example "480p", "720p") instead of width and height."""
     webhook_url: _builtins.str
     """Where to POST this job's events as signed Standard Webhooks deliveries (http or https)."""
+    preview_every: _builtins.int
+    """Attach a preview image of the latents to the PROGRESS event of every N-th step (and the last);
+    0: no previews. At most num_inference_steps.
+    """
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
         """Longest acceptable wait before the job starts; unset: only the call's deadline counts."""
@@ -278,10 +283,11 @@ class GenerateRequest(_message.Message):
         resolution: _builtins.str = ...,
         webhook_url: _builtins.str = ...,
         webhook_events: _abc.Iterable[_builtins.str] | None = ...,
+        preview_every: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -380,6 +386,7 @@ class Progress(_message.Message):
     EXPERT_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
     REMAINING_FIELD_NUMBER: _builtins.int
+    PREVIEW_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """1-based step number."""
     total_steps: _builtins.int
@@ -396,6 +403,10 @@ class Progress(_message.Message):
     def remaining(self) -> _duration_pb2.Duration:
         """Estimated time until the denoising ends."""
 
+    @_builtins.property
+    def preview(self) -> Global___Preview:
+        """A preview of the video at this step, on the steps the request's preview_every asked for."""
+
     def __init__(
         self,
         *,
@@ -405,14 +416,51 @@ class Progress(_message.Message):
         expert: Global___Expert.ValueType = ...,
         elapsed: _duration_pb2.Duration | None = ...,
         remaining: _duration_pb2.Duration | None = ...,
+        preview: Global___Preview | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "remaining", b"remaining"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "preview", b"preview", "remaining", b"remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "expert", b"expert", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Progress: _TypeAlias = Progress  # noqa: Y015
+
+@_typing.final
+class Preview(_message.Message):
+    """A small image of the video mid-denoising: the middle frame, projected from the latents
+    (not the VAE), with the video's aspect ratio and a long side of min(256, video long side) pixels.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    image: _builtins.bytes
+    """The encoded image."""
+    mime_type: _builtins.str
+    """Its type: "image/jpeg"."""
+    width: _builtins.int
+    """Width in pixels."""
+    height: _builtins.int
+    """Height in pixels."""
+    def __init__(
+        self,
+        *,
+        image: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["height", b"height", "image", b"image", "mime_type", b"mime_type", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Preview: _TypeAlias = Preview  # noqa: Y015
 
 @_typing.final
 class Timings(_message.Message):

@@ -17,6 +17,7 @@ from moviola.jobs import (
     JobRequest,
     Phase,
     PhaseChanged,
+    Preview,
     Priority,
     Progress,
     Queued,
@@ -57,6 +58,8 @@ def encode_kind(kind: EventKind) -> str:
         value = getattr(kind, f.name)
         if isinstance(value, Timings):
             value = asdict(value)
+        elif isinstance(value, Preview):
+            value = asdict(value) | {"image": base64.b64encode(value.image).decode()}
         elif isinstance(value, Phase | Expert | FailureCode):
             value = value.value
         data[f.name] = value
@@ -70,6 +73,10 @@ def decode_kind(text: str | bytes) -> EventKind:
         data["phase"] = Phase(data["phase"])
     elif kind is Progress:
         data["expert"] = Expert(data["expert"])
+        if data.get("preview") is not None:
+            data["preview"] = Preview(
+                **(data["preview"] | {"image": base64.b64decode(data["preview"]["image"])})
+            )
     elif kind is Failed:
         data["code"] = FailureCode(data["code"])
     elif kind is Completed:
