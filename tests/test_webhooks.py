@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ import pytest
 from stacks import built_stack
 from standardwebhooks import Webhook
 
+from moviola.auth import keys
 from moviola.client import AsyncClient, Client, FailedPrecondition, InvalidArgument
 from moviola.testing import ServerProcess
 
@@ -25,8 +29,10 @@ SECRET = "whsec_" + base64.b64encode(b"moviola-test-webhook-secret-32by").decode
 class Receiver:
     """An HTTP server on a free port; answers 500 to the first ``failures`` requests, then 200."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, secret: str = SECRET) -> None:
         self.failures = failures
+        #: Every request as received: (headers, body).
+        self.received: list[tuple[dict[str, str], bytes]] = []
         self.answers: list[tuple[str, int]] = []  # (webhook-id, status)
         self.delivered: dict[str, dict[str, Any]] = {}
         self.completed = threading.Event()
@@ -37,7 +43,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                payload = Webhook(SECRET).verify(body, headers)  # raises on a bad signature
+                receiver.received.append((headers, body))
+                payload = Webhook(secret).verify(body, headers)  # raises on a bad signature
                 status = 500 if len(receiver.answers) < receiver.failures else 200
                 receiver.answers.append((headers["webhook-id"], status))
                 if status == 200:
@@ -88,7 +95,7 @@ async def test_webhooks_need_a_secret_and_a_public_host_unless_allowed(
     request: pytest.FixtureRequest, tmp_path: Path, cache_dir: Path, receiver: Receiver
 ) -> None:
     async with built_stack("memory", request, tmp_path, cache_dir) as stack:
-        with pytest.raises(FailedPrecondition, match="webhook-secret"):
+        with pytest.raises(FailedPrecondition, match="no secret to sign"):
             await stack.client.submit("x", webhook_url=receiver.url)
     async with built_stack("memory", request, tmp_path, cache_dir, webhook_secrets=(SECRET,)) as stack:
         for url in (receiver.url, "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/"):
@@ -143,5 +150,80 @@ async def test_progress_is_opt_in(request: pytest.FixtureRequest, tmp_path: Path
             assert await asyncio.to_thread(receiver.completed.wait, 30)
         kinds = sorted(p["type"] for p in receiver.delivered.values())
         assert kinds == ["job.completed", "job.progress", "job.progress", "job.progress"]
+    finally:
+        receiver.close()
+
+
+def _verifies(secret: str, received: tuple[dict[str, str], bytes]) -> bool:
+    headers, body = received
+    try:
+        Webhook(secret).verify(body, headers)
+    except Exception:
+        return False
+    return True
+
+
+def test_a_tenant_with_its_own_secrets_gets_them_alone_and_rotates_them(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    auth_file = tmp_path / "auth.json"
+    made = {name: keys.create_key(auth_file, name) for name in ("acme", "globex")}
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "moviola.client.cli",
+            "auth",
+            "add-webhook-secret",
+            "--auth-file",
+            str(auth_file),
+            "--tenant",
+            "acme",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first = added.stdout.strip()
+    assert first.startswith("whsec_")
+    receiver = Receiver(secret=first)
+    args = ["--data-dir", str(tmp_path), "--cache-dir", str(cache_dir), "--auth-file", str(auth_file)]
+    try:
+        with ServerProcess([*args, "--webhook-allow-host", "127.0.0.1"]) as server:
+            with Client(server.address, api_key=made["globex"]) as globex, pytest.raises(FailedPrecondition):
+                globex.submit("x", webhook_url=receiver.url)  # no secret of its own, none on the server
+
+            def deliver() -> tuple[dict[str, str], bytes]:
+                receiver.completed.clear()
+                receiver.received.clear()
+                with Client(server.address, api_key=made["acme"]) as acme:
+                    acme.submit(
+                        "hooked",
+                        num_inference_steps=1,
+                        webhook_url=receiver.url,
+                        webhook_events=["completed"],
+                    )
+                assert receiver.completed.wait(60)
+                return receiver.received[-1]
+
+            def reload() -> None:
+                seen = len(server.log_lines)
+                os.kill(server.pid, signal.SIGHUP)
+                server.wait_for_log("auth file reloaded", after=seen)
+
+            assert _verifies(first, deliver())
+            second = keys.add_webhook_secret(auth_file, "acme")
+            reload()
+            both = deliver()
+            assert _verifies(first, both)
+            assert _verifies(second, both)
+            assert len(both[0]["webhook-signature"].split()) == 2
+            assert keys.retire_webhook_secrets(auth_file, "acme") == 1
+            reload()
+            receiver.close()
+            receiver = Receiver(secret=second)
+            last = deliver()
+            assert _verifies(second, last)
+            assert not _verifies(first, last)
     finally:
         receiver.close()

@@ -31,6 +31,7 @@ from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.tracing import Tracing
 from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, validate
 from moviola.webhooks.policy import WebhookPolicy
+from moviola.webhooks.signing import Signer
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class JobService:
         *,
         accept_without_workers: bool = False,
         webhooks: WebhookPolicy | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing or Tracing(None, "moviola")
@@ -107,8 +109,9 @@ class JobService:
         self._default_model = default_model
         self._lifecycle = lifecycle
         self._accept_without_workers = accept_without_workers
-        #: Where webhooks may go; None: this server sends none (no --webhook-secret).
+        #: Where webhooks may go, and who has a secret to sign them; None: this server sends none.
         self._webhooks = webhooks
+        self._signer = signer
 
     async def submit(
         self, draft: RequestDraft, *, caller_waits: float | None = None, caller: Caller = ANONYMOUS
@@ -122,9 +125,10 @@ class JobService:
         request = replace(validate(draft, self._models, self._default_model), tenant=caller.tenant)
         _may_use(caller, request.model)
         if request.webhook_url:
-            if self._webhooks is None:
+            if self._webhooks is None or self._signer is None or not self._signer.signs_for(caller.tenant):
                 raise FailedPrecondition(
-                    "webhook_url: this server sends no webhooks (it has no --webhook-secret)"
+                    "webhook_url: this server has no secret to sign webhooks with "
+                    "(--webhook-secret, or the tenant's webhook_secrets in the auth file)"
                 )
             await self._webhooks.check(request.webhook_url)
         self._lifecycle.require_ready()

@@ -3,9 +3,13 @@
     {"limits": {"in_flight": 20},
      "tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"],
                           "limits": {"in_flight": 50, "rate": 2, "burst": 10, "weight": 2},
-                          "keys": [{"id": "3f9a0c1d2b4e", "sha256": "...", "created": "2026-12-03T10:00:00Z"}]}}}
+                          "keys": [{"id": "3f9a0c1d2b4e", "sha256": "...", "created": "2026-12-03T10:00:00Z"}],
+                          "webhook_secrets": ["whsec_..."]}}}
 
 ``limits`` (``moviola.quota.Limits``) at the top apply to every tenant without its own.
+``webhook_secrets`` sign that tenant's webhooks instead of the server's ``--webhook-secret``
+(every one signs, newest last: ``moviola auth add-webhook-secret`` then ``retire-webhook-secrets``
+rotate them). Unlike keys they are kept in plain text, since signing needs them: hence mode 0600.
 
 A key is ``mvk_<id>_<secret>``: the id finds the entry, the secret (32 random bytes) is checked
 against its SHA-256 in constant time. The plain key is printed once, at creation, and never stored.
@@ -16,6 +20,7 @@ with mode 0600, so a server reading it on SIGHUP never sees half a file.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -33,6 +38,7 @@ from moviola.quota import NO_LIMITS, Limits
 
 _KEY = re.compile(r"^mvk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{22,}={0,2}$")
 
 
 class AuthFileError(ValueError):
@@ -52,9 +58,19 @@ class _Entry:
 class Keyring:
     """The keys of one auth file, as loaded."""
 
-    def __init__(self, entries: dict[str, _Entry], tenants: int) -> None:
+    def __init__(
+        self,
+        entries: dict[str, _Entry],
+        tenants: int,
+        webhook_secrets: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._entries = entries
         self.tenants = tenants
+        self._webhook_secrets = webhook_secrets or {}
+
+    def webhook_secrets(self, tenant: str) -> tuple[str, ...]:
+        """The secrets that sign ``tenant``'s webhooks; empty: the server's."""
+        return self._webhook_secrets.get(tenant, ())
 
     @property
     def keys(self) -> int:
@@ -89,6 +105,7 @@ def load(path: Path) -> Keyring:
     if not path.exists():
         raise AuthFileError(f"the auth file {path} does not exist (create a key: moviola auth create-key)")
     entries: dict[str, _Entry] = {}
+    webhook_secrets: dict[str, tuple[str, ...]] = {}
     data = _read(path)
     tenants = data["tenants"]
     default = _limits(data.get("limits"), f"{path}: top-level", NO_LIMITS)
@@ -105,6 +122,8 @@ def load(path: Path) -> Keyring:
             models=frozenset(models) if models is not None else None,
             limits=_limits(tenant.get("limits"), where, default),
         )
+        if signing := _webhook_secrets(tenant.get("webhook_secrets", []), where):
+            webhook_secrets[name] = signing
         for key in tenant.get("keys", []):
             if not (isinstance(key, dict) and re.fullmatch(r"[0-9a-f]{12}", str(key.get("id")))):
                 raise AuthFileError(f"{where}: a key without a valid 'id'")
@@ -115,7 +134,13 @@ def load(path: Path) -> Keyring:
             entries[key["id"]] = _Entry(
                 Caller(caller.tenant, caller.admin, caller.models, key["id"], caller.limits), key["sha256"]
             )
-    return Keyring(entries, len(tenants))
+    return Keyring(entries, len(tenants), webhook_secrets)
+
+
+def _webhook_secrets(data: Any, where: str) -> tuple[str, ...]:
+    if not (isinstance(data, list) and all(_WEBHOOK_SECRET.match(str(s)) for s in data)):
+        raise AuthFileError(f"{where}: 'webhook_secrets' must be a list of whsec_<base64> secrets")
+    return tuple(data)
 
 
 def _limits(data: Any, where: str, default: Limits) -> Limits:
@@ -170,6 +195,33 @@ def set_limits(path: Path, tenant: str, changes: dict[str, float]) -> Limits:
     return limits
 
 
+def _tenant_entry(data: dict[str, Any], tenant: str) -> dict[str, Any]:
+    if not _TENANT.match(tenant):
+        raise AuthFileError(f"tenant names are letters, digits, '.', '_' and '-' (up to 63): {tenant!r}")
+    entry: dict[str, Any] = data["tenants"].setdefault(tenant, {"admin": False, "keys": []})
+    return entry
+
+
+def add_webhook_secret(path: Path, tenant: str) -> str:
+    """A new signing secret for ``tenant``'s webhooks (its older ones keep signing); returned."""
+    data = _read(path)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    _tenant_entry(data, tenant).setdefault("webhook_secrets", []).append(secret)
+    _write(path, data)
+    return secret
+
+
+def retire_webhook_secrets(path: Path, tenant: str) -> int:
+    """Keep only ``tenant``'s newest webhook secret; return how many were removed."""
+    data = _read(path)
+    entry = _tenant_entry(data, tenant)
+    kept = entry.get("webhook_secrets", [])[-1:]
+    removed = len(entry.get("webhook_secrets", [])) - len(kept)
+    entry["webhook_secrets"] = kept
+    _write(path, data)
+    return removed
+
+
 def key_id_of(key_or_id: str) -> str:
     """The id part of a key, or the id itself."""
     match = _KEY.match(key_or_id)
@@ -212,3 +264,6 @@ class AuthFile:
 
     def verify(self, token: str) -> Caller | None:
         return self.keyring.verify(token)
+
+    def webhook_secrets(self, tenant: str) -> tuple[str, ...]:
+        return self.keyring.webhook_secrets(tenant)

@@ -1,4 +1,4 @@
-"""``moviola auth``: create, revoke and list API keys, and set a tenant's limits, in an auth file.
+"""``moviola auth``: create, revoke and list API keys, set a tenant's limits and webhook secrets, in an auth file.
 
 Servers read the file at start and again on SIGHUP; these commands only edit it (atomically).
 """
@@ -108,3 +108,38 @@ def set_limits(
     except keys.AuthFileError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"tenant {tenant}: {limits.describe()}; send SIGHUP to servers", err=True)
+
+
+@auth.command("add-webhook-secret")
+@_auth_file
+@click.option("--tenant", required=True, help="The tenant (created if new).")
+def add_webhook_secret(auth_file: Path, tenant: str) -> None:
+    """Add a secret that signs the tenant's webhooks (instead of the server's); print it.
+
+    Older secrets keep signing too, so receivers can move to the new one; then
+    `retire-webhook-secrets` drops them.
+    """
+    from moviola.auth import keys
+
+    try:
+        secret = keys.add_webhook_secret(auth_file, tenant)
+    except keys.AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"webhook secret added for tenant {tenant}; send SIGHUP to servers", err=True)
+    click.echo(secret)
+
+
+@auth.command("retire-webhook-secrets")
+@_auth_file
+@click.option("--tenant", required=True, help="The tenant.")
+def retire_webhook_secrets(auth_file: Path, tenant: str) -> None:
+    """Keep only the tenant's newest webhook secret."""
+    from moviola.auth import keys
+
+    try:
+        removed = keys.retire_webhook_secrets(auth_file, tenant)
+    except keys.AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"removed {removed} older webhook secrets of tenant {tenant}; send SIGHUP to servers", err=True
+    )

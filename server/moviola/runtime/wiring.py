@@ -143,7 +143,9 @@ def build_front(
     in_process_embeddings: bool,
 ) -> Front:
     """The job service over ``queue``, the embedder, and the gRPC server (bound, not started)."""
-    signer = Signer(settings.server.webhook_secrets)
+    path = settings.server.auth_file
+    keys = AuthFile(path) if path is not None else None
+    signer = Signer(settings.server.webhook_secrets, keys.webhook_secrets if keys is not None else None)
     policy = WebhookPolicy(settings.server.webhook_allow_hosts)
     service = JobService(
         queue,
@@ -153,13 +155,12 @@ def build_front(
         metrics,
         tracing,
         accept_without_workers=settings.queue.accept_without_workers,
-        webhooks=policy if signer.enabled else None,
+        webhooks=policy,
+        signer=signer,
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
     delivery = Delivery(store, settings.storage)
-    path = settings.server.auth_file
-    keys = AuthFile(path) if path is not None else None
     server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics, keys)
     http = None
     if settings.server.http_port is not None:
@@ -167,7 +168,7 @@ def build_front(
         http = HttpFace(app, settings.server.host, settings.server.http_port)
     webhooks = (
         WebhookDeliverer(queue, policy, signer, max_age=settings.server.webhook_max_age, metrics=metrics)
-        if signer.enabled
+        if signer.may_sign
         else None
     )
     return Front(service, delivery, backend, server, port, keys, http, webhooks)

@@ -73,7 +73,9 @@ class WebhookDeliverer:
         try:
             await self._policy.check(pending.url)  # again: the name may resolve elsewhere now
             answer = await client.post(
-                pending.url, content=body, headers=self._signer.headers(pending.id, time.time(), body)
+                pending.url,
+                content=body,
+                headers=self._signer.headers(pending.id, time.time(), body, pending.tenant),
             )
             error = "" if answer.is_success else f"HTTP {answer.status_code}"
         except InvalidRequest as exc:
