@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -56,3 +57,34 @@ async def test_a_handed_back_job_counts_as_waiting_and_towards_the_queue_bound(r
         assert [(await following.get(j.id)).queue_position for j in (first, second)] == [1, 2]
         again = await following.take("m")
         assert (again.job_id, again.attempt) == (first.id, 1)  # the hand-back did not count as an attempt
+
+
+async def test_the_backlog_group_lags_by_the_queued_jobs_as_keda_reads_it(redis_url: str) -> None:
+    async with workers(redis_url, "one", "two") as (one, two), aioredis.Redis.from_url(redis_url) as r:
+
+        async def lag() -> int:
+            groups = await r.xinfo_groups(keys.DEFAULT.wake("m"))  # what KEDA's redis-streams trigger reads
+            (backlog,) = [g for g in groups if g["name"] == keys.BACKLOG_GROUP.encode()]
+            assert backlog["lag"] is not None  # computable: KEDA needs a number
+            return int(backlog["lag"])
+
+        jobs = [(await one.submit(REQUEST))[0] for _ in range(3)]
+        await one.submit(replace(REQUEST, priority=Priority.BATCH))
+        assert await lag() == 4
+        await one.cancel(jobs[1].id)  # a waiting job cancelled
+        assert await lag() == 3
+        taken = await one.take("m")
+        assert await lag() == 2
+        assert await one.release(taken)  # handed back: queued again
+        assert await lag() == 3
+        again = await two.take("m")  # the handed-back job
+        assert again.job_id == taken.job_id
+        assert await lag() == 2
+        await two.take("m")
+        await two.take("m")  # the batch job last
+        assert await lag() == 0
+        assert await r.xlen(keys.DEFAULT.wake("m")) <= 1  # read entries are trimmed
+        late, _ = await one.submit(REQUEST)
+        assert await lag() == 1
+        await one.cancel(late.id)
+        assert await lag() == 0

@@ -154,6 +154,18 @@ def _settings(options: dict[str, Any]) -> Settings:
     return settings
 
 
+def _require_models(why: str) -> None:
+    """A clear error where torch and diffusers are missing (a gateway install, ``pip install moviola``)."""
+    import importlib.util
+
+    missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"{why}, and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
+            "pip install 'moviola[worker]' (a gateway, with --redis-url, needs neither)"
+        )
+
+
 @click.command(context_settings={"auto_envvar_prefix": "MOVIOLA", "show_default": True})
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in containers).")
 @click.option("--port", default=50051, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
@@ -252,6 +264,7 @@ def serve(**options: Any) -> None:
 
         run_process(lambda: GatewayServer(settings))
     else:
+        _require_models("the embedded server (no --redis-url) runs models itself")
         from moviola.runtime.embedded import EmbeddedServer
 
         run_process(lambda: EmbeddedServer(settings))
@@ -274,6 +287,7 @@ def serve(**options: Any) -> None:
 def worker(**options: Any) -> None:
     """Run jobs of one model from Redis, one at a time (one process per GPU replica)."""
     settings = _settings(options)
+    _require_models("a worker runs models")
     from moviola.runtime.worker import WorkerProcess
 
     run_process(lambda: WorkerProcess(settings))

@@ -26,8 +26,9 @@ FEED_LENGTH = 20_000
 #: A queue entry handed back by a stopping worker stays pending, marked idle this long (11.6 days,
 #: longer than any lease): the next free worker takes it before anything that has not started.
 HANDED_BACK_IDLE_MS = 10**9
-#: Entries kept in a model's wake stream (workers only need its last ID).
-WAKE_LENGTH = 100
+#: Consumer group of a model's wake stream whose lag is the model's backlog (queued jobs): what
+#: autoscalers read (KEDA ``redis-streams``, ``lagCount``). See ``lua_functions.unbacklog``.
+BACKLOG_GROUP = "backlog"
 
 
 def check_prefix(prefix: str) -> str:
@@ -74,7 +75,10 @@ class Keys:
         return f"{self.queue(model, priority)}:waiting"
 
     def wake(self, model: str) -> str:
-        """Stream: an entry per job queued or handed back; idle workers block reading it."""
+        """Stream: an entry per job queued or handed back; idle workers block reading it.
+
+        Its group ``BACKLOG_GROUP`` lags by the model's queued jobs (KEDA scales workers on it).
+        """
         return f"{self.prefix}wake:{model}"
 
     def tenant_jobs(self, tenant: str) -> str:

@@ -16,7 +16,7 @@ _TERMINAL = ", ".join(f"['{state.value}'] = true" for state in sorted(TERMINAL_S
 PRELUDE = (
     f"local FEED_LENGTH = {keys.FEED_LENGTH}\n"
     + f"local HANDED_BACK_IDLE = {keys.HANDED_BACK_IDLE_MS}\n"
-    + f"local WAKE_LENGTH = {keys.WAKE_LENGTH}\n"
+    + f"local BACKLOG_GROUP = '{keys.BACKLOG_GROUP}'\n"
     + f"local TERMINAL = {{{_TERMINAL}}}\n"
     + r"""
 -- An announce limit that covers every waiting job.
@@ -76,6 +76,17 @@ local function leave_fair(fair, tenant, tag, started)
   if redis.call('HINCRBY', fair, 'n:' .. tenant, -1) <= 0 then redis.call('HDEL', fair, 'n:' .. tenant, 't:' .. tenant) end
 end
 
+-- A model's backlog, for autoscalers (KEDA's redis-streams trigger): the group BACKLOG_GROUP of the
+-- wake stream has one unread entry per queued job (``wake`` adds one when a job is queued or handed
+-- back; a queued job that starts or is dropped reads one), so the group's lag is the number of
+-- queued jobs. Read entries are trimmed, so the stream holds the backlog and one entry more.
+local function unbacklog(prefix, model)
+  local key = prefix .. 'wake:' .. model
+  local ok, read = pcall(redis.call, 'XREADGROUP', 'GROUP', BACKLOG_GROUP, 'moviola', 'COUNT', 1, 'NOACK',
+                         'STREAMS', key, '>')
+  if ok and read and read[1] and read[1][2][1] then redis.call('XTRIM', key, 'MINID', read[1][2][1][1]) end
+end
+
 -- Take a job out of its waiting set (cancelled or expired); 0 when it was not there (handed back).
 local function unwait(job_key, job_id)
   local stream = redis.call('HGET', job_key, 'stream')
@@ -87,6 +98,7 @@ end
 -- A queued job leaves the queue (cancelled or expired): out of its waiting set, or, handed back,
 -- its stream entry deleted (RECLAIM acknowledges the deleted entry).
 local function drop_queued(job_key, job_id)
+  unbacklog(string.match(job_key, '^(.*)job:'), redis.call('HGET', job_key, 'model'))
   if unwait(job_key, job_id) == 0 then
     local stream, msg = redis.call('HGET', job_key, 'stream'), redis.call('HGET', job_key, 'msg')
     if stream and msg and msg ~= '' then redis.call('XDEL', stream, msg) end
@@ -161,9 +173,12 @@ local function expire(job_key, events_key, time, maxlen, retention)
           'failed', time, maxlen, retention, '0')
 end
 
--- Wake workers blocked on the model's wake stream (a job was queued or handed back).
+-- Wake workers blocked on the model's wake stream (a job was queued or handed back), and add the
+-- job to the model's backlog (``unbacklog``).
 local function wake(prefix, model)
-  redis.call('XADD', prefix .. 'wake:' .. model, 'MAXLEN', '~', WAKE_LENGTH, '*', 'w', 1)
+  local key = prefix .. 'wake:' .. model
+  pcall(redis.call, 'XGROUP', 'CREATE', key, BACKLOG_GROUP, '$', 'MKSTREAM')
+  redis.call('XADD', key, '*', 'w', 1)
 end
 """
 )
@@ -182,6 +197,7 @@ local function start(job_key, events_key, interactive, batch, a)
     return {-2, 0}
   end
   redis.call('ZREM', a.deadlines, job_id)
+  if state == 'queued' then unbacklog(a.prefix, redis.call('HGET', job_key, 'model')) end
   redis.call('HDEL', job_key, 'start_by')  -- it starts: a later hand-back does not bring the deadline back
   local attempts = tonumber(redis.call('HGET', job_key, 'attempts'))
   if attempts >= tonumber(a.max_attempts) then return {-4, attempts} end
