@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from manifests import (
     CRD_SCHEMAS,
     KUBERNETES_VERSION,
@@ -206,7 +207,7 @@ def test_every_option_the_manifests_set_is_one_the_cli_accepts(rendered: tuple[s
         options, envvars = option_names(cli)
         run = command(objects, container)
         for arg in run.argv[2:]:
-            assert arg.startswith("--") and "=" in arg, f"write options as --name=value: {arg}"
+            assert re.match(r"^--[a-z0-9-]+=", arg), f"write options as --name=value: {arg}"
             assert arg.split("=", 1)[0] in options, f"{container['name']}: {arg}"
             checked += 1
         for name in run.env:
@@ -261,7 +262,8 @@ def test_the_generated_worker_manifests_are_current() -> None:
 def test_dockerfiles_pin_their_base_and_run_unprivileged(image: str) -> None:
     text = (ROOT / "deploy" / "docker" / f"{image}.Dockerfile").read_text()
     (base,) = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
-    assert ":" in base and not base.endswith(":latest")
+    assert ":" in base
+    assert not base.endswith(":latest")
     (user,) = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user not in ("root", "0")
     installs = " ".join(
@@ -270,3 +272,14 @@ def test_dockerfiles_pin_their_base_and_run_unprivileged(image: str) -> None:
     installs_models = "[worker]" in installs
     assert installs_models is (image != "gateway")  # the gateway image has no torch
     assert (ROOT / ".dockerignore").read_text().count(".venv")
+
+
+def test_the_eksctl_cluster_matches_what_the_manifests_are_validated_for() -> None:
+    cluster = yaml.safe_load((ROOT / "deploy" / "eks" / "cluster.yaml").read_text())
+    assert cluster["metadata"]["version"] == KUBERNETES_VERSION
+    pinned = (ROOT / "deploy" / "eks" / "schemas" / "README.md").read_text()
+    assert f"`v{cluster['karpenter']['version']}`" in pinned  # the Karpenter whose CRDs validate the pools
+    discovery = cluster["metadata"]["tags"]["karpenter.sh/discovery"]
+    node_class = named(render("dev"), "EC2NodeClass", "gpu")["spec"]
+    assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": discovery}}]
+    assert node_class["metadataOptions"]["httpPutResponseHopLimit"] == 1  # pods cannot reach IMDS

@@ -1,0 +1,140 @@
+"""What the cluster would run, run: the dev overlay's gateway and worker command lines as local processes.
+
+Each container's command, args and environment come from the rendered manifests (ConfigMaps and
+Secrets resolved); only what a laptop cannot have is replaced, and the test says so in one place
+(``LOCAL``): the Redis Service address by a local redis-server, S3 by a local folder, the fixed
+ports by free ones, the auth file's path, the GPU model by the tiny one on the CPU.
+Then a video is generated through the gateway. A second test installs the gateway's dependency set
+(no [worker] extra) into a fresh venv and proves it serves without torch.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from helpers import decode
+from manifests import ROOT, Obj, command, containers, named, render, replace_arg
+
+from moviola.auth import keys
+from moviola.client import Client
+from moviola.testing import RedisServer, ServerProcess, free_ports
+
+
+def _container(objects: list[Obj], cli: str) -> tuple[Obj, Obj]:
+    (found,) = [
+        (w, c)
+        for w, c in containers(objects)
+        if c.get("command") == ["moviola", cli] and "ltx" not in w["metadata"]["name"]
+    ]
+    return found
+
+
+def _moviola() -> str:
+    return str(Path(sys.executable).parent / "moviola")
+
+
+@pytest.mark.timeout(300)
+def test_the_dev_overlays_gateway_and_worker_generate_a_video(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    objects = render("dev")
+    _, gateway_container = _container(objects, "serve")
+    _, worker_container = _container(objects, "worker")
+    gateway, worker = command(objects, gateway_container), command(objects, worker_container)
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(named(objects, "Secret", "moviola-secrets")["stringData"]["auth.json"])
+    key = keys.create_key(auth_file, "acme")  # the Secret's auth.json holds no key until an operator adds one
+    grpc_port, http_port, metrics_port, worker_metrics = free_ports(4)
+    storage = f"file://{tmp_path / 'videos'}"
+    # LOCAL: what differs from the cluster, and nothing else.
+    local = {
+        "MOVIOLA_REDIS_URL": redis_server.url,
+        "MOVIOLA_STORAGE_URL": storage,
+        "MOVIOLA_LOG_FORMAT": "text",
+    }
+    gateway_argv = gateway.argv
+    for option, value in (
+        ("--port", str(grpc_port)),
+        ("--http-port", str(http_port)),
+        ("--metrics-port", str(metrics_port)),
+        ("--auth-file", str(auth_file)),
+    ):
+        gateway_argv = replace_arg(gateway_argv, option, value)
+    worker_argv = replace_arg(worker.argv, "--model", "tiny-wan2.2-t2v")
+    worker_argv = replace_arg(worker_argv, "--metrics-port", str(worker_metrics))
+    worker_env = {
+        **worker.env,
+        **local,
+        "MOVIOLA_DEVICE": "cpu",
+        "MOVIOLA_WORKER_NAME": "worker-local-0",
+        "MOVIOLA_CACHE_DIR": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hub"),
+    }
+    gateway_env = {**gateway.env, **local}
+    assert gateway_argv[:2] == ["moviola", "serve"]
+    assert worker_argv[:2] == ["moviola", "worker"]
+    with (
+        ServerProcess(worker_argv[2:], program=[_moviola(), "worker"], worker=True, env=worker_env) as w,
+        ServerProcess(gateway_argv[2:], program=[_moviola(), "serve"], env=gateway_env) as g,
+        Client(g.address, api_key=key, timeout=120) as client,
+    ):
+        assert any("worker-local-0" in line for line in w.log_lines)
+        assert g.address.endswith(f":{grpc_port}")
+        events = list(client.generate("a fox", model="tiny-wan2.2-t2v", num_frames=5, num_inference_steps=2))
+        done = events[-1]
+        assert done.WhichOneof("kind") == "completed", done
+        out = tmp_path / "fox.mp4"
+        client.download_to(done.job_id, out)
+        frames, codec, _ = decode(out)
+        assert frames.shape[0] == 5
+        assert codec == "h264"
+
+
+def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+@pytest.mark.timeout(900)
+def test_the_gateway_installs_and_serves_without_torch(redis_server: RedisServer, tmp_path: Path) -> None:
+    env_dir = tmp_path / "gateway-venv"
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    # The gateway image's dependency set: the client and the server without the [worker] extra.
+    installed = _run(
+        [python, "-m", "pip", "install", "-q", str(ROOT / "clients/python"), str(ROOT)], timeout=840
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    missing = _run(
+        [
+            python,
+            "-c",
+            "import importlib.util as u; print([m for m in ('torch', 'diffusers') if u.find_spec(m)])",
+        ]
+    )
+    assert missing.stdout.strip() == "[]"
+    refused = _run([str(env_dir / "bin" / "moviola"), "serve", "--data-dir", str(tmp_path / "d")])
+    assert refused.returncode != 0
+    assert "pip install 'moviola[worker]'" in refused.stderr  # embedded mode runs models: a clear error
+    simulated = [sys.executable, "-m", "moviola.runtime", "simulated-worker"]
+    clean_env = {"PYTHONPATH": "", "VIRTUAL_ENV": str(env_dir)}
+    with (
+        ServerProcess(
+            ["--redis-url", redis_server.url, "--data-dir", str(tmp_path), "--model", "tiny-wan2.2-t2v"],
+            program=simulated,
+            worker=True,
+        ),
+        ServerProcess(
+            ["--redis-url", redis_server.url, "--data-dir", str(tmp_path)],
+            program=[str(env_dir / "bin" / "moviola"), "serve"],
+            env=clean_env,
+        ) as gateway,
+        Client(gateway.address, timeout=60) as client,
+    ):
+        events = list(client.generate("a fox", model="tiny-wan2.2-t2v", num_frames=5, num_inference_steps=2))
+        assert events[-1].WhichOneof("kind") == "completed"
+    assert os.path.exists(env_dir / "bin" / "moviola")
