@@ -63,6 +63,7 @@ bench: install system-deps
 	$(PY) bench/embed.py
 	$(PY) bench/storage.py
 	$(PY) bench/preview.py
+	$(PY) bench/speed.py
 	$(PY) bench/fairness.py
 
 clean:

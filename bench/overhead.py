@@ -35,7 +35,13 @@ class NoHooks:
         return False
 
     def step(
-        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: object = None
+        self,
+        step: int,
+        total_steps: int,
+        timestep: float,
+        expert: Expert,
+        preview: object = None,
+        cached: bool = False,
     ) -> None:
         pass
 

@@ -88,11 +88,17 @@ class OutOfMemoryAtStep:
                 return hooks.wants_preview(step, total)
 
             def step(
-                self, step: int, total: int, timestep: float, expert: Expert, preview: Preview | None = None
+                self,
+                step: int,
+                total: int,
+                timestep: float,
+                expert: Expert,
+                preview: Preview | None = None,
+                cached: bool = False,
             ) -> None:
                 if step == outer.step_no:
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-                hooks.step(step, total, timestep, expert, preview)
+                hooks.step(step, total, timestep, expert, preview, cached)
 
             def peak_memory(self, peak_bytes: int) -> None:
                 hooks.peak_memory(peak_bytes)

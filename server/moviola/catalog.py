@@ -83,6 +83,8 @@ class ModelSpec:
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     #: Named sizes, for example "480p": (832, 480).
     presets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: The fast profile's First Block Cache threshold (higher: more steps cached, further from exact).
+    fast_threshold: float = 0.1
 
     @property
     def mixture_of_experts(self) -> bool:

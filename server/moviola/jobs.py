@@ -91,6 +91,8 @@ class JobRequest:
     webhook_events: tuple[str, ...] = ()
     #: Attach a preview image to every N-th step's PROGRESS event (0: none).
     preview_every: int = 0
+    #: "exact" or "fast" (``moviola.pipelines.speed``); "": the worker's default.
+    speed_profile: str = ""
 
     @property
     def idempotency_scope(self) -> str:
@@ -134,6 +136,8 @@ class Progress:
     remaining: float
     #: Only on the steps a request with ``preview_every`` asked for; never kept on the record.
     preview: Preview | None = None
+    #: The step cache served this step (no full transformer pass ran).
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,9 @@ class Completed:
     peak_memory_bytes: int = 0
     #: The poster image beside the video (empty for jobs stored before posters existed).
     thumbnail_uri: str = ""
+    #: The speed profile the job ran with ("exact", "fast"), and the steps its cache served.
+    speed_profile: str = ""
+    cached_steps: int = 0
 
 
 @dataclass(frozen=True)

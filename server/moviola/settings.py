@@ -89,6 +89,8 @@ class ModelSettings:
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     #: "auto" picks cuda when available, else cpu.
     device: str = "auto"
+    #: The speed profile of requests that name none: "exact" or "fast".
+    speed_profile: str = "exact"
     #: "auto" is bfloat16 on cuda and float32 on cpu.
     dtype: str = "auto"
 

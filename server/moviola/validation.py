@@ -126,6 +126,8 @@ class RequestDraft:
     webhook_events: tuple[str, ...] = ()
     #: A preview image on every N-th step's progress event (0: none).
     preview_every: int = 0
+    #: "exact", "fast" or "" (the worker's default).
+    speed_profile: str = ""
 
 
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
@@ -260,6 +262,10 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         raise InvalidRequest(
             "preview_every", f"must be between 0 (no previews) and num_inference_steps ({steps})"
         )
+    if draft.speed_profile not in ("", "exact", "fast"):
+        raise InvalidRequest("speed_profile", "must be exact or fast (or unset: the worker's default)")
+    if draft.speed_profile == "fast" and spec.fast_threshold <= 0:
+        raise InvalidRequest("speed_profile", f"model {spec.id} has no fast profile")
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),
@@ -280,6 +286,7 @@ def validate(draft: RequestDraft, models: dict[str, ModelSpec], default_model: s
         webhook_url=draft.webhook_url,
         webhook_events=_webhook_events(draft),
         preview_every=draft.preview_every,
+        speed_profile=draft.speed_profile,
     )
 
 

@@ -63,7 +63,18 @@ def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
         webhook_url=request.webhook_url,
         webhook_events=tuple(request.webhook_events),
         preview_every=request.preview_every,
+        speed_profile=_speed_profile(request.speed_profile),
     )
+
+
+def _speed_profile(value: int) -> str:
+    """A proto SpeedProfile as the request's name ("" for unspecified); ``InvalidRequest`` when unknown."""
+    if value == pb.SPEED_PROFILE_UNSPECIFIED:
+        return ""
+    try:
+        return pb.SpeedProfile.Name(value).removeprefix("SPEED_PROFILE_").lower()  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidRequest("speed_profile", f"unknown speed profile {value}") from exc
 
 
 def request(value: jobs.JobRequest) -> pb.GenerateRequest:
@@ -101,6 +112,7 @@ def progress(value: jobs.Progress) -> pb.Progress:
         expert=_enum(pb.Expert, "EXPERT", value.expert),
         elapsed=_duration(value.elapsed),
         remaining=_duration(value.remaining),
+        cached=value.cached,
     )
 
 
@@ -127,6 +139,10 @@ def completed(value: jobs.Completed, links: Links | None = None) -> pb.Completed
         mime_type=value.mime_type,
         peak_memory_bytes=value.peak_memory_bytes,
         thumbnail_uri=value.thumbnail_uri,
+        speed_profile=pb.SpeedProfile.Value(f"SPEED_PROFILE_{value.speed_profile.upper()}")
+        if value.speed_profile
+        else pb.SPEED_PROFILE_UNSPECIFIED,
+        cached_steps=value.cached_steps,
     )
     if links is not None:
         out.download_url, out.thumbnail_download_url, out.expired = (

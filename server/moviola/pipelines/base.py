@@ -27,9 +27,16 @@ class StepHooks(Protocol):
         """Whether step ``step`` should carry a preview (the request's ``preview_every``)."""
 
     def step(
-        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: Preview | None = None
+        self,
+        step: int,
+        total_steps: int,
+        timestep: float,
+        expert: Expert,
+        preview: Preview | None = None,
+        cached: bool = False,
     ) -> None:
-        """Denoising step ``step`` (1-based) finished, with its preview if one was wanted. May raise ``JobCancelled``."""
+        """Denoising step ``step`` (1-based) finished, with its preview if one was wanted, and whether the
+        step cache served it. May raise ``JobCancelled``."""
 
     def peak_memory(self, peak_bytes: int) -> None:
         """The job's peak accelerator (or process) memory."""

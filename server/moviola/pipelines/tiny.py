@@ -219,7 +219,7 @@ def build_tiny_ltx_video(target: Path, *, seed: int = 0) -> None:
         num_attention_heads=4,
         attention_head_dim=8,
         cross_attention_dim=32,
-        num_layers=1,
+        num_layers=2,  # a head block and a tail, as a step cache needs
         caption_channels=TEXT_DIM,
     )
     vae = AutoencoderKLLTXVideo(

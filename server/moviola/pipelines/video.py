@@ -18,6 +18,7 @@ import torch
 from moviola.catalog import ModelSpec
 from moviola.errors import JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, Phase
+from moviola.pipelines import speed
 from moviola.pipelines.base import Frames, StepHooks
 from moviola.pipelines.preview import Previewer
 
@@ -51,6 +52,7 @@ class DiffusersVideo:
         self._image_pipe = image_pipe
         self._device = device
         self._previewer = Previewer(pipe)  # the image-to-video twin shares the VAE
+        self._steps = speed.StepCounter(pipe)  # ... and the transformers
         boundary = getattr(pipe.config, "boundary_ratio", None)
         self._boundary_timestep = (
             None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps
@@ -156,7 +158,7 @@ class DiffusersVideo:
             preview = None
             if hooks.wants_preview(i + 1, total):
                 preview = previewer.render(kwargs["latents"], request)
-            hooks.step(i + 1, total, timestep, self._expert(timestep), preview)
+            hooks.step(i + 1, total, timestep, self._expert(timestep), preview, self._steps.step_cached())
             if i + 1 == total:
                 hooks.phase(Phase.VAE_DECODING)
             return {}
@@ -164,7 +166,16 @@ class DiffusersVideo:
         hooks.phase(Phase.TEXT_ENCODING)
         prompt = self._encode(pipe, request)
         hooks.phase(Phase.DENOISING)
-        output = pipe(
+        self._steps.reset()
+        with speed.profile(pipe, request.speed_profile or "exact", self._spec.fast_threshold):
+            output = self._call(pipe, request, prompt, total, on_step_end)
+        video = output.frames[0]  # (frames, height, width, 3), floats in 0..1
+        return np.asarray(np.clip(video * 255.0 + 0.5, 0, 255), dtype=np.uint8)
+
+    def _call(
+        self, pipe: Any, request: JobRequest, prompt: dict[str, Any], total: int, on_step_end: Any
+    ) -> Any:
+        return pipe(
             prompt=None,  # encoded above (some pipelines, SkyReels-V2 among them, want it named anyway)
             **prompt,
             **self._call_options(pipe, request),
@@ -177,5 +188,3 @@ class DiffusersVideo:
             output_type="np",
             callback_on_step_end=on_step_end,
         )
-        video = output.frames[0]  # (frames, height, width, 3), floats in 0..1
-        return np.asarray(np.clip(video * 255.0 + 0.5, 0, 255), dtype=np.uint8)

@@ -4,7 +4,7 @@
 and ``frames_for_seconds``); everything else goes through ``validation.validate`` like a gRPC
 request, so both faces give the same field errors. Extensions the SDK sends through
 ``extra_body``: ``priority``, ``seed``, ``steps``, ``negative_prompt``, ``max_wait``, ``allow_fallback``,
-``webhook_url``/``webhook_events`` and ``preview_every`` (previews arrive on ``/videos/{id}/events``).
+``webhook_url``/``webhook_events``, ``speed_profile`` and ``preview_every`` (previews arrive on ``/videos/{id}/events``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STATUS = {
 #: Form fields Moviola reads; any other is refused by name (a typo is not silently dropped).
 KNOWN = frozenset(
     {"model", "prompt", "size", "seconds", "negative_prompt", "seed", "steps", "priority", "max_wait"}
-    | {"allow_fallback", "input_reference", "webhook_url", "webhook_events", "preview_every"}
+    | {"allow_fallback", "input_reference", "webhook_url", "webhook_events", "preview_every", "speed_profile"}
 )
 
 
@@ -85,6 +85,7 @@ def draft_of(
         webhook_url=str(fields.get("webhook_url", "")),
         webhook_events=_events(fields.get("webhook_events")),
         preview_every=_int(fields, "preview_every", 0, 10_000) or 0,
+        speed_profile=str(fields.get("speed_profile") or "").lower(),
     )
 
 

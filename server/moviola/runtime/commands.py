@@ -101,6 +101,12 @@ def model_options(func: F) -> F:
             ),
             click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
             click.option(
+                "--speed-profile",
+                default="exact",
+                type=click.Choice(["exact", "fast"]),
+                help="Requests that name no speed profile run with this one (fast: a step cache).",
+            ),
+            click.option(
                 "--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"])
             ),
             click.option(

@@ -191,4 +191,5 @@ def build_worker(
         tracing=tracing,
         linger=settings.worker.event_linger,
         store_timeout=settings.worker.store_timeout,
+        speed_profile=settings.models.speed_profile,
     )

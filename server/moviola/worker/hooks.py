@@ -26,6 +26,8 @@ class JobHooks:
         self._phase_end: dict[Phase, float] = {}
         self._current: Phase | None = None
         self.peak_memory_bytes = 0
+        #: Steps the step cache served (the fast profile).
+        self.cached_steps = 0
 
     # Called from the event loop.
 
@@ -92,8 +94,15 @@ class JobHooks:
         return every > 0 and (step % every == 0 or step == total_steps)
 
     def step(
-        self, step: int, total_steps: int, timestep: float, expert: Expert, preview: Preview | None = None
+        self,
+        step: int,
+        total_steps: int,
+        timestep: float,
+        expert: Expert,
+        preview: Preview | None = None,
+        cached: bool = False,
     ) -> None:
+        self.cached_steps += cached
         elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())
         remaining = elapsed / step * (total_steps - step)
         self._emit(
@@ -105,6 +114,7 @@ class JobHooks:
                 elapsed=elapsed,
                 remaining=remaining,
                 preview=preview,
+                cached=cached,
             )
         )
         self.check()

@@ -11,9 +11,10 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
-from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, Phase
+from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
 from moviola.pipelines.base import Frames, VideoPipeline
@@ -43,8 +44,11 @@ class Worker:
         tracing: Tracing | None = None,
         linger: float = LINGER,
         store_timeout: float = STORE_TIMEOUT,
+        speed_profile: str = "exact",
     ) -> None:
         self._queue = queue
+        #: The profile of requests that name none.
+        self._speed_profile = speed_profile
         self._store_timeout = store_timeout
         self._linger = linger
         self._tracing = tracing or Tracing(None, "moviola-worker")
@@ -232,11 +236,21 @@ class Worker:
             mime_type=MIME_TYPE,
             peak_memory_bytes=hooks.peak_memory_bytes,
             thumbnail_uri=stored.thumbnail_uri,
+            speed_profile=self._profile(job.request),
+            cached_steps=hooks.cached_steps,
         )
+
+    def _profile(self, request: JobRequest) -> str:
+        """The request's profile, else this worker's default where the model has it."""
+        if request.speed_profile:
+            return request.speed_profile
+        return "exact" if self._pipeline.spec.fast_threshold <= 0 else self._speed_profile
 
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:
         """Generate, encode and store, on the pipeline thread (one hop from the loop, not three)."""
-        frames = self._pipeline.generate(job.request, hooks)
+        frames = self._pipeline.generate(
+            replace(job.request, speed_profile=self._profile(job.request)), hooks
+        )
         hooks.phase(Phase.VIDEO_ENCODING)
         data = encode_mp4(frames, job.request.fps)
         poster = encode_poster(frames)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import job_pb2 as pb
 
 PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "batch": pb.PRIORITY_BATCH}
+SPEED_PROFILES = {"exact": pb.SPEED_PROFILE_EXACT, "fast": pb.SPEED_PROFILE_FAST}
+#: Options given by name whose proto field is an enum.
+ENUMS: dict[str, dict[str, Any]] = {"priority": PRIORITIES, "speed_profile": SPEED_PROFILES}
 
 
 class RequestOptions(TypedDict, total=False):
@@ -32,6 +35,8 @@ class RequestOptions(TypedDict, total=False):
     webhook_events: list[str]
     #: A preview image (``event.progress.preview``) on every N-th denoising step and the last.
     preview_every: int
+    #: "exact" (the pipeline's numerics) or "fast" (a step cache); unset: the worker's default.
+    speed_profile: str
 
 
 def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:
@@ -46,10 +51,11 @@ def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.Gene
             continue
         if name == "max_wait":
             request.max_wait.FromNanoseconds(round(float(value) * 1e9))  # type: ignore[arg-type]
-        elif name == "priority":
-            if value not in PRIORITIES:
-                raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
-            request.priority = PRIORITIES[str(value)]
+        elif name in ENUMS:
+            names = ENUMS[name]
+            if value not in names:
+                raise ValueError(f"{name} must be one of {', '.join(names)}")
+            setattr(request, name, names[str(value)])
         elif name == "webhook_events":
             request.webhook_events.extend(str(event) for event in value)  # type: ignore[attr-defined]
         else:

@@ -107,6 +107,12 @@ auth = _server_command("auth")
 )
 @click.option("--idempotency-key", default="")
 @click.option(
+    "--speed-profile",
+    type=click.Choice(["exact", "fast"]),
+    default=None,
+    help="exact, or fast (a step cache; slightly different output). Default: the worker's.",
+)
+@click.option(
     "--previews",
     type=click.Path(path_type=Path, file_okay=False),
     help="Save live previews here as step-NNNN.jpg (every step unless --preview-every).",

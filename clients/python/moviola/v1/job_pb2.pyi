@@ -45,6 +45,34 @@ PRIORITY_BATCH: Priority.ValueType  # 2
 """Offline work; runs when no interactive job is waiting."""
 Global___Priority: _TypeAlias = Priority  # noqa: Y015
 
+class _SpeedProfile:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SpeedProfileEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpeedProfile.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SPEED_PROFILE_UNSPECIFIED: _SpeedProfile.ValueType  # 0
+    """The worker's default (--speed-profile, itself exact unless set)."""
+    SPEED_PROFILE_EXACT: _SpeedProfile.ValueType  # 1
+    """Every step runs the whole transformer: the pipeline's own numerics."""
+    SPEED_PROFILE_FAST: _SpeedProfile.ValueType  # 2
+    """A step cache (First Block Cache, the model's threshold in the catalogue) skips the transformer's
+    later blocks on steps whose first block barely changed: faster, slightly different output.
+    """
+
+class SpeedProfile(_SpeedProfile, metaclass=_SpeedProfileEnumTypeWrapper):
+    """Speed profiles of the denoiser (docs/models.md, "Speed profiles")."""
+
+SPEED_PROFILE_UNSPECIFIED: SpeedProfile.ValueType  # 0
+"""The worker's default (--speed-profile, itself exact unless set)."""
+SPEED_PROFILE_EXACT: SpeedProfile.ValueType  # 1
+"""Every step runs the whole transformer: the pipeline's own numerics."""
+SPEED_PROFILE_FAST: SpeedProfile.ValueType  # 2
+"""A step cache (First Block Cache, the model's threshold in the catalogue) skips the transformer's
+later blocks on steps whose first block barely changed: faster, slightly different output.
+"""
+Global___SpeedProfile: _TypeAlias = SpeedProfile  # noqa: Y015
+
 class _JobState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -211,6 +239,7 @@ class GenerateRequest(_message.Message):
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
     WEBHOOK_EVENTS_FIELD_NUMBER: _builtins.int
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
+    SPEED_PROFILE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -251,6 +280,8 @@ class GenerateRequest(_message.Message):
     """Attach a preview image of the latents to the PROGRESS event of every N-th step (and the last);
     0: no previews. At most num_inference_steps.
     """
+    speed_profile: Global___SpeedProfile.ValueType
+    """How the denoiser trades exactness for speed; unspecified: the worker's --speed-profile."""
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
         """Longest acceptable wait before the job starts; unset: only the call's deadline counts."""
@@ -284,10 +315,11 @@ class GenerateRequest(_message.Message):
         webhook_url: _builtins.str = ...,
         webhook_events: _abc.Iterable[_builtins.str] | None = ...,
         preview_every: _builtins.int = ...,
+        speed_profile: Global___SpeedProfile.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "speed_profile", b"speed_profile", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -387,6 +419,7 @@ class Progress(_message.Message):
     ELAPSED_FIELD_NUMBER: _builtins.int
     REMAINING_FIELD_NUMBER: _builtins.int
     PREVIEW_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """1-based step number."""
     total_steps: _builtins.int
@@ -395,6 +428,8 @@ class Progress(_message.Message):
     """Scheduler timestep of this step."""
     expert: Global___Expert.ValueType
     """The expert that ran this step."""
+    cached: _builtins.bool
+    """This step's transformer passes were served from the step cache (the fast profile)."""
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Time since denoising began."""
@@ -417,10 +452,11 @@ class Progress(_message.Message):
         elapsed: _duration_pb2.Duration | None = ...,
         remaining: _duration_pb2.Duration | None = ...,
         preview: Global___Preview | None = ...,
+        cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "preview", b"preview", "remaining", b"remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -545,6 +581,8 @@ class Completed(_message.Message):
     THUMBNAIL_DOWNLOAD_URL_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRED_FIELD_NUMBER: _builtins.int
+    SPEED_PROFILE_FIELD_NUMBER: _builtins.int
+    CACHED_STEPS_FIELD_NUMBER: _builtins.int
     video_uri: _builtins.str
     """Where the video is, for example file:///var/lib/moviola/videos/ID.mp4."""
     width: _builtins.int
@@ -576,6 +614,9 @@ class Completed(_message.Message):
     """A link to the poster image, like download_url."""
     expired: _builtins.bool
     """True once the retention period has passed: the files are deleted and no link is given."""
+    speed_profile: Global___SpeedProfile.ValueType
+    """The speed profile the job ran with, and how many of its steps the step cache served."""
+    cached_steps: _builtins.int
     @_builtins.property
     def timings(self) -> Global___Timings:
         """Time spent in each phase."""
@@ -608,10 +649,12 @@ class Completed(_message.Message):
         thumbnail_download_url: _builtins.str = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         expired: _builtins.bool = ...,
+        speed_profile: Global___SpeedProfile.ValueType = ...,
+        cached_steps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_steps", b"cached_steps", "download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "speed_profile", b"speed_profile", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
