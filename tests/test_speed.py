@@ -10,7 +10,7 @@ import pytest
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client
-from moviola.errors import InvalidRequest
+from moviola.errors import FailedPrecondition, InvalidRequest
 from moviola.jobs import JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
@@ -102,3 +102,23 @@ def test_an_unknown_profile_is_refused_by_name() -> None:
         validate(
             RequestDraft(prompt="x", model="tiny-skyreels-v2-df", speed_profile="fast"), BUILTIN_MODELS, ""
         )
+
+
+def test_the_attention_backend_is_checked_at_load_and_changes_nothing_it_should_not(cache_dir: Path) -> None:
+    spec = BUILTIN_MODELS["tiny-wan2.1-t2v"]
+    default = load_pipeline(spec, Settings.of(cache_dir=cache_dir))
+    math = load_pipeline(spec, Settings.of(cache_dir=cache_dir, attention_backend="_native_math"))
+    assert isinstance(default, DiffusersVideo)
+    assert isinstance(math, DiffusersVideo)
+    request = _request("tiny-wan2.1-t2v", "exact", steps=3)
+    plain, _, _ = _run(default, request)
+    other, _, _ = _run(math, request)
+    assert np.abs(plain.astype(int) - other.astype(int)).max() <= 2  # another kernel, the same video
+    for name, says in (
+        ("flash", "flash-attn"),
+        ("no-such-kernel", "must be one of"),
+        ("flash_hub", "downloaded"),
+    ):
+        with pytest.raises(FailedPrecondition, match=says):
+            load_pipeline(spec, Settings.of(cache_dir=cache_dir, attention_backend=name))
+    load_pipeline(spec, Settings.of(cache_dir=cache_dir, attention_backend="native"))  # back to the default

@@ -91,6 +91,8 @@ class ModelSettings:
     device: str = "auto"
     #: The speed profile of requests that name none: "exact" or "fast".
     speed_profile: str = "exact"
+    #: diffusers' attention backend for the transformers ("native", "flash", "_flash_3", "sage"...); None: its default.
+    attention_backend: str | None = None
     #: "auto" is bfloat16 on cuda and float32 on cpu.
     dtype: str = "auto"
 

@@ -32,4 +32,10 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
         log.warning("model %s has random weights: its videos are noise (built in %s)", spec.id, folder)
         source = str(folder)
     log.info("loading %s (%s) from %s", spec.id, spec.pipeline_class, source)
-    return DiffusersVideo.load(spec, source, device=settings.models.device, dtype=settings.models.dtype)
+    return DiffusersVideo.load(
+        spec,
+        source,
+        device=settings.models.device,
+        dtype=settings.models.dtype,
+        attention_backend=settings.models.attention_backend,
+    )

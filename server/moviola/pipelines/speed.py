@@ -18,6 +18,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from moviola.errors import FailedPrecondition
+
 PROFILES = ("exact", "fast")
 
 
@@ -74,3 +76,22 @@ def profile(pipe: Any, name: str, threshold: float) -> Iterator[None]:
     finally:
         for transformer in transformers:
             transformer.disable_cache()
+
+
+def attention_backend(pipe: Any, name: str) -> None:
+    """Run every transformer's attention on diffusers' backend ``name`` (``native``, ``flash``, ``_flash_3``,
+    ``sage``, ...); ``FailedPrecondition`` saying why when it is unknown or its kernel is not installed.
+
+    Checked at load, before the worker says ready, so a missing kernel stops it at once rather than
+    failing its first job. Hub kernels (``*_hub``) are refused: they are downloaded at run time.
+    """
+    if name.endswith("_hub"):
+        raise FailedPrecondition(
+            f"--attention-backend {name}: hub kernels are downloaded at run time, and Moviola loads nothing "
+            "from the network; install the kernel's package and use its plain name (flash, sage, ...)"
+        )
+    for transformer in _transformers(pipe):
+        try:
+            transformer.set_attention_backend(name)
+        except (ValueError, RuntimeError) as exc:
+            raise FailedPrecondition(f"--attention-backend {name}: {exc}") from exc

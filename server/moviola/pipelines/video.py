@@ -60,7 +60,13 @@ class DiffusersVideo:
 
     @classmethod
     def load(
-        cls, spec: ModelSpec, source: str, *, device: str = "auto", dtype: str = "auto"
+        cls,
+        spec: ModelSpec,
+        source: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        attention_backend: str | None = None,
     ) -> DiffusersVideo:
         """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would."""
         import diffusers
@@ -72,6 +78,8 @@ class DiffusersVideo:
             pipe.enable_model_cpu_offload()
         else:
             pipe.to(device)
+        if attention_backend:
+            speed.attention_backend(pipe, attention_backend)
         if spec.memory.vae_tiling:
             pipe.vae.enable_tiling()
         if spec.memory.vae_slicing:

@@ -107,6 +107,12 @@ def model_options(func: F) -> F:
                 help="Requests that name no speed profile run with this one (fast: a step cache).",
             ),
             click.option(
+                "--attention-backend",
+                default=None,
+                help="diffusers' attention backend: native (SDPA), flash, _flash_3, sage, ...; "
+                "checked at start (default: diffusers' native).",
+            ),
+            click.option(
                 "--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"])
             ),
             click.option(
