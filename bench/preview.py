@@ -21,19 +21,17 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from moviola.catalog import BUILTIN_MODELS
-from moviola.jobs import EventKind, JobRequest
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.preview import Previewer
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.worker.hooks import JobHooks
+from moviola.testing_pipeline import request_for, run_direct
 
 STEPS = 8
 #: Wan2.1-T2V-1.3B's transformer, from its published config.
@@ -42,35 +40,15 @@ WAN_1_3B = {"num_attention_heads": 12, "attention_head_dim": 128, "ffn_dim": 896
 TOKENS_480P = 21 * 30 * 52
 
 
-def _request(pipeline: DiffusersVideo, preview_every: int) -> JobRequest:
-    d = pipeline.spec.defaults
-    return JobRequest(
-        model=pipeline.spec.id,
-        prompt="a fox",
-        negative_prompt="",
-        image=None,
-        width=d.width,
-        height=d.height,
-        num_frames=d.num_frames,
-        fps=d.fps,
-        num_inference_steps=STEPS,
-        guidance_scale=d.guidance_scale,
-        guidance_scale_2=d.guidance_scale_2,
-        seed=1,
-        preview_every=preview_every,
-    )
-
-
 def per_step(pipeline: DiffusersVideo, preview_every: int) -> float:
-    events: list[EventKind] = []
-    hooks = JobHooks(events.append, preview_every=preview_every)
-    pipeline.generate(_request(pipeline, preview_every), hooks)
-    return hooks.timings(0, 0).denoising / STEPS
+    request = request_for(pipeline.spec, num_inference_steps=STEPS, preview_every=preview_every)
+    return run_direct(pipeline, request).hooks.timings(0, 0).denoising / STEPS
 
 
 def render_seconds(previewer: Previewer, shape: tuple[int, ...], width: int, height: int, runs: int) -> float:
     latents = torch.randn(shape)
-    request = replace(_request_stub, width=width, height=height, num_frames=(shape[2] - 1) * 4 + 1)
+    spec = BUILTIN_MODELS["tiny-wan2.2-t2v"]  # only the size matters to a render
+    request = request_for(spec, width=width, height=height, num_frames=(shape[2] - 1) * 4 + 1)
     previewer.render(latents, request)
     times = []
     for _ in range(runs):
@@ -78,9 +56,6 @@ def render_seconds(previewer: Previewer, shape: tuple[int, ...], width: int, hei
         previewer.render(latents, request)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-_request_stub = JobRequest("", "", "", None, 0, 0, 0, 16, STEPS, 5.0, None, 1)
 
 
 def step_lower_bound() -> float:

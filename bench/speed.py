@@ -19,36 +19,26 @@ from pathlib import Path
 import numpy as np
 
 from moviola.catalog import BUILTIN_MODELS
-from moviola.jobs import EventKind, JobRequest
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.worker.hooks import JobHooks
+from moviola.testing_pipeline import request_for, run_direct
 
 STEPS = 20
 
 
 def run(pipeline: DiffusersVideo, profile: str) -> tuple[float, int, np.ndarray]:
-    d = pipeline.spec.defaults
-    request = JobRequest(
-        pipeline.spec.id,
-        "a fox",
-        "",
-        None,
-        128,
-        128,
-        17,
-        d.fps,
-        STEPS,
-        d.guidance_scale,
-        d.guidance_scale_2,
-        7,
+    request = request_for(
+        pipeline.spec,
+        width=128,
+        height=128,
+        num_frames=17,
+        num_inference_steps=STEPS,
+        seed=7,
         speed_profile=profile,
     )
-    events: list[EventKind] = []
-    hooks = JobHooks(events.append)
-    frames = pipeline.generate(request, hooks)
-    return hooks.timings(0, 0).denoising, hooks.cached_steps, frames
+    done = run_direct(pipeline, request)
+    return done.hooks.timings(0, 0).denoising, done.hooks.cached_steps, done.frames
 
 
 def main() -> int:

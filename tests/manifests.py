@@ -40,6 +40,12 @@ def render(overlay: str) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def is_custom(obj: Obj) -> bool:
+    """A custom resource: its API group has a dot and is not one of Kubernetes's own (``*.k8s.io``)."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
 def schema(kind: tuple[str, str]) -> Obj:
     loaded: Obj = json.loads((EKS / "schemas" / CRD_SCHEMAS[kind]).read_text())
     return loaded

@@ -29,6 +29,7 @@ from moviola.pipelines.preview import (
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
 from moviola.testing import ServerProcess
+from moviola.testing_pipeline import Run, request_for, run_direct
 from moviola.v1 import job_pb2 as pb
 from moviola.worker.hooks import JobHooks
 
@@ -97,31 +98,19 @@ def test_preview_every_above_the_steps_is_refused_by_name(client: Client) -> Non
     assert caught.value.field == "preview_every"
 
 
-class Recorded:
-    """The worker's real hooks, keeping the events they emit."""
-
-    def __init__(self, preview_every: int) -> None:
-        self.events: list[object] = []
-        self.hooks = JobHooks(self.events.append, preview_every=preview_every)
-
-
-def _request(preview_every: int) -> JobRequest:
-    d = CATALOG["tiny-wan2.2-t2v"].defaults
-    return JobRequest(
-        model="tiny-wan2.2-t2v",
-        prompt="a fox",
-        negative_prompt="",
-        image=None,
-        width=d.width,
-        height=d.height,
+def _request(preview_every: int, **changes: object) -> JobRequest:
+    return request_for(
+        CATALOG["tiny-wan2.2-t2v"],
         num_frames=5,
-        fps=d.fps,
         num_inference_steps=3,
-        guidance_scale=d.guidance_scale,
-        guidance_scale_2=d.guidance_scale_2,
         seed=3,
         preview_every=preview_every,
+        **changes,
     )
+
+
+def _previews(run: Run) -> list[Preview]:
+    return [p.preview for p in run.progress if p.preview is not None]
 
 
 @pytest.fixture(scope="module")
@@ -132,15 +121,13 @@ def wan(cache_dir: Path) -> DiffusersVideo:
 
 
 def test_previews_off_cost_nothing_and_previews_on_change_no_frame(wan: DiffusersVideo) -> None:
-    off = Recorded(0)
-    frames_off = wan.generate(_request(0), off.hooks)
+    off = run_direct(wan, _request(0))
     assert not wan._previewer.fitted  # no fit, no render: the only work is one comparison per step
-    assert not [e for e in off.events if getattr(e, "preview", None) is not None]
-    on = Recorded(1)
-    frames_on = wan.generate(_request(1), on.hooks)
+    assert not _previews(off)
+    on = run_direct(wan, _request(1))
     assert wan._previewer.fitted
-    assert len([e for e in on.events if getattr(e, "preview", None) is not None]) == 3
-    np.testing.assert_array_equal(frames_off, frames_on)
+    assert len(_previews(on)) == 3
+    np.testing.assert_array_equal(off.frames, on.frames)
 
 
 def test_the_fitted_projection_explains_held_out_colours_better_than_their_mean(wan: DiffusersVideo) -> None:
@@ -161,12 +148,8 @@ def test_the_fitted_projection_explains_held_out_colours_better_than_their_mean(
 def test_ltx_previews_unpack_its_packed_latents(cache_dir: Path) -> None:
     pipeline = load_pipeline(CATALOG["tiny-ltx-video"], Settings.of(cache_dir=cache_dir))
     assert isinstance(pipeline, DiffusersVideo)
-    request = _request(1)
     d = CATALOG["tiny-ltx-video"].defaults
-    request = JobRequest(**{**request.__dict__, "model": "tiny-ltx-video", "width": d.width, "height": 64})
-    recorded = Recorded(1)
-    pipeline.generate(request, recorded.hooks)
-    previews = [p for e in recorded.events if (p := getattr(e, "preview", None)) is not None]
+    previews = _previews(run_direct(pipeline, _request(1, model="tiny-ltx-video", width=d.width, height=64)))
     assert len(previews) == 3
     assert all(isinstance(p, Preview) and (p.width, p.height) == preview_size(d.width, 64) for p in previews)
 
@@ -176,8 +159,7 @@ async def test_previews_reach_watchers_intact_on_both_backends(stack: Stack) -> 
     events = await events_of(stack.client, job.id)
     got = {e.progress.step: e.progress.preview for e in events if e.progress.HasField("preview")}
     assert sorted(got) == [2, 4]
-    request = _request(2)
-    request = JobRequest(**{**request.__dict__, "width": 96, "height": 64})
+    request = _request(2, width=96, height=64)
     for step, preview in got.items():
         sent = scripted_preview(request, step)
         assert (preview.image, preview.width, preview.height) == (sent.image, sent.width, sent.height)

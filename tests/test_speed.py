@@ -15,35 +15,22 @@ from moviola.jobs import JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
+from moviola.testing_pipeline import request_for, run_direct
 from moviola.v1 import job_pb2 as pb
 from moviola.validation import RequestDraft, validate
 from moviola.worker.hooks import JobHooks
 
 
 def _request(model: str, profile: str, steps: int = 12) -> JobRequest:
-    d = BUILTIN_MODELS[model].defaults
-    return JobRequest(
-        model=model,
-        prompt="a fox",
-        negative_prompt="",
-        image=None,
-        width=64,
-        height=64,
-        num_frames=9,
-        fps=d.fps,
-        num_inference_steps=steps,
-        guidance_scale=d.guidance_scale,
-        guidance_scale_2=d.guidance_scale_2,
-        seed=4,
-        speed_profile=profile,
+    spec = BUILTIN_MODELS[model]
+    return request_for(
+        spec, width=64, height=64, num_frames=9, num_inference_steps=steps, seed=4, speed_profile=profile
     )
 
 
 def _run(pipeline: DiffusersVideo, request: JobRequest) -> tuple[np.ndarray, list[Progress], JobHooks]:
-    events: list[object] = []
-    hooks = JobHooks(events.append)
-    frames = pipeline.generate(request, hooks)
-    return frames, [e for e in events if isinstance(e, Progress)], hooks
+    run = run_direct(pipeline, request)
+    return run.frames, run.progress, run.hooks
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

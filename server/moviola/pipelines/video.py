@@ -159,13 +159,11 @@ class DiffusersVideo:
         pipe = self._image_pipe if request.image is not None and self._image_pipe is not None else self._pipe
         total = request.num_inference_steps
 
-        previewer = self._previewer
-
         def on_step_end(_pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
             timestep = float(t.flatten()[0]) if t.ndim else float(t)
             preview = None
             if hooks.wants_preview(i + 1, total):
-                preview = previewer.render(kwargs["latents"], request)
+                preview = self._previewer.render(kwargs["latents"], request)
             hooks.step(i + 1, total, timestep, self._expert(timestep), preview, self._steps.step_cached())
             if i + 1 == total:
                 hooks.phase(Phase.VAE_DECODING)
