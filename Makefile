@@ -64,6 +64,7 @@ bench: install system-deps
 	$(PY) bench/storage.py
 	$(PY) bench/preview.py
 	$(PY) bench/speed.py
+	$(PY) bench/batch.py
 	$(PY) bench/fairness.py
 
 clean:

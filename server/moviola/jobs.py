@@ -99,6 +99,15 @@ class JobRequest:
         """The idempotency key as looked up: per tenant, so that two tenants' keys never collide."""
         return f"{self.tenant}/{self.idempotency_key}" if self.tenant else self.idempotency_key
 
+    def batch_key(self) -> str:
+        """What jobs must share to run as one batch (``--max-batch``): model, size, frames, steps, guidance
+        and speed profile; "" for a job that never batches (one with an input image)."""
+        if self.image is not None:
+            return ""
+        size = (self.width, self.height, self.num_frames, self.num_inference_steps, self.fps)
+        guidance = (self.guidance_scale, self.guidance_scale_2)
+        return "|".join(str(part) for part in (self.model, *size, *guidance, self.speed_profile))
+
 
 @dataclass(frozen=True)
 class Queued:

@@ -142,10 +142,14 @@ class WorkerSettings:
     event_linger: float = 0.005
     #: Seconds storing a finished video is retried while the storage is unreachable before the job fails.
     store_timeout: float = 120.0
+    #: Queued jobs that share a batch key (size, frames, steps, profile) run as one batch, up to this many.
+    max_batch: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.event_linger <= 1:
             raise ValueError("event_linger must be within 0..1 seconds")
+        if not 1 <= self.max_batch <= 16:
+            raise ValueError(f"max_batch must be within 1..16, got {self.max_batch}")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ lets it propagate, which stops the run before the VAE decode.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -49,3 +49,14 @@ class VideoPipeline(Protocol):
     def spec(self) -> ModelSpec: ...
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames: ...
+
+
+@runtime_checkable
+class BatchingPipeline(VideoPipeline, Protocol):
+    """A pipeline that can also run several requests of one ``JobRequest.batch_key`` as one batch."""
+
+    def batchable(self, request: JobRequest) -> bool: ...
+
+    def generate_batch(self, requests: list[JobRequest], hooks: list[StepHooks]) -> list[Frames | None]:
+        """Each member's frames, or None for a member that left (its hooks raised ``JobCancelled``)."""
+        ...

@@ -18,7 +18,7 @@ import torch
 from moviola.catalog import ModelSpec
 from moviola.errors import JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, Phase
-from moviola.pipelines import speed
+from moviola.pipelines import batch, speed
 from moviola.pipelines.base import Frames, StepHooks
 from moviola.pipelines.preview import Previewer
 
@@ -102,10 +102,22 @@ class DiffusersVideo:
         return Expert.HIGH_NOISE if timestep >= self._boundary_timestep else Expert.LOW_NOISE
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        return self._run(request, [hooks], lambda: self._generate(request, hooks))
+
+    def batchable(self, request: JobRequest) -> bool:
+        """Whether ``request`` may run in one batch with others of its ``batch_key``."""
+        return batch.batchable(self._pipe, request)
+
+    def generate_batch(self, requests: list[JobRequest], hooks: list[StepHooks]) -> list[Frames | None]:
+        """Run requests of one ``batch_key`` as one batch: each member's frames, or None for one that left
+        (its hooks raised ``JobCancelled``, which ends only that member)."""
+        return self._run(requests[0], hooks, lambda: self._generate_batch(requests, hooks))
+
+    def _run(self, request: JobRequest, hooks: list[StepHooks], run: Any) -> Any:
         if self._device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         try:
-            frames = self._generate(request, hooks)
+            result = run()
         except JobCancelled:
             raise
         except torch.OutOfMemoryError as exc:
@@ -115,8 +127,9 @@ class DiffusersVideo:
             ) from exc
         except (RuntimeError, ValueError) as exc:
             raise PipelineFailed(f"{type(exc).__name__}: {exc}") from exc
-        hooks.peak_memory(_peak_memory(self._device))
-        return frames
+        for member in hooks:
+            member.peak_memory(_peak_memory(self._device))
+        return result
 
     def _encode(self, pipe: Any, request: JobRequest) -> dict[str, Any]:
         """Encode the prompt ahead of the call, as the call arguments that carry it."""
@@ -175,11 +188,54 @@ class DiffusersVideo:
         self._steps.reset()
         with speed.profile(pipe, request.speed_profile or "exact", self._spec.fast_threshold):
             output = self._call(pipe, request, prompt, total, on_step_end)
-        video = output.frames[0]  # (frames, height, width, 3), floats in 0..1
-        return np.asarray(np.clip(video * 255.0 + 0.5, 0, 255), dtype=np.uint8)
+        return _frames(output.frames[0])
+
+    def _generate_batch(self, requests: list[JobRequest], hooks: list[StepHooks]) -> list[Frames | None]:
+        pipe, first, total = self._pipe, requests[0], requests[0].num_inference_steps
+        members = batch.Members(hooks)
+
+        def on_step_end(_pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
+            timestep = float(t.flatten()[0]) if t.ndim else float(t)
+            cached, expert, before = self._steps.step_cached(), self._expert(timestep), list(members.alive)
+
+            def step(member: StepHooks, m: int, row: int) -> None:
+                preview = None
+                if member.wants_preview(i + 1, total):
+                    preview = self._previewer.render(kwargs["latents"][row : row + 1], requests[m])
+                member.step(i + 1, total, timestep, expert, preview, cached)
+                if i + 1 == total:
+                    member.phase(Phase.VAE_DECODING)
+
+            members.each(step)
+            return members.after_step(kwargs, _pipe.scheduler, before)
+
+        members.each(lambda member, _m, _row: member.phase(Phase.TEXT_ENCODING))
+        prompts = {m: self._encode(pipe, requests[m]) for m in members.alive}
+        members.each(lambda member, _m, _row: member.phase(Phase.DENOISING))
+        results: list[Frames | None] = [None] * len(requests)
+        if not members.alive:
+            return results
+        self._steps.reset()
+        generators = [torch.Generator("cpu").manual_seed(requests[m].seed) for m in members.alive]
+        stacked = batch.stack([prompts[m] for m in members.alive])
+        try:
+            with speed.profile(pipe, first.speed_profile or "exact", self._spec.fast_threshold):
+                output = self._call(pipe, first, stacked, total, on_step_end, generators, batch.TENSOR_INPUTS)
+        except batch.Abandoned:
+            return results
+        for m, video in zip(members.alive, output.frames, strict=True):
+            results[m] = _frames(video)
+        return results
 
     def _call(
-        self, pipe: Any, request: JobRequest, prompt: dict[str, Any], total: int, on_step_end: Any
+        self,
+        pipe: Any,
+        request: JobRequest,
+        prompt: dict[str, Any],
+        total: int,
+        on_step_end: Any,
+        generator: list[torch.Generator] | None = None,
+        tensor_inputs: list[str] | None = None,
     ) -> Any:
         return pipe(
             prompt=None,  # encoded above (some pipelines, SkyReels-V2 among them, want it named anyway)
@@ -190,7 +246,13 @@ class DiffusersVideo:
             num_frames=request.num_frames,
             num_inference_steps=total,
             guidance_scale=request.guidance_scale,
-            generator=torch.Generator("cpu").manual_seed(request.seed),
+            generator=generator or torch.Generator("cpu").manual_seed(request.seed),
             output_type="np",
             callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=tensor_inputs or ["latents"],
         )
+
+
+def _frames(video: Any) -> Frames:
+    """A pipeline's video (frames, height, width, 3) of floats in 0..1, as bytes."""
+    return np.asarray(np.clip(video * 255.0 + 0.5, 0, 255), dtype=np.uint8)

@@ -107,6 +107,13 @@ def model_options(func: F) -> F:
                 help="Requests that name no speed profile run with this one (fast: a step cache).",
             ),
             click.option(
+                "--max-batch",
+                default=1,
+                type=click.IntRange(1, 16),
+                help="Run up to this many queued jobs of one size, frame count, step count and speed profile "
+                "as one batch (Wan text-to-video); each keeps its own events, cancel and result.",
+            ),
+            click.option(
                 "--attention-backend",
                 default=None,
                 help="diffusers' attention backend: native (SDPA), flash, _flash_3, sage, ...; "

@@ -192,4 +192,5 @@ def build_worker(
         linger=settings.worker.event_linger,
         store_timeout=settings.worker.store_timeout,
         speed_profile=settings.models.speed_profile,
+        max_batch=settings.worker.max_batch,
     )

@@ -108,6 +108,10 @@ class WorkerQueue(Protocol):
     async def take(self, model: str) -> Assignment:
         """Wait for the next job of ``model``, mark it started, and hand it to the caller."""
 
+    async def take_mate(self, model: str, batch_key: str) -> Assignment | None:
+        """Start a waiting job of ``model`` with this ``JobRequest.batch_key`` (to run in one batch with one
+        already taken), without waiting; None when there is none (near the head of the queue)."""
+
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         """Append an event; the queue numbers and timestamps it.
 

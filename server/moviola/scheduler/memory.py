@@ -180,6 +180,19 @@ class MemoryJobQueue:
         await self._announce_positions()
         return Assignment(job_id=job_id, request=entry.record.request, created_at=entry.record.created_at)
 
+    async def take_mate(self, model: str, batch_key: str) -> Assignment | None:
+        if not batch_key:
+            return None
+        order = [j for j in self._order() if self._jobs[j].record.model == model]
+        job_id = next((j for j in order if self._jobs[j].record.request.batch_key() == batch_key), None)
+        if job_id is None:
+            return None
+        self._unqueue(job_id, started=True)
+        entry = self._jobs[job_id]
+        await self.publish(job_id, Started(worker=self._worker, attempt=1))
+        await self._announce_positions()
+        return Assignment(job_id=job_id, request=entry.record.request, created_at=entry.record.created_at)
+
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         entry = self._entry(job_id)
         record = entry.record

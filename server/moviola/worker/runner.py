@@ -8,8 +8,10 @@ the default executor. Every job ends with exactly one terminal event.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -17,10 +19,11 @@ from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory, Unava
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
-from moviola.pipelines.base import Frames, VideoPipeline
+from moviola.pipelines.base import BatchingPipeline, Frames, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
+from moviola.worker.batch import BatchRender
 from moviola.worker.hooks import JobHooks
 from moviola.worker.outbox import LINGER, Outbox
 
@@ -45,8 +48,11 @@ class Worker:
         linger: float = LINGER,
         store_timeout: float = STORE_TIMEOUT,
         speed_profile: str = "exact",
+        max_batch: int = 1,
     ) -> None:
         self._queue = queue
+        #: Jobs run in one batch at most (where the pipeline batches and the jobs share a batch key).
+        self._max_batch = max_batch
         #: The profile of requests that name none.
         self._speed_profile = speed_profile
         self._store_timeout = store_timeout
@@ -56,7 +62,7 @@ class Worker:
         self._pipeline = pipeline
         self._storage = storage
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
-        self._current: JobHooks | None = None
+        self._running: dict[str, JobHooks] = {}
         self._shutting_down = False  # take no more jobs
         self._stopping_job = False  # the running job is being stopped by us, not by a caller
         self._idle = asyncio.Event()
@@ -80,7 +86,11 @@ class Worker:
                     raise
                 self._idle.clear()
                 try:
-                    await self.run_job(assignment)
+                    jobs = await self._mates(assignment)
+                    if len(jobs) == 1:
+                        await self.run_job(assignment)
+                    else:
+                        await self.run_batch(jobs)
                 finally:
                     self._idle.set()
         except Exception:
@@ -108,16 +118,45 @@ class Worker:
         """Stop the running job at its next step: the process is going away."""
         self._shutting_down = True
         self._stopping_job = True
-        if self._current is not None:
-            self._current.request_cancel(SHUTDOWN_MESSAGE)
+        for hooks in self._running.values():
+            hooks.request_cancel(SHUTDOWN_MESSAGE)
 
-    async def run_job(self, job: Assignment) -> None:
+    async def _mates(self, first: Assignment) -> list[Assignment]:
+        """``first`` and the waiting jobs that may run in one batch with it (up to ``max_batch``)."""
+        pipeline, jobs = self._pipeline, [first]
+        if self._max_batch < 2 or not isinstance(pipeline, BatchingPipeline):
+            return jobs
+        if not pipeline.batchable(first.request):
+            return jobs
+        while len(jobs) < self._max_batch:
+            try:
+                mate = await self._queue.take_mate(self.model, first.request.batch_key())
+            except Unavailable:  # the queue went away: run what was taken
+                break
+            if mate is None:
+                break
+            jobs.append(mate)
+        return jobs
+
+    async def run_batch(self, jobs: list[Assignment]) -> None:
+        """Run ``jobs`` (of one batch key) in one pipeline call; each ends on its own."""
+        assert isinstance(self._pipeline, BatchingPipeline)
+        render = BatchRender(self._pipeline, [self._request(job) for job in jobs], self._executor)
+        log.info("running %d jobs in one batch: %s", len(jobs), ", ".join(job.job_id for job in jobs))
+        await asyncio.gather(
+            *(self.run_job(job, functools.partial(render.frames, i)) for i, job in enumerate(jobs))
+        )
+
+    async def run_job(
+        self, job: Assignment, batch: Callable[[JobHooks], Awaitable[Frames]] | None = None
+    ) -> None:
+        """Run one job, alone or (``batch``: its frames come from the batch's one call) in a batch."""
         started = time.time()
         observer = (
             None if self._metrics is None else JobMetrics(self._metrics, self.model, started - job.created_at)
         )
         hooks, outbox = self._connect(job, observer, started)
-        self._current = hooks
+        self._running[job.job_id] = hooks
         watcher = asyncio.create_task(self._queue.wait_cancel_requested(job.job_id))
         watcher.add_done_callback(
             lambda task: (
@@ -126,7 +165,7 @@ class Worker:
         )
         outcome: EventKind | None
         try:
-            outcome = await self._generate(job, hooks, started)
+            outcome = await self._generate(job, hooks, started, batch)
         except JobCancelled as exc:
             outcome = await self._cancelled(job, str(exc))
         except OutOfMemory as exc:
@@ -143,7 +182,7 @@ class Worker:
         finally:
             watcher.cancel()
             unsent = await outbox.close()
-            self._current = None
+            del self._running[job.job_id]
         if outcome is None:  # handed back: this run's progress is moot, RELEASE announced it queued
             log.info("job %s handed back to the queue", job.job_id, extra={"job_id": job.job_id})
             return
@@ -218,10 +257,20 @@ class Worker:
             return None
         return Failed(code=FailureCode.UNAVAILABLE, message=SHUTDOWN_MESSAGE, retryable=True)
 
-    async def _generate(self, job: Assignment, hooks: JobHooks, started: float) -> Completed:
+    async def _generate(
+        self,
+        job: Assignment,
+        hooks: JobHooks,
+        started: float,
+        batch: Callable[[JobHooks], Awaitable[Frames]] | None,
+    ) -> Completed:
         loop = asyncio.get_running_loop()
         request = job.request
-        frames, stored = await loop.run_in_executor(self._executor, self._render, job, hooks)
+        if batch is None:
+            frames, stored = await loop.run_in_executor(self._executor, self._render, job, hooks)
+        else:
+            frames = await batch(hooks)
+            stored = await loop.run_in_executor(self._executor, self._encode_store, job, hooks, frames)
         count, height, width, _ = frames.shape
         return Completed(
             video_uri=stored.uri,
@@ -246,18 +295,23 @@ class Worker:
             return request.speed_profile
         return "exact" if self._pipeline.spec.fast_threshold <= 0 else self._speed_profile
 
+    def _request(self, job: Assignment) -> JobRequest:
+        """The job's request as the pipeline runs it: with the profile this worker resolved."""
+        return replace(job.request, speed_profile=self._profile(job.request))
+
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:
         """Generate, encode and store, on the pipeline thread (one hop from the loop, not three)."""
-        frames = self._pipeline.generate(
-            replace(job.request, speed_profile=self._profile(job.request)), hooks
-        )
+        frames = self._pipeline.generate(self._request(job), hooks)
+        return frames, self._encode_store(job, hooks, frames)
+
+    def _encode_store(self, job: Assignment, hooks: JobHooks, frames: Frames) -> StoredVideo:
         hooks.phase(Phase.VIDEO_ENCODING)
         data = encode_mp4(frames, job.request.fps)
         poster = encode_poster(frames)
         hooks.phase(Phase.STORING)
         stored = self._store(job, hooks, data, poster)
         hooks.end_phase()
-        return frames, stored
+        return stored
 
     def _store(self, job: Assignment, hooks: JobHooks, video: bytes, poster: bytes) -> StoredVideo:
         """Store, retrying while the storage is unreachable (the encoded video is kept, not rendered again).

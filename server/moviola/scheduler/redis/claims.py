@@ -33,6 +33,9 @@ from moviola.scheduler.redis.connection import (
 
 log = logging.getLogger(__name__)
 
+#: Waiting jobs of each priority a batch looks through for mates (a mate may start ahead of others).
+MATE_SCAN = 32
+
 
 class ClaimSide(RedisBase):
     @translated
@@ -79,6 +82,24 @@ class ClaimSide(RedisBase):
                 continue
             await asyncio.sleep(backoff)  # back off before asking a failing Redis again
             backoff = min(backoff * 2, 5.0)
+
+    @translated
+    async def take_mate(self, model: str, batch_key: str) -> Assignment | None:
+        """Start a waiting job with ``batch_key``, without waiting; None when none is near the queue's head."""
+        if not batch_key:
+            return None
+        while True:
+            reply = await self._take_mate(
+                keys=list(self._queues(model)), args=[*self._start_args(), batch_key, MATE_SCAN]
+            )
+            if len(reply) < 2:
+                return None
+            *started, stream, msg_id, job_id = reply
+            assignment = await self._started(
+                model, as_text(stream), as_text(msg_id), as_text(job_id), started
+            )
+            if assignment is not None:
+                return assignment  # else it expired or was cancelled as it started: look again
 
     @translated
     async def heartbeat(self, model: str) -> None:

@@ -143,6 +143,7 @@ class RedisBase:
         self._renew_lease = self.redis.register_script(redis_lua.RENEW)
         self._finish = self.redis.register_script(redis_lua.FINISH)
         self._take = self.redis.register_script(redis_lua.TAKE)
+        self._take_mate = self.redis.register_script(redis_lua.TAKE_MATE)
         self._reclaim_script = self.redis.register_script(redis_lua.RECLAIM)
         self._expire = self.redis.register_script(redis_lua.EXPIRE)
         self._leases: dict[str, asyncio.Task[None]] = {}

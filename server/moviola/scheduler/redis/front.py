@@ -60,6 +60,7 @@ class FrontSide(RedisBase):
                 limits.weight,
                 request.webhook_url,
                 ",".join(request.webhook_events),
+                request.batch_key(),
             ],
         )
         status, value = int(result[0]), as_text(result[1])

@@ -49,7 +49,7 @@ local tag = enter_fair(KEYS[3] .. ':fair', tenant, tonumber(ARGV[17]))
 redis.call('ZADD', KEYS[3] .. ':waiting', tag, ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'created_at', ARGV[3], 'model', ARGV[4], 'state', 'queued',
            'seq', 0, 'attempts', 0, 'stream', KEYS[3], 'msg', '', 'position', 0, 'cancel', 0, 'tenant', tenant,
-           'webhook', ARGV[18], 'webhook_events', ARGV[19])
+           'webhook', ARGV[18], 'webhook_events', ARGV[19], 'batch', ARGV[20])
 if ARGV[9] == '1' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[6]) end
 redis.call('ZADD', KEYS[8], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[6])))
@@ -138,6 +138,34 @@ for _, stream in ipairs({KEYS[3], KEYS[4]}) do
 end
 local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)[1]
 return {0, last and last[1] or '0-0'}
+"""
+)
+
+# KEYS: interactive queue, batch queue. ARGV: TAKE's start arguments, then a batch key and how many
+# waiting jobs of each queue to look at. Start the first waiting job (interactive first) whose batch
+# key is ARGV[11], to run in one batch with a job this worker took; {0} when none is among them.
+TAKE_MATE = (
+    PRELUDE
+    + START_FUNCTION
+    + r"""
+local a = start_args(1)
+for _, stream in ipairs({KEYS[1], KEYS[2]}) do
+  local waiting = redis.call('ZRANGE', stream .. ':waiting', 0, tonumber(ARGV[12]) - 1, 'WITHSCORES')
+  for i = 1, #waiting, 2 do
+    local job_id, job_key = waiting[i], a.prefix .. 'job:' .. waiting[i]
+    if redis.call('HGET', job_key, 'batch') == ARGV[11] then
+      redis.call('ZREM', stream .. ':waiting', job_id)
+      leave_fair(stream .. ':fair', redis.call('HGET', job_key, 'tenant') or '', tonumber(waiting[i + 1]), true)
+      local msg_id = redis.call('XADD', stream, '*', 'job', job_id)
+      local read = redis.call('XREADGROUP', 'GROUP', a.group, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
+      if read[1][2][1][1] ~= msg_id then return redis.error_reply('queue stream ' .. stream .. ' has unread entries') end
+      redis.call('HSET', job_key, 'msg', msg_id)
+      local result = start(job_key, a.prefix .. 'events:' .. job_id, KEYS[1], KEYS[2], a)
+      return {result[1], result[2], result[3] or '', result[4] or '', result[5] or 0, stream, msg_id, job_id}
+    end
+  end
+end
+return {0}
 """
 )
 
