@@ -48,13 +48,63 @@ class ModelLimits:
     max_fps: int = 60
 
 
+#: How a worker keeps a model on its card (``moviola.pipelines.memory``), most resident first.
+MEMORY_PLANS = ("resident", "model_offload", "expert_swap", "group_offload")
+#: The share of a card a plan's expected peak may take (the CUDA context, fragmentation, other processes).
+CARD_HEADROOM = 0.95
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    name: str
+    #: GiB of accelerator memory the plan is expected to reach at the model's largest preset; 0: unknown.
+    peak_gib: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in MEMORY_PLANS:
+            raise ValueError(f"memory plan {self.name!r} is not one of {', '.join(MEMORY_PLANS)}")
+
+
 @dataclass(frozen=True)
 class MemoryOptions:
-    """diffusers' memory savers, for cards smaller than the model."""
+    """How the model fits its card: the plans it has (fastest first) and diffusers' VAE savers."""
 
+    #: Older catalogues: the same as ``plans = [{ name = "model_offload" }]``.
     model_cpu_offload: bool = False
+    #: Decode every job tiled; or only jobs of at least ``vae_tiling_pixels`` pixels per frame (0: none).
     vae_tiling: bool = False
+    vae_tiling_pixels: int = 0
     vae_slicing: bool = False
+    plans: tuple[MemoryPlan, ...] = ()
+
+    def candidates(self) -> tuple[MemoryPlan, ...]:
+        if self.plans:
+            return self.plans
+        return (MemoryPlan("model_offload" if self.model_cpu_offload else "resident"),)
+
+    def choose(self, card_gib: float | None, requested: str = "auto") -> MemoryPlan:
+        """The plan named, else the first whose peak fits a card of ``card_gib`` (None: no accelerator).
+
+        Raises ``ValueError`` saying what the smallest plan needs when none fits.
+        """
+        if requested != "auto":
+            named = [plan for plan in self.candidates() if plan.name == requested]
+            return named[0] if named else MemoryPlan(requested)
+        if card_gib is None:
+            return MemoryPlan("resident")
+        plans = self.candidates()
+        fits = [plan for plan in plans if plan.peak_gib <= card_gib * CARD_HEADROOM]
+        if not fits:
+            smallest = min(plans, key=lambda plan: plan.peak_gib)
+            raise ValueError(
+                f"no memory plan fits this card ({card_gib:.1f} GiB): the smallest, {smallest.name}, "
+                f"is expected to reach {smallest.peak_gib:g} GiB"
+            )
+        return fits[0]
+
+    def tiles(self, width: int, height: int) -> bool:
+        """Whether a job of this size decodes its video tile by tile."""
+        return self.vae_tiling or 0 < self.vae_tiling_pixels <= width * height
 
 
 @dataclass(frozen=True)
@@ -102,7 +152,9 @@ def _spec(entry: dict[str, Any]) -> ModelSpec:
         entry["image_pipeline_class"] = entry.pop("image_pipeline", None)
         entry["defaults"] = ModelDefaults(**entry["defaults"])
         entry["limits"] = ModelLimits(**entry.get("limits", {}))
-        entry["memory"] = MemoryOptions(**entry.get("memory", {}))
+        memory = dict(entry.get("memory", {}))
+        memory["plans"] = tuple(MemoryPlan(**plan) for plan in memory.get("plans", ()))
+        entry["memory"] = MemoryOptions(**memory)
         entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
         entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
         entry.setdefault("family", entry["id"])

@@ -95,10 +95,29 @@ class ModelSettings:
     attention_backend: str | None = None
     #: "auto" is bfloat16 on cuda and float32 on cpu.
     dtype: str = "auto"
+    #: How the model is kept on the card (``catalog.MEMORY_PLANS``); "auto": the catalogue's first that fits.
+    memory_plan: str = "auto"
+    #: Compile the transformers' repeated blocks at load, warming them up before the worker is ready.
+    compile: bool = False
+    #: Where compiled kernels are kept across restarts; None: ``cache_dir/compile``.
+    compile_cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
+        from moviola.catalog import MEMORY_PLANS
+
+        if self.memory_plan not in ("auto", *MEMORY_PLANS):
+            raise ValueError(
+                f"memory_plan must be auto or one of {', '.join(MEMORY_PLANS)}, got {self.memory_plan!r}"
+            )
+
+    @property
+    def compile_cache(self) -> Path | None:
+        """The compile cache folder when compiling, else None."""
+        if not self.compile:
+            return None
+        return self.compile_cache_dir or self.cache_dir / "compile"
 
 
 @dataclass(frozen=True)

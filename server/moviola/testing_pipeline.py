@@ -7,33 +7,19 @@ events they emit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from moviola.catalog import ModelSpec
 from moviola.jobs import EventKind, JobRequest, Progress
 from moviola.pipelines.base import Frames, VideoPipeline
+from moviola.pipelines.compiled import default_request
 from moviola.worker.hooks import JobHooks
 
 
 def request_for(spec: ModelSpec, **changes: Any) -> JobRequest:
     """A request for ``spec`` with its defaults, prompt "a fox" and seed 1, then ``changes``."""
-    d = spec.defaults
-    request = JobRequest(
-        model=spec.id,
-        prompt="a fox",
-        negative_prompt="",
-        image=None,
-        width=d.width,
-        height=d.height,
-        num_frames=d.num_frames,
-        fps=d.fps,
-        num_inference_steps=d.num_inference_steps,
-        guidance_scale=d.guidance_scale,
-        guidance_scale_2=d.guidance_scale_2,
-        seed=1,
-    )
-    return replace(request, **changes)
+    return default_request(spec, **changes)
 
 
 @dataclass

@@ -38,4 +38,6 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
         device=settings.models.device,
         dtype=settings.models.dtype,
         attention_backend=settings.models.attention_backend,
+        memory_plan=settings.models.memory_plan,
+        compile_cache=settings.models.compile_cache,
     )

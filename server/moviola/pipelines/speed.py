@@ -5,7 +5,7 @@ block runs, and when its output moved less than the model's ``fast_threshold`` (
 the last full pass, the later blocks are skipped and their cached residual reused. Wan2.2's two
 experts get a cache each. Progress stays truthful: every step is still reported, and a step whose
 transformer passes were all served from the cache says ``cached`` (``StepCounter`` counts the
-full passes by a hook on the last block, which only a full pass reaches).
+full passes at the last block, which only a full pass reaches).
 
 First Block Cache was chosen over MagCache and TaylorSeer because it needs no per-model
 calibration table (MagCache's ratios are measured per model and step count) and works for every
@@ -15,6 +15,7 @@ catalogue family through diffusers' one ``enable_cache`` API; its one knob is in
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from moviola.errors import FailedPrecondition
 PROFILES = ("exact", "fast")
 
 
-def _transformers(pipe: Any) -> list[Any]:
+def transformers(pipe: Any) -> list[Any]:
     return [
         t for t in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if t is not None
     ]
@@ -38,16 +39,26 @@ def _last_block(transformer: Any) -> Any:
 
 
 class StepCounter:
-    """Full transformer passes since the last step: none means the step cache served the step."""
+    """Full transformer passes since the last step: none means the step cache served the step.
+
+    It wraps the last block's ``forward``, which only a full pass calls: the cache's hooks, registered
+    later around it, skip it on a cached pass. Created after compiling (``--compile``), so the count
+    runs eagerly around the compiled block rather than being traced into it.
+    """
 
     def __init__(self, pipe: Any) -> None:
         self._passes = 0
-        for transformer in _transformers(pipe):
-            first_child = next(iter(_last_block(transformer).children()))
-            first_child.register_forward_hook(self._count)
+        for transformer in transformers(pipe):
+            last = _last_block(transformer)
+            last.forward = self._counting(last.forward)
 
-    def _count(self, *_: object) -> None:
-        self._passes += 1
+    def _counting(self, forward: Any) -> Any:
+        @functools.wraps(forward)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._passes += 1
+            return forward(*args, **kwargs)
+
+        return counted
 
     def reset(self) -> None:
         self._passes = 0
@@ -68,13 +79,13 @@ def profile(pipe: Any, name: str, threshold: float) -> Iterator[None]:
         return
     from diffusers import FirstBlockCacheConfig
 
-    transformers = _transformers(pipe)
-    for transformer in transformers:
+    cached = transformers(pipe)
+    for transformer in cached:
         transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
     try:
         yield
     finally:
-        for transformer in transformers:
+        for transformer in cached:
             transformer.disable_cache()
 
 
@@ -90,7 +101,7 @@ def attention_backend(pipe: Any, name: str) -> None:
             f"--attention-backend {name}: hub kernels are downloaded at run time, and Moviola loads nothing "
             "from the network; install the kernel's package and use its plain name (flash, sage, ...)"
         )
-    for transformer in _transformers(pipe):
+    for transformer in transformers(pipe):
         try:
             transformer.set_attention_backend(name)
         except (ValueError, RuntimeError) as exc:

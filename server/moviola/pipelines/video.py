@@ -8,19 +8,23 @@ call arguments. Foreign errors (torch out-of-memory) are translated here.
 from __future__ import annotations
 
 import io
+import logging
 import resource
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from moviola.catalog import ModelSpec
-from moviola.errors import JobCancelled, OutOfMemory, PipelineFailed
+from moviola.catalog import MemoryPlan, ModelSpec
+from moviola.errors import FailedPrecondition, JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, Phase
-from moviola.pipelines import batch, speed
+from moviola.pipelines import batch, compiled, memory, speed
 from moviola.pipelines.base import Frames, StepHooks
 from moviola.pipelines.preview import Previewer
+
+log = logging.getLogger(__name__)
 
 
 def _dtype(name: str, device: str) -> torch.dtype:
@@ -53,6 +57,8 @@ class DiffusersVideo:
         self._device = device
         self._previewer = Previewer(pipe)  # the image-to-video twin shares the VAE
         self._steps = speed.StepCounter(pipe)  # ... and the transformers
+        self.memory_plan = MemoryPlan("resident")
+        self.turns: memory.TakingTurns | None = None
         boundary = getattr(pipe.config, "boundary_ratio", None)
         self._boundary_timestep = (
             None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps
@@ -67,21 +73,30 @@ class DiffusersVideo:
         device: str = "auto",
         dtype: str = "auto",
         attention_backend: str | None = None,
+        memory_plan: str = "auto",
+        compile_cache: Path | None = None,
     ) -> DiffusersVideo:
-        """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would."""
+        """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would; place it on
+        the card by its memory plan; with ``compile_cache``, compile and warm up before returning.
+
+        Raises ``FailedPrecondition`` when no plan fits the card or the attention backend cannot run.
+        """
         import diffusers
 
         device = pick_device(spec.device if device == "auto" else device)
         dtype = spec.dtype if dtype == "auto" else dtype
+        try:
+            plan = spec.memory.choose(memory.card_gib(device), memory_plan)
+        except ValueError as exc:
+            raise FailedPrecondition(f"model {spec.id}: {exc}; use a larger card") from exc
         pipe = getattr(diffusers, spec.pipeline_class).from_pretrained(source, dtype=_dtype(dtype, device))
-        if spec.memory.model_cpu_offload and device.startswith("cuda"):
-            pipe.enable_model_cpu_offload()
-        else:
-            pipe.to(device)
+        turns = memory.apply(pipe, plan.name, device)
+        expected = (
+            f"expected peak {plan.peak_gib:g} GiB" if plan.peak_gib else "no expected peak in the catalogue"
+        )
+        log.info("model %s: memory plan %s on %s (%s)", spec.id, plan.name, device, expected)
         if attention_backend:
             speed.attention_backend(pipe, attention_backend)
-        if spec.memory.vae_tiling:
-            pipe.vae.enable_tiling()
         if spec.memory.vae_slicing:
             pipe.vae.enable_slicing()
         image_pipe = None
@@ -90,7 +105,24 @@ class DiffusersVideo:
         for p in (pipe, image_pipe):
             if p is not None:
                 p.set_progress_bar_config(disable=True)
-        return cls(spec, pipe, image_pipe, device)
+        if compile_cache is not None:  # before the step counter wraps the blocks (speed.StepCounter)
+            compiled.compile_transformers(speed.transformers(pipe), compile_cache)
+        video = cls(spec, pipe, image_pipe, device)
+        video.memory_plan, video.turns = plan, turns
+        if compile_cache is not None:
+            compiled.timed(f"model {spec.id}: compiled and warmed up", video.warm_up)
+        return video
+
+    def warm_up(self) -> None:
+        """Run the model once per speed profile at its default size (a few steps, no VAE decode), so that
+        compiling happens now; on a MoE model both experts run."""
+        steps = compiled.warm_up_steps(self._pipe.scheduler, self._boundary_timestep)
+        profiles = ("exact",) if self._spec.fast_threshold <= 0 else speed.PROFILES
+        for profile in profiles:
+            request = compiled.default_request(self._spec, num_inference_steps=steps, speed_profile=profile)
+            prompt = self._encode(self._pipe, request)
+            with speed.profile(self._pipe, profile, self._spec.fast_threshold):
+                self._call(self._pipe, request, prompt, steps, lambda *_: {}, decode=False)
 
     @property
     def spec(self) -> ModelSpec:
@@ -236,7 +268,12 @@ class DiffusersVideo:
         on_step_end: Any,
         generator: list[torch.Generator] | None = None,
         tensor_inputs: list[str] | None = None,
+        decode: bool = True,
     ) -> Any:
+        if decode and self._spec.memory.tiles(request.width, request.height):
+            pipe.vae.enable_tiling()
+        elif decode:
+            pipe.vae.disable_tiling()
         return pipe(
             prompt=None,  # encoded above (some pipelines, SkyReels-V2 among them, want it named anyway)
             **prompt,
@@ -247,7 +284,7 @@ class DiffusersVideo:
             num_inference_steps=total,
             guidance_scale=request.guidance_scale,
             generator=generator or torch.Generator("cpu").manual_seed(request.seed),
-            output_type="np",
+            output_type="np" if decode else "latent",
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=tensor_inputs or ["latents"],
         )

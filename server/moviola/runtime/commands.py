@@ -107,6 +107,25 @@ def model_options(func: F) -> F:
                 help="Requests that name no speed profile run with this one (fast: a step cache).",
             ),
             click.option(
+                "--memory-plan",
+                default="auto",
+                type=click.Choice(["auto", "resident", "model_offload", "expert_swap", "group_offload"]),
+                help="How the model is kept on the card; auto: the catalogue's first plan whose expected "
+                "peak fits this card.",
+            ),
+            click.option(
+                "--compile/--no-compile",
+                default=False,
+                help="Compile the transformer's repeated blocks at load and warm up before ready.",
+            ),
+            click.option(
+                "--compile-cache-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=None,
+                help="Keep compiled kernels here (a volume: a restarted worker warms in seconds); "
+                "default: CACHE_DIR/compile.",
+            ),
+            click.option(
                 "--max-batch",
                 default=1,
                 type=click.IntRange(1, 16),

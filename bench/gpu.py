@@ -1,0 +1,243 @@
+"""Real-size Wan transformers on one GPU: seconds per denoising step and peak memory, plain diffusers
+against each of Moviola's levers, in one run (``make bench-gpu``).
+
+The transformers are built at their published sizes with random weights (``moviola.pipelines.published``;
+nothing is downloaded): Wan2.1-T2V-1.3B, Wan2.2-TI2V-5B and one Wan2.2-A14B expert, at 480p and 81
+frames (832x480), bf16, with classifier-free guidance (two transformer passes a step) and
+FlowMatch-Euler steps, as the pipelines run them. Each variant runs a warm-up step, then ``--steps``
+timed steps (few: GPU time is scarce; the median is reported). Variants:
+
+- ``plain``: diffusers as it comes (native SDPA attention, eager).
+- ``attention``: the fastest attention backend installed (``_native_cudnn``, ``flash``, ``_flash_3``, ``sage``).
+- ``compile``: ``compile_repeated_blocks`` (``--compile``), native attention.
+- ``exact``: Moviola's exact profile on a tuned worker: the best attention backend, compiled.
+- ``fast``: ``exact`` plus First Block Cache at the catalogue's threshold (the fast profile). With
+  random weights the cache's decisions say little about a real model's: the cached steps are shown.
+
+    python bench/gpu.py                    # on a GPU: the table, with the card's name
+    python bench/gpu.py --smoke            # on a CPU: two-layer transformers at a toy size, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from moviola.catalog import BUILTIN_MODELS
+from moviola.pipelines import compiled
+from moviola.pipelines.published import WAN_TRANSFORMERS, wan_transformer
+
+BACKENDS = ("_native_cudnn", "flash", "_flash_3", "sage")
+VARIANTS = ("plain", "attention", "compile", "exact", "fast")
+THRESHOLD = BUILTIN_MODELS["wan2.2-t2v-a14b"].fast_threshold
+
+
+@dataclass(frozen=True)
+class Shape:
+    width: int
+    height: int
+    frames: int
+    text_tokens: int
+
+    def latents(self, name: str) -> tuple[int, int, int, int]:
+        config, spatial, temporal = WAN_TRANSFORMERS[name]
+        return (
+            config["in_channels"],
+            (self.frames - 1) // temporal + 1,
+            self.height // spatial,
+            self.width // spatial,
+        )
+
+
+FULL = Shape(832, 480, 81, 512)
+SMOKE = Shape(64, 64, 5, 16)
+
+
+@dataclass
+class Row:
+    model: str
+    variant: str
+    seconds: float
+    peak_gib: float
+    cached: str = ""
+    note: str = ""
+
+
+class Loop:
+    """Denoising steps as Wan's pipeline runs them: cond and uncond passes, guidance, an Euler step."""
+
+    def __init__(self, model: Any, name: str, shape: Shape, device: str, dtype: torch.dtype) -> None:
+        generator = torch.Generator(device).manual_seed(0)
+        self.model = model
+        self.latents = torch.randn((1, *shape.latents(name)), generator=generator, device=device, dtype=dtype)
+        text = (1, shape.text_tokens, 4096)
+        self.cond = torch.randn(text, generator=generator, device=device, dtype=dtype)
+        self.uncond = torch.randn(text, generator=generator, device=device, dtype=dtype)
+        self.device = device
+        self.index = 0
+        self.passes = 0
+        model.blocks[-1].register_forward_hook(self._count)
+
+    def _count(self, *_: object) -> None:
+        self.passes += 1
+
+    _count = torch.compiler.disable(_count)  # type: ignore[no-untyped-call]
+
+    def step(self, steps: int) -> bool:
+        """One step of ``steps``; whether the step cache served it (no full pass ran)."""
+        sigma, after = 1.0 - self.index / steps, 1.0 - (self.index + 1) / steps
+        timestep = torch.tensor([sigma * 1000.0], device=self.device)
+        before = self.passes
+        with torch.inference_mode():
+            outputs = []
+            for name, text in (("cond", self.cond), ("uncond", self.uncond)):
+                with self.model.cache_context(name):
+                    outputs.append(
+                        self.model(
+                            hidden_states=self.latents,
+                            timestep=timestep,
+                            encoder_hidden_states=text,
+                            return_dict=False,
+                        )[0]
+                    )
+            noise = outputs[1] + 5.0 * (outputs[0] - outputs[1])
+            self.latents = self.latents + (after - sigma) * noise
+        self.index = (self.index + 1) % steps
+        return self.passes == before
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@contextmanager
+def _cache(model: Any, on: bool) -> Iterator[None]:
+    if not on:
+        yield
+        return
+    from diffusers import FirstBlockCacheConfig
+
+    model.enable_cache(FirstBlockCacheConfig(threshold=THRESHOLD))  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        model.disable_cache()
+
+
+def _best_backend(device: str) -> str | None:
+    """The first installed backend of ``BACKENDS`` that runs here (each is tried on a tiny attention)."""
+    if not device.startswith("cuda"):
+        return None
+    from diffusers.models.attention_dispatch import attention_backend, dispatch_attention_fn
+
+    q = torch.randn(1, 64, 2, 64, device=device, dtype=torch.bfloat16)
+    for name in BACKENDS:
+        try:
+            with attention_backend(name):
+                dispatch_attention_fn(q, q, q)
+        except Exception:  # not installed, or no kernel for this card
+            continue
+        return name
+    return None
+
+
+def measure(
+    build: Callable[[], Any], name: str, variant: str, args: argparse.Namespace, cache_dir: Path
+) -> Row:
+    device, dtype = args.device, args.dtype
+    backend = _best_backend(device) if variant in ("attention", "exact", "fast") else None
+    if variant == "attention" and backend is None:
+        return Row(name, variant, float("nan"), float("nan"), note="no faster backend installed")
+    model = build()
+    note = ""
+    if backend:
+        model.set_attention_backend(backend)
+        note = backend
+    if variant in ("compile", "exact", "fast"):
+        compiled.compile_transformers([model], cache_dir)
+        note = f"{note} compiled".strip()
+    loop = Loop(model, name, args.shape, device, dtype)
+    with _cache(model, variant == "fast"):
+        started = time.perf_counter()
+        loop.step(args.steps + 1)  # warm-up (and compilation)
+        _sync(device)
+        if variant in ("compile", "exact", "fast"):
+            note += f", warm-up {time.perf_counter() - started:.0f}s"
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        seconds, cached = [], 0
+        for _ in range(args.steps):
+            started = time.perf_counter()
+            cached += loop.step(args.steps + 1)
+            _sync(device)
+            seconds.append(time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+    del model, loop
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return Row(
+        name,
+        variant,
+        statistics.median(seconds),
+        peak,
+        f"{cached}/{args.steps}" if variant == "fast" else "",
+        note,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="two-layer transformers at a toy size, on the CPU"
+    )
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
+    parser.add_argument("--models", nargs="+", default=list(WAN_TRANSFORMERS), choices=list(WAN_TRANSFORMERS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--compile-cache-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.device = "cpu" if args.smoke else "cuda"
+    if not args.smoke and not torch.cuda.is_available():
+        print("bench/gpu.py needs a CUDA GPU (or --smoke, on the CPU)", file=sys.stderr)
+        return 2
+    args.dtype = torch.float32 if args.smoke else torch.bfloat16
+    args.shape = SMOKE if args.smoke else FULL
+    changes = {"num_layers": 2} if args.smoke else {}
+    card = torch.cuda.get_device_name() if not args.smoke else "CPU (smoke: 2 layers, 64x64, 5 frames)"
+    shape = args.shape
+    print(f"GPU: {card}; {shape.width}x{shape.height}, {shape.frames} frames, {args.steps} timed steps, CFG")
+    print("| model | variant | s/step | vs plain | peak GiB | cached | notes |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as scratch:
+        cache_dir = args.compile_cache_dir or Path(scratch)
+        for name in args.models:
+
+            def build(name: str = name) -> Any:
+                return wan_transformer(name, device=args.device, dtype=args.dtype, **changes)
+
+            plain: float | None = None
+            for variant in args.variants:
+                row = measure(build, name, variant, args, cache_dir)
+                plain = row.seconds if variant == "plain" else plain
+                ratio = f"{plain / row.seconds:.2f}x" if plain and row.seconds == row.seconds else ""
+                print(
+                    f"| {name} | {variant} | {row.seconds:.3f} | {ratio} | {row.peak_gib:.1f} | {row.cached} | {row.note} |",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

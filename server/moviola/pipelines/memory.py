@@ -1,0 +1,118 @@
+"""Memory plans: how a worker keeps its model on a card smaller than the model (catalogue ``memory.plans``).
+
+- ``resident``: every component on the card (the fastest; Wan2.2-A14B needs an 80 GB card).
+- ``model_offload``: diffusers' model CPU offload: each component is moved onto the card when it runs
+  and off when the next one does (text encoder, transformer(s), VAE); every move is a copy both ways.
+- ``expert_swap``: the big components (text encoder, each Wan2.2 expert) take turns on the card, the
+  rest stays. Each keeps a pinned host copy of its weights, so a turn ends by dropping the card's copy
+  (weights never change: nothing is copied back) and the next begins with one host-to-card copy. The
+  inactive expert is never on the card; the swap happens when the boundary step calls the next
+  expert. Wan2.2-A14B on a 40 GB A100: one expert (26.6 GiB) and its activations, never two.
+- ``group_offload``: diffusers' group offloading, block by block, with the next block's copy
+  prefetched on a side CUDA stream while the current one computes (transformers, block level; the
+  text encoder, leaf level). For 24 GB cards (g5's A10G): a few blocks on the card at a time.
+
+On the CPU every plan runs too (the copies are no-ops), so tests check what each plan does to the
+output: nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: The components that take turns on the card under ``expert_swap``, in pipeline order.
+TURNS = ("text_encoder", "transformer", "transformer_2")
+
+
+def card_gib(device: str) -> float | None:
+    """The accelerator's memory in GiB; None on the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    return float(torch.cuda.get_device_properties(torch.device(device)).total_memory) / 2**30
+
+
+def _modules(pipe: Any) -> dict[str, torch.nn.Module]:
+    return {name: c for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
+
+
+def apply(pipe: Any, plan: str, device: str) -> TakingTurns | None:
+    """Place ``pipe``'s components on ``device`` as ``plan`` says; the ``TakingTurns`` of ``expert_swap``."""
+    cuda = device.startswith("cuda")
+    if plan == "model_offload" and cuda:
+        pipe.enable_model_cpu_offload(device=device)
+        return None
+    if plan == "expert_swap":
+        modules = _modules(pipe)
+        turns = [modules[name] for name in TURNS if name in modules]
+        for name, module in modules.items():
+            if name not in TURNS:
+                module.to(device)
+        return TakingTurns(turns, device)
+    if plan == "group_offload":
+        from diffusers.hooks.group_offloading import apply_group_offloading
+
+        for name, module in _modules(pipe).items():
+            if name.startswith("transformer"):
+                module.enable_group_offload(  # type: ignore[operator]
+                    torch.device(device), offload_type="block_level", num_blocks_per_group=1, use_stream=cuda
+                )
+            elif name == "text_encoder":
+                apply_group_offloading(
+                    module, torch.device(device), offload_type="leaf_level", use_stream=cuda
+                )
+            else:
+                module.to(device)
+        return None
+    pipe.to(device)  # resident (and model_offload without an accelerator)
+    return None
+
+
+def _tensors(module: torch.nn.Module) -> Any:
+    return itertools.chain(module.named_parameters(), module.named_buffers())
+
+
+class TakingTurns:
+    """Modules that take turns on ``device``: calling one (a forward pre-hook) puts it there, alone."""
+
+    def __init__(self, modules: list[torch.nn.Module], device: str) -> None:
+        self._device = torch.device(device)
+        pin = self._device.type == "cuda"
+        self._host: dict[int, dict[str, torch.Tensor]] = {}
+        for module in modules:
+            copies = {}
+            for name, tensor in _tensors(module):
+                host = tensor.detach().to("cpu")
+                copies[name] = host.pin_memory() if pin else host
+                tensor.data = copies[name]
+            self._host[id(module)] = copies
+            module.register_forward_pre_hook(self._before)
+        self._on: torch.nn.Module | None = None
+        #: Class names of the modules put on the device, in order (what the logs and tests read).
+        self.turns: list[str] = []
+
+    def _before(self, module: torch.nn.Module, _args: object) -> None:
+        self.ensure(module)
+
+    @property
+    def on_device(self) -> torch.nn.Module | None:
+        return self._on
+
+    def ensure(self, module: torch.nn.Module) -> None:
+        """``module`` on the device, and the one that was there back to its host copy."""
+        if self._on is module:
+            return
+        if self._on is not None:
+            host = self._host[id(self._on)]
+            for name, tensor in _tensors(self._on):
+                tensor.data = host[name]  # the card's copy is dropped: the weights never changed
+        host = self._host[id(module)]
+        for name, tensor in _tensors(module):
+            tensor.data = host[name].to(self._device, non_blocking=True)
+        self._on = module
+        self.turns.append(type(module).__name__)
