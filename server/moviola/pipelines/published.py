@@ -87,7 +87,7 @@ def wan_transformer(
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = WanTransformer3DModel(**config)
+            model: Any = WanTransformer3DModel(**config)
     finally:
         torch.set_default_dtype(default)
     model.requires_grad_(False)

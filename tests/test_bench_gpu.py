@@ -1,0 +1,48 @@
+"""``bench/gpu.py`` at a toy size on the CPU (``--smoke``): the same code that runs on a GPU, end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench" / "gpu.py"
+
+
+def _table(*args: str) -> list[list[str]]:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--steps", "1", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("GPU: CPU (smoke")
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in lines[3:] if line.startswith("|")
+    ]
+
+
+@pytest.mark.timeout(420)
+def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
+    rows = _table("--models", "wan2.1-t2v-1.3b")
+    assert [row[1] for row in rows] == ["plain", "attention", "compile", "exact", "fast"]
+    by_variant = {row[1]: row for row in rows}
+    assert by_variant["plain"][3] == "1.00x"
+    assert by_variant["attention"][6] == "no faster backend installed"  # none on a CPU: said, not faked
+    for variant in ("plain", "compile", "exact", "fast"):
+        assert float(by_variant[variant][2]) > 0
+    assert "compiled" in by_variant["compile"][6]
+    assert by_variant["fast"][5].endswith("/1")  # the cached steps are shown
+
+
+@pytest.mark.timeout(300)
+def test_the_gpu_benchmark_builds_every_published_transformer() -> None:
+    rows = _table("--models", "wan2.2-ti2v-5b", "wan2.2-a14b-expert", "--variants", "plain")
+    assert [(row[0], row[1]) for row in rows] == [
+        ("wan2.2-ti2v-5b", "plain"),
+        ("wan2.2-a14b-expert", "plain"),
+    ]

@@ -1,0 +1,150 @@
+"""Memory plans: which plan each card gets, what the catalogue's peaks must at least hold (counted from the
+published configurations), and that every plan leaves a real tiny pipeline's output unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moviola.catalog import BUILTIN_MODELS, CARD_HEADROOM, MemoryOptions, MemoryPlan, load_catalog
+from moviola.errors import FailedPrecondition
+from moviola.pipelines import memory, published
+from moviola.pipelines.loader import load_pipeline
+from moviola.pipelines.video import DiffusersVideo
+from moviola.settings import Settings
+from moviola.testing_pipeline import request_for, run_direct
+
+# What torch reports as total memory (GiB) on the deployment's cards.
+A10G, A100_40, H100 = 22.2, 39.4, 79.1
+
+
+def _peak(model: str, plan: str) -> float:
+    return next(p.peak_gib for p in BUILTIN_MODELS[model].memory.candidates() if p.name == plan)
+
+
+@pytest.mark.parametrize(
+    ("model", "card", "plan"),
+    [
+        ("wan2.2-t2v-a14b", H100, "resident"),
+        ("wan2.2-t2v-a14b", A100_40, "expert_swap"),
+        ("wan2.2-t2v-a14b", A10G, "group_offload"),
+        ("wan2.2-i2v-a14b", A100_40, "expert_swap"),
+        ("wan2.2-ti2v-5b", A100_40, "resident"),
+        ("wan2.2-ti2v-5b", A10G, "model_offload"),
+        ("wan2.1-t2v-1.3b", A10G, "resident"),
+        ("wan2.1-t2v-1.3b", 7.6, "group_offload"),  # an 8 GB card
+        ("ltx-video", A10G, "resident"),
+        ("hunyuanvideo", A100_40, "model_offload"),
+    ],
+)
+def test_each_card_gets_the_fastest_plan_that_fits(model: str, card: float, plan: str) -> None:
+    assert BUILTIN_MODELS[model].memory.choose(card).name == plan
+
+
+def test_a_card_no_plan_fits_is_refused_with_what_it_would_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"smallest, group_offload, is expected to reach 12 GiB"):
+        BUILTIN_MODELS["wan2.2-t2v-a14b"].memory.choose(8.0)
+    monkeypatch.setattr(memory, "card_gib", lambda device: 8.0)  # an 8 GB card, as the worker would see it
+    with pytest.raises(FailedPrecondition, match=r"wan2\.2-t2v-a14b: no memory plan fits this card"):
+        DiffusersVideo.load(BUILTIN_MODELS["wan2.2-t2v-a14b"], "never-read", device="cpu")
+
+
+def test_a_plan_named_by_the_operator_wins_and_the_cpu_keeps_everything_resident() -> None:
+    options = BUILTIN_MODELS["wan2.2-t2v-a14b"].memory
+    assert options.choose(H100, "group_offload") == MemoryPlan("group_offload", 12)
+    assert options.choose(None).name == "resident"
+    assert MemoryOptions(model_cpu_offload=True).choose(A10G).name == "model_offload"  # older catalogues
+
+
+def test_an_unknown_plan_in_a_catalogue_names_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(
+        '[[model]]\nid = "m"\ndescription = ""\npipeline = "WanPipeline"\nsource = "x"\n'
+        "defaults = { width = 64, height = 64, num_frames = 9, fps = 8, num_inference_steps = 2, guidance_scale = 1.0 }\n"
+        'memory = { plans = [{ name = "everything_on_the_gpu", peak_gib = 1 }] }\n'
+    )
+    with pytest.raises(ValueError, match=r"model 'm': memory plan 'everything_on_the_gpu' is not one of"):
+        load_catalog(path)
+
+
+def test_the_catalogue_peaks_hold_the_weights_each_plan_keeps_on_the_card() -> None:
+    """Weights counted from the published configurations (bf16), not estimated; activations come on top."""
+    expert = published.gib(published.wan_transformer("wan2.2-a14b-expert"))
+    five = published.gib(published.wan_transformer("wan2.2-ti2v-5b"))
+    small = published.gib(published.wan_transformer("wan2.1-t2v-1.3b"))
+    umt5 = published.gib(published.umt5_xxl())
+    assert round(expert, 1) == 26.6
+    assert round(umt5, 1) == 10.6
+    for model in ("wan2.2-t2v-a14b", "wan2.2-i2v-a14b"):
+        assert _peak(model, "resident") > 2 * expert + umt5  # both experts and the text encoder
+        assert _peak(model, "expert_swap") > expert  # one expert at a time ...
+        assert _peak(model, "expert_swap") <= A100_40 * CARD_HEADROOM  # ... which is what fits p4d's A100
+        assert _peak(model, "group_offload") <= A10G * CARD_HEADROOM  # and g5's A10G streams blocks
+    assert _peak("wan2.2-ti2v-5b", "resident") > five + umt5
+    assert _peak("wan2.2-ti2v-5b", "model_offload") > max(five, umt5)
+    assert _peak("wan2.1-t2v-1.3b", "resident") > small + umt5
+    assert _peak("wan2.1-t2v-1.3b", "model_offload") > umt5
+
+
+def test_720p_jobs_decode_tiled_and_480p_jobs_do_not() -> None:
+    a14b = BUILTIN_MODELS["wan2.2-t2v-a14b"].memory
+    assert a14b.tiles(1280, 720)
+    assert not a14b.tiles(832, 480)
+    assert BUILTIN_MODELS["wan2.2-ti2v-5b"].memory.tiles(1280, 704)
+
+
+@pytest.mark.parametrize("model", ["tiny-wan2.2-t2v", "tiny-ltx-video"])
+def test_every_plan_leaves_the_output_unchanged(cache_dir: Path, model: str) -> None:
+    spec = BUILTIN_MODELS[model]
+    request = request_for(spec, width=64, height=64, num_frames=9, num_inference_steps=4, seed=2)
+    resident = run_direct(load_pipeline(spec, Settings.of(cache_dir=cache_dir)), request).frames
+    for plan in ("model_offload", "expert_swap", "group_offload"):
+        pipeline = load_pipeline(spec, Settings.of(cache_dir=cache_dir, memory_plan=plan))
+        assert isinstance(pipeline, DiffusersVideo)
+        assert pipeline.memory_plan.name == plan
+        np.testing.assert_array_equal(run_direct(pipeline, request).frames, resident)
+
+
+def test_expert_swap_gives_the_card_to_one_big_component_at_a_time(cache_dir: Path) -> None:
+    spec = BUILTIN_MODELS["tiny-wan2.2-t2v"]
+    pipeline = load_pipeline(spec, Settings.of(cache_dir=cache_dir, memory_plan="expert_swap"))
+    assert isinstance(pipeline, DiffusersVideo)
+    turns = pipeline.turns
+    assert turns is not None
+    request = request_for(spec, width=64, height=64, num_frames=9, num_inference_steps=6)
+    run_direct(pipeline, request)
+    run_direct(pipeline, request)
+    # Per job: the text encoder, the high-noise expert, then at the boundary the low-noise one.
+    once = ["UMT5EncoderModel", "WanTransformer3DModel", "WanTransformer3DModel"]
+    assert turns.turns == once + once
+    assert turns.on_device is pipeline._pipe.transformer_2  # the last expert stays for the next job
+
+
+def test_group_offload_streams_the_blocks(cache_dir: Path) -> None:
+    from diffusers.hooks.group_offloading import _get_group_onload_device
+
+    spec = BUILTIN_MODELS["tiny-wan2.1-t2v"]
+    pipeline = load_pipeline(spec, Settings.of(cache_dir=cache_dir, memory_plan="group_offload"))
+    assert isinstance(pipeline, DiffusersVideo)
+    pipe = pipeline._pipe
+    for component in (pipe.transformer, pipe.text_encoder):
+        assert str(_get_group_onload_device(component)) == "cpu"  # hooks that move groups on and off
+
+
+def test_a_plan_the_operator_names_must_exist() -> None:
+    with pytest.raises(ValueError, match="memory_plan must be auto or one of"):
+        Settings.of(memory_plan="everything")
+
+
+def test_a_tiling_threshold_turns_tiling_on_per_job(cache_dir: Path) -> None:
+    spec = BUILTIN_MODELS["tiny-wan2.1-t2v"]
+    spec = replace(spec, memory=replace(spec.memory, vae_tiling_pixels=64 * 64))
+    pipeline = DiffusersVideo.load(spec, str(cache_dir / "tiny-wan2.1-t2v"), device="cpu")
+    small = request_for(spec, width=32, height=32, num_frames=5, num_inference_steps=2)
+    run_direct(pipeline, small)
+    assert not pipeline._pipe.vae.use_tiling
+    run_direct(pipeline, replace(small, width=64, height=64))
+    assert pipeline._pipe.vae.use_tiling
