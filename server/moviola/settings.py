@@ -101,12 +101,20 @@ class ModelSettings:
     compile: bool = False
     #: Where compiled kernels are kept across restarts; None: ``cache_dir/compile``.
     compile_cache_dir: Path | None = None
+    #: Devices one worker spans (``moviola.pipelines.parallel``), and how it splits the work.
+    gpus: int = 1
+    #: "cfg" (2 ranks: the guidance passes at once), "ulysses" or "ring" (context parallel); "auto": cfg on 2.
+    parallel: str = "auto"
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
         from moviola.catalog import MEMORY_PLANS
 
+        if not 1 <= self.gpus <= 16:
+            raise ValueError(f"gpus must be within 1..16, got {self.gpus}")
+        if self.parallel not in ("auto", "cfg", "ulysses", "ring"):
+            raise ValueError(f"parallel must be auto, cfg, ulysses or ring, got {self.parallel!r}")
         if self.memory_plan not in ("auto", *MEMORY_PLANS):
             raise ValueError(
                 f"memory_plan must be auto or one of {', '.join(MEMORY_PLANS)}, got {self.memory_plan!r}"

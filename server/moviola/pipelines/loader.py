@@ -16,7 +16,12 @@ PipelineLoader = Callable[[ModelSpec, Settings], VideoPipeline]
 
 
 def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
-    """Load ``spec``: a ``builtin:`` tiny model is built into the cache folder on first use."""
+    """Load ``spec``: a ``builtin:`` tiny model is built into the cache folder on first use; with
+    ``gpus`` > 1, on every rank of a multi-GPU worker (``parallel.launch``)."""
+    if settings.models.gpus > 1:
+        from moviola.pipelines.parallel import launch
+
+        return launch(spec, settings)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

@@ -126,6 +126,19 @@ def model_options(func: F) -> F:
                 "default: CACHE_DIR/compile.",
             ),
             click.option(
+                "--gpus",
+                default=1,
+                type=click.IntRange(1, 16),
+                help="Devices this worker spans: it starts one process per extra rank (cuda:1, ...).",
+            ),
+            click.option(
+                "--parallel",
+                default="auto",
+                type=click.Choice(["auto", "cfg", "ulysses", "ring"]),
+                help="How --gpus splits a job: cfg (2 ranks: the guidance passes at once), ulysses or ring "
+                "(context parallel, GPUs only); auto: cfg on 2, else ulysses.",
+            ),
+            click.option(
                 "--max-batch",
                 default=1,
                 type=click.IntRange(1, 16),
