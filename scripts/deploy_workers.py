@@ -37,11 +37,17 @@ class Worker:
     memory: str
     longest_job: int
     max_replicas: int
+    #: More worker options (multi-GPU: ``--gpus`` and ``--parallel``; the memory plan follows the card).
+    options: tuple[str, ...] = ()
 
+
+#: The A14B models span two of p4d's A100s (40 GB each: the expert_swap plan on each rank), one guidance
+#: pass per GPU; each rank holds its own pinned host copy of the model, hence the memory.
+A14B = ("--gpus=2", "--parallel=cfg")
 
 WORKERS = [
-    Worker("wan2.2-t2v-a14b", "gpu-p4d", 1, "10", "120Gi", 3600, 8),
-    Worker("wan2.2-i2v-a14b", "gpu-p4d", 1, "10", "120Gi", 3600, 8),
+    Worker("wan2.2-t2v-a14b", "gpu-p4d", 2, "20", "280Gi", 2400, 4, A14B),
+    Worker("wan2.2-i2v-a14b", "gpu-p4d", 2, "20", "280Gi", 2400, 4, A14B),
     Worker("wan2.2-ti2v-5b", "gpu-g5", 1, "6", "26Gi", 2400, 4),
     Worker("wan2.1-t2v-1.3b", "gpu-p3", 1, "6", "48Gi", 1200, 4),
     Worker("ltx-video", "gpu-g5", 1, "6", "26Gi", 600, 4),
@@ -97,6 +103,8 @@ def deployment(worker: Worker) -> dict[str, object]:
                                 f"--model={worker.model}",
                                 "--metrics-port=9090",
                                 f"--drain-grace={worker.longest_job}",
+                                "--compile-cache-dir=/compile-cache",
+                                *worker.options,
                             ],
                             "envFrom": [{"configMapRef": {"name": "moviola-worker"}}],
                             "env": [
@@ -113,6 +121,8 @@ def deployment(worker: Worker) -> dict[str, object]:
                                 # Weights: the hub cache on the weights volume, read offline (docs/deploy.md).
                                 {"name": "HF_HOME", "value": "/models/hub"},
                                 {"name": "HF_HUB_OFFLINE", "value": "1"},
+                                # Compiled at load, kernels kept on the compile-cache volume (a flag: no =value).
+                                {"name": "MOVIOLA_COMPILE", "value": "true"},
                             ],
                             "ports": [{"name": "metrics", "containerPort": 9090}],
                             # Metrics are served before the model loads: alive while loading, for minutes.
@@ -134,6 +144,7 @@ def deployment(worker: Worker) -> dict[str, object]:
                             },
                             "volumeMounts": [
                                 {"name": "weights", "mountPath": "/models", "readOnly": True},
+                                {"name": "compile-cache", "mountPath": "/compile-cache"},
                                 {"name": "tmp", "mountPath": "/tmp"},
                                 {"name": "shm", "mountPath": "/dev/shm"},
                             ],
@@ -143,6 +154,10 @@ def deployment(worker: Worker) -> dict[str, object]:
                         {
                             "name": "weights",
                             "persistentVolumeClaim": {"claimName": "moviola-weights", "readOnly": True},
+                        },
+                        {
+                            "name": "compile-cache",
+                            "persistentVolumeClaim": {"claimName": "moviola-compile-cache"},
                         },
                         {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
                         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}},

@@ -67,6 +67,7 @@ def test_the_dev_overlays_gateway_and_worker_generate_a_video(
         gateway_argv = replace_arg(gateway_argv, option, value)
     worker_argv = replace_arg(worker.argv, "--model", "tiny-wan2.2-t2v")
     worker_argv = replace_arg(worker_argv, "--metrics-port", str(worker_metrics))
+    worker_argv = replace_arg(worker_argv, "--compile-cache-dir", str(tmp_path / "compile-cache"))
     worker_env = {
         **worker.env,
         **local,
@@ -84,6 +85,8 @@ def test_the_dev_overlays_gateway_and_worker_generate_a_video(
         Client(g.address, api_key=key, timeout=120) as client,
     ):
         assert any("worker-local-0" in line for line in w.log_lines)
+        assert any("compiled and warmed up" in line for line in w.log_lines)  # MOVIOLA_COMPILE, before ready
+        assert any((tmp_path / "compile-cache").rglob("*"))
         assert g.address.endswith(f":{grpc_port}")
         events = list(client.generate("a fox", model="tiny-wan2.2-t2v", num_frames=5, num_inference_steps=2))
         done = events[-1]
