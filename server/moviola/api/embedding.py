@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from moviola.api.status import translated
+from moviola.api.status import status_code, translated
 from moviola.auth import caller as callers
+from moviola.embed.batch import Outcome, embed_batch
 from moviola.embed.service import (
     Embedder,
     Embedding,
@@ -19,7 +20,7 @@ from moviola.embed.service import (
     VideoInput,
     VideoUriInput,
 )
-from moviola.errors import InvalidRequest
+from moviola.errors import InvalidRequest, MoviolaError
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 
@@ -74,6 +75,26 @@ def response(result: Embedding) -> emb.EmbedResponse:
     )
 
 
+def _query_or_error(request: emb.EmbedRequest) -> EmbedQuery | MoviolaError:
+    try:
+        return query(request)
+    except MoviolaError as error:
+        return error
+
+
+def batch_result(outcome: Outcome) -> emb.EmbedBatchResult:
+    if isinstance(outcome, MoviolaError):
+        return emb.EmbedBatchResult(
+            error=emb.EmbedError(
+                code=status_code(outcome).name,
+                message=outcome.message,
+                field=outcome.field if isinstance(outcome, InvalidRequest) else "",
+                retry_after_seconds=outcome.retry_after or 0.0,
+            )
+        )
+    return emb.EmbedBatchResult(embedding=response(outcome))
+
+
 def model_info(listing: ModelListing) -> emb.EmbeddingModelInfo:
     model = listing.model
     return emb.EmbeddingModelInfo(
@@ -95,6 +116,14 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     ) -> emb.EmbedResponse:
         async with translated(context):
             return response(await self._embedder.embed(query(request)))
+        raise AssertionError("unreachable: translated() aborts the call")
+
+    async def EmbedBatch(
+        self, request: emb.EmbedBatchRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> emb.EmbedBatchResponse:
+        async with translated(context):
+            outcomes = await embed_batch(self._embedder, [_query_or_error(r) for r in request.requests])
+            return emb.EmbedBatchResponse(results=[batch_result(o) for o in outcomes])
         raise AssertionError("unreachable: translated() aborts the call")
 
     async def ListEmbeddingModels(

@@ -163,11 +163,9 @@ class Embedder:
             async with self._slots:
                 result = await self._embed(query)
         except MoviolaError as error:
-            if self._metrics is not None:
-                self._metrics.embedding_failures.labels(kind, type(error).__name__).inc()
+            self.failed(kind, error)
             raise
-        if self._metrics is not None:
-            self._metrics.embedding_seconds.labels(result.model, kind).observe(time.perf_counter() - started)
+        self.observe(result.model, kind, time.perf_counter() - started)
         return result
 
     async def _embed(self, query: EmbedQuery) -> Embedding:
@@ -199,13 +197,32 @@ class Embedder:
                 )
 
     async def _text(self, query: EmbedQuery, text: str) -> Embedding:
+        model = await self.text_model(query)
+        vectors = await self.backend.embed_texts(model.name, [text], priority=Priority.INTERACTIVE)
+        return Embedding(pooling.normalize(vectors[0]), model.name)
+
+    async def text_model(self, query: EmbedQuery) -> EmbeddingModel:
+        """The model that embeds ``query``'s text, once the text and the model name are valid."""
+        assert isinstance(query.input, TextInput)
+        _check_lengths(query)
+        text = query.input.text
         if not text.strip():
             raise InvalidRequest("text", "must not be empty")
         if "\0" in text:
             raise InvalidRequest("text", "must not contain NUL characters")
-        model = await self._model(query.model, text=True)
-        vectors = await self.backend.embed_texts(model.name, [text], priority=Priority.INTERACTIVE)
-        return Embedding(pooling.normalize(vectors[0]), model.name)
+        return await self._model(query.model, text=True)
+
+    def slot(self) -> asyncio.Semaphore:
+        """The concurrency slots every embedding takes one of while it runs."""
+        return self._slots
+
+    def observe(self, model: str, kind: str, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.embedding_seconds.labels(model, kind).observe(seconds)
+
+    def failed(self, kind: str, error: MoviolaError) -> None:
+        if self._metrics is not None:
+            self._metrics.embedding_failures.labels(kind, type(error).__name__).inc()
 
     async def _image(self, query: EmbedQuery, data: bytes) -> Embedding:
         check_image(data, "image")  # the header alone, as for generation: before anything else reads it

@@ -11,7 +11,7 @@
 
 from moviola.client._aio import AsyncClient
 from moviola.client._core import Tls
-from moviola.client._request import RequestOptions, make_request
+from moviola.client._request import EmbedOptions, RequestOptions, make_request
 from moviola.client._sync import Client
 from moviola.client.errors import (
     FailedPrecondition,
@@ -27,6 +27,7 @@ from moviola.client.errors import (
 __all__ = [
     "AsyncClient",
     "Client",
+    "EmbedOptions",
     "FailedPrecondition",
     "InvalidArgument",
     "MoviolaError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -120,6 +120,9 @@ class AsyncClient:
 
     async def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
         return await self._call(core.embed(dict(options)))
+
+    async def embed_batch(self, requests: Sequence[EmbedOptions]) -> list[emb.EmbedBatchResult]:
+        return await self._call(core.embed_batch(requests))
 
     async def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
         return await self._call(core.list_embedding_models())

@@ -13,7 +13,7 @@ turns a failed call into a ``moviola.client.errors`` exception (``raise ... from
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +186,13 @@ def requeue(job_id: str) -> Unary[gen.RequeueJobResponse, pb.Job]:
 
 def embed(options: dict[str, Any]) -> Unary[emb.EmbedResponse, emb.EmbedResponse]:
     return Unary(_embedding("Embed"), make_embed_request(**options), emb.EmbedResponse, lambda r: r)
+
+
+def embed_batch(
+    requests: Sequence[Mapping[str, Any]],
+) -> Unary[emb.EmbedBatchResponse, list[emb.EmbedBatchResult]]:
+    request = emb.EmbedBatchRequest(requests=[make_embed_request(**options) for options in requests])
+    return Unary(_embedding("EmbedBatch"), request, emb.EmbedBatchResponse, lambda r: list(r.results))
 
 
 def list_embedding_models() -> Unary[emb.ListEmbeddingModelsResponse, list[emb.EmbeddingModelInfo]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from types import TracebackType
@@ -152,6 +152,14 @@ class Client:
     def embed(self, **options: Unpack[EmbedOptions]) -> emb.EmbedResponse:
         """``embed(text="a red fox")``, ``embed(video=data, frame_count=16, return_frame_embeddings=True)``."""
         return self._call(core.embed(dict(options)))
+
+    def embed_batch(self, requests: Sequence[EmbedOptions]) -> list[emb.EmbedBatchResult]:
+        """Many inputs in one call, each as ``embed`` takes it: ``embed_batch([{"text": "a fox"}, {"job_id": j}])``.
+
+        One result per request, in order: ``result.embedding``, or ``result.error`` (the status that request
+        alone would have got: ``code``, ``message``, ``field``). Texts for one model are embedded together.
+        """
+        return self._call(core.embed_batch(requests))
 
     def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
         return self._call(core.list_embedding_models())

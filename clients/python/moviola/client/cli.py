@@ -24,6 +24,7 @@ from moviola.client._cli_shared import (
     wait_ready_option,
 )
 from moviola.client._connect import connected
+from moviola.client._eval_cli import eval_group
 from moviola.client._jobs_cli import jobs
 from moviola.client._output import compact_embedding, embedding_models_table, models_table
 from moviola.client.progress import as_json
@@ -193,6 +194,7 @@ def embed(
 
 
 main.add_command(jobs)
+main.add_command(eval_group)
 
 
 @main.command()

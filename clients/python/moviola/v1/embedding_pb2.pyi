@@ -269,3 +269,117 @@ class FrameEmbedding(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FrameEmbedding: _TypeAlias = FrameEmbedding  # noqa: Y015
+
+@_typing.final
+class EmbedBatchRequest(_message.Message):
+    """EmbedBatch request: up to 256 Embed requests, each as it would be sent alone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___EmbedRequest]:
+        """The inputs, each with its own model, pooling and sampling."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___EmbedRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedBatchRequest: _TypeAlias = EmbedBatchRequest  # noqa: Y015
+
+@_typing.final
+class EmbedBatchResponse(_message.Message):
+    """EmbedBatch response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___EmbedBatchResult]:
+        """One result per request, in the order sent."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___EmbedBatchResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedBatchResponse: _TypeAlias = EmbedBatchResponse  # noqa: Y015
+
+@_typing.final
+class EmbedBatchResult(_message.Message):
+    """The outcome of one request of a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMBEDDING_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def embedding(self) -> Global___EmbedResponse:
+        """What Embed would have returned."""
+
+    @_builtins.property
+    def error(self) -> Global___EmbedError:
+        """What Embed would have failed with."""
+
+    def __init__(
+        self,
+        *,
+        embedding: Global___EmbedResponse | None = ...,
+        error: Global___EmbedError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "error", b"error", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "error", b"error", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["embedding", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___EmbedBatchResult: _TypeAlias = EmbedBatchResult  # noqa: Y015
+
+@_typing.final
+class EmbedError(_message.Message):
+    """Why one request of a batch has no embedding: the status Embed would have returned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The gRPC status code's name, for example INVALID_ARGUMENT or NOT_FOUND."""
+    message: _builtins.str
+    """What went wrong, for people."""
+    field: _builtins.str
+    """INVALID_ARGUMENT: the request field at fault."""
+    retry_after_seconds: _builtins.float
+    """RESOURCE_EXHAUSTED, UNAVAILABLE: seconds after which a retry may succeed (0: none given)."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+        field: _builtins.str = ...,
+        retry_after_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "message", b"message", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedError: _TypeAlias = EmbedError  # noqa: Y015

@@ -40,6 +40,11 @@ class EmbeddingServiceStub:
                 request_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.EmbedBatch = channel.unary_unary(
+                '/moviola.v1.EmbeddingService/EmbedBatch',
+                request_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedBatchRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedBatchResponse.FromString,
+                _registered_method=True)
         self.ListEmbeddingModels = channel.unary_unary(
                 '/moviola.v1.EmbeddingService/ListEmbeddingModels',
                 request_serializer=moviola_dot_v1_dot_embedding__pb2.ListEmbeddingModelsRequest.SerializeToString,
@@ -53,6 +58,14 @@ class EmbeddingServiceServicer:
 
     def Embed(self, request, context):
         """Returns one vector for the input.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EmbedBatch(self, request, context):
+        """Embeds many inputs in one call: one result per request, in order, each a vector or the error
+        that request alone would have got. Texts for one model go to the model as one batch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +85,11 @@ def add_EmbeddingServiceServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedResponse.SerializeToString,
+            ),
+            'EmbedBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedBatch,
+                    request_deserializer=moviola_dot_v1_dot_embedding__pb2.EmbedBatchRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_embedding__pb2.EmbedBatchResponse.SerializeToString,
             ),
             'ListEmbeddingModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEmbeddingModels,
@@ -107,6 +125,33 @@ class EmbeddingService:
             '/moviola.v1.EmbeddingService/Embed',
             moviola_dot_v1_dot_embedding__pb2.EmbedRequest.SerializeToString,
             moviola_dot_v1_dot_embedding__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.EmbeddingService/EmbedBatch',
+            moviola_dot_v1_dot_embedding__pb2.EmbedBatchRequest.SerializeToString,
+            moviola_dot_v1_dot_embedding__pb2.EmbedBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,10 @@ class EmbeddingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EmbeddingServiceAsyncStub: ...
     Embed: _grpc.UnaryUnaryMultiCallable[_embedding_pb2.EmbedRequest, _embedding_pb2.EmbedResponse]
     """Returns one vector for the input."""
+    EmbedBatch: _grpc.UnaryUnaryMultiCallable[_embedding_pb2.EmbedBatchRequest, _embedding_pb2.EmbedBatchResponse]
+    """Embeds many inputs in one call: one result per request, in order, each a vector or the error
+    that request alone would have got. Texts for one model go to the model as one batch.
+    """
     ListEmbeddingModels: _grpc.UnaryUnaryMultiCallable[_embedding_pb2.ListEmbeddingModelsRequest, _embedding_pb2.ListEmbeddingModelsResponse]
     """The embedding models served now, with what they take."""
 
@@ -45,6 +49,10 @@ class EmbeddingServiceAsyncStub(EmbeddingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Embed: _aio.UnaryUnaryMultiCallable[_embedding_pb2.EmbedRequest, _embedding_pb2.EmbedResponse]  # type: ignore[assignment]
     """Returns one vector for the input."""
+    EmbedBatch: _aio.UnaryUnaryMultiCallable[_embedding_pb2.EmbedBatchRequest, _embedding_pb2.EmbedBatchResponse]  # type: ignore[assignment]
+    """Embeds many inputs in one call: one result per request, in order, each a vector or the error
+    that request alone would have got. Texts for one model go to the model as one batch.
+    """
     ListEmbeddingModels: _aio.UnaryUnaryMultiCallable[_embedding_pb2.ListEmbeddingModelsRequest, _embedding_pb2.ListEmbeddingModelsResponse]  # type: ignore[assignment]
     """The embedding models served now, with what they take."""
 
@@ -58,6 +66,16 @@ class EmbeddingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_embedding_pb2.EmbedResponse, _abc.Awaitable[_embedding_pb2.EmbedResponse]]:
         """Returns one vector for the input."""
+
+    @_abc_1.abstractmethod
+    def EmbedBatch(
+        self,
+        request: _embedding_pb2.EmbedBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedding_pb2.EmbedBatchResponse, _abc.Awaitable[_embedding_pb2.EmbedBatchResponse]]:
+        """Embeds many inputs in one call: one result per request, in order, each a vector or the error
+        that request alone would have got. Texts for one model go to the model as one batch.
+        """
 
     @_abc_1.abstractmethod
     def ListEmbeddingModels(
