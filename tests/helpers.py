@@ -18,6 +18,7 @@ import numpy.typing as npt
 from moviola.client import Client
 from moviola.jobs import JobRequest
 from moviola.v1 import job_pb2 as pb
+from moviola.worker.hooks import JobHooks
 
 #: A small valid request of model "m", for tests of the layers below validation.
 REQUEST = JobRequest(
@@ -135,3 +136,17 @@ def running_generation(client: Client, **options: Any) -> Iterator[str]:
     finally:
         client.cancel(job_id)
         stream.close()  # type: ignore[attr-defined]
+
+
+class CancelsAt(JobHooks):
+    """A job's hooks, cancelled by request when step ``at`` is reported (0: never); keeps the events."""
+
+    def __init__(self, at: int = 0) -> None:
+        self.events: list[Any] = []
+        super().__init__(self.events.append)
+        self._at = at
+
+    def step(self, step: int, total_steps: int, *args: Any, **kwargs: Any) -> None:
+        if step == self._at:
+            self.request_cancel("cancelled by request")
+        super().step(step, total_steps, *args, **kwargs)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import CancelsAt
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.jobs import Cancelled, Completed, JobRequest, Progress
@@ -43,20 +44,6 @@ def _pipeline(cache_dir: Path, model: str) -> DiffusersVideo:
     return pipeline
 
 
-class LeavesAt(JobHooks):
-    """Hooks whose job is cancelled once step ``at`` is reported (the caller's cancel, at a known step)."""
-
-    def __init__(self, at: int) -> None:
-        self.events: list[Any] = []
-        super().__init__(self.events.append)
-        self._at = at
-
-    def step(self, step: int, total_steps: int, *args: Any, **kwargs: Any) -> None:
-        if step == self._at:
-            self.request_cancel("cancelled by request")
-        super().step(step, total_steps, *args, **kwargs)
-
-
 @pytest.mark.parametrize("model", ["tiny-wan2.1-t2v", "tiny-wan2.2-t2v", "tiny-wan2.2-ti2v"])
 def test_each_member_of_a_batch_gets_the_video_it_would_get_alone(cache_dir: Path, model: str) -> None:
     pipeline = _pipeline(cache_dir, model)
@@ -80,7 +67,7 @@ def test_a_cancelled_member_leaves_at_its_next_step_and_the_others_are_undisturb
     pipeline = _pipeline(cache_dir, model)
     requests = _requests(model, 3)
     alone = [run_direct(pipeline, request).frames for request in requests]
-    leaving = LeavesAt(2)
+    leaving = CancelsAt(2)
     stay = [JobHooks(lambda _e: None), JobHooks(lambda _e: None)]
     frames = pipeline.generate_batch(requests, [stay[0], leaving, stay[1]])
     assert frames[1] is None
@@ -93,7 +80,7 @@ def test_a_cancelled_member_leaves_at_its_next_step_and_the_others_are_undisturb
 
 def test_a_batch_whose_members_all_leave_ends_without_decoding(cache_dir: Path) -> None:
     pipeline = _pipeline(cache_dir, "tiny-wan2.1-t2v")
-    members = [LeavesAt(1), LeavesAt(3)]
+    members = [CancelsAt(1), CancelsAt(3)]
     assert pipeline.generate_batch(_requests("tiny-wan2.1-t2v", 2), list(members)) == [None, None]
     assert [len([e for e in m.events if isinstance(e, Progress)]) for m in members] == [1, 3]
 

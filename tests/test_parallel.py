@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import start_server
+from helpers import CancelsAt
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client
@@ -19,7 +20,6 @@ from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.parallel import ParallelPipeline
 from moviola.settings import Settings
 from moviola.testing_pipeline import request_for, run_direct
-from moviola.worker.hooks import JobHooks
 
 MODEL = "tiny-wan2.2-t2v"
 STEPS = 6
@@ -61,24 +61,12 @@ def test_a_job_without_guidance_runs_replicated(two_ranks: ParallelPipeline, one
     assert two_ranks.computed == STEPS
 
 
-class CancelAt(JobHooks):
-    def __init__(self, at: int) -> None:
-        self.events: list[Any] = []
-        super().__init__(self.events.append)
-        self._at = at
-
-    def step(self, step: int, total_steps: int, *args: Any, **kwargs: Any) -> None:
-        if step == self._at:
-            self.request_cancel("cancelled by request")
-        super().step(step, total_steps, *args, **kwargs)
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("phase_cancel", [False, True])
 def test_a_cancel_stops_every_rank_at_one_step_and_the_next_job_is_right(
     two_ranks: ParallelPipeline, one_rank: Any, phase_cancel: bool
 ) -> None:
-    hooks = CancelAt(0 if phase_cancel else 2)
+    hooks = CancelsAt(0 if phase_cancel else 2)
     if phase_cancel:
         hooks.request_cancel("cancelled before it started denoising")
     with pytest.raises(JobCancelled):

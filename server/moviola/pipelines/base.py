@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moviola.catalog import ModelSpec
+from moviola.errors import JobCancelled
 from moviola.jobs import Expert, JobRequest, Phase, Preview
 
 Frames = npt.NDArray[np.uint8]
@@ -49,6 +50,54 @@ class VideoPipeline(Protocol):
     def spec(self) -> ModelSpec: ...
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames: ...
+
+
+class WrappedHooks:
+    """Another job's ``StepHooks`` with a say in what its cancel does (a batch member, a rank).
+
+    Subclasses decide at ``phase_cancelled`` and ``after_step``; by default a cancel is raised at once.
+    A ``pending`` cancel (set by a subclass) stands in for the wrapped hooks' next step.
+    """
+
+    def __init__(self, hooks: StepHooks) -> None:
+        self._hooks = hooks
+        self.pending: JobCancelled | None = None
+
+    def phase(self, phase: Phase) -> None:
+        try:
+            self._hooks.phase(phase)
+        except JobCancelled as exc:
+            self.phase_cancelled(exc)
+
+    def wants_preview(self, step: int, total_steps: int) -> bool:
+        return self._hooks.wants_preview(step, total_steps)
+
+    def step(
+        self,
+        step: int,
+        total_steps: int,
+        timestep: float,
+        expert: Expert,
+        preview: Preview | None = None,
+        cached: bool = False,
+    ) -> None:
+        cancel = self.pending
+        if cancel is None:
+            try:
+                self._hooks.step(step, total_steps, timestep, expert, preview, cached)
+            except JobCancelled as exc:
+                cancel = exc
+        self.after_step(step, total_steps, cancel)
+
+    def peak_memory(self, peak_bytes: int) -> None:
+        self._hooks.peak_memory(peak_bytes)
+
+    def phase_cancelled(self, exc: JobCancelled) -> None:
+        raise exc
+
+    def after_step(self, step: int, total_steps: int, cancel: JobCancelled | None) -> None:
+        if cancel is not None:
+            raise cancel
 
 
 @runtime_checkable

@@ -38,9 +38,9 @@ import torch.distributed as dist
 
 from moviola.catalog import ModelSpec
 from moviola.errors import FailedPrecondition, JobCancelled, Unavailable
-from moviola.jobs import Expert, JobRequest, Phase, Preview
+from moviola.jobs import JobRequest, Phase
 from moviola.pipelines import speed
-from moviola.pipelines.base import Frames, StepHooks, VideoPipeline
+from moviola.pipelines.base import Frames, StepHooks, VideoPipeline, WrappedHooks
 from moviola.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,47 +173,24 @@ def _flag(value: int, group: Any) -> int:
     return int(tensor.item())
 
 
-class _LeaderHooks:
+class _LeaderHooks(WrappedHooks):
     """Rank 0's hooks: the job's own, with a cancel deferred to the next step, where every rank stops."""
 
     def __init__(self, hooks: StepHooks, group: Any) -> None:
-        self._hooks, self._group = hooks, group
-        self._pending: JobCancelled | None = None
+        super().__init__(hooks)
+        self._group = group
         self._synced_last = False
 
-    def phase(self, phase: Phase) -> None:
-        try:
-            self._hooks.phase(phase)
-        except JobCancelled as exc:
-            if self._synced_last:  # after the last step nothing is shared: stop here
-                raise
-            self._pending = exc
+    def phase_cancelled(self, exc: JobCancelled) -> None:
+        if self._synced_last:  # after the last step nothing is shared: stop here
+            raise exc
+        self.pending = exc
 
-    def wants_preview(self, step: int, total_steps: int) -> bool:
-        return self._hooks.wants_preview(step, total_steps)
-
-    def step(
-        self,
-        step: int,
-        total_steps: int,
-        timestep: float,
-        expert: Expert,
-        preview: Preview | None = None,
-        cached: bool = False,
-    ) -> None:
-        cancel = self._pending
-        if cancel is None:
-            try:
-                self._hooks.step(step, total_steps, timestep, expert, preview, cached)
-            except JobCancelled as exc:
-                cancel = exc
+    def after_step(self, step: int, total_steps: int, cancel: JobCancelled | None) -> None:
         _flag(int(cancel is not None), self._group)
         self._synced_last = step == total_steps
         if cancel is not None:
             raise cancel
-
-    def peak_memory(self, peak_bytes: int) -> None:
-        self._hooks.peak_memory(peak_bytes)
 
 
 class _FollowerHooks:

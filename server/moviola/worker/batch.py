@@ -13,47 +13,26 @@ from concurrent.futures import Executor
 from typing import Any
 
 from moviola.errors import JobCancelled
-from moviola.jobs import Expert, JobRequest, Phase, Preview
-from moviola.pipelines.base import BatchingPipeline, Frames, StepHooks
+from moviola.jobs import JobRequest
+from moviola.pipelines.base import BatchingPipeline, Frames, StepHooks, WrappedHooks
 from moviola.worker.hooks import JobHooks
 
 
-class _Member:
+class _Member(WrappedHooks):
     """A member's hooks as the pipeline sees them: leaving the batch resolves its job's frames at once."""
 
     def __init__(self, hooks: JobHooks, leave: Any) -> None:
-        self._hooks = hooks
+        super().__init__(hooks)
         self._leave = leave
 
-    def _left(self, exc: JobCancelled) -> JobCancelled:
+    def phase_cancelled(self, exc: JobCancelled) -> None:
         self._leave(exc)
-        return exc
+        raise exc
 
-    def phase(self, phase: Phase) -> None:
-        try:
-            self._hooks.phase(phase)
-        except JobCancelled as exc:
-            raise self._left(exc) from None
-
-    def wants_preview(self, step: int, total_steps: int) -> bool:
-        return self._hooks.wants_preview(step, total_steps)
-
-    def step(
-        self,
-        step: int,
-        total_steps: int,
-        timestep: float,
-        expert: Expert,
-        preview: Preview | None = None,
-        cached: bool = False,
-    ) -> None:
-        try:
-            self._hooks.step(step, total_steps, timestep, expert, preview, cached)
-        except JobCancelled as exc:
-            raise self._left(exc) from None
-
-    def peak_memory(self, peak_bytes: int) -> None:
-        self._hooks.peak_memory(peak_bytes)
+    def after_step(self, step: int, total_steps: int, cancel: JobCancelled | None) -> None:
+        if cancel is not None:
+            self._leave(cancel)
+            raise cancel
 
 
 class BatchRender:
