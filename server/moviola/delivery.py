@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
+from typing import Protocol
 
 from moviola.errors import FailedPrecondition, NotFound, NotInStorage
 from moviola.jobs import Completed, JobRecord, JobState
@@ -50,11 +51,20 @@ class FileDownload:
     chunks: AsyncIterator[bytes]
 
 
+class Forgetting(Protocol):
+    """What else knows a job's video and must forget it with the files (the search index)."""
+
+    async def forget(self, job_ids: list[str]) -> None: ...
+
+    async def forget_before(self, created_before: float) -> int: ...
+
+
 class Delivery:
-    def __init__(self, storage: Storage, settings: StorageSettings) -> None:
+    def __init__(self, storage: Storage, settings: StorageSettings, index: Forgetting | None = None) -> None:
         self.storage = storage
         self.url_ttl = settings.url_ttl
         self.retention = settings.video_retention
+        self.index = index
 
     def expires_at(self, finished_at: float | None) -> float | None:
         if self.retention is None or finished_at is None:
@@ -91,7 +101,9 @@ class Delivery:
         return None if record.result is None else self.links(record.result, record.finished_at)
 
     async def delete_files(self, record: JobRecord) -> None:
-        """Delete a job's video and poster (the job is being deleted); nothing for a job without them."""
+        """Delete a job's video and poster (the job is being deleted) and its search index entry."""
+        if self.index is not None and record.result is not None:
+            await self.index.forget([record.id])
         if record.result is not None:
             try:
                 await asyncio.to_thread(self.storage.delete, record.result.video_uri)
@@ -123,6 +135,10 @@ class Delivery:
         margin = min(self.retention, SWEEP_MARGIN)
         cutoff = time.time() - self.retention - margin
         deleted = await asyncio.to_thread(self.storage.delete_before, cutoff)
+        if (
+            self.index is not None
+        ):  # by acceptance time, a little before completion: never later than the files
+            await self.index.forget_before(time.time() - self.retention)
         if deleted:
             log.info("deleted %d expired videos from %s", deleted, self.storage.location)
         return deleted

@@ -68,6 +68,9 @@ class Metrics:
         )
         self.active_streams = Gauge("moviola_active_streams", "Open event streams", ["method"], registry=r)
         self.dead_letters = Gauge("moviola_dead_letters", "Jobs in the dead-letter stream", registry=r)
+        self.videos_indexed = Counter(
+            "moviola_videos_indexed", "Completed videos embedded into the search index", registry=r
+        )
         self.webhook_attempts = Counter(
             "moviola_webhook_attempts",
             "Webhook delivery attempts by outcome: delivered, retried, given_up",

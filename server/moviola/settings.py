@@ -223,6 +223,18 @@ class EmbedSettings:
             raise ValueError("embed_frames must be within 1..embed_max_frames")
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    #: Where the video index lives: a folder, ``file:///PATH`` or ``s3://BUCKET/PREFIX``; None: no search.
+    index_url: str | None = None
+    #: Embedding model of the index (text and images); None: the embedder's default for text.
+    embedding_model: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.index_url is not None
+
+
 #: Flat option names (the command line's) whose field name in their section differs.
 _RENAMED = {
     "worker_name": ("worker", "name"),
@@ -232,6 +244,8 @@ _RENAMED = {
     "embed_timeout": ("embed", "timeout"),
     "embed_frames": ("embed", "frames"),
     "embed_max_frames": ("embed", "max_frames"),
+    "search_index": ("search", "index_url"),
+    "search_embedding_model": ("search", "embedding_model"),
 }
 
 
@@ -243,6 +257,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
 
     @classmethod
     def of(cls, **options: Any) -> Settings:
@@ -255,7 +270,7 @@ class Settings:
         owners.update(_RENAMED)
         sections: dict[str, dict[str, Any]] = {section.name: {} for section in fields(cls)}
         for name, value in options.items():
-            if name not in owners or name in ("name", "repository"):
+            if name not in owners or name in ("name", "repository", "index_url", "embedding_model"):
                 raise ValueError(f"unknown setting {name!r}")
             section_name, key = owners[name]
             sections[section_name][key] = value

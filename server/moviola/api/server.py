@@ -9,18 +9,28 @@ from grpc_reflection.v1alpha import reflection
 from moviola.api.embedding import EmbeddingServicer
 from moviola.api.generation import GenerationServicer
 from moviola.api.interceptors import interceptors
+from moviola.api.search import SearchServicer
 from moviola.auth.keys import AuthFile
 from moviola.delivery import Delivery
 from moviola.embed.service import Embedder
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
+from moviola.search.service import VideoSearch
 from moviola.service import JobService
 from moviola.settings import ServerSettings
-from moviola.v1 import embedding_pb2, embedding_pb2_grpc, generation_pb2, generation_pb2_grpc
+from moviola.v1 import (
+    embedding_pb2,
+    embedding_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
 
 SERVICES = (
     generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
     embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name,
+    search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name,
 )
 
 
@@ -57,6 +67,7 @@ def build(
     lifecycle: Lifecycle,
     metrics: Metrics | None = None,
     keys: AuthFile | None = None,
+    search: VideoSearch | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Create the server, bound but not started; return it and its port.
 
@@ -65,6 +76,7 @@ def build(
     server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics, keys))
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service, delivery), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
+    search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(search), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

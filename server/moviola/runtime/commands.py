@@ -279,6 +279,17 @@ def _require_models(why: str) -> None:
     "--embed-frames", default=8, type=click.IntRange(min=1), help="Frames sampled per video by default."
 )
 @click.option(
+    "--search-index",
+    default=None,
+    help="Index every completed video for SearchVideos here: a folder, or s3://BUCKET/PREFIX that every "
+    "gateway shares (docs/search.md). None: no search.",
+)
+@click.option(
+    "--search-embedding-model",
+    default=None,
+    help="Embedding model of the search index (text and images). None: Embed's default for text.",
+)
+@click.option(
     "--video-root",
     "video_roots",
     multiple=True,

@@ -89,6 +89,7 @@ class EmbeddedServer:
             self._workers.append(worker)
             self._worker_tasks.append(asyncio.create_task(worker.run(), name=f"worker-{spec.id}"))
         await self.front.embedding_backend.start()
+        await self.front.check_search()
         if self.metrics is not None and server.metrics_port is not None:
             self.metrics.serve(server.metrics_port, server.host)
             self._background.append(asyncio.create_task(refresh_forever(self.service.refresh_metrics)))

@@ -49,6 +49,7 @@ class GatewayServer:
             metrics=self.metrics,
             tracing=Tracing(settings.server.trace_file, "moviola-gateway"),
             in_process_embeddings=False,
+            index_lock=self.queue.search_index_lock(),
         )
         self.port = self.front.port
         self._background: list[asyncio.Task[None]] = []
@@ -72,6 +73,7 @@ class GatewayServer:
         self._background.extend(self.front.background())
         await self._check_redis()
         await self.front.embedding_backend.start()
+        await self.front.check_search()
         await self.lifecycle.set(State.READY)
         self._background.append(asyncio.create_task(self._watch_redis(), name="redis-monitor"))
         if self.settings.storage.video_retention is not None:

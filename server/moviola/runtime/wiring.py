@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
 import grpc
@@ -20,6 +21,7 @@ from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
 from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
+from moviola.errors import FailedPrecondition, MoviolaError
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.pipelines.base import VideoPipeline
@@ -27,6 +29,10 @@ from moviola.rest import app as rest_app
 from moviola.rest.server import HttpFace
 from moviola.runtime.logs import announce
 from moviola.scheduler.base import FrontQueue, WorkerQueue
+from moviola.search import factory as search_factory
+from moviola.search.indexer import Indexer
+from moviola.search.lance import LocalLock, WriteLock
+from moviola.search.service import VideoSearch
 from moviola.service import JobService
 from moviola.settings import ServerSettings, Settings
 from moviola.storage.base import Storage
@@ -80,12 +86,31 @@ class Front:
     http: HttpFace | None = None
     #: Sends webhooks; None without ``--webhook-secret``.
     webhooks: WebhookDeliverer | None = None
+    #: Video search and the indexer that feeds it; None without ``--search-index``.
+    search: VideoSearch | None = None
+    indexer: Indexer | None = None
 
     def background(self) -> list[asyncio.Task[None]]:
-        """The tasks the front runs while it serves (webhook delivery)."""
-        if self.webhooks is None:
-            return []
-        return [asyncio.create_task(self.webhooks.run(), name="webhooks")]
+        """The tasks the front runs while it serves (webhook delivery, search indexing)."""
+        tasks = []
+        if self.webhooks is not None:
+            tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        if self.indexer is not None:
+            tasks.append(asyncio.create_task(self.indexer.run(), name="search-indexer"))
+        return tasks
+
+    async def check_search(self) -> None:
+        """Say where the index is; fail the start when no served embedding model can fill it."""
+        if self.search is None:
+            return
+        try:
+            model = await self.search.embedding_model()
+        except FailedPrecondition:
+            raise
+        except MoviolaError as exc:  # the embedding backend is away for now: the indexer retries
+            log.warning("video search: %s", exc.message)
+            return
+        announce.info("video search: %s, embedded with %s", (await self.search.index()).location, model)
 
     async def start_http(self, host: str) -> None:
         if self.http is not None:
@@ -141,6 +166,7 @@ def build_front(
     metrics: Metrics | None,
     tracing: Tracing,
     in_process_embeddings: bool,
+    index_lock: WriteLock | None = None,
 ) -> Front:
     """The job service over ``queue``, the embedder, and the gRPC server (bound, not started)."""
     path = settings.server.auth_file
@@ -160,8 +186,15 @@ def build_front(
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
-    delivery = Delivery(store, settings.storage)
-    server, port = grpc_server.build(settings.server, service, delivery, embedder, lifecycle, metrics, keys)
+    search = indexer = None
+    if settings.search.enabled:
+        opener = search_factory.opener(settings.search, index_lock or LocalLock(), os.environ)
+        search = VideoSearch(opener, embedder, settings.search, queue.get)
+        indexer = Indexer(queue, queue, embedder, search, metrics)
+    delivery = Delivery(store, settings.storage, index=search)
+    server, port = grpc_server.build(
+        settings.server, service, delivery, embedder, lifecycle, metrics, keys, search
+    )
     http = None
     if settings.server.http_port is not None:
         app, _ = rest_app.build(service, delivery, models, default_model, keys)
@@ -171,7 +204,7 @@ def build_front(
         if signer.may_sign
         else None
     )
-    return Front(service, delivery, backend, server, port, keys, http, webhooks)
+    return Front(service, delivery, backend, server, port, keys, http, webhooks, search, indexer)
 
 
 def build_worker(

@@ -98,7 +98,29 @@ class OperatorQueue(Protocol):
         """Submit a dead letter's request again as a new job."""
 
 
-class FrontQueue(GatewayQueue, OperatorQueue, Outbox, Protocol):
+@dataclass(frozen=True)
+class Completion:
+    """A job that completed: ``token`` acknowledges it (``CompletionFeed.ack_completions``)."""
+
+    token: str
+    job_id: str
+
+
+class CompletionFeed(Protocol):
+    """Jobs as they complete, each handed to one reader (the search indexer) until acknowledged.
+
+    A reader that dies before acknowledging leaves its completions to another one after a while.
+    """
+
+    async def completions(self, wait: float) -> list[Completion]:
+        """Completions not yet handed out; waits up to ``wait`` seconds for one."""
+        ...
+
+    async def ack_completions(self, tokens: Sequence[str]) -> None:
+        """Done with these."""
+
+
+class FrontQueue(GatewayQueue, OperatorQueue, Outbox, CompletionFeed, Protocol):
     """Everything the process facing callers uses."""
 
 

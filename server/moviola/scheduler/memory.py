@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import json
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from moviola.errors import JobNotFound, ResourceExhausted
 from moviola.jobs import (
     Cancelled,
+    Completed,
     EventKind,
     Failed,
     FailureCode,
@@ -34,7 +36,7 @@ from moviola.jobs import (
 )
 from moviola.quota import NO_LIMITS, Limits, TokenBucket, over_in_flight, over_rate
 from moviola.scheduler import estimate
-from moviola.scheduler.base import Assignment, DeadLetter
+from moviola.scheduler.base import Assignment, Completion, DeadLetter
 from moviola.scheduler.fair import FairClock
 from moviola.scheduler.redis.codec import NAMES, encode_kind
 from moviola.settings import QueueSettings
@@ -77,8 +79,23 @@ class MemoryJobQueue:
         self._work = asyncio.Condition()
         self._idle = asyncio.Condition()
         self._run_times = estimate.RunTimes()
+        #: Completed job ids for the search indexer; None until it first asks (nothing is kept for no one).
+        self._completed: asyncio.Queue[str] | None = None
 
     # Gateway side.
+
+    async def completions(self, wait: float) -> list[Completion]:
+        if self._completed is None:
+            self._completed = asyncio.Queue()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                first = await self._completed.get()
+                rest = [self._completed.get_nowait() for _ in range(self._completed.qsize())]
+                return [Completion(job_id, job_id) for job_id in (first, *rest)]
+        return []
+
+    async def ack_completions(self, tokens: Sequence[str]) -> None:
+        """Nothing to do: a completion is handed out once, and lost with the process (like its job)."""
 
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None
@@ -217,6 +234,8 @@ class MemoryJobQueue:
                 )
             )
         if event.terminal:
+            if self._completed is not None and isinstance(kind, Completed):
+                self._completed.put_nowait(job_id)
             await self._finish(job_id, entry)
         return event
 

@@ -12,10 +12,11 @@ import grpc
 
 from moviola.client import _core as core
 from moviola.client._core import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
-from moviola.client._request import EmbedOptions, RequestOptions
+from moviola.client._request import EmbedOptions, RequestOptions, SearchOptions
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
+from moviola.v1 import search_pb2 as search
 
 Reply = TypeVar("Reply", bound=core._Parsable)
 Out = TypeVar("Out")
@@ -123,6 +124,9 @@ class AsyncClient:
 
     async def embed_batch(self, requests: Sequence[EmbedOptions]) -> list[emb.EmbedBatchResult]:
         return await self._call(core.embed_batch(requests))
+
+    async def search_videos(self, **options: Unpack[SearchOptions]) -> search.SearchVideosResponse:
+        return await self._call(core.search_videos(dict(options)))
 
     async def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
         return await self._call(core.list_embedding_models())

@@ -23,11 +23,12 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 
-from moviola.client._request import make_embed_request, make_request
+from moviola.client._request import make_embed_request, make_request, make_search_request
 from moviola.client.errors import Unavailable, translate
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
+from moviola.v1 import search_pb2 as search
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 _HERE = Path(__file__).resolve().parent
@@ -200,6 +201,14 @@ def list_embedding_models() -> Unary[emb.ListEmbeddingModelsResponse, list[emb.E
     return Unary(
         _embedding("ListEmbeddingModels"), request, emb.ListEmbeddingModelsResponse, lambda r: list(r.models)
     )
+
+
+def search_videos(
+    options: Mapping[str, Any],
+) -> Unary[search.SearchVideosResponse, search.SearchVideosResponse]:
+    request = make_search_request(**options)
+    method = _method(search.DESCRIPTOR, "SearchService", "SearchVideos")
+    return Unary(method, request, search.SearchVideosResponse, lambda r: r)
 
 
 #: grpc.health.v1 Watch on the whole server: SERVING once it is READY (listening, models loaded).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import job_pb2 as pb
+from moviola.v1 import search_pb2 as search
 
 PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "batch": pb.PRIORITY_BATCH}
 SPEED_PROFILES = {"exact": pb.SPEED_PROFILE_EXACT, "fast": pb.SPEED_PROFILE_FAST}
@@ -74,6 +76,34 @@ class EmbedOptions(TypedDict, total=False):
     frames_per_second: float
     pooling: str
     return_frame_embeddings: bool
+
+
+class SearchOptions(TypedDict, total=False):
+    text: str
+    image: bytes
+    video: bytes
+    job_id: str
+    top_k: int
+    models: Sequence[str]
+    #: Unix seconds.
+    created_after: float
+    created_before: float
+
+
+def make_search_request(**options: Any) -> search.SearchVideosRequest:
+    """``make_search_request(text="a red fox", top_k=5)``: exactly one of text, image, video, job_id."""
+    inputs = [k for k in ("text", "image", "video", "job_id") if options.get(k) is not None]
+    if len(inputs) != 1:
+        raise ValueError("pass exactly one of text, image, video or job_id")
+    request = search.SearchVideosRequest(models=list(options.pop("models", None) or ()))
+    for name in ("created_after", "created_before"):
+        seconds = options.pop(name, None)
+        if seconds is not None:
+            getattr(request, name).FromNanoseconds(round(float(seconds) * 1e9))
+    for name, value in options.items():
+        if value is not None:
+            setattr(request, name, value)
+    return request
 
 
 POOLINGS = {"mean": emb.POOLING_MEAN, "temporal": emb.POOLING_TEMPORAL}

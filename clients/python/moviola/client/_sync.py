@@ -14,10 +14,11 @@ import grpc
 
 from moviola.client import _core as core
 from moviola.client._core import DEFAULT_SERVER, IDEMPOTENT_SERVICE_CONFIG, SERVICE_CONFIG, channel_options
-from moviola.client._request import EmbedOptions, RequestOptions
+from moviola.client._request import EmbedOptions, RequestOptions, SearchOptions
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import job_pb2 as pb
+from moviola.v1 import search_pb2 as search
 
 Reply = TypeVar("Reply", bound=core._Parsable)
 Out = TypeVar("Out")
@@ -160,6 +161,14 @@ class Client:
         alone would have got: ``code``, ``message``, ``field``). Texts for one model are embedded together.
         """
         return self._call(core.embed_batch(requests))
+
+    def search_videos(self, **options: Unpack[SearchOptions]) -> search.SearchVideosResponse:
+        """The caller's videos closest to a query, best first: ``search_videos(text="a red fox", top_k=5)``.
+
+        One of ``text``, ``image``, ``video`` (bytes) or ``job_id``; filters ``models``, ``created_after`` and
+        ``created_before`` (Unix seconds). ``FailedPrecondition`` when the server keeps no index.
+        """
+        return self._call(core.search_videos(dict(options)))
 
     def list_embedding_models(self) -> list[emb.EmbeddingModelInfo]:
         return self._call(core.list_embedding_models())

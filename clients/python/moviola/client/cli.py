@@ -27,6 +27,7 @@ from moviola.client._connect import connected
 from moviola.client._eval_cli import eval_group
 from moviola.client._jobs_cli import jobs
 from moviola.client._output import compact_embedding, embedding_models_table, models_table
+from moviola.client._search_cli import search_command
 from moviola.client.progress import as_json
 
 
@@ -195,6 +196,7 @@ def embed(
 
 main.add_command(jobs)
 main.add_command(eval_group)
+main.add_command(search_command)
 
 
 @main.command()

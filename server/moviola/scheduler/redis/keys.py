@@ -53,6 +53,8 @@ class Keys:
         self.deadlines = f"{prefix}deadlines"
         #: Hash: per tenant, its jobs queued or running (the in-flight quota), kept by the scripts.
         self.in_flight = f"{prefix}in-flight"
+        #: String: the lock each commit to the shared search index takes (``locks.RedisLock``).
+        self.search_index_lock = f"{prefix}search-index:lock"
 
     def job(self, job_id: str) -> str:
         """Hash: the request, its state and counters (sequence, attempts), tenant, the stream entry once claimed."""

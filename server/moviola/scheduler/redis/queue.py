@@ -18,12 +18,13 @@ one reader of the shared feed (``feed``). State changes are Lua scripts
 from __future__ import annotations
 
 from moviola.scheduler.redis.claims import ClaimSide
+from moviola.scheduler.redis.completions import CompletionSide
 from moviola.scheduler.redis.connection import Tuning
 from moviola.scheduler.redis.front import FrontSide
 from moviola.scheduler.redis.webhooks import WebhookSide
 
 
-class RedisJobQueue(FrontSide, ClaimSide, WebhookSide):
+class RedisJobQueue(FrontSide, ClaimSide, WebhookSide, CompletionSide):
     """Both sides: a gateway uses the front, a worker its claims (and ``ping`` and ``close``)."""
 
 

@@ -1,0 +1,64 @@
+"""Opening the index ``--search-index`` names: a local folder, or a prefix on S3 (any S3 server)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+from moviola.search.lance import LanceIndex, WriteLock
+from moviola.settings import SearchSettings
+
+
+def index_uri(url: str) -> str:
+    """What LanceDB opens: ``s3://...`` as given, a folder (``file://`` or a path) made absolute.
+
+    >>> index_uri("file:///var/lib/moviola/search")
+    '/var/lib/moviola/search'
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"search index {url!r}: s3://BUCKET/PREFIX")
+        return url.rstrip("/")
+    if parsed.scheme == "file":
+        return str(Path(parsed.path).absolute())
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise ValueError(f"search index {url!r}: a folder, file:///PATH or s3://BUCKET/PREFIX")
+    return str(Path(url).absolute())
+
+
+def s3_options(environ: Mapping[str, str]) -> dict[str, str]:
+    """The object store's options from the AWS environment boto3 also reads (endpoint, region).
+
+    Credentials are left to the object store's own chain (environment, IRSA, instance profile).
+    """
+    options: dict[str, str] = {}
+    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["aws_endpoint"] = endpoint
+        if endpoint.startswith("http://"):
+            options["allow_http"] = "true"
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["aws_region"] = region
+    return options
+
+
+def opener(settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]) -> IndexOpener:
+    """What ``VideoSearch`` calls with the embedding model's name; ValueError when the URL is no index."""
+    if settings.index_url is None:
+        raise ValueError("no search index configured")
+    uri = index_uri(settings.index_url)
+    options = s3_options(environ) if uri.startswith("s3://") else {}
+    if not uri.startswith("s3://"):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+    return IndexOpener(uri, lock, options)
+
+
+class IndexOpener:
+    def __init__(self, uri: str, lock: WriteLock, options: dict[str, str]) -> None:
+        self.uri, self._lock, self._options = uri, lock, options
+
+    def __call__(self, embedding_model: str) -> LanceIndex:
+        return LanceIndex(self.uri, embedding_model, self._lock, self._options)
