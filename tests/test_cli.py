@@ -145,7 +145,9 @@ def test_client_wheel_needs_no_torch_and_carries_the_stubs(tmp_path: Path) -> No
     assert "moviola/client/cli.py" in names
     # The stubs, the client and its evaluation harnesses (the [eval] extra); no server code.
     assert "moviola/eval/retrieval.py" in names
-    assert not [n for n in names if n.startswith("moviola/") and n.split("/")[1] not in ("v1", "client", "eval")]
+    assert not [
+        n for n in names if n.startswith("moviola/") and n.split("/")[1] not in ("v1", "client", "eval")
+    ]
 
 
 def test_embed_prints_the_vector_as_json_and_lists_the_models(server: ServerProcess, tmp_path: Path) -> None:

@@ -17,13 +17,15 @@ import pytest
 from helpers import moviola
 
 from moviola.auth import keys
-from moviola.client import Client, FailedPrecondition, InvalidArgument, NotFound
+from moviola.client import Client, FailedPrecondition, InvalidArgument, NotFound, RequestOptions
 from moviola.testing import ServerProcess, free_port
 from moviola.v1 import search_pb2
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 PROMPTS = ("a red fox running through snow", "a paper boat on a rainy street", "neon city at night")
-SMALL = {"num_inference_steps": 2, "num_frames": 5, "width": 64, "height": 64}
+SMALL: RequestOptions = {"num_inference_steps": 2, "num_frames": 5, "width": 64, "height": 64}
+
+OTHER_MODEL: RequestOptions = {**SMALL, "model": "tiny-wan2.1-t2v"}
 
 
 class Searching:
@@ -78,7 +80,7 @@ def test_a_video_is_found_by_its_prompt_its_video_and_its_job(
         for prompt, job_id in zip(PROMPTS, acme_jobs, strict=True):
             found = acme.search_videos(text=prompt, top_k=3)
             assert found.embedding_model == "tiny-siglip2"
-            assert [h.job_id for h in found.hits][0] == job_id
+            assert found.hits[0].job_id == job_id
             best = found.hits[0]
             assert (best.matched, best.prompt, best.model) == ("prompt", prompt, "tiny-wan2.2-t2v")
             assert best.score == pytest.approx(1.0, abs=1e-3)
@@ -93,7 +95,7 @@ def test_a_video_is_found_by_its_prompt_its_video_and_its_job(
 
 def test_filters_narrow_the_hits(searching: Searching, acme_jobs: list[str]) -> None:
     with searching.client("acme") as acme:
-        other = acme.submit("a lighthouse in fog", model="tiny-wan2.1-t2v", **SMALL).id
+        other = acme.submit("a lighthouse in fog", **OTHER_MODEL).id
         list(acme.watch(other))
         wait_indexed(acme, other)
         everything = acme.search_videos(text="a lighthouse in fog", top_k=10)
@@ -168,6 +170,8 @@ def test_the_cli_searches(searching: Searching, acme_jobs: list[str]) -> None:
         "search", "--like", acme_jobs[0], "--since", "1h", "--server", searching.server.address, env=env
     )
     assert table.returncode == 0, table.stderr
-    assert acme_jobs[0] in table.stdout and "tiny-siglip2" in table.stdout
+    assert acme_jobs[0] in table.stdout
+    assert "tiny-siglip2" in table.stdout
     missing = moviola("search", "--server", searching.server.address, env=env)
-    assert missing.returncode == 2 and "exactly one of TEXT" in missing.stderr
+    assert missing.returncode == 2
+    assert "exactly one of TEXT" in missing.stderr
