@@ -76,7 +76,7 @@ def test_the_dev_overlays_gateway_and_worker_generate_a_video(
         "MOVIOLA_CACHE_DIR": str(tmp_path / "cache"),
         "HF_HOME": str(tmp_path / "hub"),
     }
-    gateway_env = {**gateway.env, **local}
+    gateway_env = {**gateway.env, **local, "MOVIOLA_SEARCH_INDEX": str(tmp_path / "search")}
     assert gateway_argv[:2] == ["moviola", "serve"]
     assert worker_argv[:2] == ["moviola", "worker"]
     with (
@@ -123,6 +123,12 @@ def test_the_gateway_installs_and_serves_without_torch(redis_server: RedisServer
     refused = _run([str(env_dir / "bin" / "moviola"), "serve", "--data-dir", str(tmp_path / "d")])
     assert refused.returncode != 0
     assert "pip install 'moviola[worker]'" in refused.stderr  # embedded mode runs models: a clear error
+    gateway_cmd = [str(env_dir / "bin" / "moviola"), "serve", "--redis-url", redis_server.url]
+    no_lance = _run(
+        [*gateway_cmd, "--search-index", str(tmp_path / "index"), "--data-dir", str(tmp_path / "d")]
+    )
+    assert no_lance.returncode != 0
+    assert "pip install 'moviola[search]'" in no_lance.stderr  # search without its extra: a clear error
     simulated = [sys.executable, "-m", "moviola.runtime", "simulated-worker"]
     clean_env = {"PYTHONPATH": "", "VIRTUAL_ENV": str(env_dir)}
     with (

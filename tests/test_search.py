@@ -12,14 +12,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import openai
 import pytest
 from helpers import moviola
 
 from moviola.auth import keys
 from moviola.client import Client, FailedPrecondition, InvalidArgument, NotFound, RequestOptions
+from moviola.client.errors import translate
 from moviola.testing import ServerProcess, free_port
-from moviola.v1 import search_pb2
+from moviola.v1 import search_pb2, search_pb2_grpc
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 PROMPTS = ("a red fox running through snow", "a paper boat on a rainy street", "neon city at night")
@@ -175,3 +177,14 @@ def test_the_cli_searches(searching: Searching, acme_jobs: list[str]) -> None:
     missing = moviola("search", "--server", searching.server.address, env=env)
     assert missing.returncode == 2
     assert "exactly one of TEXT" in missing.stderr
+
+
+def test_an_invalid_timestamp_names_its_field(searching: Searching) -> None:
+    request = search_pb2.SearchVideosRequest(text="a fox")
+    request.created_after.nanos = -5
+    auth = (("authorization", f"Bearer {searching.keys['acme']}"),)
+    with grpc.insecure_channel(searching.server.address) as channel, pytest.raises(grpc.RpcError) as caught:
+        search_pb2_grpc.SearchServiceStub(channel).SearchVideos(request, metadata=auth, timeout=30)
+    error = translate(caught.value)
+    assert isinstance(error, InvalidArgument)
+    assert error.field == "created_after"

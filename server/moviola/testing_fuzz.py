@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from moviola.auth import keys
 from moviola.client import Client
 from moviola.testing import ServerProcess
-from moviola.v1 import embedding_pb2, generation_pb2
+from moviola.v1 import embedding_pb2, generation_pb2, search_pb2
 from moviola.v1 import job_pb2 as pb
 
 #: Statuses that mean the server did not handle what it was sent.
@@ -143,6 +143,7 @@ def methods() -> list[MethodDescriptor]:
     services = [
         generation_pb2.DESCRIPTOR.services_by_name["GenerationService"],
         embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"],
+        search_pb2.DESCRIPTOR.services_by_name["SearchService"],
     ]
     return [method for service in services for method in service.methods]
 

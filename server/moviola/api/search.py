@@ -41,7 +41,10 @@ def _seconds(request: pb.SearchVideosRequest, name: str) -> float | None:
     if not request.HasField(name):  # type: ignore[arg-type]
         return None
     stamp: timestamp_pb2.Timestamp = getattr(request, name)
-    return stamp.ToNanoseconds() / 1e9
+    try:
+        return stamp.ToNanoseconds() / 1e9
+    except ValueError as exc:  # seconds outside years 1..9999, or nanos outside 0..999,999,999
+        raise InvalidRequest(name, str(exc)) from exc
 
 
 def query(request: pb.SearchVideosRequest) -> SearchQuery:
@@ -75,8 +78,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self, request: pb.SearchVideosRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.SearchVideosResponse:
         async with translated(context):
+            asked = query(request)
             if self._search is None:
                 raise FailedPrecondition(NO_INDEX)
-            hits, model = await self._search.search(query(request), callers.current())
+            hits, model = await self._search.search(asked, callers.current())
             return pb.SearchVideosResponse(hits=[hit(h) for h in hits], embedding_model=model)
         raise AssertionError("unreachable: translated() aborts the call")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
+from moviola.errors import FailedPrecondition
 from moviola.search.lance import LanceIndex, WriteLock
 from moviola.settings import SearchSettings
 
@@ -49,6 +51,10 @@ def opener(settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]
     """What ``VideoSearch`` calls with the embedding model's name; ValueError when the URL is no index."""
     if settings.index_url is None:
         raise ValueError("no search index configured")
+    if importlib.util.find_spec("lancedb") is None:
+        raise FailedPrecondition(
+            "--search-index needs LanceDB, which is not installed: pip install 'moviola[search]'"
+        )
     uri = index_uri(settings.index_url)
     options = s3_options(environ) if uri.startswith("s3://") else {}
     if not uri.startswith("s3://"):
