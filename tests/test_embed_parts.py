@@ -90,6 +90,7 @@ def test_every_shipped_triton_model_is_configured_for_the_adapter() -> None:
         "dinov2",
         "siglip2",
         "all_minilm_l6_v2",
+        "qwen3_vl_embedding",
         "jina_embeddings_v4",
         "vlm2vec_v2",
     }
@@ -111,8 +112,11 @@ def test_every_shipped_triton_model_is_configured_for_the_adapter() -> None:
         assert "TritonPythonModel" in {
             n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.alias)
         }
+        assert config.parameters["license"].string_value  # every model says what its weights allow
     opt_in = (TRITON / "opt-in" / "jina_embeddings_v4" / "config.pbtxt").read_text()
     assert "Qwen Research License" in opt_in
+    jina = read_config(TRITON / "opt-in" / "jina_embeddings_v4")
+    assert jina.parameters["license"].string_value.startswith("Qwen Research License")
     assert "NOT Apache 2.0" in opt_in
 
 

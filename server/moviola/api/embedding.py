@@ -104,6 +104,7 @@ def model_info(listing: ModelListing) -> emb.EmbeddingModelInfo:
         image_size=model.image_size or 0,
         default_for_text=listing.default_for_text,
         default_for_images=listing.default_for_images,
+        license=model.license,
     )
 
 

@@ -45,6 +45,8 @@ class EmbeddingModel:
     #: Whether the backend decodes encoded images itself (``embed_image_file``): the gateway then
     #: forwards the file as sent, smaller than its pixels, and spends no CPU decoding it.
     decodes_images: bool = False
+    #: The weights' licence, from the model's configuration ("" when it states none).
+    license: str = ""
 
     @property
     def accepts_images(self) -> bool:

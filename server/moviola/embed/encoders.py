@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from moviola.embed import qwen
 from moviola.embed.backend import Pixels, Vectors
 
 
@@ -154,79 +155,14 @@ class SentenceEncoder(_NoImages):
         return _numpy((states * mask).sum(1) / mask.sum(1).clamp(min=1e-9))
 
 
-class JinaV4Encoder:
-    """Jina Embeddings v4 (Qwen Research License: opt-in). Needs its remote code next to the weights."""
-
-    accepts_text = True
-    image_size: int | None = 448
-
-    def __init__(self, weights: str, device: str = "auto") -> None:
-        from transformers import AutoModel
-
-        self.device = _device(device)
-        self.model = AutoModel.from_pretrained(weights, trust_remote_code=True, dtype=torch.bfloat16)
-        self.model = self.model.to(self.device).eval()
-
-    @torch.inference_mode()
-    def embed_images(self, pixels: Pixels) -> Vectors:
-        from PIL import Image
-
-        images = [Image.fromarray(frame) for frame in pixels]
-        return _numpy(torch.stack(list(self.model.encode_image(images=images, task="retrieval"))))
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str]) -> Vectors:
-        out = self.model.encode_text(texts=list(texts), task="retrieval", prompt_name="query")
-        return _numpy(torch.stack(list(out)))
-
-
-class Vlm2VecV2Encoder:
-    """VLM2Vec-V2 (Qwen2-VL based, research comparison): the last token's hidden state.
-
-    Frames go in one at a time as images with the model's instruction prompts; for
-    temporal modelling pass the sampled frames as one video, which this adapter does
-    not do yet.
-    """
-
-    accepts_text = True
-    image_size: int | None = 448
-    IMAGE_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>Represent the given image.\n"
-
-    def __init__(self, weights: str, device: str = "auto") -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        self.device = _device(device)
-        self.processor = AutoProcessor.from_pretrained(weights)
-        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch.bfloat16)
-        self.model = model.to(self.device).eval()  # type: ignore[arg-type]
-
-    def _last_token(self, inputs: Any) -> Vectors:
-        hidden = self.model(**inputs.to(self.device), output_hidden_states=True).hidden_states[-1]
-        last = inputs["attention_mask"].sum(1) - 1
-        return _numpy(hidden[torch.arange(hidden.shape[0]), last])
-
-    @torch.inference_mode()
-    def embed_images(self, pixels: Pixels) -> Vectors:
-        rows = [
-            self._last_token(self.processor(text=[self.IMAGE_PROMPT], images=[frame], return_tensors="pt"))
-            for frame in pixels
-        ]
-        return np.concatenate(rows)
-
-    @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str]) -> Vectors:
-        return np.concatenate(
-            [self._last_token(self.processor(text=[text], return_tensors="pt")) for text in texts]
-        )
-
-
 #: Encoder kinds, as named by the ``encoder`` parameter of a Triton model's config.pbtxt.
 ENCODERS: dict[str, Callable[[str, str], Encoder]] = {
     "dinov2": Dinov2Encoder,
     "siglip": SiglipEncoder,
     "sentence-transformer": SentenceEncoder,
-    "jina-embeddings-v4": JinaV4Encoder,
-    "vlm2vec-v2": Vlm2VecV2Encoder,
+    "qwen3-vl-embedding": qwen.Qwen3VLEmbeddingEncoder,
+    "jina-embeddings-v4": qwen.JinaV4Encoder,
+    "vlm2vec-v2": qwen.Vlm2VecV2Encoder,
 }
 
 

@@ -32,10 +32,16 @@ TINY_MODELS = {"tiny-siglip2": "siglip", "tiny-dinov2": "dinov2"}
 
 class LocalBackend:
     def __init__(
-        self, specs: dict[str, tuple[str, str]], device: str = "auto", *, build_dir: Path | None = None
+        self,
+        specs: dict[str, tuple[str, str]],
+        device: str = "auto",
+        *,
+        build_dir: Path | None = None,
+        licenses: dict[str, str] | None = None,
     ) -> None:
         """``specs``: model name -> (encoder kind, weights); tiny models are built in ``build_dir``."""
         self._specs = specs
+        self._licenses = licenses or {}
         self._device = device
         self._build_dir = build_dir
         self._encoders: dict[str, Encoder] = {}
@@ -48,7 +54,9 @@ class LocalBackend:
 
     @classmethod
     def from_repository(cls, root: Path, device: str = "auto") -> LocalBackend:
-        return cls({m.name: (m.encoder, m.weights) for m in read_repository(root)}, device)
+        models = read_repository(root)
+        licenses = {m.name: m.license for m in models}
+        return cls({m.name: (m.encoder, m.weights) for m in models}, device, licenses=licenses)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
@@ -64,7 +72,12 @@ class LocalBackend:
     async def models(self) -> dict[str, EmbeddingModel]:
         return {
             name: EmbeddingModel(
-                name, encoder.image_size, encoder.accepts_text, MAX_BATCH, decodes_images=True
+                name,
+                encoder.image_size,
+                encoder.accepts_text,
+                MAX_BATCH,
+                decodes_images=True,
+                license=self._licenses.get(name, ""),
             )
             for name, encoder in self._encoders.items()
         }

@@ -27,6 +27,8 @@ class RepositoryModel:
     #: Local folder or hub id.
     weights: str
     folder: Path
+    #: The ``license`` parameter ("" when the config states none).
+    license: str = ""
 
 
 def read_config(folder: Path) -> Any:
@@ -42,7 +44,10 @@ def _model(folder: Path) -> RepositoryModel:
         if key not in params:
             raise ValueError(f"{folder / 'config.pbtxt'}: the parameter {key!r} is missing")
     name = config.name or folder.name
-    return RepositoryModel(name, params["encoder"].string_value, params["weights"].string_value, folder)
+    license = params["license"].string_value if "license" in params else ""
+    return RepositoryModel(
+        name, params["encoder"].string_value, params["weights"].string_value, folder, license
+    )
 
 
 def read_repository(root: Path) -> list[RepositoryModel]:

@@ -83,9 +83,144 @@ def build_tiny_siglip2(target: Path, *, seed: int = 0) -> None:
     SiglipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(target)
 
 
+#: The Qwen-VL tokenizers' special tokens the embedding prompts use, then printable ASCII, one token each.
+_QWEN_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+
+def _qwen_tokenizer() -> Any:
+    """A character-level tokenizer with the Qwen-VL special tokens, saved as ``tokenizer.json``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate([*_QWEN_SPECIAL, *map(chr, range(32, 127))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tokenizer.add_special_tokens(_QWEN_SPECIAL)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+
+
+def _qwen_ids(tokenizer: Any) -> dict[str, int]:
+    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>") for name in ("image_pad", "video_pad")}
+    ids |= {
+        f"{name}_token_id": tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+        for name in ("vision_start", "vision_end")
+    }
+    return {
+        "image_token_id": ids["image_pad"],
+        "video_token_id": ids["video_pad"],
+        "vision_start_token_id": ids["vision_start_token_id"],
+        "vision_end_token_id": ids["vision_end_token_id"],
+    }
+
+
+def build_tiny_qwen3_vl_embedding(target: Path, *, seed: int = 0) -> None:
+    """Qwen3-VL-Embedding's architecture (a ``Qwen3VLModel``) with 2 layers of 32, and its image processor."""
+    import torch
+    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLModel
+
+    tokenizer = _qwen_tokenizer()
+    torch.manual_seed(seed)
+    config = Qwen3VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 32,
+            "num_position_embeddings": 256,
+            "deepstack_visual_indexes": [1],
+        },
+    )
+    for key, value in _qwen_ids(tokenizer).items():
+        setattr(config, key, value)
+    Qwen3VLModel(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    # The real checkpoints' processor: 16-pixel patches merged 2 x 2, CLIP-style 0.5 statistics.
+    Qwen2VLImageProcessor(
+        patch_size=16,
+        merge_size=2,
+        temporal_patch_size=2,
+        min_pixels=32 * 32,
+        max_pixels=1024 * 1024,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    ).save_pretrained(target)
+
+
+def build_tiny_vlm2vec_v2(target: Path, *, seed: int = 0) -> None:
+    """VLM2Vec-V2's architecture (a Qwen2-VL ``ForConditionalGeneration``) with 2 layers of 32."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor
+
+    tokenizer = _qwen_tokenizer()
+    torch.manual_seed(seed)
+    config = Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        },
+        vision_config={
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+    )
+    for key, value in _qwen_ids(tokenizer).items():
+        setattr(config, key, value)
+    Qwen2VLForConditionalGeneration(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    Qwen2VLImageProcessor(
+        patch_size=14, merge_size=2, min_pixels=28 * 28, max_pixels=1024 * 1024
+    ).save_pretrained(target)
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "tiny-dinov2": build_tiny_dinov2,
     "tiny-siglip2": build_tiny_siglip2,
+    "tiny-qwen3-vl-embedding": build_tiny_qwen3_vl_embedding,
+    "tiny-vlm2vec-v2": build_tiny_vlm2vec_v2,
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from tritonclient.grpc import InferInput
@@ -93,6 +94,7 @@ class TritonBackend:
                     accepts_text="TEXT" in inputs,
                     max_batch=max(1, int(config.config.max_batch_size)),
                     decodes_images="IMAGE_FILE" in inputs,
+                    license=_license(config.config.parameters),
                 )
         except InferenceServerException as exc:
             raise self._translate(exc) from exc
@@ -127,3 +129,8 @@ class TritonBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _license(parameters: Any) -> str:
+    """The ``license`` parameter of a model's config.pbtxt, or ""."""
+    return str(parameters["license"].string_value) if "license" in parameters else ""

@@ -53,13 +53,14 @@ def models_table(infos: list[gen.ModelInfo]) -> Table:
 
 
 def embedding_models_table(infos: list[emb.EmbeddingModelInfo]) -> Table:
-    table = _table("model", "text", "images", "default for")
+    table = _table("model", "text", "images", "default for", "licence")
     for m in infos:
         defaults = [
             kind for kind, on in (("text", m.default_for_text), ("images", m.default_for_images)) if on
         ]
         images = f"yes ({m.image_size} px)" if m.accepts_images else "no"
-        table.add_row(*map(Text, (m.id, "yes" if m.accepts_text else "no", images, ", ".join(defaults))))
+        cells = (m.id, "yes" if m.accepts_text else "no", images, ", ".join(defaults), m.license)
+        table.add_row(*map(Text, cells))
     return table
 
 

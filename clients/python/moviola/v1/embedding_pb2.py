@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amoviola/v1/embedding.proto\x12\nmoviola.v1\"\x1c\n\x1aListEmbeddingModelsRequest\"M\n\x1bListEmbeddingModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x1e.moviola.v1.EmbeddingModelInfo\"\x98\x01\n\x12\x45mbeddingModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65pts_text\x18\x02 \x01(\x08\x12\x16\n\x0e\x61\x63\x63\x65pts_images\x18\x03 \x01(\x08\x12\x12\n\nimage_size\x18\x04 \x01(\r\x12\x18\n\x10\x64\x65\x66\x61ult_for_text\x18\x05 \x01(\x08\x12\x1a\n\x12\x64\x65\x66\x61ult_for_images\x18\x06 \x01(\x08\"\xf6\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x04 \x01(\x0cH\x00\x12\x13\n\tvideo_uri\x18\x05 \x01(\tH\x00\x12\x10\n\x06job_id\x18\x06 \x01(\tH\x00\x12\x1f\n\x17return_frame_embeddings\x18\x07 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x08 \x01(\r\x12\x19\n\x11\x66rames_per_second\x18\t \x01(\x01\x12$\n\x07pooling\x18\n \x01(\x0e\x32\x13.moviola.v1.PoolingB\x07\n\x05input\"\xab\x01\n\rEmbedResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12*\n\x06\x66rames\x18\x04 \x03(\x0b\x32\x1a.moviola.v1.FrameEmbedding\x12$\n\x07pooling\x18\x05 \x01(\x0e\x32\x13.moviola.v1.Pooling\x12\x16\n\x0esampled_frames\x18\x06 \x01(\r\"K\n\x0e\x46rameEmbedding\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\r\x12\x14\n\x0ctime_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"?\n\x11\x45mbedBatchRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.moviola.v1.EmbedRequest\"C\n\x12\x45mbedBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.moviola.v1.EmbedBatchResult\"u\n\x10\x45mbedBatchResult\x12.\n\tembedding\x18\x01 \x01(\x0b\x32\x19.moviola.v1.EmbedResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.moviola.v1.EmbedErrorH\x00\x42\x08\n\x06result\"W\n\nEmbedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\x01*J\n\x07Pooling\x12\x17\n\x13POOLING_UNSPECIFIED\x10\x00\x12\x10\n\x0cPOOLING_MEAN\x10\x01\x12\x14\n\x10POOLING_TEMPORAL\x10\x02\x32\x85\x02\n\x10\x45mbeddingService\x12<\n\x05\x45mbed\x12\x18.moviola.v1.EmbedRequest\x1a\x19.moviola.v1.EmbedResponse\x12K\n\nEmbedBatch\x12\x1d.moviola.v1.EmbedBatchRequest\x1a\x1e.moviola.v1.EmbedBatchResponse\x12\x66\n\x13ListEmbeddingModels\x12&.moviola.v1.ListEmbeddingModelsRequest\x1a\'.moviola.v1.ListEmbeddingModelsResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amoviola/v1/embedding.proto\x12\nmoviola.v1\"\x1c\n\x1aListEmbeddingModelsRequest\"M\n\x1bListEmbeddingModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x1e.moviola.v1.EmbeddingModelInfo\"\xa9\x01\n\x12\x45mbeddingModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65pts_text\x18\x02 \x01(\x08\x12\x16\n\x0e\x61\x63\x63\x65pts_images\x18\x03 \x01(\x08\x12\x12\n\nimage_size\x18\x04 \x01(\r\x12\x18\n\x10\x64\x65\x66\x61ult_for_text\x18\x05 \x01(\x08\x12\x1a\n\x12\x64\x65\x66\x61ult_for_images\x18\x06 \x01(\x08\x12\x0f\n\x07license\x18\x07 \x01(\t\"\xf6\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\x0f\n\x05video\x18\x04 \x01(\x0cH\x00\x12\x13\n\tvideo_uri\x18\x05 \x01(\tH\x00\x12\x10\n\x06job_id\x18\x06 \x01(\tH\x00\x12\x1f\n\x17return_frame_embeddings\x18\x07 \x01(\x08\x12\x13\n\x0b\x66rame_count\x18\x08 \x01(\r\x12\x19\n\x11\x66rames_per_second\x18\t \x01(\x01\x12$\n\x07pooling\x18\n \x01(\x0e\x32\x13.moviola.v1.PoolingB\x07\n\x05input\"\xab\x01\n\rEmbedResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12*\n\x06\x66rames\x18\x04 \x03(\x0b\x32\x1a.moviola.v1.FrameEmbedding\x12$\n\x07pooling\x18\x05 \x01(\x0e\x32\x13.moviola.v1.Pooling\x12\x16\n\x0esampled_frames\x18\x06 \x01(\r\"K\n\x0e\x46rameEmbedding\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\r\x12\x14\n\x0ctime_seconds\x18\x02 \x01(\x01\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"?\n\x11\x45mbedBatchRequest\x12*\n\x08requests\x18\x01 \x03(\x0b\x32\x18.moviola.v1.EmbedRequest\"C\n\x12\x45mbedBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.moviola.v1.EmbedBatchResult\"u\n\x10\x45mbedBatchResult\x12.\n\tembedding\x18\x01 \x01(\x0b\x32\x19.moviola.v1.EmbedResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.moviola.v1.EmbedErrorH\x00\x42\x08\n\x06result\"W\n\nEmbedError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\x01*J\n\x07Pooling\x12\x17\n\x13POOLING_UNSPECIFIED\x10\x00\x12\x10\n\x0cPOOLING_MEAN\x10\x01\x12\x14\n\x10POOLING_TEMPORAL\x10\x02\x32\x85\x02\n\x10\x45mbeddingService\x12<\n\x05\x45mbed\x12\x18.moviola.v1.EmbedRequest\x1a\x19.moviola.v1.EmbedResponse\x12K\n\nEmbedBatch\x12\x1d.moviola.v1.EmbedBatchRequest\x1a\x1e.moviola.v1.EmbedBatchResponse\x12\x66\n\x13ListEmbeddingModels\x12&.moviola.v1.ListEmbeddingModelsRequest\x1a\'.moviola.v1.ListEmbeddingModelsResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,28 +32,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moviola.v1.embedding_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1'
-  _globals['_POOLING']._serialized_start=1148
-  _globals['_POOLING']._serialized_end=1222
+  _globals['_POOLING']._serialized_start=1165
+  _globals['_POOLING']._serialized_end=1239
   _globals['_LISTEMBEDDINGMODELSREQUEST']._serialized_start=42
   _globals['_LISTEMBEDDINGMODELSREQUEST']._serialized_end=70
   _globals['_LISTEMBEDDINGMODELSRESPONSE']._serialized_start=72
   _globals['_LISTEMBEDDINGMODELSRESPONSE']._serialized_end=149
   _globals['_EMBEDDINGMODELINFO']._serialized_start=152
-  _globals['_EMBEDDINGMODELINFO']._serialized_end=304
-  _globals['_EMBEDREQUEST']._serialized_start=307
-  _globals['_EMBEDREQUEST']._serialized_end=553
-  _globals['_EMBEDRESPONSE']._serialized_start=556
-  _globals['_EMBEDRESPONSE']._serialized_end=727
-  _globals['_FRAMEEMBEDDING']._serialized_start=729
-  _globals['_FRAMEEMBEDDING']._serialized_end=804
-  _globals['_EMBEDBATCHREQUEST']._serialized_start=806
-  _globals['_EMBEDBATCHREQUEST']._serialized_end=869
-  _globals['_EMBEDBATCHRESPONSE']._serialized_start=871
-  _globals['_EMBEDBATCHRESPONSE']._serialized_end=938
-  _globals['_EMBEDBATCHRESULT']._serialized_start=940
-  _globals['_EMBEDBATCHRESULT']._serialized_end=1057
-  _globals['_EMBEDERROR']._serialized_start=1059
-  _globals['_EMBEDERROR']._serialized_end=1146
-  _globals['_EMBEDDINGSERVICE']._serialized_start=1225
-  _globals['_EMBEDDINGSERVICE']._serialized_end=1486
+  _globals['_EMBEDDINGMODELINFO']._serialized_end=321
+  _globals['_EMBEDREQUEST']._serialized_start=324
+  _globals['_EMBEDREQUEST']._serialized_end=570
+  _globals['_EMBEDRESPONSE']._serialized_start=573
+  _globals['_EMBEDRESPONSE']._serialized_end=744
+  _globals['_FRAMEEMBEDDING']._serialized_start=746
+  _globals['_FRAMEEMBEDDING']._serialized_end=821
+  _globals['_EMBEDBATCHREQUEST']._serialized_start=823
+  _globals['_EMBEDBATCHREQUEST']._serialized_end=886
+  _globals['_EMBEDBATCHRESPONSE']._serialized_start=888
+  _globals['_EMBEDBATCHRESPONSE']._serialized_end=955
+  _globals['_EMBEDBATCHRESULT']._serialized_start=957
+  _globals['_EMBEDBATCHRESULT']._serialized_end=1074
+  _globals['_EMBEDERROR']._serialized_start=1076
+  _globals['_EMBEDERROR']._serialized_end=1163
+  _globals['_EMBEDDINGSERVICE']._serialized_start=1242
+  _globals['_EMBEDDINGSERVICE']._serialized_end=1503
 # @@protoc_insertion_point(module_scope)

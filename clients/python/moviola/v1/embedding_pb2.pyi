@@ -102,6 +102,7 @@ class EmbeddingModelInfo(_message.Message):
     IMAGE_SIZE_FIELD_NUMBER: _builtins.int
     DEFAULT_FOR_TEXT_FIELD_NUMBER: _builtins.int
     DEFAULT_FOR_IMAGES_FIELD_NUMBER: _builtins.int
+    LICENSE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The id to put in EmbedRequest.model."""
     accepts_text: _builtins.bool
@@ -114,6 +115,8 @@ class EmbeddingModelInfo(_message.Message):
     """Whether requests that name no model use it for text."""
     default_for_images: _builtins.bool
     """Whether requests that name no model use it for images and videos."""
+    license: _builtins.str
+    """The licence of its weights, as its configuration states it (empty: not stated)."""
     def __init__(
         self,
         *,
@@ -123,10 +126,11 @@ class EmbeddingModelInfo(_message.Message):
         image_size: _builtins.int = ...,
         default_for_text: _builtins.bool = ...,
         default_for_images: _builtins.bool = ...,
+        license: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_images", b"accepts_images", "accepts_text", b"accepts_text", "default_for_images", b"default_for_images", "default_for_text", b"default_for_text", "id", b"id", "image_size", b"image_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_images", b"accepts_images", "accepts_text", b"accepts_text", "default_for_images", b"default_for_images", "default_for_text", b"default_for_text", "id", b"id", "image_size", b"image_size", "license", b"license"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
