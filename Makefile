@@ -72,6 +72,7 @@ bench: install system-deps
 	$(PY) bench/batch.py
 	$(PY) bench/compile.py
 	$(PY) bench/fairness.py
+	$(PY) bench/search.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

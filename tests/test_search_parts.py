@@ -120,3 +120,30 @@ async def test_the_indexer_acknowledges_what_it_is_done_with_and_keeps_what_may_
     await indexer.index([Completion("1-0", "gone"), Completion("2-0", "away")])
     assert feed.acked == ["1-0"]  # deleted before indexing: done; Redis away: left for a retry
     assert search.added == []
+
+
+async def test_the_memory_queue_hands_a_completion_again_until_it_is_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helpers import REQUEST
+
+    from moviola.jobs import Completed, Timings
+    from moviola.scheduler.memory import MemoryJobQueue
+
+    queue = MemoryJobQueue()
+    queue.add_worker(REQUEST.model)
+    assert await queue.completions(0.01) == []  # the indexer starts listening
+    record, _ = await queue.submit(REQUEST)
+    other, _ = await queue.submit(REQUEST)
+    for _ in range(2):
+        assignment = await queue.take(REQUEST.model)
+        done = Completed(f"file:///{assignment.job_id}.mp4", 16, 16, 1, 8, 1, "m", Timings(), 1)
+        await queue.finish(assignment, done, 0.1)
+    first = await queue.completions(0.01)
+    assert [c.job_id for c in first] == [record.id, other.id]
+    assert await queue.completions(0.01) == []  # handed out a moment ago: not yet again
+    monkeypatch.setattr("moviola.scheduler.memory.REHAND", 0.0)
+    await queue.ack_completions([first[0].token])
+    assert [c.job_id for c in await queue.completions(0.01)] == [other.id]
+    await queue.ack_completions([other.id])
+    assert await queue.completions(0.01) == []

@@ -42,6 +42,9 @@ from moviola.scheduler.redis.codec import NAMES, encode_kind
 from moviola.settings import QueueSettings
 from moviola.webhooks.outbox import MemoryOutbox, Pending
 
+#: Seconds after which a completion handed to the indexer and not acknowledged is handed out again.
+REHAND = 1.0
+
 
 @dataclass
 class _Entry:
@@ -81,21 +84,27 @@ class MemoryJobQueue:
         self._run_times = estimate.RunTimes()
         #: Completed job ids for the search indexer; None until it first asks (nothing is kept for no one).
         self._completed: asyncio.Queue[str] | None = None
+        self._handed: dict[str, float] = {}  # completions handed out, not yet acknowledged: when
 
     # Gateway side.
 
     async def completions(self, wait: float) -> list[Completion]:
+        """Completed jobs; one handed out and not acknowledged within ``REHAND`` seconds comes again."""
         if self._completed is None:
             self._completed = asyncio.Queue()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                first = await self._completed.get()
-                rest = [self._completed.get_nowait() for _ in range(self._completed.qsize())]
-                return [Completion(job_id, job_id) for job_id in (first, *rest)]
-        return []
+        now = time.monotonic()
+        again = [job_id for job_id, at in self._handed.items() if now - at >= REHAND]
+        if not again:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    again = [await self._completed.get()]
+            again += [self._completed.get_nowait() for _ in range(self._completed.qsize())]
+        self._handed.update((job_id, time.monotonic()) for job_id in again)
+        return [Completion(job_id, job_id) for job_id in again]
 
     async def ack_completions(self, tokens: Sequence[str]) -> None:
-        """Nothing to do: a completion is handed out once, and lost with the process (like its job)."""
+        for token in tokens:
+            self._handed.pop(token, None)
 
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None

@@ -4,7 +4,7 @@ Runs in every gateway (and the embedded server) with ``--search-index``; the que
 ``CompletionFeed`` hands each completion to one of them. A completion whose video cannot be
 embedded for good (deleted already, not in this storage) is logged and dropped; one that fails
 because something is away (Triton, the index's storage) is left unacknowledged, so it is
-retried (Redis: by any gateway after the reclaim time; embedded: at once, after a pause).
+retried (Redis: by any gateway after the reclaim time; embedded: after a second).
 """
 
 from __future__ import annotations
