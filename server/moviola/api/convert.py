@@ -27,7 +27,7 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return out
 
 
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     out = timestamp_pb2.Timestamp()
     out.FromNanoseconds(round(seconds * 1e9))
     return out
@@ -151,9 +151,9 @@ def completed(value: jobs.Completed, links: Links | None = None) -> pb.Completed
             links.expired,
         )
         if links.url_expires_at is not None:
-            out.download_url_expire_time.CopyFrom(_timestamp(links.url_expires_at))
+            out.download_url_expire_time.CopyFrom(timestamp(links.url_expires_at))
         if links.expires_at is not None:
-            out.expire_time.CopyFrom(_timestamp(links.expires_at))
+            out.expire_time.CopyFrom(timestamp(links.expires_at))
     return out
 
 
@@ -167,7 +167,7 @@ def failed(value: jobs.Failed) -> pb.Failed:
 
 def event(value: jobs.JobEvent, links: Links | None = None) -> pb.JobEvent:
     out = pb.JobEvent(
-        job_id=value.job_id, sequence=value.sequence, time=_timestamp(value.time), model=value.model
+        job_id=value.job_id, sequence=value.sequence, time=timestamp(value.time), model=value.model
     )
     kind = value.kind
     match kind:
@@ -204,7 +204,7 @@ def job(record: jobs.JobRecord, links: Links | None = None) -> pb.Job:
         state=_enum(pb.JobState, "JOB_STATE", record.state),
         request=request(record.request),
         model=record.model,
-        create_time=_timestamp(record.created_at),
+        create_time=timestamp(record.created_at),
         last_sequence=record.last_sequence,
         queue_position=record.queue_position,
     )
@@ -266,5 +266,5 @@ def dead_letter(value: DeadLetter) -> gen.DeadLetter:
         model=value.model,
         error=value.error,
         attempts=value.attempts,
-        time=_timestamp(value.time),
+        time=timestamp(value.time),
     )

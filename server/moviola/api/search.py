@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf import timestamp_pb2
 
+from moviola.api.convert import timestamp
 from moviola.api.status import translated
 from moviola.auth import caller as callers
 from moviola.embed.service import ImageInput, JobInput, TextInput, VideoInput
@@ -58,15 +59,13 @@ def query(request: pb.SearchVideosRequest) -> SearchQuery:
 
 
 def hit(found: Hit) -> pb.VideoHit:
-    created = timestamp_pb2.Timestamp()
-    created.FromNanoseconds(round(found.created_at * 1e9))
     return pb.VideoHit(
         job_id=found.job_id,
         score=found.score,
         matched=found.matched,
         model=found.model,
         prompt=found.prompt,
-        create_time=created,
+        create_time=timestamp(found.created_at),
     )
 
 

@@ -123,6 +123,27 @@ def _qwen_ids(tokenizer: Any) -> dict[str, int]:
     }
 
 
+def _qwen_text(tokenizer: Any, **rope: Any) -> dict[str, Any]:
+    """Both twins' language model: 2 layers of 32, grouped-query attention, multimodal RoPE."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [2, 3, 3],
+            **rope,
+        },
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    }
+
+
 def build_tiny_qwen3_vl_embedding(target: Path, *, seed: int = 0) -> None:
     """Qwen3-VL-Embedding's architecture (a ``Qwen3VLModel``) with 2 layers of 32, and its image processor."""
     import torch
@@ -131,22 +152,7 @@ def build_tiny_qwen3_vl_embedding(target: Path, *, seed: int = 0) -> None:
     tokenizer = _qwen_tokenizer()
     torch.manual_seed(seed)
     config = Qwen3VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 3, 3],
-                "mrope_interleaved": True,
-            },
-        },
+        text_config={**_qwen_text(tokenizer, mrope_interleaved=True), "head_dim": 16},
         vision_config={
             "depth": 2,
             "hidden_size": 32,
@@ -184,18 +190,7 @@ def build_tiny_vlm2vec_v2(target: Path, *, seed: int = 0) -> None:
     tokenizer = _qwen_tokenizer()
     torch.manual_seed(seed)
     config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-            "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        },
+        text_config=_qwen_text(tokenizer),
         vision_config={
             "depth": 2,
             "embed_dim": 32,
