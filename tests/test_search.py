@@ -188,3 +188,21 @@ def test_an_invalid_timestamp_names_its_field(searching: Searching) -> None:
     error = translate(caught.value)
     assert isinstance(error, InvalidArgument)
     assert error.field == "created_after"
+
+
+def test_an_expired_video_leaves_the_index(cache_dir: Path, tmp_path: Path) -> None:
+    """With --retention, the sweep that deletes a video's files takes its row out of the index too."""
+    args = ["--data-dir", str(tmp_path), "--cache-dir", str(cache_dir), "--retention", "6s"]
+    with (
+        ServerProcess([*args, "--search-index", str(tmp_path / "index")]) as server,
+        Client(server.address) as c,
+    ):
+        job_id = c.submit("a short-lived kite", **SMALL).id
+        list(c.watch(job_id))
+        assert wait_indexed(c, job_id).hits[0].job_id == job_id
+        deadline = time.monotonic() + 60
+        while job_id in {h.job_id for h in c.search_videos(text="a short-lived kite").hits}:
+            assert time.monotonic() < deadline, "the expired video stayed in the index"
+            time.sleep(0.5)  # the sweep runs every 1.5 s at this retention
+        with pytest.raises(NotFound):
+            c.search_videos(job_id=job_id)
