@@ -142,7 +142,7 @@ async def test_the_memory_queue_hands_a_completion_again_until_it_is_acknowledge
     first = await queue.completions(0.01)
     assert [c.job_id for c in first] == [record.id, other.id]
     assert await queue.completions(0.01) == []  # handed out a moment ago: not yet again
-    monkeypatch.setattr("moviola.scheduler.memory.REHAND", 0.0)
+    monkeypatch.setattr("moviola.scheduler.memory_completions.REHAND", 0.0)
     await queue.ack_completions([first[0].token])
     assert [c.job_id for c in await queue.completions(0.01)] == [other.id]
     await queue.ack_completions([other.id])

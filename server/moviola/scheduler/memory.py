@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import itertools
 import json
 import time
@@ -36,14 +35,12 @@ from moviola.jobs import (
 )
 from moviola.quota import NO_LIMITS, Limits, TokenBucket, over_in_flight, over_rate
 from moviola.scheduler import estimate
-from moviola.scheduler.base import Assignment, Completion, DeadLetter
+from moviola.scheduler.base import Assignment, DeadLetter
 from moviola.scheduler.fair import FairClock
+from moviola.scheduler.memory_completions import MemoryCompletions
 from moviola.scheduler.redis.codec import NAMES, encode_kind
 from moviola.settings import QueueSettings
 from moviola.webhooks.outbox import MemoryOutbox, Pending
-
-#: Seconds after which a completion handed to the indexer and not acknowledged is handed out again.
-REHAND = 1.0
 
 
 @dataclass
@@ -82,29 +79,11 @@ class MemoryJobQueue:
         self._work = asyncio.Condition()
         self._idle = asyncio.Condition()
         self._run_times = estimate.RunTimes()
-        #: Completed job ids for the search indexer; None until it first asks (nothing is kept for no one).
-        self._completed: asyncio.Queue[str] | None = None
-        self._handed: dict[str, float] = {}  # completions handed out, not yet acknowledged: when
+        self._completions = MemoryCompletions()
+        self.completions = self._completions.completions
+        self.ack_completions = self._completions.ack_completions
 
     # Gateway side.
-
-    async def completions(self, wait: float) -> list[Completion]:
-        """Completed jobs; one handed out and not acknowledged within ``REHAND`` seconds comes again."""
-        if self._completed is None:
-            self._completed = asyncio.Queue()
-        now = time.monotonic()
-        again = [job_id for job_id, at in self._handed.items() if now - at >= REHAND]
-        if not again:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    again = [await self._completed.get()]
-            again += [self._completed.get_nowait() for _ in range(self._completed.qsize())]
-        self._handed.update((job_id, time.monotonic()) for job_id in again)
-        return [Completion(job_id, job_id) for job_id in again]
-
-    async def ack_completions(self, tokens: Sequence[str]) -> None:
-        for token in tokens:
-            self._handed.pop(token, None)
 
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None
@@ -243,8 +222,8 @@ class MemoryJobQueue:
                 )
             )
         if event.terminal:
-            if self._completed is not None and isinstance(kind, Completed):
-                self._completed.put_nowait(job_id)
+            if isinstance(kind, Completed):
+                self._completions.add(job_id)
             await self._finish(job_id, entry)
         return event
 
