@@ -35,20 +35,19 @@ from moviola.testing import ServerProcess
 DIMENSION = 32  # the tiny SigLIP 2's
 
 
-def fill(folder: Path, rows: int) -> None:
-    """``rows`` rows of tenant "other" in the tiny SigLIP 2's table, as Moviola writes them."""
+def fill(index: LanceIndex, rows: int, dimension: int, tenants: tuple[str, ...]) -> None:
+    """``rows`` rows of random unit vectors, the tenants taking turns, added as Moviola adds them."""
     import asyncio
 
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((rows, 2, DIMENSION)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
-    entries = [
-        IndexEntry(f"other{i}", "other", "tiny-wan2.2-t2v", 1e9 + i, f"caption {i}", v[0], v[1])
-        for i, v in enumerate(vectors)
-    ]
-    index = LanceIndex(str(folder), "tiny-siglip2", LocalLock())
     for start in range(0, rows, 5000):
-        asyncio.run(index.add(entries[start : start + 5000]))
+        vectors = rng.standard_normal((min(5000, rows - start), 2, dimension)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
+        batch = [
+            IndexEntry(f"r{start + i}", tenants[i % len(tenants)], "m", 1e9, f"caption {i}", v[0], v[1])
+            for i, v in enumerate(vectors)
+        ]
+        asyncio.run(index.add(batch))
 
 
 def timed(work: Callable[[], object], queries: int) -> float:
@@ -68,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "index"
-        fill(folder, args.rows)
+        fill(LanceIndex(str(folder), "tiny-siglip2", LocalLock()), args.rows, DIMENSION, ("other",))
         server = ServerProcess(["--data-dir", tmp, "--search-index", str(folder)])
         with server, Client(server.address, timeout=60) as client:
             jobs = [
@@ -122,18 +121,9 @@ def real_size(folder: Path, rows: int, queries: int) -> float:
 
     from moviola.search.index import Filters
 
-    rng = np.random.default_rng(1)
     index = LanceIndex(str(folder), "siglip2", LocalLock())
-    for start in range(0, rows, 5000):
-        count = min(5000, rows - start)
-        vectors = rng.standard_normal((count, 2, 768)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
-        batch = [
-            IndexEntry(f"r{start + i}", "t" if i % 2 else "u", "m", 1e9, "p", v[0], v[1])
-            for i, v in enumerate(vectors)
-        ]
-        asyncio.run(index.add(batch))
-    query = rng.standard_normal(768).astype(np.float32)
+    fill(index, rows, 768, ("t", "u"))
+    query = np.random.default_rng(1).standard_normal(768).astype(np.float32)
 
     async def run() -> float:
         await index.search(query, "video", Filters(tenant="t"), 10)  # warm

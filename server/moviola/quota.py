@@ -96,6 +96,23 @@ class TokenBucket:
         self.tokens -= 1
 
 
+class TenantBuckets:
+    """One token bucket per tenant, in one process (the embedded queue; Redis keeps them in its script)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def of(self, tenant: str, limits: Limits, now: float) -> TokenBucket | None:
+        """The tenant's bucket, made anew when its limits changed (SIGHUP); None without a rate."""
+        if not limits.rate:
+            self._buckets.pop(tenant, None)
+            return None
+        bucket = self._buckets.get(tenant)
+        if bucket is None or (bucket.rate, bucket.size) != (limits.rate, limits.bucket):
+            bucket = self._buckets[tenant] = TokenBucket(limits.rate, limits.bucket, now)
+        return bucket
+
+
 def over_in_flight(tenant: str, count: int, limits: Limits, retry_after: float) -> ResourceExhausted:
     return ResourceExhausted(
         f"tenant {tenant} has {count} jobs queued or running, its limit ({limits.in_flight}); "

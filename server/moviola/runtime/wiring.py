@@ -21,7 +21,7 @@ from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
 from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
-from moviola.errors import FailedPrecondition, MoviolaError
+from moviola.errors import MoviolaError
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.pipelines.base import VideoPipeline
@@ -105,10 +105,10 @@ class Front:
             return
         try:
             model = await self.search.embedding_model()
-        except FailedPrecondition:
-            raise
-        except MoviolaError as exc:  # the embedding backend is away for now: the indexer retries
-            log.warning("video search: %s", exc.message)
+        except MoviolaError as exc:
+            if not exc.retryable:  # no model can fill the index: the start fails, saying so
+                raise
+            log.warning("video search: %s", exc.message)  # the backend is away for now: the indexer retries
             return
         announce.info("video search: %s, embedded with %s", (await self.search.index()).location, model)
 

@@ -33,7 +33,7 @@ from moviola.jobs import (
     Queued,
     Started,
 )
-from moviola.quota import NO_LIMITS, Limits, TokenBucket, over_in_flight, over_rate
+from moviola.quota import NO_LIMITS, Limits, TenantBuckets, over_in_flight, over_rate
 from moviola.scheduler import estimate
 from moviola.scheduler.base import Assignment, DeadLetter
 from moviola.scheduler.fair import FairClock
@@ -69,7 +69,7 @@ class MemoryJobQueue:
         self._clocks: dict[tuple[str, Priority], FairClock] = {}
         self._arrivals = itertools.count()
         self._in_flight: dict[str, int] = {}  # tenant -> jobs queued or running
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets = TenantBuckets()
         self._outbox = MemoryOutbox()
         self.claim_webhooks = self._outbox.claim_webhooks
         self.webhook_delivered = self._outbox.webhook_delivered
@@ -95,7 +95,7 @@ class MemoryJobQueue:
             raise over_in_flight(
                 tenant, in_flight, limits, max(1.0, self._run_times.expected(request) or 1.0)
             )
-        bucket = self._bucket(tenant, limits)
+        bucket = self._buckets.of(tenant, limits, time.monotonic())
         if bucket is not None and (wait := bucket.wait(time.monotonic())) > 0:
             raise over_rate(tenant, limits, wait)
         if self._waiting_of(request.model) >= self._max_depth:
@@ -347,16 +347,6 @@ class MemoryJobQueue:
 
     def _clock(self, request: JobRequest) -> FairClock:
         return self._clocks.setdefault((request.model, request.priority), FairClock())
-
-    def _bucket(self, tenant: str, limits: Limits) -> TokenBucket | None:
-        """The tenant's token bucket, made anew when its limits changed (SIGHUP); None without a rate."""
-        if not limits.rate:
-            self._buckets.pop(tenant, None)
-            return None
-        bucket = self._buckets.get(tenant)
-        if bucket is None or (bucket.rate, bucket.size) != (limits.rate, limits.bucket):
-            bucket = self._buckets[tenant] = TokenBucket(limits.rate, limits.bucket, time.monotonic())
-        return bucket
 
     def _entry(self, job_id: str) -> _Entry:
         try:

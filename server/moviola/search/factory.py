@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -47,7 +48,9 @@ def s3_options(environ: Mapping[str, str]) -> dict[str, str]:
     return options
 
 
-def opener(settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]) -> IndexOpener:
+def opener(
+    settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]
+) -> Callable[[str], LanceIndex]:
     """What ``VideoSearch`` calls with the embedding model's name; ValueError when the URL is no index."""
     if settings.index_url is None:
         raise ValueError("no search index configured")
@@ -59,12 +62,4 @@ def opener(settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]
     options = s3_options(environ) if uri.startswith("s3://") else {}
     if not uri.startswith("s3://"):
         Path(uri).mkdir(parents=True, exist_ok=True)
-    return IndexOpener(uri, lock, options)
-
-
-class IndexOpener:
-    def __init__(self, uri: str, lock: WriteLock, options: dict[str, str]) -> None:
-        self.uri, self._lock, self._options = uri, lock, options
-
-    def __call__(self, embedding_model: str) -> LanceIndex:
-        return LanceIndex(self.uri, embedding_model, self._lock, self._options)
+    return functools.partial(LanceIndex, uri, lock=lock, storage_options=options)

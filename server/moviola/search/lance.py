@@ -180,9 +180,7 @@ class LanceIndex:
         table = self._open()
         if table is None:
             return 0
-        before = int(table.count_rows())
-        table.delete(predicate)
-        return before - int(table.count_rows())
+        return int(table.delete(predicate).num_deleted_rows)
 
     async def remove_before(self, created_before: float) -> int:
         async with self._lock.hold():

@@ -88,10 +88,11 @@ class VideoSearch:
         return self._model
 
     async def index(self) -> VideoIndex:
-        async with self._lock:
-            if self._index is None:
-                self._index = self._open_index(await self.embedding_model())
-            return self._index
+        if self._index is None:  # opened once; the lock only keeps two first callers from both opening it
+            async with self._lock:
+                if self._index is None:
+                    self._index = self._open_index(await self.embedding_model())
+        return self._index
 
     async def add(self, entries: Sequence[IndexEntry]) -> None:
         if entries:
