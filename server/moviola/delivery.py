@@ -102,13 +102,14 @@ class Delivery:
 
     async def delete_files(self, record: JobRecord) -> None:
         """Delete a job's video and poster (the job is being deleted) and its search index entry."""
-        if self.index is not None and record.result is not None:
+        if record.result is None:
+            return
+        if self.index is not None:
             await self.index.forget([record.id])
-        if record.result is not None:
-            try:
-                await asyncio.to_thread(self.storage.delete, record.result.video_uri)
-            except NotInStorage:
-                log.warning("job %s names a video outside the storage; nothing deleted", record.id)
+        try:
+            await asyncio.to_thread(self.storage.delete, record.result.video_uri)
+        except NotInStorage:
+            log.warning("job %s names a video outside the storage; nothing deleted", record.id)
 
     async def download(self, record: JobRecord, variant: Variant) -> FileDownload:
         """The job's video or poster in chunks; NOT_FOUND once expired, FAILED_PRECONDITION before it completed."""
@@ -135,9 +136,8 @@ class Delivery:
         margin = min(self.retention, SWEEP_MARGIN)
         cutoff = time.time() - self.retention - margin
         deleted = await asyncio.to_thread(self.storage.delete_before, cutoff)
-        if (
-            self.index is not None
-        ):  # by acceptance time, a little before completion: never later than the files
+        if self.index is not None:
+            # By acceptance time, a little before completion: rows go no later than the files.
             await self.index.forget_before(time.time() - self.retention)
         if deleted:
             log.info("deleted %d expired videos from %s", deleted, self.storage.location)
