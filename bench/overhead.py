@@ -42,6 +42,7 @@ class NoHooks:
         expert: Expert,
         preview: object = None,
         cached: bool = False,
+        transformer_passes: int = 0,
     ) -> None:
         pass
 

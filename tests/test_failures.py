@@ -95,6 +95,7 @@ class OutOfMemoryAtStep:
                 expert: Expert,
                 preview: Preview | None = None,
                 cached: bool = False,
+                transformer_passes: int = 0,
             ) -> None:
                 if step == outer.step_no:
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -50,6 +50,9 @@ class ModelLimits:
 
 #: How a worker keeps a model on its card (``moviola.pipelines.memory``), most resident first.
 MEMORY_PLANS = ("resident", "model_offload", "expert_swap", "group_offload")
+#: ``--quantize`` and a memory plan's ``quantize``: how the transformers' weights are stored
+#: (``moviola.pipelines.quantize``).
+QUANTIZATIONS = ("none", "int8", "fp8", "fp8-dynamic")
 #: The share of a card a plan's expected peak may take (the CUDA context, fragmentation, other processes).
 CARD_HEADROOM = 0.95
 
@@ -59,10 +62,14 @@ class MemoryPlan:
     name: str
     #: GiB of accelerator memory the plan is expected to reach at the model's largest preset; 0: unknown.
     peak_gib: float = 0.0
+    #: How the transformers' weights are stored under this plan (``QUANTIZATIONS``).
+    quantize: str = "none"
 
     def __post_init__(self) -> None:
         if self.name not in MEMORY_PLANS:
             raise ValueError(f"memory plan {self.name!r} is not one of {', '.join(MEMORY_PLANS)}")
+        if self.quantize not in QUANTIZATIONS:
+            raise ValueError(f"memory plan quantize {self.quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -82,29 +89,58 @@ class MemoryOptions:
             return self.plans
         return (MemoryPlan("model_offload" if self.model_cpu_offload else "resident"),)
 
-    def choose(self, card_gib: float | None, requested: str = "auto") -> MemoryPlan:
+    def choose(self, card_gib: float | None, requested: str = "auto", quantize: str = "auto") -> MemoryPlan:
         """The plan named, else the first whose peak fits a card of ``card_gib`` (None: no accelerator).
 
-        Raises ``ValueError`` saying what the smallest plan needs when none fits.
+        ``quantize`` other than "auto" keeps only the plans of that quantization (a plan the catalogue does
+        not list with it is made, without an expected peak). Raises ``ValueError`` saying what the smallest
+        plan needs when none fits.
         """
+        fixed = quantize if quantize != "auto" else None
+        plans = tuple(p for p in self.candidates() if fixed is None or p.quantize == fixed)
         if requested != "auto":
-            named = [plan for plan in self.candidates() if plan.name == requested]
-            return named[0] if named else MemoryPlan(requested)
+            named = [plan for plan in plans if plan.name == requested]
+            return named[0] if named else MemoryPlan(requested, quantize=fixed or "none")
         if card_gib is None:
-            return MemoryPlan("resident")
-        plans = self.candidates()
+            return MemoryPlan("resident", quantize=fixed or "none")
+        if not plans:
+            return MemoryPlan(self.candidates()[0].name, quantize=fixed or "none")
         fits = [plan for plan in plans if plan.peak_gib <= card_gib * CARD_HEADROOM]
         if not fits:
             smallest = min(plans, key=lambda plan: plan.peak_gib)
             raise ValueError(
-                f"no memory plan fits this card ({card_gib:.1f} GiB): the smallest, {smallest.name}, "
-                f"is expected to reach {smallest.peak_gib:g} GiB"
+                f"no memory plan fits this card ({card_gib:.1f} GiB): the smallest, {smallest.name} "
+                f"(quantize {smallest.quantize}), is expected to reach {smallest.peak_gib:g} GiB"
             )
         return fits[0]
 
     def tiles(self, width: int, height: int) -> bool:
         """Whether a job of this size decodes its video tile by tile."""
         return self.vae_tiling or 0 < self.vae_tiling_pixels <= width * height
+
+
+#: ``TurboProfile.sampler``: the pipeline's own scheduler (with the profile's shift), or flow-matching Euler.
+TURBO_SAMPLERS = ("", "euler")
+
+
+@dataclass(frozen=True)
+class TurboProfile:
+    """The step-distilled profile of a model: its distillation adapter, steps, and scheduler settings."""
+
+    #: The adapter (``moviola.adapters``) holding the distillation, applied to every transformer.
+    adapter: str
+    #: Steps it runs by default, and the most a request may ask for.
+    steps: int = 4
+    max_steps: int = 8
+    #: The flow shift it was trained with; None: the scheduler's own.
+    shift: float | None = None
+    sampler: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= self.max_steps:
+            raise ValueError(f"turbo: steps must be within 1..max_steps, got {self.steps}")
+        if self.sampler not in TURBO_SAMPLERS:
+            raise ValueError(f"turbo: sampler must be '' or euler, got {self.sampler!r}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +171,8 @@ class ModelSpec:
     presets: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: The fast profile's First Block Cache threshold (higher: more steps cached, further from exact).
     fast_threshold: float = 0.1
+    #: The turbo profile (a step-distilled adapter); None: the model has none.
+    turbo: TurboProfile | None = None
 
     @property
     def mixture_of_experts(self) -> bool:
@@ -157,6 +195,8 @@ def _spec(entry: dict[str, Any]) -> ModelSpec:
         entry["memory"] = MemoryOptions(**memory)
         entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
         entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
+        if "turbo" in entry:
+            entry["turbo"] = TurboProfile(**entry["turbo"])
         entry.setdefault("family", entry["id"])
         return ModelSpec(**entry)
     except (KeyError, TypeError, ValueError) as exc:

@@ -17,6 +17,7 @@ are translated where they arise, with ``raise ... from exc``.
     ├── JobError                raised inside a running job
     │   ├── JobCancelled        cancellation requested; stop at once
     │   ├── OutOfMemory         the accelerator or host ran out of memory
+    │   ├── InvalidInput        what the job names cannot be used (an adapter whose file fails to load)
     │   └── PipelineFailed      any other failure inside the pipeline
     └── LeaseLost               a worker no longer owns the job it runs (taken over, or finished)
 """
@@ -97,6 +98,10 @@ class OutOfMemory(JobError):
     """The accelerator or the host ran out of memory during the job."""
 
     retryable = True
+
+
+class InvalidInput(JobError):
+    """What the job names cannot be used (an adapter that fails at its first load); the worker stays up."""
 
 
 class PipelineFailed(JobError):

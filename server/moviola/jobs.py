@@ -61,6 +61,14 @@ class FailureCode(enum.Enum):
 
 
 @dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA adapter a request names (``moviola.adapters``) and the weight it applies with."""
+
+    name: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """A validated request: every default filled in, the seed chosen."""
 
@@ -91,8 +99,10 @@ class JobRequest:
     webhook_events: tuple[str, ...] = ()
     #: Attach a preview image to every N-th step's PROGRESS event (0: none).
     preview_every: int = 0
-    #: "exact" or "fast" (``moviola.pipelines.speed``); "": the worker's default.
+    #: "exact", "fast" or "turbo" (``moviola.pipelines.speed``); "": the worker's default.
     speed_profile: str = ""
+    #: The LoRA adapters to apply, in the order named (none with scale 0: those are dropped at validation).
+    loras: tuple[LoraChoice, ...] = ()
 
     @property
     def idempotency_scope(self) -> str:
@@ -100,13 +110,14 @@ class JobRequest:
         return f"{self.tenant}/{self.idempotency_key}" if self.tenant else self.idempotency_key
 
     def batch_key(self) -> str:
-        """What jobs must share to run as one batch (``--max-batch``): model, size, frames, steps, guidance
-        and speed profile; "" for a job that never batches (one with an input image)."""
+        """What jobs must share to run as one batch (``--max-batch``): model, size, frames, steps, guidance,
+        speed profile and adapter set with scales; "" for a job that never batches (one with an input image)."""
         if self.image is not None:
             return ""
         size = (self.width, self.height, self.num_frames, self.num_inference_steps, self.fps)
         guidance = (self.guidance_scale, self.guidance_scale_2)
-        return "|".join(str(part) for part in (self.model, *size, *guidance, self.speed_profile))
+        adapters = ",".join(f"{lora.name}:{lora.scale!r}" for lora in self.loras)
+        return "|".join(str(part) for part in (self.model, *size, *guidance, self.speed_profile, adapters))
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,8 @@ class Progress:
     preview: Preview | None = None
     #: The step cache served this step (no full transformer pass ran).
     cached: bool = False
+    #: Full transformer passes of this step: 2 with classifier-free guidance, 1 without, 0 cached.
+    transformer_passes: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,11 @@ class Completed:
     #: The speed profile the job ran with ("exact", "fast"), and the steps its cache served.
     speed_profile: str = ""
     cached_steps: int = 0
+    #: The adapters that ran (the turbo profile's own included), and the transformer passes of the video.
+    loras: tuple[LoraChoice, ...] = ()
+    transformer_passes: int = 0
+    #: How the worker stored the transformers' weights ("none", "int8", "fp8", "fp8-dynamic").
+    quantization: str = ""
 
 
 @dataclass(frozen=True)

@@ -71,12 +71,29 @@ class Metrics:
         self.videos_indexed = Counter(
             "moviola_videos_indexed", "Completed videos embedded into the search index", registry=r
         )
+        self.adapter_loads = Counter(
+            "moviola_adapter_loads", "LoRA adapters loaded (cache misses)", ["model", "adapter"], registry=r
+        )
+        self.adapter_cache_hits = Counter(
+            "moviola_adapter_cache_hits", "Jobs whose LoRA adapter was loaded already", ["model", "adapter"], registry=r
+        )
+        self.adapter_load_seconds = Histogram(
+            "moviola_adapter_load_seconds", "Seconds loading one LoRA adapter", ["model"], buckets=SECONDS, registry=r
+        )
         self.webhook_attempts = Counter(
             "moviola_webhook_attempts",
             "Webhook delivery attempts by outcome: delivered, retried, given_up",
             ["outcome"],
             registry=r,
         )
+
+    def adapter_used(self, model: str, adapter: str, load_seconds: float | None) -> None:
+        """A job needed ``adapter``: loaded in ``load_seconds``, or (None) found loaded."""
+        if load_seconds is None:
+            self.adapter_cache_hits.labels(model, adapter).inc()
+            return
+        self.adapter_loads.labels(model, adapter).inc()
+        self.adapter_load_seconds.labels(model).observe(load_seconds)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Expose /metrics on ``port`` (a daemon thread)."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from moviola.adapters import AdapterCatalog, AdapterSpec
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
 from moviola.errors import (
@@ -38,6 +39,8 @@ from moviola.webhooks.signing import Signer
 class ModelStatus:
     spec: ModelSpec
     ready: bool
+    #: The adapters of the model that the caller may name.
+    adapters: tuple[AdapterSpec, ...] = ()
 
 
 def _job_id(job_id: str) -> str:
@@ -74,6 +77,12 @@ def _may_use(caller: Caller, model: str) -> None:
         raise PermissionDenied(f"tenant {caller.tenant} may not use model {model}")
 
 
+def _may_apply(caller: Caller, request: JobRequest) -> None:
+    for i, lora in enumerate(request.loras):
+        if not caller.may_apply(lora.name):
+            raise PermissionDenied(f"loras[{i}].name: tenant {caller.tenant} may not use adapter {lora.name}")
+
+
 def _admin(caller: Caller, what: str) -> None:
     if not caller.admin:
         raise PermissionDenied(f"only admin keys may {what}")
@@ -101,7 +110,10 @@ class JobService:
         accept_without_workers: bool = False,
         webhooks: WebhookPolicy | None = None,
         signer: Signer | None = None,
+        adapters: AdapterCatalog | None = None,
     ) -> None:
+        #: The LoRA adapters requests may name (``moviola.adapters``).
+        self.adapters = adapters or AdapterCatalog()
         self.metrics = metrics
         self._tracing = tracing or Tracing(None, "moviola")
         self._queue = queue
@@ -122,8 +134,9 @@ class JobService:
         request's own ``max_wait``, the sooner bounds the start. A queued job that has not started by
         then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing: its call returns at once.
         """
-        request = replace(validate(draft, self._models, self._default_model), tenant=caller.tenant)
+        request = replace(validate(draft, self._models, self._default_model, self.adapters), tenant=caller.tenant)
         _may_use(caller, request.model)
+        _may_apply(caller, request)
         if request.webhook_url:
             if self._webhooks is None or self._signer is None or not self._signer.signs_for(caller.tenant):
                 raise FailedPrecondition(
@@ -168,7 +181,9 @@ class JobService:
 
     def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
         """The same request on another model (same seed); ``InvalidRequest`` when it does not fit it."""
-        return validate(replace(draft, model=model, seed=request.seed), self._models, self._default_model)
+        return validate(
+            replace(draft, model=model, seed=request.seed), self._models, self._default_model, self.adapters
+        )
 
     async def refresh_metrics(self) -> None:
         """Update the gauges that describe the queue (called every second while metrics are served)."""
@@ -275,11 +290,17 @@ class JobService:
         await self.get(job_id, caller)
         return await self._queue.cancel(_job_id(job_id))
 
-    async def models(self) -> list[ModelStatus]:
+    async def models(self, caller: Caller = ANONYMOUS) -> list[ModelStatus]:
+        """The models served, the default first, each with the adapters ``caller`` may name."""
         ordered = sorted(self._models.values(), key=lambda spec: spec.id != self._default_model)
         serving = self._lifecycle.serving
         return [
-            ModelStatus(spec, serving and bool(await self._queue.live_workers(spec.id))) for spec in ordered
+            ModelStatus(
+                spec,
+                serving and bool(await self._queue.live_workers(spec.id)),
+                tuple(a for a in self.adapters.for_model(spec) if caller.may_apply(a.name)),
+            )
+            for spec in ordered
         ]
 
     async def dead_letters(self, caller: Caller = ANONYMOUS) -> list[DeadLetter]:

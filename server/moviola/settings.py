@@ -89,8 +89,10 @@ class ModelSettings:
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     #: "auto" picks cuda when available, else cpu.
     device: str = "auto"
-    #: The speed profile of requests that name none: "exact" or "fast".
+    #: The speed profile of requests that name none: "exact", "fast" or "turbo" (where the model has one).
     speed_profile: str = "exact"
+    #: How the transformers' weights are stored (``catalog.QUANTIZATIONS``); "auto": the memory plan's.
+    quantize: str = "auto"
     #: diffusers' attention backend for the transformers ("native", "flash", "_flash_3", "sage"...); None: its default.
     attention_backend: str | None = None
     #: "auto" is bfloat16 on cuda and float32 on cpu.
@@ -115,6 +117,12 @@ class ModelSettings:
             raise ValueError(f"gpus must be within 1..16, got {self.gpus}")
         if self.parallel not in ("auto", "cfg", "ulysses", "ring"):
             raise ValueError(f"parallel must be auto, cfg, ulysses or ring, got {self.parallel!r}")
+        from moviola.catalog import QUANTIZATIONS
+
+        if self.speed_profile not in ("exact", "fast", "turbo"):
+            raise ValueError(f"speed_profile must be exact, fast or turbo, got {self.speed_profile!r}")
+        if self.quantize not in ("auto", *QUANTIZATIONS):
+            raise ValueError(f"quantize must be auto or one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}")
         if self.memory_plan not in ("auto", *MEMORY_PLANS):
             raise ValueError(
                 f"memory_plan must be auto or one of {', '.join(MEMORY_PLANS)}, got {self.memory_plan!r}"
@@ -126,6 +134,26 @@ class ModelSettings:
         if not self.compile:
             return None
         return self.compile_cache_dir or self.cache_dir / "compile"
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """The LoRA adapters this process registers (``moviola.adapters``) and how a worker keeps them."""
+
+    #: A TOML file of ``[[adapter]]`` entries; None: only the shipped catalogue and the flags below.
+    catalog: Path | None = None
+    #: ``NAME=SOURCE`` adapters of the served model's family (``--lora``).
+    loras: tuple[str, ...] = ()
+    #: Folders whose files and subfolders are adapters of the served model's family (``--lora-dir``).
+    dirs: tuple[Path, ...] = ()
+    #: Adapters a worker keeps loaded beside its base weights (least recently used ones are unloaded).
+    cache: int = 8
+    #: Fuse the active adapters into the base weights (faster steps; switching sets costs a re-fuse).
+    fuse: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.cache <= 256:
+            raise ValueError(f"lora_cache must be within 1..256, got {self.cache}")
 
 
 @dataclass(frozen=True)
@@ -235,6 +263,8 @@ class SearchSettings:
         return self.index_url is not None
 
 
+#: Section field names that are not option names themselves (their options are renamed below).
+_SHADOWED = ("name", "repository", "index_url", "embedding_model", "loras", "dirs", "cache", "fuse")
 #: Flat option names (the command line's) whose field name in their section differs.
 _RENAMED = {
     "worker_name": ("worker", "name"),
@@ -246,6 +276,11 @@ _RENAMED = {
     "embed_max_frames": ("embed", "max_frames"),
     "search_index": ("search", "index_url"),
     "search_embedding_model": ("search", "embedding_model"),
+    "lora_catalog": ("adapters", "catalog"),
+    "lora": ("adapters", "loras"),
+    "lora_dir": ("adapters", "dirs"),
+    "lora_cache": ("adapters", "cache"),
+    "fuse_lora": ("adapters", "fuse"),
 }
 
 
@@ -258,6 +293,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    adapters: AdapterSettings = field(default_factory=AdapterSettings)
 
     @classmethod
     def of(cls, **options: Any) -> Settings:
@@ -270,7 +306,7 @@ class Settings:
         owners.update(_RENAMED)
         sections: dict[str, dict[str, Any]] = {section.name: {} for section in fields(cls)}
         for name, value in options.items():
-            if name not in owners or name in ("name", "repository", "index_url", "embedding_model"):
+            if name not in owners or name in _SHADOWED:
                 raise ValueError(f"unknown setting {name!r}")
             section_name, key = owners[name]
             sections[section_name][key] = value

@@ -64,7 +64,12 @@ def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
         webhook_events=tuple(request.webhook_events),
         preview_every=request.preview_every,
         speed_profile=_speed_profile(request.speed_profile),
+        loras=tuple((lora.name, lora.scale if lora.HasField("scale") else None) for lora in request.loras),
     )
+
+
+def loras(values: tuple[jobs.LoraChoice, ...]) -> list[pb.LoraAdapter]:
+    return [pb.LoraAdapter(name=lora.name, scale=lora.scale) for lora in values]
 
 
 def _speed_profile(value: int) -> str:
@@ -95,6 +100,9 @@ def request(value: jobs.JobRequest) -> pb.GenerateRequest:
     )
     if value.guidance_scale_2 is not None:
         out.guidance_scale_2 = value.guidance_scale_2
+    if value.speed_profile:
+        out.speed_profile = pb.SpeedProfile.Value(f"SPEED_PROFILE_{value.speed_profile.upper()}")
+    out.loras.extend(loras(value.loras))
     return out
 
 
@@ -113,6 +121,7 @@ def progress(value: jobs.Progress) -> pb.Progress:
         elapsed=_duration(value.elapsed),
         remaining=_duration(value.remaining),
         cached=value.cached,
+        transformer_passes=value.transformer_passes,
     )
 
 
@@ -143,6 +152,9 @@ def completed(value: jobs.Completed, links: Links | None = None) -> pb.Completed
         if value.speed_profile
         else pb.SPEED_PROFILE_UNSPECIFIED,
         cached_steps=value.cached_steps,
+        loras=loras(value.loras),
+        transformer_passes=value.transformer_passes,
+        quantization=value.quantization,
     )
     if links is not None:
         out.download_url, out.thumbnail_download_url, out.expired = (
@@ -257,6 +269,15 @@ def model(status: ModelStatus) -> gen.ModelInfo:
         fallback=spec.fallback or "",
         license=spec.license,
         presets=[gen.SizePreset(name=name, width=w, height=h) for name, (w, h) in spec.presets.items()],
+        adapters=[
+            gen.AdapterInfo(
+                name=a.name, description=a.description, license=a.license, trigger_words=list(a.trigger_words)
+            )
+            for a in status.adapters
+        ],
+        turbo=None
+        if spec.turbo is None
+        else gen.TurboProfile(steps=spec.turbo.steps, max_steps=spec.turbo.max_steps, adapter=spec.turbo.adapter),
     )
 
 

@@ -85,7 +85,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     async def ListModels(self, request: gen.ListModelsRequest, context: Context) -> gen.ListModelsResponse:
         async with translated(context):
-            models = await self._service.models()
+            models = await self._service.models(callers.current())
         return gen.ListModelsResponse(models=[convert.model(status) for status in models])
 
     async def ListDeadLetters(

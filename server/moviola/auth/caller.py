@@ -24,9 +24,14 @@ class Caller:
     key_id: str = ""
     #: The tenant's quota and fair-share weight.
     limits: Limits = NO_LIMITS
+    #: The LoRA adapters the tenant may name; None: all.
+    adapters: frozenset[str] | None = None
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
+
+    def may_apply(self, adapter: str) -> bool:
+        return self.adapters is None or adapter in self.adapters
 
 
 #: Everyone, when the server has no auth file: today's behaviour (one shared space, operators included).

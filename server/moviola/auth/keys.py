@@ -1,11 +1,12 @@
 """API keys per tenant, kept hashed in one JSON file that ``moviola auth`` edits and servers read.
 
     {"limits": {"in_flight": 20},
-     "tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"],
+     "tenants": {"acme": {"admin": false, "models": ["wan2.2-t2v-a14b"], "adapters": ["ink-wash"],
                           "limits": {"in_flight": 50, "rate": 2, "burst": 10, "weight": 2},
                           "keys": [{"id": "3f9a0c1d2b4e", "sha256": "...", "created": "2026-12-03T10:00:00Z"}],
                           "webhook_secrets": ["whsec_..."]}}}
 
+``models`` and ``adapters`` (LoRA adapter names) are allow-lists; absent: every one.
 ``limits`` (``moviola.quota.Limits``) at the top apply to every tenant without its own.
 ``webhook_secrets`` sign that tenant's webhooks instead of the server's ``--webhook-secret``
 (every one signs, newest last: ``moviola auth add-webhook-secret`` then ``retire-webhook-secrets``
@@ -29,7 +30,7 @@ import re
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +114,12 @@ def load(path: Path) -> Keyring:
         where = f"{path}: tenant {name!r}"
         if not _TENANT.match(name) or not isinstance(tenant, dict):
             raise AuthFileError(f"{where}: bad name or entry")
-        models = tenant.get("models")
-        if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
-            raise AuthFileError(f"{where}: 'models' must be a list of model ids")
         caller = Caller(
             tenant=name,
             admin=bool(tenant.get("admin", False)),
-            models=frozenset(models) if models is not None else None,
+            models=_names(tenant, "models", where),
             limits=_limits(tenant.get("limits"), where, default),
+            adapters=_names(tenant, "adapters", where),
         )
         if signing := _webhook_secrets(tenant.get("webhook_secrets", []), where):
             webhook_secrets[name] = signing
@@ -131,10 +130,18 @@ def load(path: Path) -> Keyring:
                 raise AuthFileError(f"{where}: key {key['id']} has no valid 'sha256'")
             if key["id"] in entries:
                 raise AuthFileError(f"{where}: key id {key['id']} appears twice")
-            entries[key["id"]] = _Entry(
-                Caller(caller.tenant, caller.admin, caller.models, key["id"], caller.limits), key["sha256"]
-            )
+            entries[key["id"]] = _Entry(replace(caller, key_id=key["id"]), key["sha256"])
     return Keyring(entries, len(tenants), webhook_secrets)
+
+
+def _names(tenant: dict[str, Any], field: str, where: str) -> frozenset[str] | None:
+    """An allow-list (``models``, ``adapters``): a list of names, or absent for all."""
+    names = tenant.get(field)
+    if names is None:
+        return None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise AuthFileError(f"{where}: '{field}' must be a list of names")
+    return frozenset(names)
 
 
 def _webhook_secrets(data: Any, where: str) -> tuple[str, ...]:

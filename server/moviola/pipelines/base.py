@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from moviola.catalog import ModelSpec
 from moviola.errors import JobCancelled
-from moviola.jobs import Expert, JobRequest, Phase, Preview
+from moviola.jobs import Expert, JobRequest, LoraChoice, Phase, Preview
+from moviola.pipelines.lora import AdapterBank
 
 Frames = npt.NDArray[np.uint8]
 """Video frames, shape (frames, height, width, 3), RGB."""
@@ -35,9 +36,10 @@ class StepHooks(Protocol):
         expert: Expert,
         preview: Preview | None = None,
         cached: bool = False,
+        transformer_passes: int = 0,
     ) -> None:
-        """Denoising step ``step`` (1-based) finished, with its preview if one was wanted, and whether the
-        step cache served it. May raise ``JobCancelled``."""
+        """Denoising step ``step`` (1-based) finished, with its preview if one was wanted, whether the
+        step cache served it, and the full transformer passes it ran. May raise ``JobCancelled``."""
 
     def peak_memory(self, peak_bytes: int) -> None:
         """The job's peak accelerator (or process) memory."""
@@ -80,11 +82,12 @@ class WrappedHooks:
         expert: Expert,
         preview: Preview | None = None,
         cached: bool = False,
+        transformer_passes: int = 0,
     ) -> None:
         cancel = self.pending
         if cancel is None:
             try:
-                self._hooks.step(step, total_steps, timestep, expert, preview, cached)
+                self._hooks.step(step, total_steps, timestep, expert, preview, cached, transformer_passes)
             except JobCancelled as exc:
                 cancel = exc
         self.after_step(step, total_steps, cancel)
@@ -98,6 +101,18 @@ class WrappedHooks:
     def after_step(self, step: int, total_steps: int, cancel: JobCancelled | None) -> None:
         if cancel is not None:
             raise cancel
+
+
+@runtime_checkable
+class TunedPipeline(VideoPipeline, Protocol):
+    """A pipeline with quantized weights and LoRA adapters (what a result reports it ran with)."""
+
+    quantization: str
+    adapter_bank: AdapterBank | None
+
+    def adapters_of(self, request: JobRequest) -> tuple[LoraChoice, ...]:
+        """The adapters ``request`` runs with (a turbo profile's own among them)."""
+        ...
 
 
 @runtime_checkable

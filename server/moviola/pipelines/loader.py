@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from moviola.adapters import registered
 from moviola.catalog import BUILTIN_PREFIX, ModelSpec
 from moviola.pipelines.base import VideoPipeline
 from moviola.settings import Settings
@@ -45,4 +46,11 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
         attention_backend=settings.models.attention_backend,
         memory_plan=settings.models.memory_plan,
         compile_cache=settings.models.compile_cache,
+        quantization=settings.models.quantize,
+        adapters=registered(settings.adapters, spec.family),
+        adapter_options={
+            "cache_dir": settings.models.cache_dir,
+            "capacity": settings.adapters.cache,
+            "fuse": settings.adapters.fuse,
+        },
     )

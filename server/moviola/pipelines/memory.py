@@ -96,6 +96,18 @@ class TakingTurns:
         #: Class names of the modules put on the device, in order (what the logs and tests read).
         self.turns: list[str] = []
 
+    def adopt(self, module: torch.nn.Module) -> None:
+        """Take in tensors added to ``module`` since (a LoRA adapter's): they take turns with the rest."""
+        copies = self._host.get(id(module))
+        if copies is None:
+            return
+        pin = self._device.type == "cuda"
+        for name, tensor in _tensors(module):
+            if name not in copies:
+                host = tensor.detach().to("cpu")
+                copies[name] = host.pin_memory() if pin else host
+                tensor.data = copies[name] if self._on is not module else host.to(self._device)
+
     def _before(self, module: torch.nn.Module, _args: object) -> None:
         self.ensure(module)
 

@@ -1,4 +1,10 @@
-"""Speed profiles: ``exact`` (the pipeline's own numerics) and ``fast`` (a step cache).
+"""Speed profiles: ``exact`` (the pipeline's own numerics), ``fast`` (a step cache) and ``turbo``.
+
+``turbo`` runs the model's step-distilled adapter (catalogue ``turbo``; applied by
+``moviola.pipelines.lora`` like any adapter) for a few steps without classifier-free guidance, with
+the scheduler settings it was distilled with: its flow shift, and flow-matching Euler where its
+``sampler`` says so (Wan2.2-Lightning: 4 Euler steps at shift 5, timesteps 1000, 937.5, 833, 625).
+Validation has already set its steps and turned guidance off (``moviola.validation``).
 
 ``fast`` turns on diffusers' First Block Cache for the job: on each transformer call the first
 block runs, and when its output moved less than the model's ``fast_threshold`` (catalogue) since
@@ -19,9 +25,10 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
+from moviola.catalog import ModelSpec, TurboProfile
 from moviola.errors import FailedPrecondition
 
-PROFILES = ("exact", "fast")
+PROFILES = ("exact", "fast", "turbo")
 
 
 def transformers(pipe: Any) -> list[Any]:
@@ -63,25 +70,47 @@ class StepCounter:
     def reset(self) -> None:
         self._passes = 0
 
-    def step_cached(self) -> bool:
-        """Whether no full pass ran since the previous call (or ``reset``)."""
-        cached, self._passes = self._passes == 0, 0
-        return cached
+    def take(self) -> int:
+        """The full passes since the previous call (or ``reset``): 0 when the step cache served the step."""
+        passes, self._passes = self._passes, 0
+        return passes
+
+
+def turbo_scheduler(scheduler: Any, turbo: TurboProfile) -> Any:
+    """The scheduler a turbo profile was distilled with, made from the pipeline's own configuration."""
+    if turbo.sampler == "euler":
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        shift = turbo.shift if turbo.shift is not None else scheduler.config.get("flow_shift", 1.0)
+        return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift=shift)
+    if turbo.shift is not None:
+        return type(scheduler).from_config(scheduler.config, flow_shift=turbo.shift)
+    return scheduler
 
 
 @contextlib.contextmanager
-def profile(pipe: Any, name: str, threshold: float) -> Iterator[None]:
-    """Run the block with ``name``'s caches on every transformer of ``pipe``; always off afterwards."""
+def profile(pipe: Any, name: str, spec: ModelSpec) -> Iterator[None]:
+    """Run the block with ``name``'s caches (fast) or scheduler (turbo) on ``pipe``; undone afterwards."""
     if name not in PROFILES:
         raise ValueError(f"unknown speed profile {name!r} (known: {', '.join(PROFILES)})")
     if name == "exact":
         yield
         return
+    if name == "turbo":
+        if spec.turbo is None:
+            raise ValueError(f"model {spec.id} has no turbo profile")
+        original = pipe.scheduler
+        pipe.scheduler = turbo_scheduler(original, spec.turbo)
+        try:
+            yield
+        finally:
+            pipe.scheduler = original
+        return
     from diffusers import FirstBlockCacheConfig
 
     cached = transformers(pipe)
     for transformer in cached:
-        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=spec.fast_threshold))
     try:
         yield
     finally:

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from moviola.adapters import AdapterCatalog
 from moviola.catalog import MemoryPlan, ModelSpec
-from moviola.errors import FailedPrecondition, JobCancelled, OutOfMemory, PipelineFailed
-from moviola.jobs import Expert, JobRequest, Phase
-from moviola.pipelines import batch, compiled, memory, speed
+from moviola.errors import FailedPrecondition, InvalidInput, JobCancelled, OutOfMemory, PipelineFailed
+from moviola.jobs import Expert, JobRequest, LoraChoice, Phase
+from moviola.pipelines import batch, compiled, memory, quantize, speed
 from moviola.pipelines.base import Frames, StepHooks
+from moviola.pipelines.lora import AdapterBank
 from moviola.pipelines.preview import Previewer
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,10 @@ class DiffusersVideo:
         self._steps = speed.StepCounter(pipe)  # ... and the transformers
         self.memory_plan = MemoryPlan("resident")
         self.turns: memory.TakingTurns | None = None
+        #: The LoRA adapters this model may run (the turbo profile's among them); None: it takes none.
+        self.adapter_bank: AdapterBank | None = None
+        #: How the transformers' weights are stored (``catalog.QUANTIZATIONS``).
+        self.quantization = "none"
         boundary = getattr(pipe.config, "boundary_ratio", None)
         self._boundary_timestep = (
             None if boundary is None else boundary * pipe.scheduler.config.num_train_timesteps
@@ -75,26 +81,42 @@ class DiffusersVideo:
         attention_backend: str | None = None,
         memory_plan: str = "auto",
         compile_cache: Path | None = None,
+        quantization: str = "auto",
+        adapters: AdapterCatalog | None = None,
+        adapter_options: dict[str, Any] | None = None,
     ) -> DiffusersVideo:
-        """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would; place it on
-        the card by its memory plan; with ``compile_cache``, compile and warm up before returning.
+        """Load with ``from_pretrained`` from a local folder or a hub id, exactly as users would; quantize the
+        transformers and place the model on the card by its memory plan; check the adapters registered for it;
+        with ``compile_cache``, compile and warm up before returning.
 
-        Raises ``FailedPrecondition`` when no plan fits the card or the attention backend cannot run.
+        ``adapter_options``: ``AdapterBank``'s ``cache_dir``, ``capacity`` and ``fuse``. Raises
+        ``FailedPrecondition`` when no plan fits the card, the quantization or the attention backend cannot
+        run, or an adapter file is unusable.
         """
         import diffusers
 
         device = pick_device(spec.device if device == "auto" else device)
         dtype = spec.dtype if dtype == "auto" else dtype
         try:
-            plan = spec.memory.choose(memory.card_gib(device), memory_plan)
+            plan = spec.memory.choose(memory.card_gib(device), memory_plan, quantization)
         except ValueError as exc:
             raise FailedPrecondition(f"model {spec.id}: {exc}; use a larger card") from exc
+        quantize.check(plan.quantize, device)
+        options = adapter_options or {}
+        if options.get("fuse") and plan.quantize != "none":
+            raise FailedPrecondition("--fuse-lora cannot fuse adapters into quantized weights: choose one")
         pipe = getattr(diffusers, spec.pipeline_class).from_pretrained(source, dtype=_dtype(dtype, device))
+        if plan.name != "resident":  # quantized on the host, before the plan moves weights around
+            quantize.quantize(pipe, plan.quantize, device)
         turns = memory.apply(pipe, plan.name, device)
+        if plan.name == "resident":  # quantized on the card: much faster than on the host
+            quantize.quantize(pipe, plan.quantize, device)
         expected = (
             f"expected peak {plan.peak_gib:g} GiB" if plan.peak_gib else "no expected peak in the catalogue"
         )
-        log.info("model %s: memory plan %s on %s (%s)", spec.id, plan.name, device, expected)
+        log.info(
+            "model %s: memory plan %s, weights %s, on %s (%s)", spec.id, plan.name, plan.quantize, device, expected
+        )
         if attention_backend:
             speed.attention_backend(pipe, attention_backend)
         if spec.memory.vae_slicing:
@@ -108,7 +130,10 @@ class DiffusersVideo:
         if compile_cache is not None:  # before the step counter wraps the blocks (speed.StepCounter)
             compiled.compile_transformers(speed.transformers(pipe), compile_cache)
         video = cls(spec, pipe, image_pipe, device)
-        video.memory_plan, video.turns = plan, turns
+        video.memory_plan, video.turns, video.quantization = plan, turns, plan.quantize
+        if adapters is not None:
+            video.adapter_bank = AdapterBank(pipe, spec, adapters, turns=turns, **options)
+            video.adapter_bank.check()
         if compile_cache is not None:
             compiled.timed(f"model {spec.id}: compiled and warmed up", video.warm_up)
         return video
@@ -117,12 +142,34 @@ class DiffusersVideo:
         """Run the model once per speed profile at its default size (a few steps, no VAE decode), so that
         compiling happens now; on a MoE model both experts run."""
         steps = compiled.warm_up_steps(self._pipe.scheduler, self._boundary_timestep)
-        profiles = ("exact",) if self._spec.fast_threshold <= 0 else speed.PROFILES
-        for profile in profiles:
+        for profile in self.profiles():
             request = compiled.default_request(self._spec, num_inference_steps=steps, speed_profile=profile)
             prompt = self._encode(self._pipe, request)
-            with speed.profile(self._pipe, profile, self._spec.fast_threshold):
+            self._adapt(request)
+            with speed.profile(self._pipe, profile, self._spec):
                 self._call(self._pipe, request, prompt, steps, lambda *_: {}, decode=False)
+        self._adapt(compiled.default_request(self._spec))
+
+    def profiles(self) -> list[str]:
+        """The speed profiles this model runs."""
+        fast = ["fast"] if self._spec.fast_threshold > 0 else []
+        turbo = ["turbo"] if self._spec.turbo is not None and self.adapter_bank is not None else []
+        return ["exact", *fast, *turbo]
+
+    def adapters_of(self, request: JobRequest) -> tuple[LoraChoice, ...]:
+        """The adapters a request runs with: the turbo profile's, then the ones it names."""
+        turbo = self._spec.turbo
+        own = (LoraChoice(turbo.adapter),) if request.speed_profile == "turbo" and turbo is not None else ()
+        return own + request.loras
+
+    def _adapt(self, request: JobRequest) -> None:
+        """Give the transformers the request's adapters (and only those)."""
+        choices = self.adapters_of(request)
+        if self.adapter_bank is None:
+            if choices:
+                raise InvalidInput(f"model {self._spec.id} takes no LoRA adapters on this worker")
+            return
+        self.adapter_bank.activate(choices)
 
     @property
     def spec(self) -> ModelSpec:
@@ -150,7 +197,7 @@ class DiffusersVideo:
             torch.cuda.reset_peak_memory_stats()
         try:
             result = run()
-        except JobCancelled:
+        except (JobCancelled, InvalidInput):
             raise
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
@@ -209,16 +256,18 @@ class DiffusersVideo:
             preview = None
             if hooks.wants_preview(i + 1, total):
                 preview = self._previewer.render(kwargs["latents"], request)
-            hooks.step(i + 1, total, timestep, self._expert(timestep), preview, self._steps.step_cached())
+            passes = self._steps.take()
+            hooks.step(i + 1, total, timestep, self._expert(timestep), preview, passes == 0, passes)
             if i + 1 == total:
                 hooks.phase(Phase.VAE_DECODING)
             return {}
 
         hooks.phase(Phase.TEXT_ENCODING)
         prompt = self._encode(pipe, request)
+        self._adapt(request)
         hooks.phase(Phase.DENOISING)
         self._steps.reset()
-        with speed.profile(pipe, request.speed_profile or "exact", self._spec.fast_threshold):
+        with speed.profile(pipe, request.speed_profile or "exact", self._spec):
             output = self._call(pipe, request, prompt, total, on_step_end)
         return _frames(output.frames[0])
 
@@ -228,13 +277,13 @@ class DiffusersVideo:
 
         def on_step_end(_pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
             timestep = float(t.flatten()[0]) if t.ndim else float(t)
-            cached, expert, before = self._steps.step_cached(), self._expert(timestep), list(members.alive)
+            passes, expert, before = self._steps.take(), self._expert(timestep), list(members.alive)
 
             def step(member: StepHooks, m: int, row: int) -> None:
                 preview = None
                 if member.wants_preview(i + 1, total):
                     preview = self._previewer.render(kwargs["latents"][row : row + 1], requests[m])
-                member.step(i + 1, total, timestep, expert, preview, cached)
+                member.step(i + 1, total, timestep, expert, preview, passes == 0, passes)
                 if i + 1 == total:
                     member.phase(Phase.VAE_DECODING)
 
@@ -243,6 +292,7 @@ class DiffusersVideo:
 
         members.each(lambda member, _m, _row: member.phase(Phase.TEXT_ENCODING))
         prompts = {m: self._encode(pipe, requests[m]) for m in members.alive}
+        self._adapt(first)  # one batch key: one adapter set
         members.each(lambda member, _m, _row: member.phase(Phase.DENOISING))
         results: list[Frames | None] = [None] * len(requests)
         if not members.alive:
@@ -251,7 +301,7 @@ class DiffusersVideo:
         generators = [torch.Generator("cpu").manual_seed(requests[m].seed) for m in members.alive]
         stacked = batch.stack([prompts[m] for m in members.alive])
         try:
-            with speed.profile(pipe, first.speed_profile or "exact", self._spec.fast_threshold):
+            with speed.profile(pipe, first.speed_profile or "exact", self._spec):
                 output = self._call(pipe, first, stacked, total, on_step_end, generators, batch.TENSOR_INPUTS)
         except batch.Abandoned:
             return results

@@ -136,6 +136,8 @@ class Routes:
             seed=original.seed,
             priority=original.priority,
             remixed_from=video_id,
+            speed_profile=original.speed_profile,
+            loras=tuple((lora.name, lora.scale) for lora in original.loras),
         )
         return await self.submit(draft, request)
 

@@ -4,11 +4,13 @@
 and ``frames_for_seconds``); everything else goes through ``validation.validate`` like a gRPC
 request, so both faces give the same field errors. Extensions the SDK sends through
 ``extra_body``: ``priority``, ``seed``, ``steps``, ``negative_prompt``, ``max_wait``, ``allow_fallback``,
-``webhook_url``/``webhook_events``, ``speed_profile`` and ``preview_every`` (previews arrive on ``/videos/{id}/events``).
+``webhook_url``/``webhook_events``, ``speed_profile``, ``preview_every`` (previews arrive on ``/videos/{id}/events``)
+and ``loras`` (``[{"name": ..., "scale": ...}]``; a form field carries it as JSON).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +32,7 @@ STATUS = {
 KNOWN = frozenset(
     {"model", "prompt", "size", "seconds", "negative_prompt", "seed", "steps", "priority", "max_wait"}
     | {"allow_fallback", "input_reference", "webhook_url", "webhook_events", "preview_every", "speed_profile"}
+    | {"loras"}
 )
 
 
@@ -86,7 +89,31 @@ def draft_of(
         webhook_events=_events(fields.get("webhook_events")),
         preview_every=_int(fields, "preview_every", 0, 10_000) or 0,
         speed_profile=str(fields.get("speed_profile") or "").lower(),
+        loras=_loras(fields.get("loras")),
     )
+
+
+def _loras(value: Any) -> tuple[tuple[str, float | None], ...]:
+    """``loras``: a list of ``{"name", "scale"}`` objects (or names), or that list as JSON in a form field."""
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidRequest("loras", 'must be a JSON list like [{"name": "ink-wash", "scale": 0.8}]') from None
+    if not isinstance(value, list):
+        raise InvalidRequest("loras", 'must be a list like [{"name": "ink-wash", "scale": 0.8}]')
+    out: list[tuple[str, float | None]] = []
+    for i, item in enumerate(value):
+        item = {"name": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "scale"}:
+            raise InvalidRequest(f"loras[{i}]", 'must be {"name": NAME, "scale": NUMBER} (scale optional)')
+        scale = item.get("scale")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)):
+            raise InvalidRequest(f"loras[{i}].scale", "must be a number")
+        out.append((item["name"], None if scale is None else float(scale)))
+    return tuple(out)
 
 
 def _events(value: Any) -> tuple[str, ...]:
@@ -131,6 +158,8 @@ def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
         "priority": request.priority.name.lower(),
         "seed": request.seed,
         "steps": request.num_inference_steps,
+        "speed_profile": request.speed_profile or None,
+        "loras": [{"name": lora.name, "scale": lora.scale} for lora in request.loras],
         "num_frames": request.num_frames,
         "fps": request.fps,
         "download_url": links.video_url if links is not None and links.video_url else None,

@@ -103,8 +103,49 @@ def model_options(func: F) -> F:
             click.option(
                 "--speed-profile",
                 default="exact",
-                type=click.Choice(["exact", "fast"]),
-                help="Requests that name no speed profile run with this one (fast: a step cache).",
+                type=click.Choice(["exact", "fast", "turbo"]),
+                help="Requests that name no speed profile run with this one (fast: a step cache; turbo: the "
+                "model's step-distilled adapter, its steps, no guidance).",
+            ),
+            click.option(
+                "--quantize",
+                default="auto",
+                type=click.Choice(["auto", "none", "int8", "fp8", "fp8-dynamic"]),
+                help="The transformers' weights: int8 or fp8 weight-only, fp8-dynamic (float8 matmuls, compute "
+                "capability 8.9+); auto: the memory plan's (catalogue). Checked before ready.",
+            ),
+            click.option(
+                "--lora",
+                "lora",
+                multiple=True,
+                metavar="NAME=SOURCE",
+                help="Register a LoRA adapter of the served model's family (repeatable); SOURCE: a "
+                ".safetensors file, a folder, s3://BUCKET/KEY or a hub id. Callers name it in loras.",
+            ),
+            click.option(
+                "--lora-dir",
+                "lora_dir",
+                multiple=True,
+                type=click.Path(path_type=Path, file_okay=False, exists=True),
+                help="Register every .safetensors file and folder here as an adapter (repeatable).",
+            ),
+            click.option(
+                "--lora-catalog",
+                type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                default=None,
+                help="A TOML file of [[adapter]] entries: name, source, base, description, license, "
+                "trigger_words, high_noise/low_noise (docs/models.md).",
+            ),
+            click.option(
+                "--lora-cache",
+                default=8,
+                type=click.IntRange(1, 256),
+                help="LoRA adapters a worker keeps loaded (least recently used ones are unloaded).",
+            ),
+            click.option(
+                "--fuse-lora/--no-fuse-lora",
+                default=False,
+                help="Fuse the active adapters into the weights (for a worker serving one adapter set all day).",
             ),
             click.option(
                 "--memory-plan",
@@ -192,7 +233,7 @@ def _settings(options: dict[str, Any]) -> Settings:
     for key in ("data_dir", "cache_dir"):
         if options.get(key) is None:
             options.pop(key, None)  # the XDG default
-    for key in ("extra_models", "video_roots", "webhook_secrets", "webhook_allow_hosts"):
+    for key in ("extra_models", "video_roots", "webhook_secrets", "webhook_allow_hosts", "lora", "lora_dir"):
         if key in options:
             options[key] = tuple(options[key])
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from moviola.adapters import registered
 from moviola.api import server as grpc_server
 from moviola.auth.keys import AuthFile, AuthFileError
 from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
@@ -183,6 +184,7 @@ def build_front(
         accept_without_workers=settings.queue.accept_without_workers,
         webhooks=policy,
         signer=signer,
+        adapters=registered(settings.adapters, models[default_model].family),
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)

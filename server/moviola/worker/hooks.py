@@ -26,8 +26,9 @@ class JobHooks:
         self._phase_end: dict[Phase, float] = {}
         self._current: Phase | None = None
         self.peak_memory_bytes = 0
-        #: Steps the step cache served (the fast profile).
+        #: Steps the step cache served (the fast profile), and the transformer passes of the whole job.
         self.cached_steps = 0
+        self.transformer_passes = 0
 
     # Called from the event loop.
 
@@ -101,8 +102,10 @@ class JobHooks:
         expert: Expert,
         preview: Preview | None = None,
         cached: bool = False,
+        transformer_passes: int = 0,
     ) -> None:
         self.cached_steps += cached
+        self.transformer_passes += transformer_passes
         elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())
         remaining = elapsed / step * (total_steps - step)
         self._emit(
@@ -115,6 +118,7 @@ class JobHooks:
                 remaining=remaining,
                 preview=preview,
                 cached=cached,
+                transformer_passes=transformer_passes,
             )
         )
         self.check()

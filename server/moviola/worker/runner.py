@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from moviola.errors import JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
+from moviola.errors import InvalidInput, JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
-from moviola.pipelines.base import BatchingPipeline, Frames, VideoPipeline
+from moviola.pipelines.base import BatchingPipeline, Frames, TunedPipeline, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
@@ -62,6 +62,10 @@ class Worker:
         self._pipeline = pipeline
         self._storage = storage
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+        if metrics is not None and isinstance(pipeline, TunedPipeline) and pipeline.adapter_bank is not None:
+            pipeline.adapter_bank.listener = lambda load: metrics.adapter_used(
+                self.model, load.name, load.seconds
+            )
         self._running: dict[str, JobHooks] = {}
         self._shutting_down = False  # take no more jobs
         self._stopping_job = False  # the running job is being stopped by us, not by a caller
@@ -170,6 +174,8 @@ class Worker:
             outcome = await self._cancelled(job, str(exc))
         except OutOfMemory as exc:
             outcome = Failed(code=FailureCode.OUT_OF_MEMORY, message=exc.message, retryable=True)
+        except InvalidInput as exc:
+            outcome = Failed(code=FailureCode.INVALID_INPUT, message=exc.message)
         except Unavailable as exc:  # the storage stayed unreachable: nothing was stored, submit it again
             outcome = Failed(code=FailureCode.UNAVAILABLE, message=exc.message, retryable=True)
         except JobError as exc:
@@ -265,13 +271,14 @@ class Worker:
         batch: Callable[[JobHooks], Awaitable[Frames]] | None,
     ) -> Completed:
         loop = asyncio.get_running_loop()
-        request = job.request
+        request = self._request(job)
         if batch is None:
             frames, stored = await loop.run_in_executor(self._executor, self._render, job, hooks)
         else:
             frames = await batch(hooks)
             stored = await loop.run_in_executor(self._executor, self._encode_store, job, hooks, frames)
         count, height, width, _ = frames.shape
+        tuned = self._pipeline if isinstance(self._pipeline, TunedPipeline) else None
         return Completed(
             video_uri=stored.uri,
             width=width,
@@ -285,19 +292,35 @@ class Worker:
             mime_type=MIME_TYPE,
             peak_memory_bytes=hooks.peak_memory_bytes,
             thumbnail_uri=stored.thumbnail_uri,
-            speed_profile=self._profile(job.request),
+            speed_profile=request.speed_profile,
             cached_steps=hooks.cached_steps,
+            loras=tuned.adapters_of(request) if tuned is not None else (),
+            transformer_passes=hooks.transformer_passes,
+            quantization=tuned.quantization if tuned is not None else "none",
         )
 
     def _profile(self, request: JobRequest) -> str:
         """The request's profile, else this worker's default where the model has it."""
         if request.speed_profile:
             return request.speed_profile
-        return "exact" if self._pipeline.spec.fast_threshold <= 0 else self._speed_profile
+        spec = self._pipeline.spec
+        if self._speed_profile == "fast" and spec.fast_threshold > 0:
+            return "fast"
+        if self._speed_profile == "turbo" and spec.turbo is not None:
+            return "turbo"
+        return "exact"
 
     def _request(self, job: Assignment) -> JobRequest:
-        """The job's request as the pipeline runs it: with the profile this worker resolved."""
-        return replace(job.request, speed_profile=self._profile(job.request))
+        """The job's request as the pipeline runs it: with the profile this worker resolved. A request that
+        named no profile, on a turbo worker, runs turbo's steps without guidance (what the operator chose)."""
+        request, profile = job.request, self._profile(job.request)
+        turbo = self._pipeline.spec.turbo
+        if profile == "turbo" and not request.speed_profile and turbo is not None:
+            guidance_2 = 1.0 if request.guidance_scale_2 is not None else None
+            request = replace(
+                request, num_inference_steps=turbo.steps, guidance_scale=1.0, guidance_scale_2=guidance_2
+            )
+        return replace(request, speed_profile=profile)
 
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:
         """Generate, encode and store, on the pipeline thread (one hop from the loop, not three)."""

@@ -16,6 +16,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +37,8 @@ func main() {
 	thumbnail := flag.Bool("thumbnail", false, "download: the poster image (JPEG) instead of the video")
 	apiKey := flag.String("api-key", os.Getenv("MOVIOLA_API_KEY"), "API key for a server with --auth-file (env MOVIOLA_API_KEY)")
 	tlsCA := flag.String("tls-ca", "", "connect with TLS, trusting this CA certificate (PEM)")
+	var loras loraFlags
+	flag.Var(&loras, "lora", "apply a LoRA adapter the server registered, NAME or NAME:SCALE (repeatable)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: moviola-go [flags] generate PROMPT | download JOB_ID\n")
 		flag.PrintDefaults()
@@ -75,7 +79,27 @@ func main() {
 		Model:             *model,
 		NumFrames:         uint32(*frames),
 		NumInferenceSteps: uint32(*steps),
+		Loras:             loras,
 	}))
+}
+
+// loraFlags collects -lora NAME[:SCALE] flags as the request's adapters.
+type loraFlags []*moviolav1.LoraAdapter
+
+func (l *loraFlags) String() string { return fmt.Sprint(len(*l), " adapters") }
+
+func (l *loraFlags) Set(value string) error {
+	adapter := &moviolav1.LoraAdapter{Name: value}
+	if i := strings.LastIndex(value, ":"); i >= 0 {
+		scale, err := strconv.ParseFloat(value[i+1:], 32)
+		if err != nil {
+			return fmt.Errorf("-lora %q: want NAME or NAME:SCALE", value)
+		}
+		s := float32(scale)
+		adapter = &moviolav1.LoraAdapter{Name: value[:i], Scale: &s}
+	}
+	*l = append(*l, adapter)
+	return nil
 }
 
 // defaultServer is $MOVIOLA_SERVER, the variable the Python CLI reads too, else the local default.

@@ -32,7 +32,7 @@ def _sizes(presets: Iterable[gen.SizePreset]) -> str:
 
 
 def models_table(infos: list[gen.ModelInfo]) -> Table:
-    table = _table("model", "ready", "defaults", "sizes (--resolution)", "limits", "notes")
+    table = _table("model", "ready", "defaults", "sizes (--resolution)", "limits", "profiles", "adapters (--lora)", "notes")
     for m in infos:
         d, lim = m.defaults, m.limits
         notes = [
@@ -46,6 +46,8 @@ def models_table(infos: list[gen.ModelInfo]) -> Table:
             _sizes(m.presets),
             f"sizes {lim.min_size}..{lim.max_size} step {lim.size_multiple}, frames {lim.frame_multiple}k+1 "
             f"<= {lim.max_frames}, steps <= {lim.max_steps}",
+            "exact, fast" + (f", turbo ({m.turbo.steps} steps)" if m.HasField("turbo") else ""),
+            ", ".join(a.name for a in m.adapters) or "-",
             ", ".join(n for n in notes if n),
         )
         table.add_row(*map(Text, cells))

@@ -10,7 +10,11 @@ from moviola.v1 import job_pb2 as pb
 from moviola.v1 import search_pb2 as search
 
 PRIORITIES = {"interactive": pb.PRIORITY_INTERACTIVE, "batch": pb.PRIORITY_BATCH}
-SPEED_PROFILES = {"exact": pb.SPEED_PROFILE_EXACT, "fast": pb.SPEED_PROFILE_FAST}
+SPEED_PROFILES = {
+    "exact": pb.SPEED_PROFILE_EXACT,
+    "fast": pb.SPEED_PROFILE_FAST,
+    "turbo": pb.SPEED_PROFILE_TURBO,
+}
 #: Options given by name whose proto field is an enum.
 ENUMS: dict[str, dict[str, Any]] = {"priority": PRIORITIES, "speed_profile": SPEED_PROFILES}
 
@@ -37,8 +41,11 @@ class RequestOptions(TypedDict, total=False):
     webhook_events: list[str]
     #: A preview image (``event.progress.preview``) on every N-th denoising step and the last.
     preview_every: int
-    #: "exact" (the pipeline's numerics) or "fast" (a step cache); unset: the worker's default.
+    #: "exact" (the pipeline's numerics), "fast" (a step cache) or "turbo" (the model's step-distilled
+    #: adapter: a few steps, no guidance); unset: the worker's default.
     speed_profile: str
+    #: LoRA adapters by name (``ListModels``' ``adapters``): ``"NAME"``, ``"NAME:SCALE"`` or ``(NAME, SCALE)``.
+    loras: Sequence[str | tuple[str, float]]
 
 
 def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.GenerateRequest:
@@ -58,11 +65,32 @@ def make_request(prompt: str | pb.GenerateRequest, **options: object) -> pb.Gene
             if value not in names:
                 raise ValueError(f"{name} must be one of {', '.join(names)}")
             setattr(request, name, names[str(value)])
+        elif name == "loras":
+            request.loras.extend(lora(item) for item in value)  # type: ignore[attr-defined]
         elif name == "webhook_events":
             request.webhook_events.extend(str(event) for event in value)  # type: ignore[attr-defined]
         else:
             setattr(request, name, value)
     return request
+
+
+def lora(value: str | tuple[str, float] | pb.LoraAdapter) -> pb.LoraAdapter:
+    """An adapter and its scale from ``"NAME"``, ``"NAME:SCALE"`` or ``(NAME, SCALE)``.
+
+    >>> lora("ink-wash:0.8").scale
+    0.800000011920929
+    """
+    if isinstance(value, pb.LoraAdapter):
+        return value
+    if isinstance(value, tuple):
+        return pb.LoraAdapter(name=value[0], scale=float(value[1]))
+    name, sep, scale = value.rpartition(":") if ":" in value else (value, "", "")
+    if not sep:
+        return pb.LoraAdapter(name=value)
+    try:
+        return pb.LoraAdapter(name=name, scale=float(scale))
+    except ValueError:
+        raise ValueError(f"a LoRA adapter is NAME or NAME:SCALE, got {value!r}") from None
 
 
 class EmbedOptions(TypedDict, total=False):

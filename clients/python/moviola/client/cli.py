@@ -24,6 +24,7 @@ from moviola.client._cli_shared import (
     wait_ready_option,
 )
 from moviola.client._connect import connected
+from moviola.client._request import lora
 from moviola.client._eval_cli import eval_group
 from moviola.client._jobs_cli import jobs
 from moviola.client._output import compact_embedding, embedding_models_table, models_table
@@ -110,9 +111,17 @@ auth = _server_command("auth")
 @click.option("--idempotency-key", default="")
 @click.option(
     "--speed-profile",
-    type=click.Choice(["exact", "fast"]),
+    type=click.Choice(["exact", "fast", "turbo"]),
     default=None,
-    help="exact, or fast (a step cache; slightly different output). Default: the worker's.",
+    help="exact, fast (a step cache; slightly different output) or turbo (the model's step-distilled "
+    "adapter: a few steps, no guidance). Default: the worker's.",
+)
+@click.option(
+    "--lora",
+    "loras",
+    multiple=True,
+    metavar="NAME[:SCALE]",
+    help="Apply a LoRA adapter the server registered (see `moviola models`); repeatable.",
 )
 @click.option(
     "--previews",
@@ -143,6 +152,10 @@ def generate(
     """Generate a video from PROMPT, showing progress; Ctrl-C cancels the job."""
     if image is not None:
         options["image"] = image.read_bytes()
+    try:
+        options["loras"] = [lora(str(item)) for item in options.pop("loras", None) or ()]  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--lora") from exc
     if previews is not None:
         previews.mkdir(parents=True, exist_ok=True)
         if options.get("preview_every") is None:

@@ -353,6 +353,8 @@ class ModelInfo(_message.Message):
     FALLBACK_FIELD_NUMBER: _builtins.int
     LICENSE_FIELD_NUMBER: _builtins.int
     PRESETS_FIELD_NUMBER: _builtins.int
+    ADAPTERS_FIELD_NUMBER: _builtins.int
+    TURBO_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Id to put in GenerateRequest.model."""
     description: _builtins.str
@@ -389,6 +391,14 @@ class ModelInfo(_message.Message):
     def presets(self) -> _containers.RepeatedCompositeFieldContainer[Global___SizePreset]:
         """Named sizes for GenerateRequest.resolution."""
 
+    @_builtins.property
+    def adapters(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdapterInfo]:
+        """LoRA adapters requests may name in GenerateRequest.loras (those the caller's tenant may use)."""
+
+    @_builtins.property
+    def turbo(self) -> Global___TurboProfile:
+        """The step-distilled profile (SPEED_PROFILE_TURBO); unset: the model has none."""
+
     def __init__(
         self,
         *,
@@ -407,14 +417,82 @@ class ModelInfo(_message.Message):
         fallback: _builtins.str = ...,
         license: _builtins.str = ...,
         presets: _abc.Iterable[Global___SizePreset] | None = ...,
+        adapters: _abc.Iterable[Global___AdapterInfo] | None = ...,
+        turbo: Global___TurboProfile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits", "turbo", b"turbo"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "fallback", b"fallback", "family", b"family", "id", b"id", "image_input", b"image_input", "license", b"license", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "presets", b"presets", "random_weights", b"random_weights", "ready", b"ready", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "fallback", b"fallback", "family", b"family", "id", b"id", "image_input", b"image_input", "license", b"license", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "presets", b"presets", "random_weights", b"random_weights", "ready", b"ready", "source", b"source", "turbo", b"turbo"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class AdapterInfo(_message.Message):
+    """A LoRA adapter an operator registered for a model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    LICENSE_FIELD_NUMBER: _builtins.int
+    TRIGGER_WORDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name to put in LoraAdapter.name."""
+    description: _builtins.str
+    """What it does, for a person."""
+    license: _builtins.str
+    """The licence of its weights."""
+    @_builtins.property
+    def trigger_words(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Words the prompt should contain for the adapter to show (empty: none)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        license: _builtins.str = ...,
+        trigger_words: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "license", b"license", "name", b"name", "trigger_words", b"trigger_words"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdapterInfo: _TypeAlias = AdapterInfo  # noqa: Y015
+
+@_typing.final
+class TurboProfile(_message.Message):
+    """A model's step-distilled profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEPS_FIELD_NUMBER: _builtins.int
+    MAX_STEPS_FIELD_NUMBER: _builtins.int
+    ADAPTER_FIELD_NUMBER: _builtins.int
+    steps: _builtins.int
+    """Denoising steps it runs by default."""
+    max_steps: _builtins.int
+    """Most steps a request may ask for under it."""
+    adapter: _builtins.str
+    """The distillation adapter it applies (listed with the adapters only when callers may name it too)."""
+    def __init__(
+        self,
+        *,
+        steps: _builtins.int = ...,
+        max_steps: _builtins.int = ...,
+        adapter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter", b"adapter", "max_steps", b"max_steps", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurboProfile: _TypeAlias = TurboProfile  # noqa: Y015
 
 @_typing.final
 class SizePreset(_message.Message):

@@ -59,6 +59,10 @@ class _SpeedProfileEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpeedPro
     """A step cache (First Block Cache, the model's threshold in the catalogue) skips the transformer's
     later blocks on steps whose first block barely changed: faster, slightly different output.
     """
+    SPEED_PROFILE_TURBO: _SpeedProfile.ValueType  # 3
+    """The model's step-distilled adapter (ModelInfo.turbo): a few steps (4 for Wan2.2), no classifier-free
+    guidance (one transformer pass a step). num_inference_steps up to turbo.max_steps; guidance refused.
+    """
 
 class SpeedProfile(_SpeedProfile, metaclass=_SpeedProfileEnumTypeWrapper):
     """Speed profiles of the denoiser (docs/models.md, "Speed profiles")."""
@@ -70,6 +74,10 @@ SPEED_PROFILE_EXACT: SpeedProfile.ValueType  # 1
 SPEED_PROFILE_FAST: SpeedProfile.ValueType  # 2
 """A step cache (First Block Cache, the model's threshold in the catalogue) skips the transformer's
 later blocks on steps whose first block barely changed: faster, slightly different output.
+"""
+SPEED_PROFILE_TURBO: SpeedProfile.ValueType  # 3
+"""The model's step-distilled adapter (ModelInfo.turbo): a few steps (4 for Wan2.2), no classifier-free
+guidance (one transformer pass a step). num_inference_steps up to turbo.max_steps; guidance refused.
 """
 Global___SpeedProfile: _TypeAlias = SpeedProfile  # noqa: Y015
 
@@ -240,6 +248,7 @@ class GenerateRequest(_message.Message):
     WEBHOOK_EVENTS_FIELD_NUMBER: _builtins.int
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
     SPEED_PROFILE_FIELD_NUMBER: _builtins.int
+    LORAS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -292,6 +301,12 @@ class GenerateRequest(_message.Message):
         Empty: all but progress.
         """
 
+    @_builtins.property
+    def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraAdapter]:
+        """LoRA adapters to apply, by the names ListModels lists for the model (at most 8, each once).
+        Callers name adapters; operators register where they come from (docs/models.md, "LoRA adapters").
+        """
+
     def __init__(
         self,
         *,
@@ -316,10 +331,11 @@ class GenerateRequest(_message.Message):
         webhook_events: _abc.Iterable[_builtins.str] | None = ...,
         preview_every: _builtins.int = ...,
         speed_profile: Global___SpeedProfile.ValueType = ...,
+        loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "speed_profile", b"speed_profile", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "loras", b"loras", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "speed_profile", b"speed_profile", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -335,6 +351,34 @@ class GenerateRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class LoraAdapter(_message.Message):
+    """A LoRA adapter of the model and how strongly it applies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SCALE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name, as ListModels lists it in ModelInfo.adapters."""
+    scale: _builtins.float
+    """Its weight, within -4..4; unset: 1.0. 0 runs the job as if the adapter were not named."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        scale: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "scale", b"scale"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "name", b"name", "scale", b"scale"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__scale: _TypeAlias = _typing.Literal["scale"]  # noqa: Y015
+    _WhichOneofArgType__scale: _TypeAlias = _typing.Literal["_scale", b"_scale"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scale) -> _WhichOneofReturnType__scale | None: ...
+
+Global___LoraAdapter: _TypeAlias = LoraAdapter  # noqa: Y015
 
 @_typing.final
 class Queued(_message.Message):
@@ -420,6 +464,7 @@ class Progress(_message.Message):
     REMAINING_FIELD_NUMBER: _builtins.int
     PREVIEW_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
+    TRANSFORMER_PASSES_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """1-based step number."""
     total_steps: _builtins.int
@@ -430,6 +475,8 @@ class Progress(_message.Message):
     """The expert that ran this step."""
     cached: _builtins.bool
     """This step's transformer passes were served from the step cache (the fast profile)."""
+    transformer_passes: _builtins.int
+    """Full transformer passes this step ran: 2 with classifier-free guidance, 1 without, 0 when cached."""
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Time since denoising began."""
@@ -453,10 +500,11 @@ class Progress(_message.Message):
         remaining: _duration_pb2.Duration | None = ...,
         preview: Global___Preview | None = ...,
         cached: _builtins.bool = ...,
+        transformer_passes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "preview", b"preview", "remaining", b"remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps", "transformer_passes", b"transformer_passes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,6 +631,9 @@ class Completed(_message.Message):
     EXPIRED_FIELD_NUMBER: _builtins.int
     SPEED_PROFILE_FIELD_NUMBER: _builtins.int
     CACHED_STEPS_FIELD_NUMBER: _builtins.int
+    LORAS_FIELD_NUMBER: _builtins.int
+    TRANSFORMER_PASSES_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_FIELD_NUMBER: _builtins.int
     video_uri: _builtins.str
     """Where the video is, for example file:///var/lib/moviola/videos/ID.mp4."""
     width: _builtins.int
@@ -617,6 +668,10 @@ class Completed(_message.Message):
     speed_profile: Global___SpeedProfile.ValueType
     """The speed profile the job ran with, and how many of its steps the step cache served."""
     cached_steps: _builtins.int
+    transformer_passes: _builtins.int
+    """Full transformer passes of the whole video (what it cost): steps x 2 with guidance, x 1 without."""
+    quantization: _builtins.str
+    """How the worker stored the transformers' weights: "none", "int8", "fp8" or "fp8-dynamic"."""
     @_builtins.property
     def timings(self) -> Global___Timings:
         """Time spent in each phase."""
@@ -628,6 +683,10 @@ class Completed(_message.Message):
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the video and its poster are deleted (the server's --retention); unset: kept until deleted."""
+
+    @_builtins.property
+    def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraAdapter]:
+        """The LoRA adapters that ran, with their scales (the turbo profile's own adapter included)."""
 
     def __init__(
         self,
@@ -651,10 +710,13 @@ class Completed(_message.Message):
         expired: _builtins.bool = ...,
         speed_profile: Global___SpeedProfile.ValueType = ...,
         cached_steps: _builtins.int = ...,
+        loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
+        transformer_passes: _builtins.int = ...,
+        quantization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_steps", b"cached_steps", "download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "seed", b"seed", "size_bytes", b"size_bytes", "speed_profile", b"speed_profile", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_steps", b"cached_steps", "download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "loras", b"loras", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "quantization", b"quantization", "seed", b"seed", "size_bytes", b"size_bytes", "speed_profile", b"speed_profile", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "transformer_passes", b"transformer_passes", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,6 +15,7 @@ from moviola.jobs import (
     Failed,
     FailureCode,
     JobRequest,
+    LoraChoice,
     Phase,
     PhaseChanged,
     Preview,
@@ -49,7 +50,12 @@ def decode_request(text: str | bytes) -> JobRequest:
     data["image"] = base64.b64decode(data["image"]) if data["image"] is not None else None
     data["priority"] = Priority[data["priority"].upper()]
     data["webhook_events"] = tuple(data.get("webhook_events", ()))
+    data["loras"] = _loras(data.get("loras", ()))
     return JobRequest(**data)
+
+
+def _loras(items: list[dict[str, Any]]) -> tuple[LoraChoice, ...]:
+    return tuple(LoraChoice(**item) for item in items)
 
 
 def encode_kind(kind: EventKind) -> str:
@@ -62,6 +68,8 @@ def encode_kind(kind: EventKind) -> str:
             value = asdict(value) | {"image": base64.b64encode(value.image).decode()}
         elif isinstance(value, Phase | Expert | FailureCode):
             value = value.value
+        elif f.name == "loras":
+            value = [asdict(lora) for lora in value]
         data[f.name] = value
     return json.dumps(data, separators=(",", ":"))
 
@@ -81,5 +89,6 @@ def decode_kind(text: str | bytes) -> EventKind:
         data["code"] = FailureCode(data["code"])
     elif kind is Completed:
         data["timings"] = Timings(**data["timings"])
+        data["loras"] = _loras(data.get("loras", ()))
     result: EventKind = kind(**data)
     return result
