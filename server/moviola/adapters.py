@@ -146,7 +146,9 @@ def parse_flag(text: str, base: str) -> AdapterSpec:
     """``--lora NAME=SOURCE``: an adapter of the family ``base``."""
     name, sep, source = text.partition("=")
     if not sep or not name or not source:
-        raise ValueError(f"--lora {text!r}: expected NAME=SOURCE (a file, a folder, s3://BUCKET/KEY or a hub id)")
+        raise ValueError(
+            f"--lora {text!r}: expected NAME=SOURCE (a file, a folder, s3://BUCKET/KEY or a hub id)"
+        )
     return AdapterSpec(name=name.strip(), source=source.strip(), base=(base,))
 
 

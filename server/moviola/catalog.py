@@ -69,7 +69,9 @@ class MemoryPlan:
         if self.name not in MEMORY_PLANS:
             raise ValueError(f"memory plan {self.name!r} is not one of {', '.join(MEMORY_PLANS)}")
         if self.quantize not in QUANTIZATIONS:
-            raise ValueError(f"memory plan quantize {self.quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+            raise ValueError(
+                f"memory plan quantize {self.quantize!r} is not one of {', '.join(QUANTIZATIONS)}"
+            )
 
 
 @dataclass(frozen=True)

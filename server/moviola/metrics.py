@@ -75,10 +75,17 @@ class Metrics:
             "moviola_adapter_loads", "LoRA adapters loaded (cache misses)", ["model", "adapter"], registry=r
         )
         self.adapter_cache_hits = Counter(
-            "moviola_adapter_cache_hits", "Jobs whose LoRA adapter was loaded already", ["model", "adapter"], registry=r
+            "moviola_adapter_cache_hits",
+            "Jobs whose LoRA adapter was loaded already",
+            ["model", "adapter"],
+            registry=r,
         )
         self.adapter_load_seconds = Histogram(
-            "moviola_adapter_load_seconds", "Seconds loading one LoRA adapter", ["model"], buckets=SECONDS, registry=r
+            "moviola_adapter_load_seconds",
+            "Seconds loading one LoRA adapter",
+            ["model"],
+            buckets=SECONDS,
+            registry=r,
         )
         self.webhook_attempts = Counter(
             "moviola_webhook_attempts",

@@ -134,7 +134,9 @@ class JobService:
         request's own ``max_wait``, the sooner bounds the start. A queued job that has not started by
         then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing: its call returns at once.
         """
-        request = replace(validate(draft, self._models, self._default_model, self.adapters), tenant=caller.tenant)
+        request = replace(
+            validate(draft, self._models, self._default_model, self.adapters), tenant=caller.tenant
+        )
         _may_use(caller, request.model)
         _may_apply(caller, request)
         if request.webhook_url:

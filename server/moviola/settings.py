@@ -122,7 +122,9 @@ class ModelSettings:
         if self.speed_profile not in ("exact", "fast", "turbo"):
             raise ValueError(f"speed_profile must be exact, fast or turbo, got {self.speed_profile!r}")
         if self.quantize not in ("auto", *QUANTIZATIONS):
-            raise ValueError(f"quantize must be auto or one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}")
+            raise ValueError(
+                f"quantize must be auto or one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}"
+            )
         if self.memory_plan not in ("auto", *MEMORY_PLANS):
             raise ValueError(
                 f"memory_plan must be auto or one of {', '.join(MEMORY_PLANS)}, got {self.memory_plan!r}"

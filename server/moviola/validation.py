@@ -265,7 +265,9 @@ def _loras(draft: RequestDraft, spec: ModelSpec, adapters: AdapterCatalog) -> tu
         seen.add(name)
         value = 1.0 if scale is None else scale
         if math.isnan(value) or not -MAX_SCALE <= value <= MAX_SCALE:
-            raise InvalidRequest(f"loras[{i}].scale", f"must be within -{MAX_SCALE:g}..{MAX_SCALE:g} (got {value:g})")
+            raise InvalidRequest(
+                f"loras[{i}].scale", f"must be within -{MAX_SCALE:g}..{MAX_SCALE:g} (got {value:g})"
+            )
         if value != 0:
             chosen.append(LoraChoice(name, value))
     return tuple(chosen)
@@ -284,7 +286,10 @@ def _turbo(draft: RequestDraft, spec: ModelSpec) -> RequestDraft:
     """Under turbo: its steps (up to its maximum), and guidance off; a guidance value is refused."""
     turbo = spec.turbo
     assert turbo is not None
-    for name, value in (("guidance_scale", draft.guidance_scale), ("guidance_scale_2", draft.guidance_scale_2)):
+    for name, value in (
+        ("guidance_scale", draft.guidance_scale),
+        ("guidance_scale_2", draft.guidance_scale_2),
+    ):
         if value is not None and value != 1.0:
             raise InvalidRequest(
                 name,

@@ -277,7 +277,9 @@ def model(status: ModelStatus) -> gen.ModelInfo:
         ],
         turbo=None
         if spec.turbo is None
-        else gen.TurboProfile(steps=spec.turbo.steps, max_steps=spec.turbo.max_steps, adapter=spec.turbo.adapter),
+        else gen.TurboProfile(
+            steps=spec.turbo.steps, max_steps=spec.turbo.max_steps, adapter=spec.turbo.adapter
+        ),
     )
 
 

@@ -109,7 +109,10 @@ class AdapterBank:
         if adapter.per_expert:
             if "transformer_2" not in self._slots:
                 raise InvalidInput(f"adapter {adapter.name} has one file per expert; {self._spec.id} has one")
-            return [("transformer", location, adapter.high_noise), ("transformer_2", location, adapter.low_noise)]
+            return [
+                ("transformer", location, adapter.high_noise),
+                ("transformer_2", location, adapter.low_noise),
+            ]
         return [(slot, location, adapter.weight_name) for slot in self._slots]
 
     def _state(self, location: str, weight: str) -> dict[str, Any]:
@@ -214,7 +217,10 @@ def _fits(state: dict[str, Any], transformer: Any) -> None:
         if "lora" not in key:
             raise ValueError(f"{key} is not a LoRA weight")
         name = key.removeprefix("transformer.")
-        for suffix, dim, size in ((".lora_A.weight", 1, "in_features"), (".lora_B.weight", 0, "out_features")):
+        for suffix, dim, size in (
+            (".lora_A.weight", 1, "in_features"),
+            (".lora_B.weight", 0, "out_features"),
+        ):
             if not name.endswith(suffix):
                 continue
             module = modules.get(name.removesuffix(suffix))

@@ -83,4 +83,6 @@ def ensure_built(cache_dir: Path, name: str) -> Path:
         raise ValueError(f"no builtin adapter {name!r} (known: {', '.join(sorted(BUILTIN))})")
     model = BUILTIN[name]
     marker = HIGH_NOISE_FILE if len(EXPERTS[model]) == 2 else SINGLE_FILE
-    return build_once(cache_dir / "adapters" / name, marker, lambda folder: build_tiny_lora(folder, model, seed=7))
+    return build_once(
+        cache_dir / "adapters" / name, marker, lambda folder: build_tiny_lora(folder, model, seed=7)
+    )

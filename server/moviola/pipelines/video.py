@@ -97,25 +97,15 @@ class DiffusersVideo:
 
         device = pick_device(spec.device if device == "auto" else device)
         dtype = spec.dtype if dtype == "auto" else dtype
-        try:
-            plan = spec.memory.choose(memory.card_gib(device), memory_plan, quantization)
-        except ValueError as exc:
-            raise FailedPrecondition(f"model {spec.id}: {exc}; use a larger card") from exc
-        quantize.check(plan.quantize, device)
         options = adapter_options or {}
-        if options.get("fuse") and plan.quantize != "none":
-            raise FailedPrecondition("--fuse-lora cannot fuse adapters into quantized weights: choose one")
+        plan = _plan(spec, device, memory_plan, quantization, fuse=bool(options.get("fuse")))
         pipe = getattr(diffusers, spec.pipeline_class).from_pretrained(source, dtype=_dtype(dtype, device))
-        if plan.name != "resident":  # quantized on the host, before the plan moves weights around
-            quantize.quantize(pipe, plan.quantize, device)
-        turns = memory.apply(pipe, plan.name, device)
-        if plan.name == "resident":  # quantized on the card: much faster than on the host
-            quantize.quantize(pipe, plan.quantize, device)
+        turns = _placed(pipe, plan, device)
         expected = (
             f"expected peak {plan.peak_gib:g} GiB" if plan.peak_gib else "no expected peak in the catalogue"
         )
         log.info(
-            "model %s: memory plan %s, weights %s, on %s (%s)", spec.id, plan.name, plan.quantize, device, expected
+            "model %s: plan %s, weights %s, on %s (%s)", spec.id, plan.name, plan.quantize, device, expected
         )
         if attention_backend:
             speed.attention_backend(pipe, attention_backend)
@@ -338,6 +328,28 @@ class DiffusersVideo:
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=tensor_inputs or ["latents"],
         )
+
+
+def _plan(spec: ModelSpec, device: str, requested: str, quantization: str, *, fuse: bool) -> MemoryPlan:
+    """The memory plan (and quantization) for this card; ``FailedPrecondition`` when none can run here."""
+    try:
+        plan = spec.memory.choose(memory.card_gib(device), requested, quantization)
+    except ValueError as exc:
+        raise FailedPrecondition(f"model {spec.id}: {exc}; use a larger card") from exc
+    quantize.check(plan.quantize, device)
+    if fuse and plan.quantize != "none":
+        raise FailedPrecondition("--fuse-lora cannot fuse adapters into quantized weights: choose one")
+    return plan
+
+
+def _placed(pipe: Any, plan: MemoryPlan, device: str) -> memory.TakingTurns | None:
+    """Quantize the transformers and place the pipeline by its memory plan."""
+    if plan.name != "resident":  # quantized on the host, before the plan moves weights around
+        quantize.quantize(pipe, plan.quantize, device)
+    turns = memory.apply(pipe, plan.name, device)
+    if plan.name == "resident":  # quantized on the card: much faster than on the host
+        quantize.quantize(pipe, plan.quantize, device)
+    return turns
 
 
 def _frames(video: Any) -> Frames:

@@ -101,13 +101,19 @@ def _loras(value: Any) -> tuple[tuple[str, float | None], ...]:
         try:
             value = json.loads(value)
         except ValueError:
-            raise InvalidRequest("loras", 'must be a JSON list like [{"name": "ink-wash", "scale": 0.8}]') from None
+            raise InvalidRequest(
+                "loras", 'must be a JSON list like [{"name": "ink-wash", "scale": 0.8}]'
+            ) from None
     if not isinstance(value, list):
         raise InvalidRequest("loras", 'must be a list like [{"name": "ink-wash", "scale": 0.8}]')
     out: list[tuple[str, float | None]] = []
     for i, item in enumerate(value):
         item = {"name": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "scale"}:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or set(item) - {"name", "scale"}
+        ):
             raise InvalidRequest(f"loras[{i}]", 'must be {"name": NAME, "scale": NUMBER} (scale optional)')
         scale = item.get("scale")
         if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)):

@@ -32,7 +32,16 @@ def _sizes(presets: Iterable[gen.SizePreset]) -> str:
 
 
 def models_table(infos: list[gen.ModelInfo]) -> Table:
-    table = _table("model", "ready", "defaults", "sizes (--resolution)", "limits", "profiles", "adapters (--lora)", "notes")
+    table = _table(
+        "model",
+        "ready",
+        "defaults",
+        "sizes (--resolution)",
+        "limits",
+        "profiles",
+        "adapters (--lora)",
+        "notes",
+    )
     for m in infos:
         d, lim = m.defaults, m.limits
         notes = [

@@ -24,10 +24,10 @@ from moviola.client._cli_shared import (
     wait_ready_option,
 )
 from moviola.client._connect import connected
-from moviola.client._request import lora
 from moviola.client._eval_cli import eval_group
 from moviola.client._jobs_cli import jobs
 from moviola.client._output import compact_embedding, embedding_models_table, models_table
+from moviola.client._request import lora
 from moviola.client._search_cli import search_command
 from moviola.client.progress import as_json
 
