@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,17 +141,17 @@ class AdapterBank:
     def _fuse_set(self, choices: tuple[LoraChoice, ...]) -> None:
         if choices == self._fused:
             return
-        for transformer in self._slots.values():
+        for slot, transformer in self._slots.items():
             if self._fused:
                 transformer.unfuse_lora()
-            if getattr(transformer, "peft_config", None):
-                transformer.disable_lora()
-        for slot, transformer in self._slots.items():
             active = [c for c in choices if slot in self._loaded.get(c.name, ())]
-            if active:
+            if active:  # enabled, or peft's forward would unmerge them again
                 names = [_peft_name(c.name) for c in active]
+                transformer.enable_lora()
                 transformer.set_adapters(names, [c.scale for c in active])
                 transformer.fuse_lora(adapter_names=names)
+            elif getattr(transformer, "peft_config", None):
+                transformer.disable_lora()
         self._fused = choices
 
     def _ensure(self, name: str, keep: set[str]) -> AdapterLoad:
@@ -181,12 +182,16 @@ class AdapterBank:
     def _load(self, adapter: AdapterSpec) -> tuple[str, ...]:
         slots = []
         for slot, location, weight in self._files(adapter):
-            self._pipe.load_lora_weights(
-                location,
-                weight_name=weight or None,
-                adapter_name=_peft_name(adapter.name),
-                load_into_transformer_2=slot == "transformer_2",
-            )
+            with warnings.catch_warnings():  # peft warns that a second adapter joins the first: the point here
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+                # On quantized weights peft cannot merge; Moviola never merges those (--fuse-lora is refused).
+                warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated", category=UserWarning)
+                self._pipe.load_lora_weights(
+                    location,
+                    weight_name=weight or None,
+                    adapter_name=_peft_name(adapter.name),
+                    load_into_transformer_2=slot == "transformer_2",
+                )
             slots.append(slot)
             if self._turns is not None:
                 self._turns.adopt(self._slots[slot])
