@@ -61,9 +61,28 @@ async def _fields(request: Request) -> tuple[dict[str, Any], bytes]:
             if name != "input_reference":
                 raise InvalidRequest(name, "only input_reference may be a file")
             image = await value.read()
+        elif name.startswith("loras[]"):
+            _nested_lora(fields, name, value)
         else:
             fields[name] = value
     return fields, image
+
+
+def _nested_lora(fields: dict[str, Any], name: str, value: str) -> None:
+    """The openai SDK's form encoding of ``extra_body={"loras": [{"name": ..., "scale": ...}]}``:
+    ``loras[][name]``, ``loras[][scale]``, in order; a field the last adapter has already starts the next."""
+    key = name.removeprefix("loras[]").strip("[]")
+    if key not in ("name", "scale"):
+        raise InvalidRequest("loras", f"unknown adapter field {key!r} (name, scale)")
+    items = fields.setdefault("loras", [])
+    if not isinstance(items, list):
+        raise InvalidRequest("loras", "give it as JSON or as loras[][name]/loras[][scale], not both")
+    if not items or key in items[-1]:
+        items.append({})
+    try:
+        items[-1][key] = float(value) if key == "scale" else value
+    except ValueError:
+        raise InvalidRequest(f"loras[{len(items) - 1}].scale", "must be a number") from None
 
 
 class Routes:
