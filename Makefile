@@ -73,6 +73,7 @@ bench: install system-deps
 	$(PY) bench/compile.py
 	$(PY) bench/fairness.py
 	$(PY) bench/search.py
+	$(PY) bench/cost.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -47,9 +47,7 @@ def _request(*loras: LoraChoice, **changes: object) -> JobRequest:
     return request_for(SPEC, loras=loras, **(base | changes))
 
 
-def test_adapters_change_the_video_and_leave_no_trace(
-    pipeline: DiffusersVideo, cache_dir: Path
-) -> None:
+def test_adapters_change_the_video_and_leave_no_trace(pipeline: DiffusersVideo, cache_dir: Path) -> None:
     fresh = run_direct(_load(cache_dir), _request()).frames  # a worker that never saw an adapter
     style = run_direct(pipeline, _request(LoraChoice("style"))).frames
     other = run_direct(pipeline, _request(LoraChoice("other", 0.7))).frames
@@ -72,7 +70,9 @@ def test_the_original_wan_layout_loads_as_the_diffusers_one(pipeline: DiffusersV
 def test_turbo_runs_its_steps_with_one_pass_each(pipeline: DiffusersVideo) -> None:
     exact = run_direct(pipeline, _request(num_inference_steps=4))
     assert [p.transformer_passes for p in exact.progress] == [2, 2, 2, 2]  # guidance: two passes a step
-    turbo_request = _request(speed_profile="turbo", num_inference_steps=4, guidance_scale=1.0, guidance_scale_2=1.0)
+    turbo_request = _request(
+        speed_profile="turbo", num_inference_steps=4, guidance_scale=1.0, guidance_scale_2=1.0
+    )
     turbo = run_direct(pipeline, turbo_request)
     assert [p.step for p in turbo.progress] == [1, 2, 3, 4]
     assert [p.transformer_passes for p in turbo.progress] == [1, 1, 1, 1]
@@ -101,7 +101,9 @@ def test_fused_adapters_match_unfused_ones(pipeline: DiffusersVideo, cache_dir: 
         assert int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) <= 2  # fusing rounds, a little
 
 
-def test_a_corrupt_or_foreign_adapter_stops_the_start_naming_its_file(tmp_path: Path, cache_dir: Path) -> None:
+def test_a_corrupt_or_foreign_adapter_stops_the_start_naming_its_file(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     from safetensors.torch import save_file
     from torch import zeros
 
@@ -149,7 +151,7 @@ def test_quantized_weights_stay_close_to_full_precision(
 
 
 def test_impossible_quantization_is_refused_before_loading(cache_dir: Path) -> None:
-    with pytest.raises(FailedPrecondition, match="fp8-dynamic .* compute capability 8.9"):
+    with pytest.raises(FailedPrecondition, match=r"fp8-dynamic .* compute capability 8\.9"):
         _load(cache_dir, quantize="fp8-dynamic")
     with pytest.raises(FailedPrecondition, match="--fuse-lora cannot fuse adapters into quantized weights"):
         _load(cache_dir, quantize="int8", fuse_lora=True)

@@ -29,7 +29,17 @@ def _table(*args: str) -> list[list[str]]:
 @pytest.mark.timeout(420)
 def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
     rows = _table("--models", "wan2.1-t2v-1.3b")
-    assert [row[1] for row in rows] == ["plain", "attention", "compile", "exact", "fast"]
+    assert [row[1] for row in rows] == [
+        "plain",
+        "attention",
+        "compile",
+        "exact",
+        "fast",
+        "int8",
+        "fp8",
+        "turbo",
+        "turbo+fp8+compile",
+    ]
     by_variant = {row[1]: row for row in rows}
     assert by_variant["plain"][3] == "1.00x"
     assert by_variant["attention"][6] == "no faster backend installed"  # none on a CPU: said, not faked
@@ -37,6 +47,9 @@ def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
         assert float(by_variant[variant][2]) > 0
     assert "compiled" in by_variant["compile"][6]
     assert by_variant["fast"][5].endswith("/1")  # the cached steps are shown
+    assert by_variant["fp8"][6] == "fp8 weight-only"  # no float8 matmuls on a CPU: said, not faked
+    assert by_variant["turbo+fp8+compile"][6].startswith("fp8 weight-only compiled")
+    assert float(by_variant["turbo"][7]) > 0 and by_variant["turbo"][8].endswith("x")  # noqa: PT018
 
 
 @pytest.mark.timeout(300)

@@ -182,10 +182,16 @@ class AdapterBank:
     def _load(self, adapter: AdapterSpec) -> tuple[str, ...]:
         slots = []
         for slot, location, weight in self._files(adapter):
-            with warnings.catch_warnings():  # peft warns that a second adapter joins the first: the point here
-                warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            with (
+                warnings.catch_warnings()
+            ):  # peft warns that a second adapter joins the first: the point here
+                warnings.filterwarnings(
+                    "ignore", message="Already found a `peft_config`", category=UserWarning
+                )
                 # On quantized weights peft cannot merge; Moviola never merges those (--fuse-lora is refused).
-                warnings.filterwarnings("ignore", message="TorchaoLoraLinear was instantiated", category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore", message="TorchaoLoraLinear was instantiated", category=UserWarning
+                )
                 self._pipe.load_lora_weights(
                     location,
                     weight_name=weight or None,
