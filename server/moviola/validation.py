@@ -16,10 +16,11 @@ import math
 import secrets
 from dataclasses import dataclass, replace
 
-from moviola.adapters import MAX_LORAS, MAX_SCALE, AdapterCatalog
+from moviola import tuning
+from moviola.adapters import AdapterCatalog
 from moviola.catalog import ImageInput, ModelSpec
 from moviola.errors import InvalidRequest
-from moviola.jobs import JobRequest, LoraChoice, Priority
+from moviola.jobs import JobRequest, Priority
 
 #: Model ids and families, embedding model names, size presets: longer than any real one.
 MAX_NAME_CHARS = 128
@@ -241,73 +242,8 @@ def _check_lengths(draft: RequestDraft) -> None:
     check_length("idempotency_key", draft.idempotency_key, MAX_IDEMPOTENCY_KEY)
     check_length("image", draft.image, MAX_IMAGE_BYTES)
     check_length("webhook_url", draft.webhook_url, MAX_WEBHOOK_URL)
-
-
-def _loras(draft: RequestDraft, spec: ModelSpec, adapters: AdapterCatalog) -> tuple[LoraChoice, ...]:
-    """The adapters named, checked against those registered for ``spec``; scale 0 drops one."""
-    if len(draft.loras) > MAX_LORAS:
-        raise InvalidRequest("loras", f"at most {MAX_LORAS} adapters a request (got {len(draft.loras)})")
-    chosen: list[LoraChoice] = []
-    seen: set[str] = set()
-    for i, (name, scale) in enumerate(draft.loras):
-        field = f"loras[{i}].name"
-        check_length(field, name, MAX_NAME_CHARS)
-        adapter = adapters.get(name)
-        if adapter is None or not adapter.callers:
-            served = ", ".join(a.name for a in adapters.for_model(spec)) or "none"
-            raise InvalidRequest(field, f"unknown adapter {name!r}; model {spec.id} serves: {served}")
-        if not adapter.applies_to(spec):
-            raise InvalidRequest(
-                field, f"adapter {name} is for {', '.join(adapter.base)}, not model {spec.id} ({spec.family})"
-            )
-        if name in seen:
-            raise InvalidRequest(field, f"adapter {name} is named twice")
-        seen.add(name)
-        value = 1.0 if scale is None else scale
-        if math.isnan(value) or not -MAX_SCALE <= value <= MAX_SCALE:
-            raise InvalidRequest(
-                f"loras[{i}].scale", f"must be within -{MAX_SCALE:g}..{MAX_SCALE:g} (got {value:g})"
-            )
-        if value != 0:
-            chosen.append(LoraChoice(name, value))
-    return tuple(chosen)
-
-
-def _profile(draft: RequestDraft, spec: ModelSpec) -> None:
-    if draft.speed_profile not in ("", "exact", "fast", "turbo"):
-        raise InvalidRequest("speed_profile", "must be exact, fast or turbo (or unset: the worker's default)")
-    if draft.speed_profile == "fast" and spec.fast_threshold <= 0:
-        raise InvalidRequest("speed_profile", f"model {spec.id} has no fast profile")
-    if draft.speed_profile == "turbo" and spec.turbo is None:
-        raise InvalidRequest("speed_profile", f"model {spec.id} has no turbo profile")
-
-
-def _turbo(draft: RequestDraft, spec: ModelSpec) -> RequestDraft:
-    """Under turbo: its steps (up to its maximum), and guidance off; a guidance value is refused."""
-    turbo = spec.turbo
-    assert turbo is not None
-    for name, value in (
-        ("guidance_scale", draft.guidance_scale),
-        ("guidance_scale_2", draft.guidance_scale_2),
-    ):
-        if value is not None and value != 1.0:
-            raise InvalidRequest(
-                name,
-                "has no effect under the turbo profile, which runs without classifier-free guidance "
-                "(one transformer pass a step): leave it unset",
-            )
-    if draft.num_inference_steps > turbo.max_steps:
-        raise InvalidRequest(
-            "num_inference_steps",
-            f"must be within 1..{turbo.max_steps} under the turbo profile of model {spec.id} "
-            f"(its distillation runs {turbo.steps}; got {draft.num_inference_steps})",
-        )
-    return replace(
-        draft,
-        num_inference_steps=draft.num_inference_steps or turbo.steps,
-        guidance_scale=1.0,
-        guidance_scale_2=1.0 if spec.mixture_of_experts else None,
-    )
+    for i, (name, _) in enumerate(draft.loras[: tuning.MAX_LORAS + 1]):
+        check_length(f"loras[{i}].name", name, MAX_NAME_CHARS)
 
 
 def validate(
@@ -330,9 +266,14 @@ def validate(
         raise InvalidRequest(
             "guidance_scale_2", f"only mixture-of-experts models use it; {spec.id} is not one"
         )
-    _profile(draft, spec)
+    tuning.check_profile(draft.speed_profile, spec)
     if draft.speed_profile == "turbo":
-        draft = _turbo(draft, spec)
+        steps, guidance, guidance_2 = tuning.turbo(
+            spec, draft.num_inference_steps, draft.guidance_scale, draft.guidance_scale_2
+        )
+        draft = replace(
+            draft, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2
+        )
     steps = _bounded(
         "num_inference_steps", draft.num_inference_steps, d.num_inference_steps, spec.limits.max_steps, spec
     )
@@ -340,7 +281,7 @@ def validate(
         raise InvalidRequest(
             "preview_every", f"must be between 0 (no previews) and num_inference_steps ({steps})"
         )
-    loras = _loras(draft, spec, adapters or AdapterCatalog())
+    loras = tuning.loras(draft.loras, spec, adapters or AdapterCatalog())
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),

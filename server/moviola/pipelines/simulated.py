@@ -37,10 +37,11 @@ class SimulatedPipeline:
         hooks.phase(Phase.TEXT_ENCODING)
         hooks.phase(Phase.DENOISING)
         total = request.num_inference_steps
+        passes = 2 if request.guidance_scale > 1.0 else 1  # what a pipeline with guidance would run
         for step in range(1, total + 1):
             if self.step_seconds:
                 time.sleep(self.step_seconds)  # stands in for a GPU step
             expert = Expert.HIGH_NOISE if step <= total // 2 else Expert.LOW_NOISE
-            hooks.step(step, total, 1000.0 * (1 - (step - 1) / total), expert)
+            hooks.step(step, total, 1000.0 * (1 - (step - 1) / total), expert, transformer_passes=passes)
         hooks.phase(Phase.VAE_DECODING)
         return np.zeros((request.num_frames, request.height, request.width, 3), dtype=np.uint8)
