@@ -18,7 +18,7 @@ from moviola.settings import Settings
 from moviola.testing_pipeline import request_for, run_direct
 
 # What torch reports as total memory (GiB) on the deployment's cards.
-A10G, A100_40, H100 = 22.2, 39.4, 79.1
+A10G, A100_40, L40S, H100 = 22.2, 39.4, 44.4, 79.1
 
 
 def _peak(model: str, plan: str) -> float:
@@ -29,9 +29,10 @@ def _peak(model: str, plan: str) -> float:
     ("model", "card", "plan"),
     [
         ("wan2.2-t2v-a14b", H100, "resident"),
-        ("wan2.2-t2v-a14b", A100_40, "expert_swap"),
+        ("wan2.2-t2v-a14b", L40S, "resident"),  # with fp8 experts: both stay on a 48 GB card
+        ("wan2.2-t2v-a14b", A100_40, "encoder_offload"),  # fp8 experts resident, no expert swap
         ("wan2.2-t2v-a14b", A10G, "group_offload"),
-        ("wan2.2-i2v-a14b", A100_40, "expert_swap"),
+        ("wan2.2-i2v-a14b", A100_40, "encoder_offload"),
         ("wan2.2-ti2v-5b", A100_40, "resident"),
         ("wan2.2-ti2v-5b", A10G, "model_offload"),
         ("wan2.1-t2v-1.3b", A10G, "resident"),
@@ -44,8 +45,23 @@ def test_each_card_gets_the_fastest_plan_that_fits(model: str, card: float, plan
     assert BUILTIN_MODELS[model].memory.choose(card).name == plan
 
 
+def test_fp8_plans_are_chosen_by_card_and_a_fixed_quantization_keeps_to_its_plans() -> None:
+    a14b = BUILTIN_MODELS["wan2.2-t2v-a14b"].memory
+    assert a14b.choose(H100).quantize == "none"  # an 80 GB card keeps bf16
+    assert a14b.choose(L40S) == MemoryPlan("resident", 42, "fp8")
+    assert a14b.choose(A100_40) == MemoryPlan("encoder_offload", 33, "fp8")
+    assert a14b.choose(A100_40, quantize="none") == MemoryPlan(
+        "expert_swap", 34
+    )  # --quantize none: bf16 swaps
+    assert a14b.choose(H100, quantize="int8") == MemoryPlan(
+        "resident", quantize="int8"
+    )  # no peak listed for it
+
+
 def test_a_card_no_plan_fits_is_refused_with_what_it_would_need(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValueError, match=r"smallest, group_offload, is expected to reach 12 GiB"):
+    with pytest.raises(
+        ValueError, match=r"smallest, group_offload \(quantize none\), is expected to reach 12 GiB"
+    ):
         BUILTIN_MODELS["wan2.2-t2v-a14b"].memory.choose(8.0)
     monkeypatch.setattr(memory, "card_gib", lambda device: 8.0)  # an 8 GB card, as the worker would see it
     with pytest.raises(FailedPrecondition, match=r"wan2\.2-t2v-a14b: no memory plan fits this card"):
@@ -82,6 +98,9 @@ def test_the_catalogue_peaks_hold_the_weights_each_plan_keeps_on_the_card() -> N
         assert _peak(model, "resident") > 2 * expert + umt5  # both experts and the text encoder
         assert _peak(model, "expert_swap") > expert  # one expert at a time ...
         assert _peak(model, "expert_swap") <= A100_40 * CARD_HEADROOM  # ... which is what fits p4d's A100
+        fp8 = [p.peak_gib for p in BUILTIN_MODELS[model].memory.candidates() if p.quantize == "fp8"]
+        assert fp8[0] > expert + umt5 and fp8[0] <= L40S * CARD_HEADROOM  # noqa: PT018  two fp8 experts, bf16 UMT5
+        assert fp8[1] > expert and fp8[1] <= A100_40 * CARD_HEADROOM  # noqa: PT018  two fp8 experts alone
         assert _peak(model, "group_offload") <= A10G * CARD_HEADROOM  # and g5's A10G streams blocks
     assert _peak("wan2.2-ti2v-5b", "resident") > five + umt5
     assert _peak("wan2.2-ti2v-5b", "model_offload") > max(five, umt5)
@@ -101,7 +120,7 @@ def test_every_plan_leaves_the_output_unchanged(cache_dir: Path, model: str) -> 
     spec = BUILTIN_MODELS[model]
     request = request_for(spec, width=64, height=64, num_frames=9, num_inference_steps=4, seed=2)
     resident = run_direct(load_pipeline(spec, Settings.of(cache_dir=cache_dir)), request).frames
-    for plan in ("model_offload", "expert_swap", "group_offload"):
+    for plan in ("encoder_offload", "model_offload", "expert_swap", "group_offload"):
         pipeline = load_pipeline(spec, Settings.of(cache_dir=cache_dir, memory_plan=plan))
         assert isinstance(pipeline, DiffusersVideo)
         assert pipeline.memory_plan.name == plan
@@ -121,6 +140,21 @@ def test_expert_swap_gives_the_card_to_one_big_component_at_a_time(cache_dir: Pa
     once = ["UMT5EncoderModel", "WanTransformer3DModel", "WanTransformer3DModel"]
     assert turns.turns == once + once
     assert turns.on_device is pipeline._pipe.transformer_2  # the last expert stays for the next job
+
+
+def test_encoder_offload_keeps_the_experts_and_lends_the_card_to_the_text_encoder(cache_dir: Path) -> None:
+    spec = BUILTIN_MODELS["tiny-wan2.2-t2v"]
+    settings = Settings.of(cache_dir=cache_dir, memory_plan="encoder_offload", quantize="fp8")
+    pipeline = load_pipeline(spec, settings)
+    assert isinstance(pipeline, DiffusersVideo)
+    assert (pipeline.memory_plan.name, pipeline.quantization) == ("encoder_offload", "fp8")
+    turns = pipeline.turns
+    assert turns is not None
+    request = request_for(spec, width=64, height=64, num_frames=9, num_inference_steps=4)
+    run_direct(pipeline, request)
+    run_direct(pipeline, request)
+    assert turns.turns == ["UMT5EncoderModel", "UMT5EncoderModel"]  # once a job; the experts never move
+    assert turns.on_device is None  # the first transformer call took the card back
 
 
 def test_group_offload_streams_the_blocks(cache_dir: Path) -> None:

@@ -49,7 +49,7 @@ class ModelLimits:
 
 
 #: How a worker keeps a model on its card (``moviola.pipelines.memory``), most resident first.
-MEMORY_PLANS = ("resident", "model_offload", "expert_swap", "group_offload")
+MEMORY_PLANS = ("resident", "encoder_offload", "model_offload", "expert_swap", "group_offload")
 #: ``--quantize`` and a memory plan's ``quantize``: how the transformers' weights are stored
 #: (``moviola.pipelines.quantize``).
 QUANTIZATIONS = ("none", "int8", "fp8", "fp8-dynamic")

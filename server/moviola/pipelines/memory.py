@@ -1,6 +1,9 @@
 """Memory plans: how a worker keeps its model on a card smaller than the model (catalogue ``memory.plans``).
 
 - ``resident``: every component on the card (the fastest; Wan2.2-A14B needs an 80 GB card).
+- ``encoder_offload``: the transformers stay on the card; the text encoder is on it only while it
+  encodes (a pinned host copy, dropped when a transformer runs). With fp8 experts (13.3 GiB each),
+  Wan2.2-A14B's two experts stay resident on a 40 GB A100: no expert swap at the boundary step.
 - ``model_offload``: diffusers' model CPU offload: each component is moved onto the card when it runs
   and off when the next one does (text encoder, transformer(s), VAE); every move is a copy both ways.
 - ``expert_swap``: the big components (text encoder, each Wan2.2 expert) take turns on the card, the
@@ -42,35 +45,45 @@ def _modules(pipe: Any) -> dict[str, torch.nn.Module]:
 
 
 def apply(pipe: Any, plan: str, device: str) -> TakingTurns | None:
-    """Place ``pipe``'s components on ``device`` as ``plan`` says; the ``TakingTurns`` of ``expert_swap``."""
-    cuda = device.startswith("cuda")
-    if plan == "model_offload" and cuda:
+    """Place ``pipe``'s components on ``device`` as ``plan`` says; the ``TakingTurns`` of ``expert_swap`` and
+    ``encoder_offload``."""
+    if plan == "model_offload" and device.startswith("cuda"):
         pipe.enable_model_cpu_offload(device=device)
         return None
-    if plan == "expert_swap":
-        modules = _modules(pipe)
-        turns = [modules[name] for name in TURNS if name in modules]
-        for name, module in modules.items():
-            if name not in TURNS:
-                module.to(device)
-        return TakingTurns(turns, device)
+    if plan in ("encoder_offload", "expert_swap"):
+        return _taking_turns(pipe, device, TURNS if plan == "expert_swap" else ("text_encoder",))
     if plan == "group_offload":
-        from diffusers.hooks.group_offloading import apply_group_offloading
-
-        for name, module in _modules(pipe).items():
-            if name.startswith("transformer"):
-                module.enable_group_offload(  # type: ignore[operator]
-                    torch.device(device), offload_type="block_level", num_blocks_per_group=1, use_stream=cuda
-                )
-            elif name == "text_encoder":
-                apply_group_offloading(
-                    module, torch.device(device), offload_type="leaf_level", use_stream=cuda
-                )
-            else:
-                module.to(device)
+        _group_offload(pipe, device)
         return None
     pipe.to(device)  # resident (and model_offload without an accelerator)
     return None
+
+
+def _taking_turns(pipe: Any, device: str, names: tuple[str, ...]) -> TakingTurns | None:
+    """``names`` take turns on the card; the other components stay on it, and a resident transformer's
+    call drops whichever of ``names`` is there (``encoder_offload``: the text encoder)."""
+    modules = _modules(pipe)
+    for name, module in modules.items():
+        if name not in names:
+            module.to(device)
+    turns = [modules[name] for name in names if name in modules]
+    releasers = [m for name, m in modules.items() if name.startswith("transformer") and name not in names]
+    return TakingTurns(turns, device, releasers=releasers) if turns else None
+
+
+def _group_offload(pipe: Any, device: str) -> None:
+    from diffusers.hooks.group_offloading import apply_group_offloading
+
+    cuda = device.startswith("cuda")
+    for name, module in _modules(pipe).items():
+        if name.startswith("transformer"):
+            module.enable_group_offload(  # type: ignore[operator]
+                torch.device(device), offload_type="block_level", num_blocks_per_group=1, use_stream=cuda
+            )
+        elif name == "text_encoder":
+            apply_group_offloading(module, torch.device(device), offload_type="leaf_level", use_stream=cuda)
+        else:
+            module.to(device)
 
 
 def _tensors(module: torch.nn.Module) -> Any:
@@ -80,7 +93,13 @@ def _tensors(module: torch.nn.Module) -> Any:
 class TakingTurns:
     """Modules that take turns on ``device``: calling one (a forward pre-hook) puts it there, alone."""
 
-    def __init__(self, modules: list[torch.nn.Module], device: str) -> None:
+    def __init__(
+        self,
+        modules: list[torch.nn.Module],
+        device: str,
+        *,
+        releasers: list[torch.nn.Module] | tuple[()] = (),
+    ) -> None:
         self._device = torch.device(device)
         pin = self._device.type == "cuda"
         self._host: dict[int, dict[str, torch.Tensor]] = {}
@@ -92,9 +111,20 @@ class TakingTurns:
                 tensor.data = copies[name]
             self._host[id(module)] = copies
             module.register_forward_pre_hook(self._before)
+        for module in releasers:  # resident modules that want the card to themselves when they run
+            module.register_forward_pre_hook(lambda _module, _args: self.release())
         self._on: torch.nn.Module | None = None
         #: Class names of the modules put on the device, in order (what the logs and tests read).
         self.turns: list[str] = []
+
+    def release(self) -> None:
+        """The module on the device back to its host copy (the card's copy is dropped: weights never change)."""
+        if self._on is None:
+            return
+        host = self._host[id(self._on)]
+        for name, tensor in _tensors(self._on):
+            tensor.data = host[name]
+        self._on = None
 
     def adopt(self, module: torch.nn.Module) -> None:
         """Take in tensors added to ``module`` since (a LoRA adapter's): they take turns with the rest."""
@@ -119,10 +149,7 @@ class TakingTurns:
         """``module`` on the device, and the one that was there back to its host copy."""
         if self._on is module:
             return
-        if self._on is not None:
-            host = self._host[id(self._on)]
-            for name, tensor in _tensors(self._on):
-                tensor.data = host[name]  # the card's copy is dropped: the weights never changed
+        self.release()
         host = self._host[id(module)]
         for name, tensor in _tensors(module):
             tensor.data = host[name].to(self._device, non_blocking=True)

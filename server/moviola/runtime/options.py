@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from moviola.catalog import DEFAULT_MODEL
+from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -134,7 +134,7 @@ def model_options(func: F) -> F:
             click.option(
                 "--memory-plan",
                 default="auto",
-                type=click.Choice(["auto", "resident", "model_offload", "expert_swap", "group_offload"]),
+                type=click.Choice(["auto", *MEMORY_PLANS]),
                 help="How the model is kept on the card; auto: the catalogue's first plan whose expected "
                 "peak fits this card.",
             ),
