@@ -31,7 +31,7 @@ def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load(cache_dir: Path, lora_dir: Path | None = None, **options: object) -> DiffusersVideo:
-    dirs = (lora_dir,) if lora_dir is not None else ()
+    dirs = (str(lora_dir),) if lora_dir is not None else ()
     pipeline = load_pipeline(SPEC, Settings.of(cache_dir=cache_dir, lora_dir=dirs, **options))
     assert isinstance(pipeline, DiffusersVideo)
     return pipeline

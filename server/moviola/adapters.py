@@ -6,8 +6,8 @@ is built at start-up from any of:
 
 - ``--lora-catalog FILE``: a TOML file of ``[[adapter]]`` entries (every field below);
 - ``--lora NAME=SOURCE`` (repeatable): one adapter of the served model's family;
-- ``--lora-dir DIR``: every ``*.safetensors`` file (named by its stem) and every folder (named by
-  itself) in DIR, for the served model's family; a folder holding ``high_noise_model.safetensors``
+- ``--lora-dir DIR`` (or ``s3://BUCKET/PREFIX/``): every ``*.safetensors`` file (named by its stem)
+  and every folder (named by itself) in it, for the served model's family; a folder holding ``high_noise_model.safetensors``
   and ``low_noise_model.safetensors`` gives each Wan2.2 expert its own file.
 
 A source is a ``.safetensors`` file, a folder, ``s3://BUCKET/KEY`` (fetched by the worker into its
@@ -152,8 +152,12 @@ def parse_flag(text: str, base: str) -> AdapterSpec:
     return AdapterSpec(name=name.strip(), source=source.strip(), base=(base,))
 
 
-def scan_dir(folder: Path, base: str) -> AdapterCatalog:
-    """``--lora-dir``: each ``*.safetensors`` file and each folder, for the family ``base``."""
+def scan_dir(where: str, base: str) -> AdapterCatalog:
+    """``--lora-dir``: each ``*.safetensors`` file and each folder, for the family ``base``; a local
+    folder or an ``s3://BUCKET/PREFIX/``, whose objects are listed (the worker fetches them at first use)."""
+    if where.startswith("s3://"):
+        return scan_s3(where, base)
+    folder = Path(where)
     if not folder.is_dir():
         raise ValueError(f"--lora-dir {folder}: not a folder")
     found: dict[str, AdapterSpec] = {}
@@ -163,19 +167,51 @@ def scan_dir(folder: Path, base: str) -> AdapterCatalog:
         if path.is_file() and path.suffix == ".safetensors":
             found[path.stem] = AdapterSpec(name=path.stem, source=str(path), base=(base,))
         elif path.is_dir():
-            split = (path / HIGH_NOISE_FILE).exists() and (path / LOW_NOISE_FILE).exists()
-            found[path.name] = AdapterSpec(
-                name=path.name,
-                source=str(path),
-                base=(base,),
-                high_noise=HIGH_NOISE_FILE if split else "",
-                low_noise=LOW_NOISE_FILE if split else "",
-            )
+            found[path.name] = _adapter(path.name, str(path), {p.name for p in path.iterdir()}, base)
+    return AdapterCatalog(found)
+
+
+def _adapter(name: str, source: str, files: set[str], base: str) -> AdapterSpec:
+    split = HIGH_NOISE_FILE in files and LOW_NOISE_FILE in files
+    return AdapterSpec(
+        name=name,
+        source=source,
+        base=(base,),
+        high_noise=HIGH_NOISE_FILE if split else "",
+        low_noise=LOW_NOISE_FILE if split else "",
+    )
+
+
+def scan_s3(url: str, base: str) -> AdapterCatalog:
+    """``--lora-dir s3://BUCKET/PREFIX/``: each ``.safetensors`` object and each sub-prefix under it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from moviola.storage.s3 import standard_client
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    folders: dict[str, set[str]] = {}
+    files: list[str] = []
+    try:
+        pages = standard_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                rest = str(item["Key"]).removeprefix(prefix)
+                head, sep, tail = rest.partition("/")
+                if sep and tail:
+                    folders.setdefault(head, set()).add(tail)
+                elif not sep and rest.endswith(".safetensors"):
+                    files.append(rest)
+    except (BotoCoreError, ClientError) as exc:
+        raise ValueError(f"--lora-dir {url}: cannot list it ({exc})") from exc
+    found = {Path(f).stem: AdapterSpec(Path(f).stem, f"s3://{bucket}/{prefix}{f}", (base,)) for f in files}
+    for name, inside in folders.items():
+        found[name] = _adapter(name, f"s3://{bucket}/{prefix}{name}/", inside, base)
     return AdapterCatalog(found)
 
 
 def build(
-    catalog_file: Path | None, flags: tuple[str, ...], dirs: tuple[Path, ...], base: str
+    catalog_file: Path | None, flags: tuple[str, ...], dirs: tuple[str, ...], base: str
 ) -> AdapterCatalog:
     """The registry of a process: the shipped catalogue, then the operator's file, flags and folders.
 

@@ -146,8 +146,9 @@ class AdapterSettings:
     catalog: Path | None = None
     #: ``NAME=SOURCE`` adapters of the served model's family (``--lora``).
     loras: tuple[str, ...] = ()
-    #: Folders whose files and subfolders are adapters of the served model's family (``--lora-dir``).
-    dirs: tuple[Path, ...] = ()
+    #: Folders (or ``s3://BUCKET/PREFIX/``) whose files and subfolders are adapters of the served model's
+    #: family (``--lora-dir``).
+    dirs: tuple[str, ...] = ()
     #: Adapters a worker keeps loaded beside its base weights (least recently used ones are unloaded).
     cache: int = 8
     #: Fuse the active adapters into the base weights (faster steps; switching sets costs a re-fuse).

@@ -37,14 +37,15 @@ def fetch_s3(url: str, cache: Path) -> Path:
 
     ``Unavailable`` when S3 cannot be reached (a retry may work); a missing object is a ``FileNotFoundError``.
     """
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from moviola.storage.s3 import standard_client
 
     bucket, _, key = url.removeprefix("s3://").partition("/")
     target = cache / bucket / key
     if target.exists() and (target.is_file() or any(target.iterdir())):
         return target
-    client = boto3.client("s3")
+    client = standard_client()
     try:
         keys = [key]
         if key.endswith("/") or not key:

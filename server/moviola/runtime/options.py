@@ -110,8 +110,8 @@ def model_options(func: F) -> F:
                 "--lora-dir",
                 "lora_dir",
                 multiple=True,
-                type=click.Path(path_type=Path, file_okay=False, exists=True),
-                help="Register every .safetensors file and folder here as an adapter (repeatable).",
+                help="Register every .safetensors file and folder in this folder, or under s3://BUCKET/PREFIX/, "
+                "as an adapter (repeatable).",
             ),
             click.option(
                 "--lora-catalog",

@@ -45,7 +45,7 @@ def _code(exc: Exception) -> str:
 class S3Storage:
     def __init__(self, url: str, client: Any = None) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
-        self._client = client if client is not None else _client()
+        self._client = client if client is not None else standard_client()
 
     @property
     def location(self) -> str:
@@ -188,8 +188,10 @@ class S3Storage:
         return deleted
 
 
-def _client() -> Any:
-    """An S3 client from the standard AWS configuration; path-style addressing for a custom endpoint."""
+def standard_client() -> Any:
+    """An S3 client from the standard AWS configuration; path-style addressing for a custom endpoint.
+
+    What every S3 reader of Moviola uses (storage, adapter sources), so that one environment serves all."""
     import boto3
     from botocore.config import Config
 
