@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.pipelines.loader import load_pipeline
@@ -28,10 +29,15 @@ REAL = BUILTIN_MODELS["wan2.2-t2v-a14b"]
 def main() -> int:
     spec = BUILTIN_MODELS[MODEL]
     steps = REAL.defaults.num_inference_steps
-    profiles = {
+    profiles: dict[str, dict[str, Any]] = {
         "exact": {"num_inference_steps": steps},
         "fast": {"num_inference_steps": steps, "speed_profile": "fast"},
-        "turbo": {"speed_profile": "turbo", "num_inference_steps": 4, "guidance_scale": 1.0, "guidance_scale_2": 1.0},
+        "turbo": {
+            "speed_profile": "turbo",
+            "num_inference_steps": 4,
+            "guidance_scale": 1.0,
+            "guidance_scale_2": 1.0,
+        },
     }
     print(f"CPU, {MODEL} (two experts), 64x64, 9 frames; exact/fast: {steps} steps with guidance")
     print("| profile | quantize | passes/video | vs exact | s/video | vs exact |")

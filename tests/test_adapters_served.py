@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -20,7 +21,9 @@ from moviola.testing import ServerProcess, free_port
 from moviola.v1 import job_pb2 as pb
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
-SMALL = {"width": 64, "height": 64, "num_frames": 5, "num_inference_steps": 2, "seed": 3}
+SMALL: dict[str, Any] = {"width": 64, "height": 64, "num_frames": 5, "num_inference_steps": 2, "seed": 3}
+#: The SDK types size and seconds as Sora's literals; it sends whatever it is given.
+SORA_SMALL: dict[str, Any] = {"size": "64x64", "seconds": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +142,12 @@ def test_the_cli_and_the_openai_sdk_name_adapters(
     sdk = openai.OpenAI(base_url=served[1], api_key=served[2]["acme"], max_retries=0)
     try:
         video = sdk.videos.create(
-            prompt="a fox", size="64x64", seconds="1", extra_body={"loras": [{"name": "style", "scale": 0.5}]}
+            prompt="a fox", **SORA_SMALL, extra_body={"loras": [{"name": "style", "scale": 0.5}]}
         )
         assert video.model_extra is not None
         assert video.model_extra["loras"] == [{"name": "style", "scale": 0.5}]
         with pytest.raises(openai.BadRequestError, match=r"loras\[0\]\.name"):
-            sdk.videos.create(
-                prompt="a fox", size="64x64", seconds="1", extra_body={"loras": [{"name": "x"}]}
-            )
+            sdk.videos.create(prompt="a fox", **SORA_SMALL, extra_body={"loras": [{"name": "x"}]})
     finally:
         sdk.close()
 
