@@ -83,7 +83,7 @@ def test_the_profile_is_reported_in_events_and_result(client: Client) -> None:
 
 def test_an_unknown_profile_is_refused_by_name() -> None:
     with pytest.raises(InvalidRequest) as refused:
-        validate(RequestDraft(prompt="a fox", speed_profile="turbo"), BUILTIN_MODELS, "tiny-wan2.2-t2v")
+        validate(RequestDraft(prompt="a fox", speed_profile="warp"), BUILTIN_MODELS, "tiny-wan2.2-t2v")
     assert refused.value.field == "speed_profile"
     with pytest.raises(InvalidRequest, match="no fast profile"):
         validate(

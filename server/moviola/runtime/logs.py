@@ -11,7 +11,19 @@ import warnings
 announce = logging.getLogger("moviola.announce")
 
 #: Libraries whose INFO and WARNING chatter (progress bars, deprecations of their own internals) is not ours.
-NOISY = ("diffusers", "transformers", "httpx", "huggingface_hub", "accelerate", "torch")
+#: torchao (imported by peft and diffusers when installed) makes torch's pytree warn about its enums, and
+#: warns itself about kernels of other CUDA versions: harmless, and not for the operator's log.
+NOISY = (
+    "diffusers",
+    "transformers",
+    "httpx",
+    "huggingface_hub",
+    "accelerate",
+    "torch",
+    "torch.utils._pytree",
+    "torchao",
+    "peft",
+)
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:
