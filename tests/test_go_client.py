@@ -177,3 +177,19 @@ def test_go_program_saves_the_video_and_poster_through_download_video(
     assert missing.returncode == 1
     assert "NotFound" in missing.stderr
     assert not (tmp_path / "poster.jpg.part").exists()
+
+
+def test_go_program_names_lora_adapters(moviola_go: Path, server: ServerProcess) -> None:
+    """-lora NAME[:SCALE] reaches the server: this one registers none, so it names the field and says so."""
+    args = [str(moviola_go), "-server", server.address, "-frames", "5", "-steps", "2"]
+    done = subprocess.run(
+        [*args, "-lora", "ink-wash:0.5", "generate", "a red fox"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "InvalidArgument" in done.stderr
+    assert "loras[0].name: unknown adapter 'ink-wash'; model tiny-wan2.2-t2v serves: none" in done.stderr
+    bad = subprocess.run(
+        [*args, "-lora", "ink:lots", "generate", "x"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2
+    assert "want NAME or NAME:SCALE" in bad.stderr

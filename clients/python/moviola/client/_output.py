@@ -55,7 +55,7 @@ def models_table(infos: list[gen.ModelInfo]) -> Table:
             _sizes(m.presets),
             f"sizes {lim.min_size}..{lim.max_size} step {lim.size_multiple}, frames {lim.frame_multiple}k+1 "
             f"<= {lim.max_frames}, steps <= {lim.max_steps}",
-            "exact, fast" + (f", turbo ({m.turbo.steps} steps)" if m.HasField("turbo") else ""),
+            f"{m.turbo.steps} steps, no guidance" if m.HasField("turbo") else "-",
             ", ".join(a.name for a in m.adapters) or "-",
             ", ".join(n for n in notes if n),
         )
