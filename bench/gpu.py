@@ -38,7 +38,12 @@ from moviola.pipelines import compiled
 from moviola.pipelines.published import WAN_TRANSFORMERS, wan_transformer
 
 BACKENDS = ("_native_cudnn", "flash", "_flash_3", "sage")
-VARIANTS = ("plain", "attention", "compile", "exact", "fast", "int8", "fp8", "turbo", "turbo+fp8+compile")
+#: The cost-per-video rows run on ``--cost-models`` only (the A14B expert by default), which keeps the whole
+#: run within its budget on an H100.
+COST_VARIANTS = ("int8", "fp8", "turbo", "turbo+fp8+compile")
+VARIANTS = ("plain", "attention", "compile", "exact", "fast", *COST_VARIANTS)
+#: LoRA targets of the published Wan2.2-Lightning adapters: every linear layer of the blocks' attention and FFN.
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 #: Steps a video takes: the catalogue's 40 with guidance (2 passes a step), turbo's 4 without (1 pass).
 VIDEO_STEPS = {"turbo": 4, "turbo+fp8+compile": 4}
 DEFAULT_STEPS = BUILTIN_MODELS["wan2.2-t2v-a14b"].defaults.num_inference_steps
@@ -176,6 +181,40 @@ def _quantize(model: Any, how: str, device: str) -> str:
     return "fp8-dynamic" if dynamic else f"{how} weight-only"
 
 
+def adapter_ops(build: Callable[[], Any], device: str, rank: int) -> tuple[float, float, float]:
+    """Seconds to load a LoRA adapter into a transformer, switch to another one, and unload one."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    model = build()
+    states = []
+    for name in ("a", "b"):
+        config = LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS, init_lora_weights=False)
+        model.add_adapter(config, adapter_name=name)
+        states.append(
+            {f"transformer.{k}": v for k, v in get_peft_model_state_dict(model, adapter_name=name).items()}
+        )
+        model.delete_adapters([name])
+    _sync(device)
+    started = time.perf_counter()
+    model.load_lora_adapter(states[0], adapter_name="a", prefix="transformer")
+    _sync(device)
+    load = time.perf_counter() - started
+    model.load_lora_adapter(states[1], adapter_name="b", prefix="transformer")
+    model.set_adapters(["a"], [1.0])
+    _sync(device)
+    started = time.perf_counter()
+    model.set_adapters(["b"], [1.0])
+    _sync(device)
+    switch = time.perf_counter() - started
+    started = time.perf_counter()
+    model.delete_adapters(["a"])
+    _sync(device)
+    unload = time.perf_counter() - started
+    del model
+    return load, switch, unload
+
+
 def measure(
     build: Callable[[], Any], name: str, variant: str, args: argparse.Namespace, cache_dir: Path
 ) -> Row:
@@ -232,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--models", nargs="+", default=list(WAN_TRANSFORMERS), choices=list(WAN_TRANSFORMERS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        "--cost-models",
+        nargs="*",
+        default=["wan2.2-a14b-expert"],
+        choices=list(WAN_TRANSFORMERS),
+        help="models that also run the cost rows (int8, fp8, turbo, turbo+fp8+compile) and the adapter timings",
+    )
     parser.add_argument("--compile-cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     args.device = "cpu" if args.smoke else "cuda"
@@ -257,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
             plain: float | None = None
             for variant in args.variants:
+                if variant in COST_VARIANTS and name not in args.cost_models:
+                    continue
                 row = measure(build, name, variant, args, cache_dir)
                 plain = row.seconds if variant == "plain" else plain
                 ratio = f"{plain / row.seconds:.2f}x" if plain and row.seconds == row.seconds else ""
@@ -267,6 +315,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {row.note} | {video:.1f} | {per_video} |",
                     flush=True,
                 )
+        if set(args.models) & set(args.cost_models):
+            print()
+            print("| model | LoRA rank | load s | switch s | unload s |")
+            print("|---|---|---|---|---|")
+        for name in args.models:
+            if name in args.cost_models:
+                rank = 4 if args.smoke else 64
+                load, switch, unload = adapter_ops(
+                    lambda name=name: wan_transformer(name, device=args.device, dtype=args.dtype, **changes),
+                    args.device,
+                    rank,
+                )
+                print(f"| {name} | {rank} | {load:.3f} | {switch:.4f} | {unload:.3f} |", flush=True)
     return 0
 
 

@@ -155,3 +155,10 @@ def test_impossible_quantization_is_refused_before_loading(cache_dir: Path) -> N
         _load(cache_dir, quantize="fp8-dynamic")
     with pytest.raises(FailedPrecondition, match="--fuse-lora cannot fuse adapters into quantized weights"):
         _load(cache_dir, quantize="int8", fuse_lora=True)
+
+
+def test_the_step_cache_keeps_working_with_an_adapter(pipeline: DiffusersVideo) -> None:
+    fast = run_direct(pipeline, _request(LoraChoice("style"), speed_profile="fast", num_inference_steps=12))
+    plain = run_direct(pipeline, _request(speed_profile="fast", num_inference_steps=12))
+    assert fast.hooks.cached_steps > 0  # the cache served steps with the adapter on
+    assert not np.array_equal(fast.frames, plain.frames)  # and the adapter still shows

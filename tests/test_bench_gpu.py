@@ -22,13 +22,18 @@ def _table(*args: str) -> list[list[str]]:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("GPU: CPU (smoke")
     return [
-        [cell.strip() for cell in line.strip("|").split("|")] for line in lines[3:] if line.startswith("|")
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in lines[3:]
+        if line.startswith("|") and not line.startswith(("|---", "| model |"))
     ]
 
 
 @pytest.mark.timeout(420)
 def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
-    rows = _table("--models", "wan2.1-t2v-1.3b")
+    rows = _table("--models", "wan2.1-t2v-1.3b", "--cost-models", "wan2.1-t2v-1.3b")
+    adapter = rows.pop()
+    assert adapter[:2] == ["wan2.1-t2v-1.3b", "4"]
+    assert all(float(seconds) >= 0 for seconds in adapter[2:])  # load, switch, unload were timed
     assert [row[1] for row in rows] == [
         "plain",
         "attention",
@@ -54,7 +59,7 @@ def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
 
 @pytest.mark.timeout(300)
 def test_the_gpu_benchmark_builds_every_published_transformer() -> None:
-    rows = _table("--models", "wan2.2-ti2v-5b", "wan2.2-a14b-expert", "--variants", "plain")
+    rows = _table("--models", "wan2.2-ti2v-5b", "wan2.2-a14b-expert", "--variants", "plain", "--cost-models")
     assert [(row[0], row[1]) for row in rows] == [
         ("wan2.2-ti2v-5b", "plain"),
         ("wan2.2-a14b-expert", "plain"),
