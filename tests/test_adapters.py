@@ -85,13 +85,21 @@ def test_turbo_runs_its_steps_with_one_pass_each(pipeline: DiffusersVideo) -> No
     np.testing.assert_array_equal(run_direct(pipeline, _request(num_inference_steps=4)).frames, exact.frames)
 
 
-def test_the_cache_unloads_the_least_recently_used_adapter(cache_dir: Path, lora_dir: Path) -> None:
+def test_a_full_cache_swaps_the_least_recently_used_adapter_out_in_place(
+    pipeline: DiffusersVideo, cache_dir: Path, lora_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="moviola.pipelines.lora")
     small = _load(cache_dir, lora_dir, lora_cache=1)
     assert small.adapter_bank is not None
     first = run_direct(small, _request(LoraChoice("style"))).frames
-    run_direct(small, _request(LoraChoice("other")))
+    other = run_direct(small, _request(LoraChoice("other"))).frames  # hot-swapped into style's layers
     assert small.adapter_bank.loaded == ["other"]
+    assert "adapter other hot-swapped in place of style" in caplog.text  # not unloaded and loaded anew
+    np.testing.assert_array_equal(other, run_direct(pipeline, _request(LoraChoice("other"))).frames)
     np.testing.assert_array_equal(run_direct(small, _request(LoraChoice("style"))).frames, first)
+    np.testing.assert_array_equal(
+        run_direct(small, _request()).frames, run_direct(pipeline, _request()).frames
+    )
 
 
 def test_fused_adapters_match_unfused_ones(pipeline: DiffusersVideo, cache_dir: Path, lora_dir: Path) -> None:

@@ -73,7 +73,10 @@ def test_generate_with_adapters_reports_them_and_the_errors_name_the_field(
 ) -> None:
     with _client(served, "acme") as acme, _client(served, "globex") as globex:
         plain = list(acme.generate("a fox", **SMALL))[-1].completed
-        styled = list(acme.generate("a fox", loras=["style:0.8"], **SMALL))[-1].completed
+        styled_events = list(acme.generate("a fox", loras=["style:0.8"], **SMALL))
+        styled = styled_events[-1].completed
+        first = next(e.progress for e in styled_events if e.WhichOneof("kind") == "progress")
+        assert [(lo.name, round(lo.scale, 3)) for lo in first.loras] == [("style", 0.8)]
         assert [(lo.name, round(lo.scale, 3)) for lo in styled.loras] == [("style", 0.8)]
         assert list(plain.loras) == []
         assert styled.transformer_passes == plain.transformer_passes == 4  # 2 steps with guidance
@@ -109,6 +112,12 @@ def test_turbo_runs_four_steps_of_one_pass_and_refuses_guidance(
     assert [(p.step, p.total_steps, p.transformer_passes) for p in steps] == [(i, 4, 1) for i in range(1, 5)]
     assert done.speed_profile == pb.SPEED_PROFILE_TURBO and done.transformer_passes == 4  # noqa: PT018
     assert [lo.name for lo in done.loras] == ["tiny-wan2.2-t2v-turbo"]
+    assert [[lo.name for lo in p.loras] for p in steps] == [
+        ["tiny-wan2.2-t2v-turbo"],
+        [],
+        [],
+        [],
+    ]  # told once
 
 
 def test_the_cli_and_the_openai_sdk_name_adapters(

@@ -160,6 +160,8 @@ class Progress:
     cached: bool = False
     #: Full transformer passes of this step: 2 with classifier-free guidance, 1 without, 0 cached.
     transformer_passes: int = 0
+    #: On the first step only: the adapters the run applies.
+    loras: tuple[LoraChoice, ...] = ()
 
 
 @dataclass(frozen=True)

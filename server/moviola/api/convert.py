@@ -122,6 +122,7 @@ def progress(value: jobs.Progress) -> pb.Progress:
         remaining=_duration(value.remaining),
         cached=value.cached,
         transformer_passes=value.transformer_passes,
+        loras=loras(value.loras),
     )
 
 

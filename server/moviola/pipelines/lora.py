@@ -7,6 +7,9 @@ layout of ComfyUI and lightx2v); this module decides what is loaded where and wh
   and low-noise file to ``transformer_2``; a single file goes to every transformer.
 - **When.** At the first job that names it; it then stays, unfused, in an LRU cache of ``capacity``
   adapters beside the base weights, which are never reloaded. The turbo profile's adapter is pinned.
+  When the cache is full, the new adapter is hot-swapped into the evicted one's place (diffusers'
+  ``hotswap``: its weights copied into the same LoRA layers, no modules added or removed, so a compiled
+  transformer keeps its graph); one that fits other layers or ranks replaces it the plain way.
 - **Switching.** Before every job the transformers get exactly the job's adapters and scales
   (``set_adapters``), or none (``disable_lora``): a job without adapters after one with them runs the
   base weights alone, bit for bit. With ``fuse``, the active set is fused into the weights (faster
@@ -19,7 +22,7 @@ layout of ComfyUI and lightx2v); this module decides what is loaded where and wh
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import logging
 import time
 import warnings
@@ -48,9 +51,11 @@ class AdapterLoad:
     seconds: float | None
 
 
-def _peft_name(name: str) -> str:
-    """A name peft accepts (no dots: it becomes a module key) and never confuses with another."""
-    return "moviola_" + hashlib.sha1(name.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class _Loaded:
+    #: The transformers it is loaded into, and its adapter name there (peft's: no dots, as it is a module key).
+    slots: tuple[str, ...]
+    peft: str
 
 
 class AdapterBank:
@@ -63,6 +68,7 @@ class AdapterBank:
         cache_dir: Path,
         capacity: int = 8,
         fuse: bool = False,
+        hotswap: bool = True,
         turns: Any = None,
     ) -> None:
         self._pipe = pipe
@@ -71,11 +77,14 @@ class AdapterBank:
         self._cache_dir = cache_dir
         self._capacity = capacity
         self._fuse = fuse
+        #: Load a new adapter in place of the one it evicts (where both fit the same layers).
+        self._hotswap = hotswap and not fuse
         #: ``memory.TakingTurns`` of ``expert_swap``: new adapter weights join its host copies.
         self._turns = turns
         self._slots = {slot: getattr(pipe, slot) for slot in SLOTS if getattr(pipe, slot, None) is not None}
-        #: Adapter name to the slots it is loaded into, least recently used first.
-        self._loaded: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        #: Adapter name to where it is loaded, least recently used first.
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
+        self._names = itertools.count()
         self._bad: dict[str, str] = {}
         self._pinned = {spec.turbo.adapter} if spec.turbo is not None else set()
         self._fused: tuple[LoraChoice, ...] = ()
@@ -130,10 +139,10 @@ class AdapterBank:
             self._fuse_set(choices)
             return loads
         for slot, transformer in self._slots.items():
-            active = [c for c in choices if slot in self._loaded.get(c.name, ())]
+            active = self._active(choices, slot)
             if active:
                 transformer.enable_lora()
-                transformer.set_adapters([_peft_name(c.name) for c in active], [c.scale for c in active])
+                transformer.set_adapters([peft for peft, _ in active], [scale for _, scale in active])
             elif getattr(transformer, "peft_config", None):
                 transformer.disable_lora()
         return loads
@@ -144,15 +153,23 @@ class AdapterBank:
         for slot, transformer in self._slots.items():
             if self._fused:
                 transformer.unfuse_lora()
-            active = [c for c in choices if slot in self._loaded.get(c.name, ())]
+            active = self._active(choices, slot)
             if active:  # enabled, or peft's forward would unmerge them again
-                names = [_peft_name(c.name) for c in active]
+                names = [peft for peft, _ in active]
                 transformer.enable_lora()
-                transformer.set_adapters(names, [c.scale for c in active])
+                transformer.set_adapters(names, [scale for _, scale in active])
                 transformer.fuse_lora(adapter_names=names)
             elif getattr(transformer, "peft_config", None):
                 transformer.disable_lora()
         self._fused = choices
+
+    def _active(self, choices: tuple[LoraChoice, ...], slot: str) -> list[tuple[str, float]]:
+        """The (peft name, scale) of each chosen adapter loaded into ``slot``."""
+        return [
+            (self._loaded[c.name].peft, c.scale)
+            for c in choices
+            if c.name in self._loaded and slot in self._loaded[c.name].slots
+        ]
 
     def _ensure(self, name: str, keep: set[str]) -> AdapterLoad:
         if name in self._bad:
@@ -163,23 +180,51 @@ class AdapterBank:
         adapter = self._catalog.get(name)
         if adapter is None or not adapter.applies_to(self._spec):
             raise InvalidInput(f"adapter {name} is not registered for model {self._spec.id} on this worker")
-        self._evict(keep)
+        victim = self._victim(keep)
         started = time.monotonic()
+        fresh = f"moviola_{next(self._names)}"
         try:
-            slots = self._load(adapter)
+            loaded = self._swapped_in(adapter, victim) if victim is not None else None
+            if loaded is None:
+                if victim is not None:
+                    self._drop(victim)
+                loaded = _Loaded(self._load(adapter, fresh), fresh)
         except (InvalidInput, Unavailable):  # Unavailable: S3 away for now, the next job tries again
             raise
         except Exception as exc:  # hub, S3, safetensors, peft: whatever fails, the adapter is unusable
             self._bad[name] = f"{type(exc).__name__}: {exc}"
-            self._unload(name, tuple(self._slots))
+            self._delete(fresh, tuple(self._slots))
             log.warning("adapter %s failed to load and is marked bad: %s", name, self._bad[name])
             raise InvalidInput(f"adapter {name} cannot be loaded: {self._bad[name]}") from exc
-        self._loaded[name] = slots
+        self._loaded[name] = loaded
         seconds = time.monotonic() - started
-        log.info("adapter %s loaded into %s in %.2fs", name, ", ".join(slots), seconds)
+        log.info("adapter %s loaded into %s in %.2fs", name, ", ".join(loaded.slots), seconds)
         return AdapterLoad(name, seconds)
 
-    def _load(self, adapter: AdapterSpec) -> tuple[str, ...]:
+    def _swapped_in(self, adapter: AdapterSpec, victim: str) -> _Loaded | None:
+        """``adapter`` loaded in place of ``victim`` (diffusers' hot-swap: the same layers, no new modules, so
+        a compiled transformer is not recompiled); None where it cannot be, and the victim is then dropped."""
+        if not self._hotswap:
+            return None
+        old = self._loaded[victim]
+        if tuple(slot for slot, _, _ in self._files(adapter)) != old.slots:
+            return None
+        try:
+            self._load(adapter, old.peft, hotswap=True)
+        except Exception as exc:  # other layers or ranks: peft refuses, and the victim is half replaced
+            log.info(
+                "adapter %s cannot be hot-swapped in place of %s (%s): loading it anew",
+                adapter.name,
+                victim,
+                exc,
+            )
+            self._drop(victim)
+            return None
+        del self._loaded[victim]
+        log.info("adapter %s hot-swapped in place of %s (cache of %d)", adapter.name, victim, self._capacity)
+        return old
+
+    def _load(self, adapter: AdapterSpec, peft: str, *, hotswap: bool = False) -> tuple[str, ...]:
         slots = []
         for slot, location, weight in self._files(adapter):
             with (
@@ -195,28 +240,32 @@ class AdapterBank:
                 self._pipe.load_lora_weights(
                     location,
                     weight_name=weight or None,
-                    adapter_name=_peft_name(adapter.name),
+                    adapter_name=peft,
                     load_into_transformer_2=slot == "transformer_2",
+                    hotswap=hotswap,
                 )
             slots.append(slot)
             if self._turns is not None:
                 self._turns.adopt(self._slots[slot])
         return tuple(slots)
 
-    def _evict(self, keep: set[str]) -> None:
-        """Unload the least recently used adapters until one more fits (never pinned or wanted ones)."""
-        while len(self._loaded) >= self._capacity + len(self._pinned & set(self._loaded)):
-            victim = next((n for n in self._loaded if n not in keep and n not in self._pinned), None)
-            if victim is None:
-                return
-            self._unload(victim, self._loaded.pop(victim))
-            log.info("adapter %s unloaded (cache of %d)", victim, self._capacity)
+    def _victim(self, keep: set[str]) -> str | None:
+        """The least recently used adapter to make room for one more, when the cache is full (never a
+        pinned or wanted one); None when there is room (or nothing may go)."""
+        if len(self._loaded) - len(self._pinned & set(self._loaded)) < self._capacity:
+            return None
+        return next((n for n in self._loaded if n not in keep and n not in self._pinned), None)
 
-    def _unload(self, name: str, slots: tuple[str, ...]) -> None:
+    def _drop(self, name: str) -> None:
+        loaded = self._loaded.pop(name)
+        self._delete(loaded.peft, loaded.slots)
+        log.info("adapter %s unloaded (cache of %d)", name, self._capacity)
+
+    def _delete(self, peft: str, slots: tuple[str, ...]) -> None:
         for slot in slots:
             transformer = self._slots[slot]
-            if _peft_name(name) in (getattr(transformer, "peft_config", None) or {}):
-                transformer.delete_adapters([_peft_name(name)])
+            if peft in (getattr(transformer, "peft_config", None) or {}):
+                transformer.delete_adapters([peft])
 
 
 def _fits(state: dict[str, Any], transformer: Any) -> None:

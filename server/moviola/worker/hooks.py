@@ -13,12 +13,16 @@ import time
 from collections.abc import Callable
 
 from moviola.errors import JobCancelled
-from moviola.jobs import EventKind, Expert, Phase, PhaseChanged, Preview, Progress, Timings
+from moviola.jobs import EventKind, Expert, LoraChoice, Phase, PhaseChanged, Preview, Progress, Timings
 
 
 class JobHooks:
-    def __init__(self, emit: Callable[[EventKind], None], *, preview_every: int = 0) -> None:
+    def __init__(
+        self, emit: Callable[[EventKind], None], *, preview_every: int = 0, loras: tuple[LoraChoice, ...] = ()
+    ) -> None:
         self._emit = emit
+        #: The adapters the run applies, told on the first step's event.
+        self._loras = loras
         self._preview_every = preview_every
         self._cancel = threading.Event()
         self.cancel_reason = ""
@@ -119,6 +123,7 @@ class JobHooks:
                 preview=preview,
                 cached=cached,
                 transformer_passes=transformer_passes,
+                loras=self._loras if step == 1 else (),
             )
         )
         self.check()

@@ -248,7 +248,9 @@ class Worker:
         def emit(kind: EventKind) -> None:  # on the pipeline thread
             loop.call_soon_threadsafe(put, kind)
 
-        hooks = JobHooks(emit, preview_every=job.request.preview_every)
+        tuned = self._pipeline if isinstance(self._pipeline, TunedPipeline) else None
+        loras = tuned.adapters_of(self._request(job)) if tuned is not None else ()
+        hooks = JobHooks(emit, preview_every=job.request.preview_every, loras=loras)
         outbox = Outbox(
             lambda kinds: self._queue.publish_many(job.job_id, kinds, attempt=job.attempt),
             lambda: hooks.request_cancel("taken over by another worker"),

@@ -465,6 +465,7 @@ class Progress(_message.Message):
     PREVIEW_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
     TRANSFORMER_PASSES_FIELD_NUMBER: _builtins.int
+    LORAS_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """1-based step number."""
     total_steps: _builtins.int
@@ -489,6 +490,12 @@ class Progress(_message.Message):
     def preview(self) -> Global___Preview:
         """A preview of the video at this step, on the steps the request's preview_every asked for."""
 
+    @_builtins.property
+    def loras(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoraAdapter]:
+        """On the first step's event only: the LoRA adapters this run applies, with their scales (the turbo
+        profile's own included); the same list as Completed.loras.
+        """
+
     def __init__(
         self,
         *,
@@ -501,10 +508,11 @@ class Progress(_message.Message):
         preview: Global___Preview | None = ...,
         cached: _builtins.bool = ...,
         transformer_passes: _builtins.int = ...,
+        loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "preview", b"preview", "remaining", b"remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps", "transformer_passes", b"transformer_passes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "loras", b"loras", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps", "transformer_passes", b"transformer_passes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

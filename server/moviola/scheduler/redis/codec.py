@@ -81,6 +81,7 @@ def decode_kind(text: str | bytes) -> EventKind:
         data["phase"] = Phase(data["phase"])
     elif kind is Progress:
         data["expert"] = Expert(data["expert"])
+        data["loras"] = _loras(data.get("loras", ()))
         if data.get("preview") is not None:
             data["preview"] = Preview(
                 **(data["preview"] | {"image": base64.b64decode(data["preview"]["image"])})
