@@ -21,6 +21,7 @@ timed steps (few: GPU time is scarce; the median is reported). Variants:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -183,9 +184,14 @@ def _quantize(model: Any, how: str, device: str) -> str:
 
 def adapter_ops(build: Callable[[], Any], device: str, rank: int) -> tuple[float, float, float]:
     """Seconds to load a LoRA adapter into a transformer, switch to another one, and unload one."""
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
+    diffusers_logging.set_verbosity_error()  # "missing keys": the other adapter's, when two are loaded
+    warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
     model = build()
     states = []
     for name in ("a", "b"):
@@ -278,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=list(WAN_TRANSFORMERS),
         help="models that also run the cost rows (int8, fp8, turbo, turbo+fp8+compile) and the adapter timings",
     )
+    parser.add_argument(
+        "--videos",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end with whole videos (text encoding to MP4) of Wan2.2-T2V-A14B and TI2V-5B (bench/gpu_video.py)",
+    )
     parser.add_argument("--compile-cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     args.device = "cpu" if args.smoke else "cuda"
@@ -323,12 +335,26 @@ def main(argv: list[str] | None = None) -> int:
             if name in args.cost_models:
                 rank = 4 if args.smoke else 64
                 load, switch, unload = adapter_ops(
-                    lambda name=name: wan_transformer(name, device=args.device, dtype=args.dtype, **changes),
+                    functools.partial(wan_transformer, name, device=args.device, dtype=args.dtype, **changes),
                     args.device,
                     rank,
                 )
                 print(f"| {name} | {rank} | {load:.3f} | {switch:.4f} | {unload:.3f} |", flush=True)
+    if args.videos:
+        _videos(args)
     return 0
+
+
+def _videos(args: argparse.Namespace) -> None:
+    from gpu_video import rows
+
+    shape = "64x64, 5 frames (smoke)" if args.smoke else "832x480, 81 frames"
+    print()
+    print(f"| video ({shape}) | profile | s/video (text to MP4) | s denoising | passes |")
+    print("|---|---|---|---|---|")
+    for model in ("wan2.2-t2v-a14b", "wan2.2-ti2v-5b"):
+        for name, profile, total, denoise, passes in rows(model, args.device, args.dtype, args.smoke):
+            print(f"| {name} | {profile} | {total:.1f} | {denoise:.1f} | {passes} |", flush=True)
 
 
 if __name__ == "__main__":

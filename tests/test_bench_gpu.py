@@ -12,6 +12,7 @@ BENCH = Path(__file__).parent.parent / "bench" / "gpu.py"
 
 
 def _table(*args: str) -> list[list[str]]:
+    """The rows of every table the benchmark prints, without headers."""
     done = subprocess.run(
         [sys.executable, str(BENCH), "--smoke", "--steps", "1", *args],
         check=True,
@@ -24,13 +25,24 @@ def _table(*args: str) -> list[list[str]]:
     return [
         [cell.strip() for cell in line.strip("|").split("|")]
         for line in lines[3:]
-        if line.startswith("|") and not line.startswith(("|---", "| model |"))
+        if line.startswith("|") and not line.startswith(("|---", "| model |", "| video ("))
     ]
 
 
 @pytest.mark.timeout(420)
 def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
     rows = _table("--models", "wan2.1-t2v-1.3b", "--cost-models", "wan2.1-t2v-1.3b")
+    videos = [row for row in rows if row[0] in ("wan2.2-t2v-a14b", "wan2.2-ti2v-5b")]
+    rows = rows[: len(rows) - len(videos)]
+    assert [row[:2] for row in videos] == [
+        ["wan2.2-t2v-a14b", "exact (40 steps, from 4 measured)"],
+        ["wan2.2-t2v-a14b", "turbo"],
+        ["wan2.2-t2v-a14b", "turbo+fp8"],
+        ["wan2.2-ti2v-5b", "exact (50 steps, from 4 measured)"],
+    ]
+    passes = {row[1]: int(row[4]) for row in videos if row[0] == "wan2.2-t2v-a14b"}
+    assert passes == {"exact (40 steps, from 4 measured)": 80, "turbo": 4, "turbo+fp8": 4}
+    assert all(float(row[2]) >= float(row[3]) > 0 for row in videos)  # a whole video includes its denoising
     adapter = rows.pop()
     assert adapter[:2] == ["wan2.1-t2v-1.3b", "4"]
     assert all(float(seconds) >= 0 for seconds in adapter[2:])  # load, switch, unload were timed
@@ -59,7 +71,15 @@ def test_the_gpu_benchmark_runs_every_variant_at_a_toy_size() -> None:
 
 @pytest.mark.timeout(300)
 def test_the_gpu_benchmark_builds_every_published_transformer() -> None:
-    rows = _table("--models", "wan2.2-ti2v-5b", "wan2.2-a14b-expert", "--variants", "plain", "--cost-models")
+    rows = _table(
+        "--models",
+        "wan2.2-ti2v-5b",
+        "wan2.2-a14b-expert",
+        "--variants",
+        "plain",
+        "--cost-models",
+        "--no-videos",
+    )
     assert [(row[0], row[1]) for row in rows] == [
         ("wan2.2-ti2v-5b", "plain"),
         ("wan2.2-a14b-expert", "plain"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,7 +83,9 @@ def turbo_scheduler(scheduler: Any, turbo: TurboProfile) -> Any:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         shift = turbo.shift if turbo.shift is not None else scheduler.config.get("flow_shift", 1.0)
-        return FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift=shift)
+        known = inspect.signature(FlowMatchEulerDiscreteScheduler.__init__).parameters
+        config = {key: value for key, value in scheduler.config.items() if key in known}  # not UniPC's own
+        return FlowMatchEulerDiscreteScheduler.from_config(config, shift=shift)
     if turbo.shift is not None:
         return type(scheduler).from_config(scheduler.config, flow_shift=turbo.shift)
     return scheduler
