@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,3 +172,49 @@ def test_the_step_cache_keeps_working_with_an_adapter(pipeline: DiffusersVideo) 
     plain = run_direct(pipeline, _request(speed_profile="fast", num_inference_steps=12))
     assert fast.hooks.cached_steps > 0  # the cache served steps with the adapter on
     assert not np.array_equal(fast.frames, plain.frames)  # and the adapter still shows
+
+
+@pytest.mark.timeout(120)
+async def test_a_batching_worker_never_mixes_adapter_sets(
+    cache_dir: Path, lora_dir: Path, tmp_path: Path
+) -> None:
+    from moviola.jobs import Completed
+    from moviola.scheduler.memory import MemoryJobQueue
+    from moviola.settings import QueueSettings
+    from moviola.storage.local import LocalStorage
+    from moviola.worker.runner import Worker
+
+    pipeline = _load(cache_dir, lora_dir)
+    calls: list[list[tuple[LoraChoice, ...]]] = []
+    batch = pipeline.generate_batch
+
+    def counted(requests: list[JobRequest], hooks: list[Any]) -> list[Any]:
+        calls.append([r.loras for r in requests])
+        return batch(requests, hooks)
+
+    pipeline.generate_batch = counted  # type: ignore[method-assign]
+    queue = MemoryJobQueue(QueueSettings(max_queue_depth=16))
+    queue.add_worker(MODEL)
+    sets = [
+        (LoraChoice("style"),),
+        (LoraChoice("other"),),
+        (LoraChoice("style"),),
+        (LoraChoice("style", 0.5),),
+    ]
+    records = [(await queue.submit(_request(*loras, seed=i)))[0] for i, loras in enumerate(sets)]
+    worker = Worker(queue, pipeline, LocalStorage(tmp_path), max_batch=4)
+    running = asyncio.create_task(worker.run())
+    ends = [await asyncio.wait_for(_terminal(queue, record.id), 90) for record in records]
+    await worker.drain(5)
+    await asyncio.wait_for(running, 10)
+    assert calls == [[(LoraChoice("style"),), (LoraChoice("style"),)]]  # only the same set and scale batch
+    for end, loras in zip(ends, sets, strict=True):
+        assert isinstance(end, Completed)
+        assert end.loras == loras
+
+
+async def _terminal(queue: Any, job_id: str) -> Any:
+    last = None
+    async for event in queue.watch(job_id):
+        last = event.kind
+    return last
