@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,12 @@ def served(
     folder = tmp_path_factory.mktemp("adapters-server")
     auth_file = folder / "auth.json"
     made = {name: keys.create_key(auth_file, name) for name in ("acme", "globex")}
-    data = json.loads(auth_file.read_text())
-    data["tenants"]["globex"]["adapters"] = ["other"]  # globex may use only "other"
-    auth_file.write_text(json.dumps(data))
+    allow = [sys.executable, "-m", "moviola.runtime", "auth", "allow", "--auth-file", str(auth_file)]
+    done = subprocess.run(
+        [*allow, "--tenant", "globex", "--adapter", "other"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr  # globex may use only "other"
+    assert json.loads(auth_file.read_text())["tenants"]["globex"]["adapters"] == ["other"]
     port = free_port()
     args = ["--data-dir", str(folder), "--cache-dir", str(cache_dir), "--http-port", str(port)]
     args += ["--auth-file", str(auth_file), "--lora-dir", str(lora_dir), "--also-serve", "tiny-wan2.1-t2v"]

@@ -95,3 +95,20 @@ def test_the_registry_reads_files_flags_and_folders_and_says_what_is_wrong(tmp_p
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
             load_file(bad)
+
+
+def test_allow_lists_are_set_and_dropped_in_the_auth_file(tmp_path: Path) -> None:
+    from moviola.auth import keys
+
+    path = tmp_path / "auth.json"
+    key = keys.create_key(path, "acme")
+    keys.set_allowed(path, "acme", "adapters", ["ink", "ink", "style"])
+    caller = keys.load(path).verify(key)
+    assert caller is not None
+    assert caller.adapters == frozenset({"ink", "style"}) and caller.models is None  # noqa: PT018
+    assert caller.may_apply("ink") and not caller.may_apply("other")  # noqa: PT018
+    keys.set_allowed(path, "acme", "adapters", None)
+    again = keys.load(path).verify(key)
+    assert again is not None and again.adapters is None  # noqa: PT018
+    with pytest.raises(keys.AuthFileError, match="no allow-list"):
+        keys.set_allowed(path, "acme", "colours", [])

@@ -209,6 +209,19 @@ def _tenant_entry(data: dict[str, Any], tenant: str) -> dict[str, Any]:
     return entry
 
 
+def set_allowed(path: Path, tenant: str, field: str, names: list[str] | None) -> None:
+    """Set ``tenant``'s allow-list ``field`` (``models`` or ``adapters``); None: every one."""
+    if field not in ("models", "adapters"):
+        raise AuthFileError(f"no allow-list {field!r} (models, adapters)")
+    data = _read(path)
+    entry = _tenant_entry(data, tenant)
+    if names is None:
+        entry.pop(field, None)
+    else:
+        entry[field] = sorted(set(names))
+    _write(path, data)
+
+
 def add_webhook_secret(path: Path, tenant: str) -> str:
     """A new signing secret for ``tenant``'s webhooks (its older ones keep signing); returned."""
     data = _read(path)

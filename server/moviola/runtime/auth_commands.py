@@ -67,6 +67,42 @@ def list_keys(auth_file: Path) -> None:
         click.echo(f"{tenant}\t{key_id}\t{created}\t{'admin' if admin else ''}".rstrip())
 
 
+@auth.command("allow")
+@_auth_file
+@click.option("--tenant", required=True, help="The tenant (created if new); its keys are kept.")
+@click.option(
+    "--model", "models", multiple=True, help="A model it may use (repeatable); the list is replaced."
+)
+@click.option(
+    "--adapter", "adapters", multiple=True, help="A LoRA adapter it may name (repeatable); replaced."
+)
+@click.option("--any-model", is_flag=True, help="Drop its model list: every model.")
+@click.option("--any-adapter", is_flag=True, help="Drop its adapter list: every adapter.")
+def allow(
+    auth_file: Path,
+    tenant: str,
+    models: tuple[str, ...],
+    adapters: tuple[str, ...],
+    any_model: bool,
+    any_adapter: bool,
+) -> None:
+    """Set what a tenant may use: its models and LoRA adapters (lists not mentioned are kept)."""
+    from moviola.auth import keys
+
+    changes = {"models": (models, any_model), "adapters": (adapters, any_adapter)}
+    if not any(names or every for names, every in changes.values()):
+        raise click.UsageError("give --model, --adapter, --any-model or --any-adapter")
+    try:
+        for field, (names, every) in changes.items():
+            if names and every:
+                raise click.UsageError(f"--{field[:-1]} and --any-{field[:-1]} contradict each other")
+            if names or every:
+                keys.set_allowed(auth_file, tenant, field, None if every else list(names))
+    except keys.AuthFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"tenant {tenant}: allow-lists updated in {auth_file}; send SIGHUP to servers", err=True)
+
+
 @auth.command("set-limits")
 @_auth_file
 @click.option("--tenant", required=True, help="The tenant (created if new); its keys are kept.")
