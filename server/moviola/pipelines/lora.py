@@ -77,8 +77,9 @@ class AdapterBank:
         self._cache_dir = cache_dir
         self._capacity = capacity
         self._fuse = fuse
-        #: Load a new adapter in place of the one it evicts (where both fit the same layers).
-        self._hotswap = hotswap and not fuse
+        #: Load a new adapter in place of the one it evicts (where both fit the same layers). Not under
+        #: ``expert_swap``/``encoder_offload``, whose host copies an in-place write on the card would miss.
+        self._hotswap = hotswap and not fuse and turns is None
         #: ``memory.TakingTurns`` of ``expert_swap``: new adapter weights join its host copies.
         self._turns = turns
         self._slots = {slot: getattr(pipe, slot) for slot in SLOTS if getattr(pipe, slot, None) is not None}
