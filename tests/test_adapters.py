@@ -218,3 +218,18 @@ async def _terminal(queue: Any, job_id: str) -> Any:
     async for event in queue.watch(job_id):
         last = event.kind
     return last
+
+
+@pytest.mark.parametrize("plan", ["expert_swap", "encoder_offload"])
+def test_adapters_under_memory_plans_that_move_weights_give_the_resident_videos(
+    pipeline: DiffusersVideo, cache_dir: Path, lora_dir: Path, plan: str
+) -> None:
+    moving = _load(cache_dir, lora_dir, memory_plan=plan, lora_cache=1)
+    for request in (
+        _request(LoraChoice("style")),
+        _request(LoraChoice("other")),
+        _request(LoraChoice("style")),
+    ):
+        np.testing.assert_array_equal(
+            run_direct(moving, request).frames, run_direct(pipeline, request).frames
+        )

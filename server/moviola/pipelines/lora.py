@@ -77,12 +77,13 @@ class AdapterBank:
         self._cache_dir = cache_dir
         self._capacity = capacity
         self._fuse = fuse
-        #: Load a new adapter in place of the one it evicts (where both fit the same layers). Not under
-        #: ``expert_swap``/``encoder_offload``, whose host copies an in-place write on the card would miss.
-        self._hotswap = hotswap and not fuse and turns is None
+        #: Load a new adapter in place of the one it evicts (where both fit the same layers). Not where the
+        #: transformers take turns on the card (``expert_swap``): an in-place write there misses their host copies.
+        self._slots = {slot: getattr(pipe, slot) for slot in SLOTS if getattr(pipe, slot, None) is not None}
+        taking_turns = turns is not None and any(turns.holds(t) for t in self._slots.values())
+        self._hotswap = hotswap and not fuse and not taking_turns
         #: ``memory.TakingTurns`` of ``expert_swap``: new adapter weights join its host copies.
         self._turns = turns
-        self._slots = {slot: getattr(pipe, slot) for slot in SLOTS if getattr(pipe, slot, None) is not None}
         #: Adapter name to where it is loaded, least recently used first.
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._names = itertools.count()

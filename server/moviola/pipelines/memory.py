@@ -117,6 +117,10 @@ class TakingTurns:
         #: Class names of the modules put on the device, in order (what the logs and tests read).
         self.turns: list[str] = []
 
+    def holds(self, module: torch.nn.Module) -> bool:
+        """Whether ``module`` is one of those taking turns."""
+        return id(module) in self._host
+
     def release(self) -> None:
         """The module on the device back to its host copy (the card's copy is dropped: weights never change)."""
         if self._on is None:
