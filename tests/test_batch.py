@@ -97,17 +97,38 @@ def test_jobs_with_an_image_or_of_another_family_never_batch(cache_dir: Path) ->
 
 
 class CountingPipeline(DiffusersVideo):
-    """The real tiny pipeline, counting how it was called."""
+    """The real tiny pipeline, counting how it was called. The member of seed ``hold_seed`` waits at step
+    ``HOLD_AT``, once its event is out, for the cancel the test sends on seeing it (steps of a tiny model
+    are faster than a cancel's way through Redis, so without the wait it could finish first)."""
 
     calls: list[int]
+    hold_seed: int = 0
 
     def generate_batch(self, requests: list[JobRequest], hooks: list[Any]) -> list[Any]:
         self.calls.append(len(requests))
+        for request, member in zip(requests, hooks, strict=True):
+            if request.seed == self.hold_seed:
+                _hold(member._hooks)  # the member's JobHooks, under the batch's wrapper
         return super().generate_batch(requests, hooks)
 
     def generate(self, request: JobRequest, hooks: Any) -> Any:
         self.calls.append(1)
         return super().generate(request, hooks)
+
+
+HOLD_AT = 4
+
+
+def _hold(hooks: JobHooks) -> None:
+    step = hooks.step
+
+    def held(number: int, total_steps: int, *args: Any, **kwargs: Any) -> None:
+        step(number, total_steps, *args, **kwargs)
+        if number == HOLD_AT:
+            assert hooks.wait_cancelled(30), "the cancel never arrived"
+            hooks.check()  # raises JobCancelled: the member leaves at this step
+
+    hooks.step = held  # type: ignore[method-assign]
 
 
 def _counting(cache_dir: Path, model: str) -> CountingPipeline:
@@ -151,10 +172,11 @@ async def test_a_worker_batches_compatible_queued_jobs_and_each_ends_on_its_own(
         if isinstance(queue, MemoryJobQueue):
             queue.add_worker(model)
         batched = _requests(model, 3, num_inference_steps=12)
+        pipeline.hold_seed = batched[1].seed  # the member cancelled at step HOLD_AT
         other = _requests(model, 1, width=96)[0]  # another size: never in their batch
         records = [(await queue.submit(r))[0] for r in [batched[0], other, *batched[1:]]]
         watched = [
-            asyncio.create_task(_ends(queue, record.id, cancel_at=4 if i == 2 else 0))
+            asyncio.create_task(_ends(queue, record.id, cancel_at=HOLD_AT if i == 2 else 0))
             for i, record in enumerate(records)
         ]
         worker = Worker(queue, pipeline, LocalStorage(tmp_path / kind), max_batch=4)

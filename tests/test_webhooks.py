@@ -36,6 +36,7 @@ class Receiver:
         self.answers: list[tuple[str, int]] = []  # (webhook-id, status)
         self.delivered: dict[str, dict[str, Any]] = {}
         self.completed = threading.Event()
+        self.started = threading.Event()
         self.failed_once = threading.Event()
         receiver = self
 
@@ -51,6 +52,8 @@ class Receiver:
                     receiver.delivered.setdefault(headers["webhook-id"], payload)
                     if payload["type"] == "job.completed":
                         receiver.completed.set()
+                    if payload["type"] == "job.started":
+                        receiver.started.set()
                 else:
                     receiver.failed_once.set()
                 self.send_response(status)
@@ -83,6 +86,8 @@ async def test_events_arrive_signed_once_each_after_retries(
     async with built_stack(backend, request, tmp_path, cache_dir, **options) as stack:
         job = await stack.client.submit("hooked", num_inference_steps=2, webhook_url=receiver.url)
         assert await asyncio.to_thread(receiver.completed.wait, 30)
+        # Each event is retried on its own schedule: the started one may still be in its back-off.
+        assert await asyncio.to_thread(receiver.started.wait, 30)
     kinds = {payload["type"] for payload in receiver.delivered.values()}
     assert kinds == {"job.started", "job.completed"}  # the default: no progress, no queue positions
     assert all(p["data"]["job_id"] == job.id for p in receiver.delivered.values())
