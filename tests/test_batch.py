@@ -128,7 +128,7 @@ def _hold(hooks: JobHooks) -> None:
             assert hooks.wait_cancelled(30), "the cancel never arrived"
             hooks.check()  # raises JobCancelled: the member leaves at this step
 
-    hooks.step = held  # type: ignore[method-assign]
+    hooks.step = held  # type: ignore[method-assign,assignment]
 
 
 def _counting(cache_dir: Path, model: str) -> CountingPipeline:
