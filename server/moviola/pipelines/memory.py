@@ -101,19 +101,14 @@ class TakingTurns:
         releasers: list[torch.nn.Module] | tuple[()] = (),
     ) -> None:
         self._device = torch.device(device)
-        pin = self._device.type == "cuda"
         self._host: dict[int, dict[str, torch.Tensor]] = {}
+        self._on: torch.nn.Module | None = None
         for module in modules:
-            copies = {}
-            for name, tensor in _tensors(module):
-                host = tensor.detach().to("cpu")
-                copies[name] = host.pin_memory() if pin else host
-                tensor.data = copies[name]
-            self._host[id(module)] = copies
+            self._host[id(module)] = {}
+            self.adopt(module)
             module.register_forward_pre_hook(self._before)
         for module in releasers:  # resident modules that want the card to themselves when they run
             module.register_forward_pre_hook(lambda _module, _args: self.release())
-        self._on: torch.nn.Module | None = None
         #: Class names of the modules put on the device, in order (what the logs and tests read).
         self.turns: list[str] = []
 
@@ -131,7 +126,8 @@ class TakingTurns:
         self._on = None
 
     def adopt(self, module: torch.nn.Module) -> None:
-        """Take in tensors added to ``module`` since (a LoRA adapter's): they take turns with the rest."""
+        """Keep a host copy of each of ``module``'s tensors that has none yet (all of them at the start; a LoRA
+        adapter's, added later): they take turns with the rest."""
         copies = self._host.get(id(module))
         if copies is None:
             return
