@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from moviola import tuning
 from moviola.errors import InvalidInput, JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
-from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, Phase
+from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, LoraChoice, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
 from moviola.pipelines.base import BatchingPipeline, Frames, TunedPipeline, VideoPipeline
@@ -62,8 +63,10 @@ class Worker:
         self._pipeline = pipeline
         self._storage = storage
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
-        if metrics is not None and isinstance(pipeline, TunedPipeline) and pipeline.adapter_bank is not None:
-            pipeline.adapter_bank.listener = lambda load: metrics.adapter_used(
+        #: The pipeline, where it reports adapters and quantization (what results say it ran with).
+        self._tuned = pipeline if isinstance(pipeline, TunedPipeline) else None
+        if metrics is not None and self._tuned is not None and self._tuned.adapter_bank is not None:
+            self._tuned.adapter_bank.listener = lambda load: metrics.adapter_used(
                 self.model, load.name, load.seconds
             )
         self._running: dict[str, JobHooks] = {}
@@ -248,9 +251,9 @@ class Worker:
         def emit(kind: EventKind) -> None:  # on the pipeline thread
             loop.call_soon_threadsafe(put, kind)
 
-        tuned = self._pipeline if isinstance(self._pipeline, TunedPipeline) else None
-        loras = tuned.adapters_of(self._request(job)) if tuned is not None else ()
-        hooks = JobHooks(emit, preview_every=job.request.preview_every, loras=loras)
+        hooks = JobHooks(
+            emit, preview_every=job.request.preview_every, loras=self._adapters(self._request(job))
+        )
         outbox = Outbox(
             lambda kinds: self._queue.publish_many(job.job_id, kinds, attempt=job.attempt),
             lambda: hooks.request_cancel("taken over by another worker"),
@@ -280,7 +283,6 @@ class Worker:
             frames = await batch(hooks)
             stored = await loop.run_in_executor(self._executor, self._encode_store, job, hooks, frames)
         count, height, width, _ = frames.shape
-        tuned = self._pipeline if isinstance(self._pipeline, TunedPipeline) else None
         return Completed(
             video_uri=stored.uri,
             width=width,
@@ -296,10 +298,14 @@ class Worker:
             thumbnail_uri=stored.thumbnail_uri,
             speed_profile=request.speed_profile,
             cached_steps=hooks.cached_steps,
-            loras=tuned.adapters_of(request) if tuned is not None else (),
+            loras=self._adapters(request),
             transformer_passes=hooks.transformer_passes,
-            quantization=tuned.quantization if tuned is not None else "none",
+            quantization=self._tuned.quantization if self._tuned is not None else "none",
         )
+
+    def _adapters(self, request: JobRequest) -> tuple[LoraChoice, ...]:
+        """The adapters ``request`` runs with (none on a pipeline that takes none)."""
+        return self._tuned.adapters_of(request) if self._tuned is not None else ()
 
     def _profile(self, request: JobRequest) -> str:
         """The request's profile, else this worker's default where the model has it."""
@@ -316,11 +322,10 @@ class Worker:
         """The job's request as the pipeline runs it: with the profile this worker resolved. A request that
         named no profile, on a turbo worker, runs turbo's steps without guidance (what the operator chose)."""
         request, profile = job.request, self._profile(job.request)
-        turbo = self._pipeline.spec.turbo
-        if profile == "turbo" and not request.speed_profile and turbo is not None:
-            guidance_2 = 1.0 if request.guidance_scale_2 is not None else None
+        if profile == "turbo" and not request.speed_profile:
+            steps, guidance, guidance_2 = tuning.turbo(self._pipeline.spec, 0, None, None)
             request = replace(
-                request, num_inference_steps=turbo.steps, guidance_scale=1.0, guidance_scale_2=guidance_2
+                request, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2
             )
         return replace(request, speed_profile=profile)
 
