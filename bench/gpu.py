@@ -37,6 +37,7 @@ import torch
 from moviola.catalog import BUILTIN_MODELS
 from moviola.pipelines import compiled
 from moviola.pipelines.published import WAN_TRANSFORMERS, wan_transformer
+from moviola.pipelines.tiny_lora import LIGHTNING_TARGETS, random_lora
 
 BACKENDS = ("_native_cudnn", "flash", "_flash_3", "sage")
 #: The cost-per-video rows run on ``--cost-models`` only (the A14B expert by default), which keeps the whole
@@ -44,7 +45,6 @@ BACKENDS = ("_native_cudnn", "flash", "_flash_3", "sage")
 COST_VARIANTS = ("int8", "fp8", "turbo", "turbo+fp8+compile")
 VARIANTS = ("plain", "attention", "compile", "exact", "fast", *COST_VARIANTS)
 #: LoRA targets of the published Wan2.2-Lightning adapters: every linear layer of the blocks' attention and FFN.
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 #: Steps a video takes: the catalogue's 40 with guidance (2 passes a step), turbo's 4 without (1 pass).
 VIDEO_STEPS = {"turbo": 4, "turbo+fp8+compile": 4}
 DEFAULT_STEPS = BUILTIN_MODELS["wan2.2-t2v-a14b"].defaults.num_inference_steps
@@ -187,20 +187,11 @@ def adapter_ops(build: Callable[[], Any], device: str, rank: int) -> tuple[float
     import warnings
 
     from diffusers.utils import logging as diffusers_logging
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     diffusers_logging.set_verbosity_error()  # "missing keys": the other adapter's, when two are loaded
     warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
     model = build()
-    states = []
-    for name in ("a", "b"):
-        config = LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS, init_lora_weights=False)
-        model.add_adapter(config, adapter_name=name)
-        states.append(
-            {f"transformer.{k}": v for k, v in get_peft_model_state_dict(model, adapter_name=name).items()}
-        )
-        model.delete_adapters([name])
+    states = [random_lora(model, rank, LIGHTNING_TARGETS) for _ in range(2)]
     _sync(device)
     started = time.perf_counter()
     model.load_lora_adapter(states[0], adapter_name="a", prefix="transformer")

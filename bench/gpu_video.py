@@ -30,10 +30,10 @@ from moviola.pipelines.compiled import default_request
 from moviola.pipelines.lora import AdapterBank
 from moviola.pipelines.published import UMT5_XXL, wan_transformer
 from moviola.pipelines.tiny import tiny_tokenizer
+from moviola.pipelines.tiny_lora import LIGHTNING_TARGETS, random_lora
 from moviola.pipelines.video import DiffusersVideo
 from moviola.worker.hooks import JobHooks
 
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 #: Steps ``exact`` runs for real; the rest of its steps are counted at the measured seconds a step.
 MEASURED_STEPS = 4
 TI2V_VAE: dict[str, Any] = {
@@ -103,17 +103,11 @@ def pipeline(model: str, device: str, dtype: torch.dtype, smoke: bool) -> Any:
 
 def _random_lightning(pipe: Any, folder: Path, rank: int) -> None:
     """A random adapter in Wan2.2-Lightning's layout: one file per expert, every attention and FFN linear."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     for transformer, file in ((pipe.transformer, HIGH_NOISE_FILE), (pipe.transformer_2, LOW_NOISE_FILE)):
-        config = LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS, init_lora_weights=False)
-        transformer.add_adapter(config, adapter_name="donor")
-        state = get_peft_model_state_dict(transformer, adapter_name="donor")
-        transformer.delete_adapters(["donor"])
-        save_file({f"transformer.{k}": v.contiguous() for k, v in state.items()}, str(folder / file))
+        save_file(random_lora(transformer, rank, LIGHTNING_TARGETS), str(folder / file))
 
 
 def _time(video: DiffusersVideo, request: Any) -> tuple[float, float, int]:

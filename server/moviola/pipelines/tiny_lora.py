@@ -20,6 +20,8 @@ from moviola.pipelines.tiny import _wan_transformer, build_once, torch_seed
 SINGLE_FILE = "pytorch_lora_weights.safetensors"
 RANK = 4
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+#: What Wan2.2-Lightning adapts: every linear layer of the blocks' attention and FFN.
+LIGHTNING_TARGETS = [*TARGETS, "ffn.net.0.proj", "ffn.net.2"]
 #: The tiny models' transformers: (input channels, latent channels) of each expert.
 EXPERTS: dict[str, list[tuple[int, int]]] = {
     "tiny-wan2.2-t2v": [(16, 16), (16, 16)],
@@ -32,16 +34,23 @@ _PROJECTIONS = {"to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "o"}
 
 
 def _state(model: str, expert: int, seed: int) -> dict[str, Any]:
-    """A random LoRA of one of ``model``'s transformers, as peft saves it."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
+    """A random LoRA of one of ``model``'s transformers."""
     channels, latent = EXPERTS[model][expert]
     transformer = _wan_transformer(channels, latent)
     torch_seed(seed * 2 + expert)
-    config = LoraConfig(r=RANK, lora_alpha=RANK, target_modules=TARGETS, init_lora_weights=False)
-    transformer.add_adapter(config, adapter_name="tiny")  # type: ignore[attr-defined]
-    state: dict[str, Any] = get_peft_model_state_dict(transformer, adapter_name="tiny")
+    return random_lora(transformer)
+
+
+def random_lora(transformer: Any, rank: int = RANK, targets: list[str] = TARGETS) -> dict[str, Any]:
+    """A random LoRA of ``transformer`` as diffusers saves one (peft's keys under ``transformer.``), made with
+    peft; the transformer is left without it."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
+    transformer.add_adapter(config, adapter_name="random")
+    state: dict[str, Any] = get_peft_model_state_dict(transformer, adapter_name="random")
+    transformer.delete_adapters(["random"])
     return {f"transformer.{key}": value.contiguous() for key, value in state.items()}
 
 
