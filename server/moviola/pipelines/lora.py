@@ -186,11 +186,12 @@ class AdapterBank:
         started = time.monotonic()
         fresh = f"moviola_{next(self._names)}"
         try:
-            loaded = self._swapped_in(adapter, victim) if victim is not None else None
+            files = self._files(adapter)  # resolved once: an S3 source is fetched here
+            loaded = self._swapped_in(adapter, files, victim) if victim is not None else None
             if loaded is None:
                 if victim is not None:
                     self._drop(victim)
-                loaded = _Loaded(self._load(adapter, fresh), fresh)
+                loaded = _Loaded(self._load(files, fresh), fresh)
         except (InvalidInput, Unavailable):  # Unavailable: S3 away for now, the next job tries again
             raise
         except Exception as exc:  # hub, S3, safetensors, peft: whatever fails, the adapter is unusable
@@ -203,16 +204,18 @@ class AdapterBank:
         log.info("adapter %s loaded into %s in %.2fs", name, ", ".join(loaded.slots), seconds)
         return AdapterLoad(name, seconds)
 
-    def _swapped_in(self, adapter: AdapterSpec, victim: str) -> _Loaded | None:
+    def _swapped_in(
+        self, adapter: AdapterSpec, files: list[tuple[str, str, str]], victim: str
+    ) -> _Loaded | None:
         """``adapter`` loaded in place of ``victim`` (diffusers' hot-swap: the same layers, no new modules, so
         a compiled transformer is not recompiled); None where it cannot be, and the victim is then dropped."""
         if not self._hotswap:
             return None
         old = self._loaded[victim]
-        if tuple(slot for slot, _, _ in self._files(adapter)) != old.slots:
+        if tuple(slot for slot, _, _ in files) != old.slots:
             return None
         try:
-            self._load(adapter, old.peft, hotswap=True)
+            self._load(files, old.peft, hotswap=True)
         except Exception as exc:  # other layers or ranks: peft refuses, and the victim is half replaced
             log.info(
                 "adapter %s cannot be hot-swapped in place of %s (%s): loading it anew",
@@ -226,9 +229,12 @@ class AdapterBank:
         log.info("adapter %s hot-swapped in place of %s (cache of %d)", adapter.name, victim, self._capacity)
         return old
 
-    def _load(self, adapter: AdapterSpec, peft: str, *, hotswap: bool = False) -> tuple[str, ...]:
+    def _load(
+        self, files: list[tuple[str, str, str]], peft: str, *, hotswap: bool = False
+    ) -> tuple[str, ...]:
+        """Load each (slot, location, weight name) of an adapter as ``peft``; the slots it went into."""
         slots = []
-        for slot, location, weight in self._files(adapter):
+        for slot, location, weight in files:
             with (
                 warnings.catch_warnings()
             ):  # peft warns that a second adapter joins the first: the point here
