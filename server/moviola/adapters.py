@@ -37,9 +37,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from moviola.catalog import ModelSpec
+from moviola.catalog import ModelSpec, catalog_of
 from moviola.errors import FailedPrecondition
-from moviola.settings import AdapterSettings
+from moviola.settings import Settings
 
 ADAPTERS_PATH = Path(__file__).with_name("adapters.toml")
 #: Adapter names: what a caller types, also safe in metrics labels and file names.
@@ -229,10 +229,14 @@ def build(
     return catalog
 
 
-def registered(settings: AdapterSettings, base: str) -> AdapterCatalog:
-    """The adapters ``settings`` register, for a process serving the family ``base``; a wrong entry is a
+def registered(settings: Settings) -> AdapterCatalog:
+    """The adapters a process registers; ``--lora``/``--lora-dir`` ones are for the family of its own model
+    (``--model``), in the gateway that validates them as in the worker that loads them. A wrong entry is a
     ``FailedPrecondition`` (the start fails with its message)."""
+    spec = catalog_of(settings.models.catalog).get(settings.models.model)
+    base = spec.family if spec is not None else settings.models.model
+    chosen = settings.adapters
     try:
-        return build(settings.catalog, settings.loras, settings.dirs, base)
+        return build(chosen.catalog, chosen.loras, chosen.dirs, base)
     except ValueError as exc:
         raise FailedPrecondition(str(exc)) from exc

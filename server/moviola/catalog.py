@@ -220,6 +220,13 @@ def load_catalog(path: Path = CATALOG_PATH) -> dict[str, ModelSpec]:
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = load_catalog()
+
+
+def catalog_of(path: Path | None) -> dict[str, ModelSpec]:
+    """The catalogue at ``path`` (an operator's ``--catalog``), else the one shipped with Moviola."""
+    return load_catalog(path) if path else BUILTIN_MODELS
+
+
 DEFAULT_MODEL = "tiny-wan2.2-t2v"
 TINY_WAN22_T2V = BUILTIN_MODELS[DEFAULT_MODEL]
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from moviola.adapters import registered
-from moviola.catalog import BUILTIN_MODELS, BUILTIN_PREFIX, ModelSpec, load_catalog
+from moviola.catalog import BUILTIN_PREFIX, ModelSpec
 from moviola.pipelines.base import VideoPipeline
 from moviola.settings import Settings
 
@@ -14,14 +14,6 @@ log = logging.getLogger(__name__)
 
 #: What a server calls to get its pipeline; tests pass their own (a pipeline per failure mode).
 PipelineLoader = Callable[[ModelSpec, Settings], VideoPipeline]
-
-
-def _served_family(settings: Settings) -> str:
-    """The family of the process's own model (``--model``): the one ``--lora``/``--lora-dir`` adapters are for,
-    in the gateway that validates them as in the worker that loads them."""
-    catalog = load_catalog(settings.models.catalog) if settings.models.catalog else BUILTIN_MODELS
-    spec = catalog.get(settings.models.model)
-    return spec.family if spec is not None else settings.models.model
 
 
 def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
@@ -55,7 +47,7 @@ def load_pipeline(spec: ModelSpec, settings: Settings) -> VideoPipeline:
         memory_plan=settings.models.memory_plan,
         compile_cache=settings.models.compile_cache,
         quantization=settings.models.quantize,
-        adapters=registered(settings.adapters, _served_family(settings)),
+        adapters=registered(settings),
         adapter_options={
             "cache_dir": settings.models.cache_dir,
             "capacity": settings.adapters.cache,

@@ -18,7 +18,7 @@ import grpc
 from moviola.adapters import registered
 from moviola.api import server as grpc_server
 from moviola.auth.keys import AuthFile, AuthFileError
-from moviola.catalog import BUILTIN_MODELS, ModelSpec, load_catalog
+from moviola.catalog import ModelSpec, catalog_of
 from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
@@ -53,8 +53,7 @@ STREAM_GRACE = 5.0
 
 def catalog(settings: Settings) -> dict[str, ModelSpec]:
     """The model catalogue this process uses: ``--catalog``, else the one shipped with Moviola."""
-    path = settings.models.catalog
-    return load_catalog(path) if path else BUILTIN_MODELS
+    return catalog_of(settings.models.catalog)
 
 
 def storage(settings: Settings) -> Storage:
@@ -184,7 +183,7 @@ def build_front(
         accept_without_workers=settings.queue.accept_without_workers,
         webhooks=policy,
         signer=signer,
-        adapters=registered(settings.adapters, models[default_model].family),
+        adapters=registered(settings),
     )
     backend = embed_factory.backend(settings, in_process=in_process_embeddings)
     embedder = embed_factory.embedder(settings, backend, service.get, store, metrics)
