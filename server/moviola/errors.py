@@ -1,11 +1,12 @@
 """Domain errors of the Moviola server.
 
-Every error the server expects is a ``MoviolaError``; the gRPC layer
-(``moviola.api.status``) maps each kind to one status code, and nothing below
-``moviola.api`` imports grpc. Foreign errors (torch out-of-memory, storage I/O)
-are translated where they arise, with ``raise ... from exc``.
+Every error the server expects is a ``MoviolaError`` of one transport-neutral ``Kind``; each face
+keys its own status table on the kind (``api/status.py`` for gRPC codes, ``rest/errors.py`` for HTTP
+statuses), and nothing below the faces imports grpc or HTTP. Foreign errors (torch out-of-memory,
+storage I/O) are translated where they arise, with ``raise ... from exc``.
 
     MoviolaError
+    ├── Unauthenticated         no API key, or one the auth file does not hold
     ├── InvalidRequest          a request field is wrong (names the field)
     ├── NotFound                something named in the request does not exist
     │   └── JobNotFound         no job with that id
@@ -24,10 +25,28 @@ are translated where they arise, with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar
+
+
+class Kind(enum.Enum):
+    """What went wrong, as every face tells its callers (a gRPC code, an HTTP status)."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
 
 class MoviolaError(Exception):
     """Base of every error the server expects."""
 
+    #: What callers are told went wrong.
+    kind: ClassVar[Kind] = Kind.INTERNAL
     #: Whether repeating the same call may succeed.
     retryable: bool = False
 
@@ -38,8 +57,16 @@ class MoviolaError(Exception):
         self.retry_after = retry_after
 
 
+class Unauthenticated(MoviolaError):
+    """The call carries no API key, or one the auth file does not hold (unknown, revoked, malformed)."""
+
+    kind = Kind.UNAUTHENTICATED
+
+
 class InvalidRequest(MoviolaError):
     """A request field is invalid. ``field`` names it as in the proto."""
+
+    kind = Kind.INVALID_ARGUMENT
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -50,13 +77,19 @@ class InvalidRequest(MoviolaError):
 class NotFound(MoviolaError):
     """Something the request names does not exist."""
 
+    kind = Kind.NOT_FOUND
+
 
 class PermissionDenied(MoviolaError):
     """The server is not allowed to read what the request names."""
 
+    kind = Kind.PERMISSION_DENIED
+
 
 class FailedPrecondition(MoviolaError):
     """Valid, but not now or not here (a job that has not finished, a backend this server lacks)."""
+
+    kind = Kind.FAILED_PRECONDITION
 
 
 class NotInStorage(FailedPrecondition):
@@ -77,12 +110,14 @@ class JobNotFound(NotFound):
 class Unavailable(MoviolaError):
     """The server cannot accept work now; another replica or a later retry can."""
 
+    kind = Kind.UNAVAILABLE
     retryable = True
 
 
 class ResourceExhausted(MoviolaError):
     """Too much work is queued; retry after ``retry_after`` seconds."""
 
+    kind = Kind.RESOURCE_EXHAUSTED
     retryable = True
 
 

@@ -19,6 +19,11 @@ SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        self.ready = Gauge(
+            "moviola_ready",
+            "1 while the process serves (its lifecycle READY, no dependency down)",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "moviola_queue_depth", "Jobs waiting to start", ["model", "priority"], registry=r
         )
@@ -101,6 +106,10 @@ class Metrics:
             return
         self.adapter_loads.labels(model, adapter).inc()
         self.adapter_load_seconds.labels(model).observe(load_seconds)
+
+    async def follow(self, serving: bool) -> None:
+        """A lifecycle listener (``Lifecycle.subscribe``): ``moviola_ready`` follows the process's state."""
+        self.ready.set(1 if serving else 0)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Expose /metrics on ``port`` (a daemon thread)."""

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import av
 
-from moviola.pipelines.base import Frames
+from moviola.frames import Frames
 
 MIME_TYPE = "video/mp4"
 

@@ -134,6 +134,30 @@ class RequestDraft:
     loras: tuple[tuple[str, float | None], ...] = ()
 
 
+def draft_of(request: JobRequest) -> RequestDraft:
+    """A job's request as a draft again (a remix's start): what it made, not how it was delivered.
+
+    Its webhooks, previews, deadline and idempotency key stay the original's own.
+    """
+    return RequestDraft(
+        model=request.model,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        image=request.image or b"",
+        width=request.width,
+        height=request.height,
+        num_frames=request.num_frames,
+        fps=request.fps,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale,
+        guidance_scale_2=request.guidance_scale_2,
+        seed=request.seed,
+        priority=request.priority,
+        speed_profile=request.speed_profile,
+        loras=tuple((lora.name, lora.scale) for lora in request.loras),
+    )
+
+
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
     if not draft.resolution:
         return draft.width, draft.height

@@ -1,4 +1,4 @@
-"""The one place keys are checked: a gRPC server interceptor in front of every servicer.
+"""The gRPC face of the key check (``auth/check.py``): an interceptor in front of every servicer.
 
 A call without ``authorization: Bearer KEY`` metadata, or with a key the auth file does not hold
 (unknown, revoked, malformed), ends UNAUTHENTICATED before any servicer runs. A known key makes
@@ -17,7 +17,9 @@ import grpc
 
 from moviola.auth import caller as callers
 from moviola.auth.caller import Caller
+from moviola.auth.check import KeyCheck
 from moviola.auth.keys import AuthFile
+from moviola.errors import Unauthenticated
 
 log = logging.getLogger("moviola.auth")
 
@@ -28,34 +30,26 @@ if TYPE_CHECKING:
 
 #: Methods that answer without a key.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
-#: Longest authorization value read (a key is 61 characters).
-MAX_AUTHORIZATION = 256
 
 
-def bearer(metadata: object) -> str | None:
-    """The key in ``authorization: Bearer KEY``; None when absent or not a bearer value."""
-    for item in metadata or ():  # type: ignore[attr-defined]
-        key, value = item
+def _authorization(metadata: object) -> str | bytes | None:
+    """The call's ``authorization`` metadata value; None when absent."""
+    for key, value in metadata or ():  # type: ignore[attr-defined]
         if key == "authorization":
-            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-            scheme, _, token = text[:MAX_AUTHORIZATION].partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
+            return value  # type: ignore[no-any-return]
     return None
 
 
 class Authenticate(grpc.aio.ServerInterceptor):
     def __init__(self, keys: AuthFile) -> None:
-        self._keys = keys
+        self._check = KeyCheck(keys)
 
     def identify(self, metadata: object) -> Caller | str:
         """The caller, or why not (the UNAUTHENTICATED message)."""
-        token = bearer(metadata)
-        if token is None:
-            return "this server needs an API key: send the metadata 'authorization: Bearer KEY' (--api-key)"
-        caller = self._keys.verify(token)
-        if caller is None:
-            return "the API key is not valid (unknown, revoked or mistyped)"
-        return caller
+        try:
+            return self._check.identify(_authorization(metadata), carrier="metadata")
+        except Unauthenticated as refused:
+            return refused.message
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails

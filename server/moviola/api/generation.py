@@ -1,4 +1,4 @@
-"""``moviola.v1.GenerationService``."""
+"""``moviola.v1.GenerationService``: protos in, one ``JobService`` call, protos out."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from moviola.api import convert
+from moviola import messages
 from moviola.api.status import translated
 from moviola.auth import caller as callers
-from moviola.delivery import Delivery
 from moviola.errors import InvalidRequest
-from moviola.jobs import Completed, JobEvent
-from moviola.service import JobService
+from moviola.service import EventView, JobService, JobView
 from moviola.storage.base import Variant
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc
@@ -33,16 +31,17 @@ VARIANTS = {
 }
 
 
-class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, service: JobService, delivery: Delivery) -> None:
-        self._service = service
-        self._delivery = delivery
+def _event(view: EventView) -> pb.JobEvent:
+    return messages.event(view.event, view.links)
 
-    def _event(self, event: JobEvent) -> pb.JobEvent:
-        """The event as sent: a completed one with fresh download links."""
-        kind = event.kind
-        links = self._delivery.links(kind, event.time) if isinstance(kind, Completed) else None
-        return convert.event(event, links)
+
+def _job(view: JobView) -> pb.Job:
+    return messages.job(view.record, view.links)
+
+
+class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
+    def __init__(self, service: JobService) -> None:
+        self._service = service
 
     async def Generate(
         self, request: pb.GenerateRequest, context: Context
@@ -50,64 +49,65 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         # A caller that goes away cancels this stream, never the job.
         # The caller waits on this stream: its deadline bounds the job's start too.
         async with translated(context):
-            draft = convert.draft(request, _traceparent(context))
-            record, _ = await self._service.submit(
+            draft = messages.draft(request, _traceparent(context))
+            job, _ = await self._service.submit(
                 draft, caller_waits=context.time_remaining(), caller=callers.current()
             )
-            async for event in self._service.watch(record.id, model=record.model):
-                yield gen.GenerateResponse(event=self._event(event))
+            async for view in self._service.watch(job.record.id, model=job.record.model):
+                yield gen.GenerateResponse(event=_event(view))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
-            draft = convert.draft(request.request, _traceparent(context))
+            draft = messages.draft(request.request, _traceparent(context))
             # SubmitJob returns at once: its own deadline says nothing about when the job may start.
-            record, created = await self._service.submit(draft, caller=callers.current())
-        return gen.SubmitJobResponse(job=convert.job(record), created=created)
+            job, created = await self._service.submit(draft, caller=callers.current())
+        return gen.SubmitJobResponse(job=messages.job(job.record), created=created)
 
     async def WatchJob(
         self, request: gen.WatchJobRequest, context: Context
     ) -> AsyncIterator[gen.WatchJobResponse]:
         async with translated(context):
-            async for event in self._service.watch(
+            async for view in self._service.watch(
                 request.job_id, request.after_sequence, caller=callers.current()
             ):
-                yield gen.WatchJobResponse(event=self._event(event))
+                yield gen.WatchJobResponse(event=_event(view))
 
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
-            record = await self._service.get(request.job_id, callers.current())
-            return gen.GetJobResponse(job=convert.job(record, self._delivery.links_of(record)))
+            return gen.GetJobResponse(job=_job(await self._service.show(request.job_id, callers.current())))
 
     async def CancelJob(self, request: gen.CancelJobRequest, context: Context) -> gen.CancelJobResponse:
         async with translated(context):
-            record = await self._service.cancel(request.job_id, callers.current())
-        return gen.CancelJobResponse(job=convert.job(record))
+            job = await self._service.cancel(request.job_id, callers.current())
+        return gen.CancelJobResponse(job=messages.job(job.record))
 
     async def ListModels(self, request: gen.ListModelsRequest, context: Context) -> gen.ListModelsResponse:
         async with translated(context):
             models = await self._service.models(callers.current())
-        return gen.ListModelsResponse(models=[convert.model(status) for status in models])
+        return gen.ListModelsResponse(models=[messages.model(status) for status in models])
 
     async def ListDeadLetters(
         self, request: gen.ListDeadLettersRequest, context: Context
     ) -> gen.ListDeadLettersResponse:
         async with translated(context):
             letters = await self._service.dead_letters(callers.current())
-        return gen.ListDeadLettersResponse(dead_letters=[convert.dead_letter(d) for d in letters])
+        return gen.ListDeadLettersResponse(dead_letters=[messages.dead_letter(d) for d in letters])
 
     async def RequeueJob(self, request: gen.RequeueJobRequest, context: Context) -> gen.RequeueJobResponse:
         async with translated(context):
-            record = await self._service.requeue(request.job_id, callers.current())
-        return gen.RequeueJobResponse(job=convert.job(record))
+            job = await self._service.requeue(request.job_id, callers.current())
+        return gen.RequeueJobResponse(job=messages.job(job.record))
 
     async def DownloadVideo(
         self, request: gen.DownloadVideoRequest, context: Context
     ) -> AsyncIterator[gen.DownloadVideoResponse]:
         async with translated(context):
-            record = await self._service.get(request.job_id, callers.current())
             if request.variant not in VARIANTS:
+                await self._service.get(request.job_id, callers.current())  # NOT_FOUND before the variant
                 raise InvalidRequest("variant", f"unknown variant {request.variant}")
-            download = await self._delivery.download(record, VARIANTS[request.variant])
+            download = await self._service.download(
+                request.job_id, VARIANTS[request.variant], callers.current()
+            )
             header = True
             async for chunk in download.chunks:
                 if header:  # the first chunk says what follows
@@ -122,10 +122,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     async def ListJobs(self, request: gen.ListJobsRequest, context: Context) -> gen.ListJobsResponse:
         async with translated(context):
-            state = convert.job_state(request.state)
-            records, token = await self._service.list_jobs(
+            state = messages.job_state(request.state)
+            jobs, token = await self._service.list_jobs(
                 callers.current(), page_size=request.page_size, page_token=request.page_token, state=state
             )
-            return gen.ListJobsResponse(
-                jobs=[convert.job(r, self._delivery.links_of(r)) for r in records], next_page_token=token
-            )
+            return gen.ListJobsResponse(jobs=[_job(j) for j in jobs], next_page_token=token)

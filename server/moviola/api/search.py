@@ -5,20 +5,15 @@ from __future__ import annotations
 import grpc
 from google.protobuf import timestamp_pb2
 
-from moviola.api.convert import timestamp
 from moviola.api.status import translated
 from moviola.auth import caller as callers
 from moviola.embed.service import ImageInput, JobInput, TextInput, VideoInput
-from moviola.errors import FailedPrecondition, InvalidRequest
+from moviola.errors import InvalidRequest
+from moviola.messages import timestamp
 from moviola.search.index import Hit
-from moviola.search.service import Query, SearchQuery, VideoSearch
+from moviola.search.service import Query, Searching, SearchQuery
 from moviola.v1 import search_pb2 as pb
 from moviola.v1 import search_pb2_grpc
-
-NO_INDEX = (
-    "this server keeps no search index: start it with --search-index (a folder, or s3://BUCKET/PREFIX "
-    "shared by every gateway); see docs/search.md"
-)
 
 
 def _query(request: pb.SearchVideosRequest) -> Query:
@@ -70,16 +65,13 @@ def hit(found: Hit) -> pb.VideoHit:
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, search: VideoSearch | None) -> None:
+    def __init__(self, search: Searching) -> None:
         self._search = search
 
     async def SearchVideos(
         self, request: pb.SearchVideosRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.SearchVideosResponse:
         async with translated(context):
-            asked = query(request)
-            if self._search is None:
-                raise FailedPrecondition(NO_INDEX)
-            hits, model = await self._search.search(asked, callers.current())
+            hits, model = await self._search.search(query(request), callers.current())
             return pb.SearchVideosResponse(hits=[hit(h) for h in hits], embedding_model=model)
         raise AssertionError("unreachable: translated() aborts the call")

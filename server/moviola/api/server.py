@@ -11,11 +11,10 @@ from moviola.api.generation import GenerationServicer
 from moviola.api.interceptors import interceptors
 from moviola.api.search import SearchServicer
 from moviola.auth.keys import AuthFile
-from moviola.delivery import Delivery
 from moviola.embed.service import Embedder
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
-from moviola.search.service import VideoSearch
+from moviola.search.service import Searching
 from moviola.service import JobService
 from moviola.settings import ServerSettings
 from moviola.v1 import (
@@ -62,19 +61,18 @@ def _options(settings: ServerSettings) -> list[tuple[str, int]]:
 def build(
     settings: ServerSettings,
     service: JobService,
-    delivery: Delivery,
     embedder: Embedder,
+    search: Searching,
     lifecycle: Lifecycle,
     metrics: Metrics | None = None,
     keys: AuthFile | None = None,
-    search: VideoSearch | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Create the server, bound but not started; return it and its port.
 
     Raises ``PortInUse`` when another process listens on the port.
     """
     server = grpc.aio.server(options=_options(settings), interceptors=interceptors(metrics, keys))
-    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service, delivery), server)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(service), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingServicer(embedder), server)
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(search), server)
 

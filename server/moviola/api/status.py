@@ -1,4 +1,4 @@
-"""The one place domain errors become gRPC status codes.
+"""The one place domain errors become gRPC status codes: a table keyed on the error's ``Kind``.
 
 Retryable errors carry ``google.rpc.RetryInfo`` in the status details and the
 ``grpc-retry-pushback-ms`` trailer; invalid requests carry a
@@ -14,28 +14,23 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from moviola.errors import (
-    FailedPrecondition,
-    InvalidRequest,
-    MoviolaError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unavailable,
-)
+from moviola.errors import InvalidRequest, Kind, MoviolaError
 
-_CODES: list[tuple[type[MoviolaError], grpc.StatusCode]] = [
-    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (Unavailable, grpc.StatusCode.UNAVAILABLE),
-]
+#: Every kind's gRPC code (a test checks that none is missing).
+CODES: dict[Kind, grpc.StatusCode] = {
+    Kind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Kind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Kind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Kind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Kind.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    Kind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Kind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 
 def status_code(error: MoviolaError) -> grpc.StatusCode:
-    return next((code for kind, code in _CODES if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
+    return CODES[error.kind]
 
 
 def trailers(error: MoviolaError, code: grpc.StatusCode) -> tuple[tuple[str, str | bytes], ...]:

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
-
 from moviola.catalog import ModelSpec
 from moviola.errors import JobCancelled
+from moviola.frames import Frames as Frames  # re-exported: what a pipeline returns
 from moviola.jobs import Expert, JobRequest, LoraChoice, Phase, Preview
 from moviola.pipelines.lora import AdapterBank
-
-Frames = npt.NDArray[np.uint8]
-"""Video frames, shape (frames, height, width, 3), RGB."""
 
 
 class StepHooks(Protocol):

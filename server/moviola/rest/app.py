@@ -23,20 +23,17 @@ from google.protobuf import json_format
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from moviola.api import convert
+from moviola import messages
 from moviola.auth import caller as callers
 from moviola.auth.caller import Caller
 from moviola.auth.keys import AuthFile
 from moviola.catalog import ModelSpec
-from moviola.delivery import Delivery
 from moviola.errors import InvalidRequest, MoviolaError
-from moviola.jobs import Completed, JobRecord
 from moviola.rest import sse, videos
 from moviola.rest.auth import BearerAuth
 from moviola.rest.errors import error_response, from_error
-from moviola.service import JobService
+from moviola.service import JobService, JobView
 from moviola.storage.base import Variant
-from moviola.validation import RequestDraft
 
 #: How long the SDK's ``create_and_poll`` waits between polls of an unfinished video.
 POLL_AFTER_MS = 500
@@ -88,80 +85,62 @@ def _nested_lora(fields: dict[str, Any], name: str, value: str) -> None:
 class Routes:
     """The routes' behaviour, each a translation to the job service and back."""
 
-    def __init__(
-        self, service: JobService, delivery: Delivery, models: dict[str, ModelSpec], default_model: str
-    ) -> None:
-        self.service, self.delivery = service, delivery
+    def __init__(self, service: JobService, models: dict[str, ModelSpec], default_model: str) -> None:
+        self.service = service
         self.models, self.default_model = models, default_model
         #: Seconds of silence on an events stream before a keep-alive comment.
         self.keepalive = sse.KEEPALIVE
 
-    def shown(self, record: JobRecord) -> dict[str, Any]:
-        return videos.video(record, self.delivery.links_of(record))
-
-    async def submit(self, draft: RequestDraft, request: Request) -> JSONResponse:
-        key = request.headers.get("idempotency-key", "")
-        record, _ = await self.service.submit(replace(draft, idempotency_key=key), caller=callers.current())
-        return JSONResponse(self.shown(record), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
+    @staticmethod
+    def _created(job: JobView) -> JSONResponse:
+        return JSONResponse(_shown(job), headers={"openai-poll-after-ms": str(POLL_AFTER_MS)})
 
     async def create(self, request: Request) -> JSONResponse:
         fields, image = await _fields(request)
-        return await self.submit(videos.draft_of(fields, image, self.models, self.default_model), request)
+        draft = videos.draft_of(fields, image, self.models, self.default_model)
+        key = request.headers.get("idempotency-key", "")
+        job, _ = await self.service.submit(replace(draft, idempotency_key=key), caller=callers.current())
+        return self._created(job)
 
     async def list_videos(self, after: str = "", limit: int = 20, order: str = "desc") -> dict[str, Any]:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order", "must be asc or desc")
-        records, more = await self.service.list_after(
+        jobs, more = await self.service.list_after(
             callers.current(), after=after, limit=limit, newest_first=order == "desc"
         )
-        data = [self.shown(r) for r in records]
+        data = [_shown(j) for j in jobs]
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
 
     async def retrieve(self, video_id: str) -> JSONResponse:
-        record = await self.service.get(video_id, callers.current())
-        headers = {} if record.state.terminal else {"openai-poll-after-ms": str(POLL_AFTER_MS)}
-        return JSONResponse(self.shown(record), headers=headers)
+        job = await self.service.show(video_id, callers.current())
+        headers = {} if job.record.state.terminal else {"openai-poll-after-ms": str(POLL_AFTER_MS)}
+        return JSONResponse(_shown(job), headers=headers)
 
     async def delete(self, video_id: str) -> dict[str, Any]:
-        record = await self.service.delete(video_id, callers.current())
-        await self.delivery.delete_files(record)
+        await self.service.delete(video_id, callers.current())
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
     async def content(self, video_id: str, variant: str = "video") -> Response:
         chosen = {"video": Variant.VIDEO, "thumbnail": Variant.THUMBNAIL}.get(variant)
         if chosen is None:
             raise InvalidRequest("variant", "must be video or thumbnail")
-        record = await self.service.get(video_id, callers.current())
-        download = await self.delivery.download(record, chosen)
+        download = await self.service.download(video_id, chosen, callers.current())
         headers = {"content-length": str(download.size_bytes)}
         return StreamingResponse(download.chunks, media_type=download.mime_type, headers=headers)
 
     async def remix(self, video_id: str, request: Request) -> JSONResponse:
         fields, _ = await _fields(request)
-        original = (await self.service.get(video_id, callers.current())).request
-        draft = RequestDraft(
-            model=original.model,
-            prompt=str(fields.get("prompt", "")),
-            negative_prompt=original.negative_prompt,
-            image=original.image or b"",
-            width=original.width,
-            height=original.height,
-            num_frames=original.num_frames,
-            fps=original.fps,
-            num_inference_steps=original.num_inference_steps,
-            guidance_scale=original.guidance_scale,
-            guidance_scale_2=original.guidance_scale_2,
-            seed=original.seed,
-            priority=original.priority,
-            remixed_from=video_id,
-            speed_profile=original.speed_profile,
-            loras=tuple((lora.name, lora.scale) for lora in original.loras),
+        job, _ = await self.service.remix(
+            video_id,
+            str(fields.get("prompt", "")),
+            idempotency_key=request.headers.get("idempotency-key", ""),
+            caller=callers.current(),
         )
-        return await self.submit(draft, request)
+        return self._created(job)
 
     async def cancel(self, video_id: str) -> dict[str, Any]:
-        return self.shown(await self.service.cancel(video_id, callers.current()))
+        return _shown(await self.service.cancel(video_id, callers.current()))
 
     async def events(self, video_id: str, request: Request, after: int = 0) -> StreamingResponse:
         last = request.headers.get("last-event-id", "")
@@ -180,16 +159,19 @@ class Routes:
     async def _lines(self, video_id: str, after: int, caller: Caller) -> AsyncIterator[bytes]:
         """WatchJob's events as SSE: ``id`` the sequence number, ``event`` its kind, ``data`` its protobuf JSON
         (a progress event's preview is ``progress.preview.image``, base64); comments while idle."""
-        async for event in sse.with_keepalive(
+        async for view in sse.with_keepalive(
             self.service.watch(video_id, after, caller=caller), self.keepalive
         ):
-            if event is None:
+            if view is None:
                 yield sse.COMMENT
                 continue
-            links = self.delivery.links(event.kind, event.time) if isinstance(event.kind, Completed) else None
-            message = convert.event(event, links)
+            message = messages.event(view.event, view.links)
             data = json_format.MessageToJson(message, indent=None)
-            yield sse.frame(event.sequence, str(message.WhichOneof("kind")), data)
+            yield sse.frame(view.event.sequence, str(message.WhichOneof("kind")), data)
+
+
+def _shown(job: JobView) -> dict[str, Any]:
+    return videos.video(job.record, job.links)
 
 
 async def _moviola_error(request: Request, error: Exception) -> JSONResponse:
@@ -212,7 +194,6 @@ async def _healthz() -> dict[str, str]:
 
 def build(
     service: JobService,
-    delivery: Delivery,
     models: dict[str, ModelSpec],
     default_model: str,
     keys: AuthFile | None,
@@ -222,7 +203,7 @@ def build(
     app.add_exception_handler(MoviolaError, _moviola_error)
     app.add_exception_handler(RequestValidationError, _bad_parameter)
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
-    routes = Routes(service, delivery, models, default_model)
+    routes = Routes(service, models, default_model)
     for path, method, endpoint in (
         ("/v1/videos", "POST", routes.create),
         ("/v1/videos", "GET", routes.list_videos),

@@ -2,30 +2,30 @@
 
     {"error": {"message": "...", "type": "invalid_request_error", "param": "size", "code": null}}
 
-The kind of error is decided once, by the gRPC face's mapping (``api/status.py``); each gRPC code
-has its HTTP status here: 400 ``BadRequestError``, 401 ``AuthenticationError``, 403
-``PermissionDeniedError``, 404 ``NotFoundError``, 409 ``ConflictError``, 429 ``RateLimitError``
-(with ``Retry-After``), 503 ``InternalServerError``.
+The kind of error is the domain's (``errors.Kind``); each kind has its HTTP status here: 400
+``BadRequestError``, 401 ``AuthenticationError``, 403 ``PermissionDeniedError``, 404
+``NotFoundError``, 409 ``ConflictError``, 429 ``RateLimitError`` (with ``Retry-After``), 503 and
+500 ``InternalServerError``.
 """
 
 from __future__ import annotations
 
 import math
 
-import grpc
 from starlette.responses import JSONResponse
 
-from moviola.api.status import status_code
-from moviola.errors import InvalidRequest, MoviolaError
+from moviola.errors import InvalidRequest, Kind, MoviolaError
 
-#: gRPC code -> (HTTP status, OpenAI error type).
-_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
-    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
-    grpc.StatusCode.FAILED_PRECONDITION: (409, "invalid_request_error"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
-    grpc.StatusCode.UNAVAILABLE: (503, "server_error"),
+#: Every kind's (HTTP status, OpenAI error type) (a test checks that none is missing).
+STATUSES: dict[Kind, tuple[int, str]] = {
+    Kind.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    Kind.UNAUTHENTICATED: (401, "authentication_error"),
+    Kind.PERMISSION_DENIED: (403, "permission_error"),
+    Kind.NOT_FOUND: (404, "invalid_request_error"),
+    Kind.FAILED_PRECONDITION: (409, "invalid_request_error"),
+    Kind.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    Kind.UNAVAILABLE: (503, "server_error"),
+    Kind.INTERNAL: (500, "server_error"),
 }
 
 
@@ -38,10 +38,6 @@ def error_response(
 
 
 def from_error(error: MoviolaError) -> JSONResponse:
-    status, kind = _HTTP.get(status_code(error), (500, "server_error"))
+    status, kind = STATUSES[error.kind]
     param = error.field if isinstance(error, InvalidRequest) else None
     return error_response(status, error.message, kind, param=param, retry_after=error.retry_after)
-
-
-def unauthenticated(message: str) -> JSONResponse:
-    return error_response(401, message, "authentication_error")

@@ -1,6 +1,13 @@
 """The worker process: one GPU replica loads its model once, then runs one job at a time from Redis.
 
 moviola worker --model wan2.2-t2v-a14b --redis-url redis://redis:6379/0
+
+Its lifecycle is the front's shape (``lifecycle.State``): NEW, LOADING while the model loads,
+READY once it takes jobs, DRAINING after SIGTERM, STOPPED. ``moviola_ready`` on its metrics
+port follows it. Started and stopped with ``async with``:
+
+    async with WorkerProcess(settings) as worker:
+        await stop_requested.wait()
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ import logging
 
 from moviola.catalog import resolve
 from moviola.errors import Unavailable
+from moviola.lifecycle import Lifecycle, State
 from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.runtime import wiring
 from moviola.runtime.logs import announce
+from moviola.runtime.process import Process
 from moviola.scheduler.redis import RedisJobQueue
 from moviola.scheduler.redis.connection import redacted
 from moviola.settings import Settings
@@ -23,31 +32,36 @@ from moviola.worker.runner import Worker
 log = logging.getLogger(__name__)
 
 
-class WorkerProcess:
+class WorkerProcess(Process):
     def __init__(self, settings: Settings, *, loader: PipelineLoader = load_pipeline) -> None:
+        super().__init__(Lifecycle())
         self.settings = settings
         models = settings.models
         self.spec = resolve(models.model, models.model_path, wiring.catalog(settings))
         self.queue = RedisJobQueue(settings.queue, consumer=settings.worker.name)
         self.storage = wiring.storage(settings)
+        self.metrics = wiring.metrics(settings)
+        if self.metrics is not None:
+            self.lifecycle.subscribe(self.metrics.follow)
         self._loader = loader
         self.worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def _start(self) -> None:
+        await self.lifecycle.set(State.NEW)
         await wiring.check_storage(self.storage)
-        pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
-        metrics = wiring.metrics(self.settings)
         port = self.settings.server.metrics_port
-        if metrics is not None and port is not None:
-            metrics.serve(port)
+        if self.metrics is not None and port is not None:
+            self.metrics.serve(port)
             announce.info("metrics on port %d", port)
+        await self.lifecycle.set(State.LOADING)
+        pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
         self.worker = wiring.build_worker(
             self.settings,
             self.queue,
             pipeline,
             self.storage,
-            metrics=metrics,
+            metrics=self.metrics,
             tracing=Tracing(self.settings.server.trace_file, "moviola-worker"),
         )
         with contextlib.suppress(
@@ -55,6 +69,7 @@ class WorkerProcess:
         ):  # live before it says ready (the take loop waits an outage out)
             await self.queue.heartbeat(self.spec.id)
         self._task = asyncio.create_task(self.worker.run(), name="worker")
+        await self.lifecycle.set(State.READY)
         announce.info(
             "ready: worker %s serving %s from %s",
             self.settings.worker.name,
@@ -75,14 +90,16 @@ class WorkerProcess:
 
     async def drain(self, grace: float | None = None) -> None:
         """Stop taking jobs; finish the running one within the grace period or hand it back."""
+        await self.lifecycle.set(State.DRAINING)
         if self.worker is not None:
             await self.worker.drain(self.settings.server.drain_grace if grace is None else grace)
         await self.stop()
 
-    async def stop(self) -> None:
+    async def _stop(self) -> None:
+        """Stop the worker's loop, leave the worker registry, close the queue."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.queue.leave(self.spec.id)
+            await asyncio.gather(self._task, return_exceptions=True)  # failed() has said why it ended
+        with contextlib.suppress(Unavailable):  # Redis away: the heartbeat expires on its own
+            await self.queue.leave(self.spec.id)
         await self.queue.close()

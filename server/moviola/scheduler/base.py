@@ -67,9 +67,16 @@ class GatewayQueue(Protocol):
         """Cancel a queued job at once, or ask its worker to stop. Finished jobs are left alone."""
 
     async def list_jobs(
-        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+        self,
+        tenant: str,
+        *,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: JobState | None,
+        oldest_first: bool = False,
     ) -> list[JobRecord]:
-        """Up to ``limit`` of ``tenant``'s jobs, newest first, created before ``before`` (created_at, id)."""
+        """Up to ``limit`` of ``tenant``'s jobs past the cursor ``after`` (created_at, id), in order:
+        newest first (created before it) or ``oldest_first`` (created after it)."""
         ...
 
     async def forget(self, job_id: str, tenant: str) -> None:

@@ -125,14 +125,21 @@ class MemoryJobQueue:
         return self._entry(job_id).record
 
     async def list_jobs(
-        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+        self,
+        tenant: str,
+        *,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: JobState | None,
+        oldest_first: bool = False,
     ) -> list[JobRecord]:
         found: list[JobRecord] = []
-        for entry in reversed(self._jobs.values()):  # insertion order is creation order
+        entries = list(self._jobs.values())  # insertion order is creation order
+        for entry in entries if oldest_first else reversed(entries):
             record = entry.record
             if record.request.tenant != tenant or (state is not None and record.state != state):
                 continue
-            if before is not None and (record.created_at, record.id) >= before:
+            if after is not None and not _past((record.created_at, record.id), after, oldest_first):
                 continue
             found.append(record)
             if len(found) == limit:
@@ -391,3 +398,8 @@ class MemoryJobQueue:
 
 
 __all__ = ["MemoryJobQueue"]
+
+
+def _past(key: tuple[float, str], cursor: tuple[float, str], oldest_first: bool) -> bool:
+    """Whether a job (created_at, id) comes after the cursor in the listing's order."""
+    return key > cursor if oldest_first else key < cursor

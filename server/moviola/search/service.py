@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.embed.service import (
@@ -38,6 +39,11 @@ MAX_MODELS = 32
 
 Query = TextInput | ImageInput | VideoInput | JobInput
 
+NO_INDEX = (
+    "this server keeps no search index: start it with --search-index (a folder, or s3://BUCKET/PREFIX "
+    "shared by every gateway); see docs/search.md"
+)
+
 
 @dataclass(frozen=True)
 class SearchQuery:
@@ -47,6 +53,19 @@ class SearchQuery:
     models: tuple[str, ...] = ()
     created_after: float | None = None
     created_before: float | None = None
+
+
+class Searching(Protocol):
+    """What the search face calls: ``VideoSearch``, or ``NoSearch`` on a server without an index."""
+
+    async def search(self, query: SearchQuery, caller: Caller = ANONYMOUS) -> tuple[list[Hit], str]: ...
+
+
+class NoSearch:
+    """A server without ``--search-index``: every search is refused, saying how to keep an index."""
+
+    async def search(self, query: SearchQuery, caller: Caller = ANONYMOUS) -> tuple[list[Hit], str]:
+        raise FailedPrecondition(NO_INDEX)
 
 
 class VideoSearch:

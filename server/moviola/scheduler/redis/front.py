@@ -95,22 +95,26 @@ class FrontSide(RedisBase):
 
     @translated
     async def list_jobs(
-        self, tenant: str, *, before: tuple[float, str] | None, limit: int, state: JobState | None
+        self,
+        tenant: str,
+        *,
+        after: tuple[float, str] | None,
+        limit: int,
+        state: JobState | None,
+        oldest_first: bool = False,
     ) -> list[JobRecord]:
-        """From the tenant's index, newest first; ids whose job expired are skipped (and trimmed later)."""
+        """From the tenant's index (scored by creation time) in the order asked, read a page at a time;
+        ids whose job expired are skipped (and trimmed later)."""
         found: list[JobRecord] = []
-        top: float | str = "+inf" if before is None else before[0]
         offset = 0
         while len(found) < limit:
-            page = await self.redis.zrevrangebyscore(
-                self.keys.tenant_jobs(tenant), top, "-inf", start=offset, num=limit * 2, withscores=True
-            )
+            page = await self._index_page(tenant, after, offset, limit * 2, oldest_first)
             if not page:
                 return found
             offset += len(page)
             for member, score in page:
                 job_id = as_text(member)
-                if before is not None and (score, job_id) >= before:
+                if after is not None and not _past((score, job_id), after, oldest_first):
                     continue
                 try:
                     record = await self.get(job_id)
@@ -121,6 +125,16 @@ class FrontSide(RedisBase):
                     if len(found) == limit:
                         break
         return found
+
+    async def _index_page(
+        self, tenant: str, after: tuple[float, str] | None, offset: int, count: int, oldest_first: bool
+    ) -> list[tuple[bytes, float]]:
+        key = self.keys.tenant_jobs(tenant)
+        if oldest_first:
+            low: float | str = "-inf" if after is None else after[0]
+            return await self.redis.zrangebyscore(key, low, "+inf", start=offset, num=count, withscores=True)  # type: ignore[no-any-return]
+        top: float | str = "+inf" if after is None else after[0]
+        return await self.redis.zrevrangebyscore(key, top, "-inf", start=offset, num=count, withscores=True)  # type: ignore[no-any-return]
 
     @translated
     async def forget(self, job_id: str, tenant: str) -> None:
@@ -293,3 +307,8 @@ class FrontSide(RedisBase):
         record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
         await self.redis.xdel(self.keys.dead_letters, *[e[0] for e in entries])
         return record
+
+
+def _past(key: tuple[float, str], cursor: tuple[float, str], oldest_first: bool) -> bool:
+    """Whether a job (score, id) comes after the cursor in the listing's order (Redis orders ties by id)."""
+    return key > cursor if oldest_first else key < cursor

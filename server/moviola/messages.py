@@ -1,4 +1,8 @@
-"""Conversions between the protos of ``moviola.v1`` and the domain types."""
+"""Conversions between the protos of ``moviola.v1`` and the domain types, for both faces.
+
+The gRPC face sends these messages; the REST face sends an event's protobuf JSON on its SSE
+stream. Neither face imports the other: both import this.
+"""
 
 from __future__ import annotations
 
