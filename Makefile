@@ -40,6 +40,7 @@ lint: install system-deps
 	$(VENV)/bin/ruff check server clients scripts tests bench
 	$(VENV)/bin/ruff format --check server clients scripts tests bench
 	$(VENV)/bin/mypy server/moviola clients/python/moviola scripts bench tests
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
 	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi

@@ -23,8 +23,10 @@ from moviola.jobs import JobRequest
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for
 from moviola.worker.hooks import JobHooks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.pipeline import request_for
 
 JOBS = 4
 SIZES = (1, 2, 4)

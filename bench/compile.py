@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: tests/harness/, which the fresh process is told where to find (sys.argv[3]).
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 START = """
 import json, sys, time
 started = time.monotonic()
@@ -26,7 +28,8 @@ from pathlib import Path
 from moviola.catalog import BUILTIN_MODELS
 from moviola.pipelines.loader import load_pipeline
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
+sys.path.insert(0, sys.argv[3])
+from harness.pipeline import request_for, run_direct
 
 cache, compile_cache = Path(sys.argv[1]), sys.argv[2]
 spec = BUILTIN_MODELS["tiny-wan2.1-t2v"]
@@ -40,7 +43,10 @@ print(json.dumps({"ready": ready, "denoising": run.hooks.timings(0, 0).denoising
 
 def start(cache: Path, compile_cache: str) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", START, str(cache), compile_cache], check=True, capture_output=True, text=True
+        [sys.executable, "-c", START, str(cache), compile_cache, str(TESTS)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

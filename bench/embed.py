@@ -47,11 +47,14 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from moviola.embed import media, tiny
 from moviola.embed.repository import copy_model
-from moviola.testing import ServerProcess, TritonServer, free_port
+from moviola.testing import ServerProcess, free_port
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 
 from percentiles import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.servers import TritonServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -33,9 +33,12 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from moviola.embed.repository import copy_model
 from moviola.embed.wire import encode_texts
-from moviola.testing import ServerProcess, TritonServer
+from moviola.testing import ServerProcess
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.servers import TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "all_minilm_l6_v2"

@@ -27,7 +27,10 @@ from pathlib import Path
 
 from moviola.auth import keys
 from moviola.client import AsyncClient, RequestOptions
-from moviola.testing import RedisServer, ServerProcess
+from moviola.testing import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.servers import RedisServer
 
 SMALL: RequestOptions = {"num_inference_steps": 1, "num_frames": 1, "width": 16, "height": 16}
 

@@ -31,7 +31,9 @@ from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.preview import Previewer
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.pipeline import request_for, run_direct
 
 STEPS = 8
 #: Wan2.1-T2V-1.3B's transformer, from its published config.

@@ -33,9 +33,12 @@ from arq.connections import RedisSettings
 from cpu import CpuMeter
 
 from moviola.client import AsyncClient
-from moviola.testing import RedisServer, ServerProcess
+from moviola.testing import ServerProcess
 
 from percentiles import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.servers import RedisServer
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 32

@@ -20,15 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from moviola.settings import StorageSettings
 from moviola.storage.base import Variant
 from moviola.storage.s3 import S3Storage
-from moviola.testing_s3 import S3Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.s3 import S3Server
 
 SIZES = {"256 KiB": 256 * 1024, "16 MiB": 16 * 1024 * 1024}
 POSTER = os.urandom(20 * 1024)
@@ -47,7 +51,7 @@ def direct(client: Any, prefix: str) -> Callable[[str, bytes], None]:
 
 
 def moviola(prefix: str) -> Callable[[str, bytes], None]:
-    storage = S3Storage(f"s3://videos/{prefix}")
+    storage = S3Storage(f"s3://videos/{prefix}", endpoint=StorageSettings().s3_endpoint)
 
     def store(job_id: str, video: bytes) -> None:
         stored = storage.put(job_id, video, POSTER)

@@ -3,7 +3,7 @@
     python scripts/fuzz.py [--examples 10000] [--seed N]
 
 Passes (exit 0) when no request got INTERNAL or UNKNOWN, the gateway's memory grew less than
-``--max-growth-mib``, and an ordinary job runs afterwards. See ``moviola.testing_fuzz``.
+``--max-growth-mib``, and an ordinary job runs afterwards. See ``tests/harness/fuzz.py``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # the client library logs every header it refuses to send
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
 
-from moviola import testing_fuzz
-from moviola.testing import RedisServer
+from harness import fuzz
+from harness.servers import RedisServer
 
 
 def main() -> int:
@@ -34,14 +35,14 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         RedisServer() as redis_server,
-        testing_fuzz.Target(Path(tmp), redis_server.url) as target,
+        fuzz.Target(Path(tmp), redis_server.url) as target,
     ):
-        testing_fuzz.run(target.address, target.key, 100)  # warm up
-        before = testing_fuzz.rss_bytes(target.gateway.pid)
+        fuzz.run(target.address, target.key, 100)  # warm up
+        before = fuzz.rss_bytes(target.gateway.pid)
         began = time.monotonic()
-        report = testing_fuzz.run(target.address, target.key, args.examples, seed=args.seed)
+        report = fuzz.run(target.address, target.key, args.examples, seed=args.seed)
         seconds = time.monotonic() - began
-        grown = (testing_fuzz.rss_bytes(target.gateway.pid) - before) / 2**20
+        grown = (fuzz.rss_bytes(target.gateway.pid) - before) / 2**20
         after = target.serves_a_normal_job()
     print(report.table())
     print(

@@ -16,7 +16,7 @@ TARGET = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 
 def document() -> str:
-    _, app = rest_app.build(None, None, BUILTIN_MODELS, DEFAULT_MODEL, None)  # type: ignore[arg-type]
+    _, app = rest_app.build(None, BUILTIN_MODELS, DEFAULT_MODEL, None)  # type: ignore[arg-type]
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from harness.servers import RedisServer, TritonServer
 
 #: ``stack``: the embedded server, and a Redis gateway with a worker (tests/stacks.py).
 from stacks import stack  # noqa: F401  (a fixture, registered by being imported here)
@@ -14,7 +15,7 @@ from stacks import stack  # noqa: F401  (a fixture, registered by being imported
 from moviola.client import Client
 from moviola.embed import tiny
 from moviola.embed.repository import copy_model
-from moviola.testing import RedisServer, ServerProcess, TritonServer
+from moviola.testing import ServerProcess
 
 TRITON_REPOSITORY = Path(__file__).resolve().parents[1] / "triton"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.errors import FailedPrecondition, InvalidInput
@@ -17,7 +18,6 @@ from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.tiny_lora import build_tiny_lora
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
 
 MODEL = "tiny-wan2.2-t2v"
 SPEC = BUILTIN_MODELS[MODEL]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
+from harness.s3 import S3Server
 
 from moviola.adapters import scan_dir
 from moviola.catalog import BUILTIN_MODELS
@@ -15,8 +17,6 @@ from moviola.jobs import LoraChoice
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.tiny_lora import build_tiny_lora
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
-from moviola.testing_s3 import S3Server
 
 MODEL = "tiny-wan2.2-t2v"
 
@@ -40,7 +40,7 @@ def test_an_s3_prefix_registers_files_and_folders_that_load_like_local_ones(
     client.upload_file(
         str(local / "style" / "high_noise_model.safetensors"), "models", "loras/high-only.safetensors"
     )
-    found = scan_dir("s3://models/loras/", MODEL)
+    found = scan_dir("s3://models/loras/", MODEL, s3.endpoint)
     assert sorted(found.adapters) == ["high-only", "style"]
     assert found.adapters["style"].per_expert and not found.adapters["high-only"].per_expert  # noqa: PT018
     spec = BUILTIN_MODELS[MODEL]

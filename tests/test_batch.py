@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
 from helpers import CancelsAt
 
 from moviola.catalog import BUILTIN_MODELS
@@ -19,7 +20,6 @@ from moviola.scheduler.memory import MemoryJobQueue
 from moviola.scheduler.redis import RedisJobQueue
 from moviola.settings import QueueSettings, Settings
 from moviola.storage.local import LocalStorage
-from moviola.testing_pipeline import request_for, run_direct
 from moviola.worker.hooks import JobHooks
 from moviola.worker.runner import Worker
 

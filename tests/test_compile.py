@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.pipelines.loader import load_pipeline
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
 
 MODEL = "tiny-wan2.1-t2v"
+TESTS = Path(__file__).resolve().parent
 
 # Loads the model as a worker with --compile does (compile, warm up), then runs one job per profile
 # at the model's default size (what the warm-up compiled for) and reports what Inductor did.
@@ -28,7 +29,8 @@ from torch._dynamo.utils import counters
 from moviola.catalog import BUILTIN_MODELS
 from moviola.pipelines.loader import load_pipeline
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
+sys.path.insert(0, sys.argv[5])  # tests/, for the harness
+from harness.pipeline import request_for, run_direct
 
 cache, compile_cache, out = (Path(arg) for arg in sys.argv[1:4])
 spec = BUILTIN_MODELS[sys.argv[4]]
@@ -46,7 +48,7 @@ json.dump({"at_load": loaded, "after_jobs": dict(counters["inductor"]), "cached"
 def _probe(cache_dir: Path, compile_cache: Path, out: Path) -> dict[str, dict[str, int]]:
     out.mkdir()
     subprocess.run(
-        [sys.executable, "-c", PROBE, str(cache_dir), str(compile_cache), str(out), MODEL],
+        [sys.executable, "-c", PROBE, str(cache_dir), str(compile_cache), str(out), MODEL, str(TESTS)],
         check=True,
         timeout=280,
     )

@@ -5,7 +5,7 @@ Secrets resolved); only what a laptop cannot have is replaced, and the test says
 (``LOCAL``): the Redis Service address by a local redis-server, S3 by a local folder, the fixed
 ports by free ones, the auth file's path, the GPU model by the tiny one on the CPU.
 Then a video is generated through the gateway. A second test installs the gateway's dependency set
-(no [worker] extra) into a fresh venv and proves it serves without torch.
+(no [worker] or [dev] extra) into a fresh venv and proves it imports and serves without torch or test tools.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import venv
 from pathlib import Path
 
 import pytest
+from harness.servers import RedisServer
 from helpers import decode
 from manifests import ROOT, Obj, command, containers, named, render, replace_arg
 
 from moviola.auth import keys
 from moviola.client import Client
-from moviola.testing import RedisServer, ServerProcess, free_ports
+from moviola.testing import ServerProcess, free_ports
 
 
 def _container(objects: list[Obj], cli: str) -> tuple[Obj, Obj]:
@@ -116,10 +117,13 @@ def test_the_gateway_installs_and_serves_without_torch(redis_server: RedisServer
         [
             python,
             "-c",
-            "import importlib.util as u; print([m for m in ('torch', 'diffusers') if u.find_spec(m)])",
+            "import importlib.util as u; print([m for m in ('torch', 'diffusers', 'pytest', 'hypothesis') if u.find_spec(m)])",
         ]
     )
     assert missing.stdout.strip() == "[]"
+    # What the installed package offers imports there: the processes and the test helper.
+    imported = _run([python, "-c", "import moviola.runtime.gateway, moviola.testing"], cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr[-2000:]
     refused = _run([str(env_dir / "bin" / "moviola"), "serve", "--data-dir", str(tmp_path / "d")])
     assert refused.returncode != 0
     assert "pip install 'moviola[worker]'" in refused.stderr  # embedded mode runs models: a clear error

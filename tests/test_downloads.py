@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.s3 import S3Server
 from helpers import decode, moviola
 from PIL import Image
 
 from moviola.client import Client, RequestOptions
 from moviola.client.errors import FailedPrecondition, NotFound
 from moviola.testing import ServerProcess
-from moviola.testing_s3 import S3Server
 from moviola.v1 import job_pb2 as pb
 
 #: Remove every AWS variable the test run has, so that only the server's own settings count.

@@ -9,11 +9,12 @@ import grpc
 import numpy as np
 import pytest
 from conftest import start_server
+from harness.servers import TritonServer
 from helpers import mp4, png, scene
 
 from moviola.client import Client, EmbedOptions
 from moviola.client.errors import InvalidArgument
-from moviola.testing import ServerProcess, TritonServer
+from moviola.testing import ServerProcess
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 

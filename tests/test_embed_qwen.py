@@ -13,12 +13,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from conftest import start_server
+from harness.servers import TritonServer
 from helpers import moviola, mp4, png, scene, unit
 
 from moviola.client import Client
 from moviola.embed.encoders import Encoder, load_encoder
 from moviola.embed.repository import copy_model
-from moviola.testing import ServerProcess, TritonServer
+from moviola.testing import ServerProcess
 
 TRITON = Path(__file__).resolve().parents[1] / "triton"
 #: Triton model name -> (encoder kind, tiny twin, config folder).

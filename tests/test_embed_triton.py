@@ -12,12 +12,13 @@ import grpc
 import numpy as np
 import pytest
 from conftest import start_server
+from harness.servers import TritonServer
 from helpers import mp4, png, running_generation, scene, unit
 
 from moviola.client import AsyncClient, Client
 from moviola.client.errors import InvalidArgument, MoviolaError, ResourceExhausted, Unavailable
 from moviola.embed.repository import copy_model, read_config
-from moviola.testing import ServerProcess, TritonServer
+from moviola.testing import ServerProcess
 from moviola.v1 import embedding_pb2 as emb
 from moviola.v1 import embedding_pb2_grpc
 from moviola.v1 import job_pb2 as pb

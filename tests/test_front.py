@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from moviola.runtime.front import FrontProcess
 from moviola.runtime.gateway import GatewayServer
 from moviola.runtime.worker import WorkerProcess
 from moviola.settings import Settings
+from moviola.testing import free_port
 from moviola.validation import RequestDraft
 
 SECRET = "whsec_" + base64.b64encode(b"moviola-test-webhook-secret-32by").decode()
@@ -124,3 +127,35 @@ async def test_listing_pages_through_the_store_oldest_and_newest_first(process: 
     newest, more = await service.list_after(ANONYMOUS, after=made[3], limit=2)
     assert [j.record.id for j in newest] == [made[2], made[1]]
     assert more
+
+
+async def test_a_gateway_whose_grpc_port_is_taken_lets_its_http_port_go(
+    tmp_path: Path, redis_url: str
+) -> None:
+    http_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = Settings.of(
+            port=taken.getsockname()[1], http_port=http_port, data_dir=tmp_path, redis_url=redis_url
+        )
+        with pytest.raises(OSError, match="is in use"):
+            GatewayServer(settings)
+    assert _free(http_port)
+
+
+def test_the_gateway_command_exits_non_zero_with_a_message_when_its_port_is_taken(
+    tmp_path: Path, redis_url: str
+) -> None:
+    http_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "moviola.runtime", "serve", "--redis-url", redis_url]
+        command += ["--port", str(port), "--http-port", str(http_port), "--data-dir", str(tmp_path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 1
+    assert f"port {port} is in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _free(http_port)

@@ -1,6 +1,6 @@
 """The fuzz suite, fixed seed and small (``make fuzz`` runs 10,000), and gRPC's interop-style hostile calls.
 
-A real gateway with an auth file on a real redis-server (``moviola.testing_fuzz.Target``).
+A real gateway with an auth file on a real redis-server (``harness.fuzz.Target``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from harness import fuzz
 
-from moviola import testing_fuzz
 from moviola.client import Client
 from moviola.v1 import generation_pb2 as gen
 from moviola.v1 import generation_pb2_grpc as gen_grpc
@@ -23,17 +23,17 @@ EXAMPLES = int(os.environ.get("MOVIOLA_FUZZ_EXAMPLES", "300"))
 
 
 @pytest.fixture
-def target(redis_url: str, tmp_path: Path) -> Iterator[testing_fuzz.Target]:
-    with testing_fuzz.Target(tmp_path, redis_url) as fuzzed:
+def target(redis_url: str, tmp_path: Path) -> Iterator[fuzz.Target]:
+    with fuzz.Target(tmp_path, redis_url) as fuzzed:
         yield fuzzed
 
 
 @pytest.mark.timeout(600)  # a few hundred real calls: about 20 s alone, minutes on a loaded machine
-def test_fuzzed_requests_never_get_internal_and_the_server_still_serves(target: testing_fuzz.Target) -> None:
-    testing_fuzz.run(target.address, target.key, 30)  # warm up: connections, caches, the first jobs
-    before = testing_fuzz.rss_bytes(target.gateway.pid)
-    report = testing_fuzz.run(target.address, target.key, EXAMPLES)
-    grown = testing_fuzz.rss_bytes(target.gateway.pid) - before
+def test_fuzzed_requests_never_get_internal_and_the_server_still_serves(target: fuzz.Target) -> None:
+    fuzz.run(target.address, target.key, 30)  # warm up: connections, caches, the first jobs
+    before = fuzz.rss_bytes(target.gateway.pid)
+    report = fuzz.run(target.address, target.key, EXAMPLES)
+    grown = fuzz.rss_bytes(target.gateway.pid) - before
     print(f"\n{report.table()}\nRSS grew {grown / 2**20:.1f} MiB")
     assert report.bad == []
     assert sum(report.counts.values()) == EXAMPLES
@@ -43,7 +43,7 @@ def test_fuzzed_requests_never_get_internal_and_the_server_still_serves(target: 
     assert target.serves_a_normal_job() == "completed"
 
 
-def metadata(target: testing_fuzz.Target) -> tuple[tuple[str, str], ...]:
+def metadata(target: fuzz.Target) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {target.key}"),)
 
 
@@ -51,7 +51,7 @@ def small(prompt: str) -> pb.GenerateRequest:
     return pb.GenerateRequest(prompt=prompt, num_inference_steps=2, num_frames=5)
 
 
-def test_cancel_after_begin_and_after_the_first_response(target: testing_fuzz.Target) -> None:
+def test_cancel_after_begin_and_after_the_first_response(target: fuzz.Target) -> None:
     with grpc.insecure_channel(target.address) as channel:
         stub = gen_grpc.GenerationServiceStub(channel)
         begun = stub.Generate(small("cancelled at once"), metadata=metadata(target))
@@ -67,7 +67,7 @@ def test_cancel_after_begin_and_after_the_first_response(target: testing_fuzz.Ta
     assert target.serves_a_normal_job() == "completed"
 
 
-def test_a_deadline_shorter_than_the_job_fails_it_instead_of_leaving_it(target: testing_fuzz.Target) -> None:
+def test_a_deadline_shorter_than_the_job_fails_it_instead_of_leaving_it(target: fuzz.Target) -> None:
     with grpc.insecure_channel(target.address) as channel:
         stub = gen_grpc.GenerationServiceStub(channel)
         call = stub.Generate(small("no worker yet"), timeout=1.0, metadata=metadata(target))
@@ -80,7 +80,7 @@ def test_a_deadline_shorter_than_the_job_fails_it_instead_of_leaving_it(target: 
         assert events[-1].failed.code == pb.FAILURE_CODE_DEADLINE_EXCEEDED
 
 
-def test_oversized_messages_and_metadata_are_refused_cleanly(target: testing_fuzz.Target) -> None:
+def test_oversized_messages_and_metadata_are_refused_cleanly(target: fuzz.Target) -> None:
     options = [("grpc.max_send_message_length", 64 * 2**20), ("grpc.max_metadata_size", 2**20)]
     with grpc.insecure_channel(target.address, options=options) as channel:
         stub = gen_grpc.GenerationServiceStub(channel)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
 
 from moviola.catalog import BUILTIN_MODELS, CARD_HEADROOM, MemoryOptions, MemoryPlan, load_catalog
 from moviola.errors import FailedPrecondition
@@ -15,7 +16,6 @@ from moviola.pipelines import memory, published
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
 
 # What torch reports as total memory (GiB) on the deployment's cards.
 A10G, A100_40, L40S, H100 = 22.2, 39.4, 44.4, 79.1

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import start_server
+from harness.pipeline import request_for, run_direct
 from helpers import CancelsAt
 
 from moviola.catalog import BUILTIN_MODELS
@@ -19,7 +20,6 @@ from moviola.jobs import JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.parallel import ParallelPipeline
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
 
 MODEL = "tiny-wan2.2-t2v"
 STEPS = 6

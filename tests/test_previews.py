@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY_MODELS
 from fakes import scripted_preview
+from harness.pipeline import Run, request_for, run_direct
 from helpers import moviola
 from PIL import Image
 from stacks import Stack, events_of
@@ -29,7 +30,6 @@ from moviola.pipelines.preview import (
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
 from moviola.testing import ServerProcess
-from moviola.testing_pipeline import Run, request_for, run_direct
 from moviola.v1 import job_pb2 as pb
 from moviola.worker.hooks import JobHooks
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from fakes import ScriptedPipeline
+from harness.servers import RedisServer
 from pki import make_pki
 
 from moviola.client import AsyncClient, NotFound, Unavailable
@@ -21,7 +22,6 @@ from moviola.runtime.gateway import GatewayServer
 from moviola.runtime.worker import WorkerProcess
 from moviola.scheduler.redis.connection import redacted
 from moviola.settings import Settings
-from moviola.testing import RedisServer
 from moviola.v1 import job_pb2 as pb
 
 

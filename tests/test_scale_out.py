@@ -18,11 +18,12 @@ import grpc
 import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from harness.servers import RedisServer
 from helpers import kinds
 from processes import gateway, worker
 
 from moviola.client import AsyncClient, Client, Unavailable
-from moviola.testing import RedisServer, ServerProcess
+from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
 
 TERMINAL = ("completed", "failed", "cancelled")

@@ -14,6 +14,7 @@ from moviola.search.factory import index_uri, s3_options
 from moviola.search.index import Filters, Hit, IndexEntry, merge
 from moviola.search.indexer import Indexer
 from moviola.search.lance import LanceIndex, LocalLock, where
+from moviola.settings import StorageSettings
 
 
 def entry(
@@ -71,13 +72,13 @@ def test_index_locations_and_s3_options(tmp_path: Path) -> None:
     assert index_uri("s3://bucket/search/") == "s3://bucket/search"
     with pytest.raises(ValueError, match="s3://BUCKET/PREFIX"):
         index_uri("gs://bucket/x")
-    options = s3_options({"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000", "AWS_DEFAULT_REGION": "eu-west-1"})
+    options = s3_options(StorageSettings(s3_endpoint="http://127.0.0.1:9000", s3_region="eu-west-1"))
     assert options == {
         "aws_endpoint": "http://127.0.0.1:9000",
         "allow_http": "true",
         "aws_region": "eu-west-1",
     }
-    assert s3_options({}) == {}
+    assert s3_options(StorageSettings(s3_endpoint=None, s3_region=None)) == {}
 
 
 class Feed:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import openai
 import pytest
+from harness.s3 import S3Server
+from harness.servers import TritonServer
 from test_search import wait_indexed
 
 from moviola.client import Client, NotFound
-from moviola.testing import ServerProcess, TritonServer, free_port
-from moviola.testing_s3 import S3Server
+from moviola.testing import ServerProcess, free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 STORAGE = ("--storage-url", "s3://videos/clips")

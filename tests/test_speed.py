@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.pipeline import request_for, run_direct
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client
@@ -15,7 +16,6 @@ from moviola.jobs import JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.settings import Settings
-from moviola.testing_pipeline import request_for, run_direct
 from moviola.v1 import job_pb2 as pb
 from moviola.validation import RequestDraft, validate
 from moviola.worker.hooks import JobHooks

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.s3 import S3Server
 
 from moviola.errors import NotFound, NotInStorage, Unavailable
+from moviola.settings import StorageSettings
 from moviola.storage.base import CHUNK_BYTES, Variant
 from moviola.storage.s3 import PART_BYTES, S3Storage
-from moviola.testing_s3 import S3Server
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,11 @@ def aws(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return s3.client_env()
 
 
+def storage_at(url: str) -> S3Storage:
+    """S3 storage as a process opens it: the endpoint from the settings, which read it from the environment."""
+    return S3Storage(url, endpoint=StorageSettings().s3_endpoint)
+
+
 def fetch(url: str) -> tuple[int, bytes]:
     """A plain HTTP GET, with no AWS credentials anywhere."""
     try:
@@ -44,7 +50,7 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 def test_a_stored_video_is_read_linked_and_deleted(s3: S3Server, aws: dict[str, str]) -> None:
-    storage = S3Storage("s3://videos/tenant-a/jobs")
+    storage = storage_at("s3://videos/tenant-a/jobs")
     storage.check()
     stored = storage.put("job1", b"video bytes", b"poster bytes")
     assert stored.uri == "s3://videos/tenant-a/jobs/job1.mp4"
@@ -69,7 +75,7 @@ def test_a_stored_video_is_read_linked_and_deleted(s3: S3Server, aws: dict[str, 
 def test_a_link_stops_working_after_its_ttl_and_a_new_one_works(s3: S3Server, aws: dict[str, str]) -> None:
     import time
 
-    storage = S3Storage("s3://videos/ttl")
+    storage = storage_at("s3://videos/ttl")
     stored = storage.put("job2", b"v", b"p")
     link = storage.link(stored.uri, Variant.VIDEO, 1)
     assert link is not None
@@ -88,7 +94,7 @@ def test_a_link_stops_working_after_its_ttl_and_a_new_one_works(s3: S3Server, aw
 def test_a_large_video_uploads_in_parts_and_reads_back_in_bounded_chunks(
     s3: S3Server, aws: dict[str, str]
 ) -> None:
-    storage = S3Storage("s3://videos/large")
+    storage = storage_at("s3://videos/large")
     video = os.urandom(2 * PART_BYTES + 12345)
     parts: list[int] = []
     storage._client.meta.events.register(
@@ -105,7 +111,7 @@ def test_a_large_video_uploads_in_parts_and_reads_back_in_bounded_chunks(
 
 
 def test_a_failed_multipart_upload_leaves_no_object(s3: S3Server, aws: dict[str, str]) -> None:
-    storage = S3Storage("s3://videos/failing")
+    storage = storage_at("s3://videos/failing")
 
     def fail_second_part(params: dict[str, Any], **_: Any) -> None:
         if params["PartNumber"] == 2:
@@ -131,7 +137,7 @@ def test_a_failed_multipart_upload_leaves_no_object(s3: S3Server, aws: dict[str,
     ],
 )
 def test_a_uri_outside_the_storage_is_never_read(uri: str, aws: dict[str, str]) -> None:
-    storage = S3Storage("s3://videos/jobs")
+    storage = storage_at("s3://videos/jobs")
     with pytest.raises(NotInStorage):
         storage.read(uri)
     with pytest.raises(NotInStorage):
@@ -142,16 +148,16 @@ def test_wrong_credentials_and_a_missing_bucket_are_clear_at_start(
     s3: S3Server, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(Unavailable, match="no bucket nope"):
-        S3Storage("s3://nope/jobs").check()
+        storage_at("s3://nope/jobs").check()
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with pytest.raises(Unavailable, match="credentials were refused"):
-        S3Storage("s3://videos/jobs").check()
+        storage_at("s3://videos/jobs").check()
 
 
 def test_expired_videos_are_deleted_and_newer_ones_kept(s3: S3Server, aws: dict[str, str]) -> None:
     import time
 
-    storage = S3Storage("s3://videos/retention")
+    storage = storage_at("s3://videos/retention")
     old = storage.put("old", b"o", b"p")
     cutoff = time.time() + 1  # everything stored so far is older
     deadline = time.monotonic() + 10
@@ -172,7 +178,7 @@ def test_a_stopped_s3_server_is_unavailable(tmp_path: Path, monkeypatch: pytest.
     with server:
         for key, value in server.client_env().items():
             monkeypatch.setenv(key, value)
-        storage = S3Storage("s3://videos/jobs")
+        storage = storage_at("s3://videos/jobs")
         storage.check()
     with pytest.raises(Unavailable, match="could not store the video"):
         storage.put("job", b"v", b"p")

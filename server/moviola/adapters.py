@@ -152,11 +152,11 @@ def parse_flag(text: str, base: str) -> AdapterSpec:
     return AdapterSpec(name=name.strip(), source=source.strip(), base=(base,))
 
 
-def scan_dir(where: str, base: str) -> AdapterCatalog:
+def scan_dir(where: str, base: str, s3_endpoint: str | None = None) -> AdapterCatalog:
     """``--lora-dir``: each ``*.safetensors`` file and each folder, for the family ``base``; a local
     folder or an ``s3://BUCKET/PREFIX/``, whose objects are listed (the worker fetches them at first use)."""
     if where.startswith("s3://"):
-        return scan_s3(where, base)
+        return scan_s3(where, base, s3_endpoint)
     folder = Path(where)
     if not folder.is_dir():
         raise ValueError(f"--lora-dir {folder}: not a folder")
@@ -182,7 +182,7 @@ def _adapter(name: str, source: str, files: set[str], base: str) -> AdapterSpec:
     )
 
 
-def scan_s3(url: str, base: str) -> AdapterCatalog:
+def scan_s3(url: str, base: str, endpoint: str | None) -> AdapterCatalog:
     """``--lora-dir s3://BUCKET/PREFIX/``: each ``.safetensors`` object and each sub-prefix under it."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -193,7 +193,9 @@ def scan_s3(url: str, base: str) -> AdapterCatalog:
     folders: dict[str, set[str]] = {}
     files: list[str] = []
     try:
-        pages = standard_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        pages = (
+            standard_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
         for page in pages:
             for item in page.get("Contents", []):
                 rest = str(item["Key"]).removeprefix(prefix)
@@ -211,18 +213,23 @@ def scan_s3(url: str, base: str) -> AdapterCatalog:
 
 
 def build(
-    catalog_file: Path | None, flags: tuple[str, ...], dirs: tuple[str, ...], base: str
+    catalog_file: Path | None,
+    flags: tuple[str, ...],
+    dirs: tuple[str, ...],
+    base: str,
+    s3_endpoint: str | None = None,
 ) -> AdapterCatalog:
     """The registry of a process: the shipped catalogue, then the operator's file, flags and folders.
 
-    ``base``: the family of the served model, for adapters registered without one (flags, folders).
+    ``base``: the family of the served model, for adapters registered without one (flags, folders);
+    ``s3_endpoint``: where ``s3://`` folders are listed (``storage.s3_endpoint``).
     Raises ``ValueError`` saying which entry is wrong.
     """
     catalog = load_file(ADAPTERS_PATH)
     if catalog_file is not None:
         catalog = catalog.merged(load_file(catalog_file))
     for folder in dirs:
-        catalog = catalog.merged(scan_dir(folder, base))
+        catalog = catalog.merged(scan_dir(folder, base, s3_endpoint))
     for flag in flags:
         spec = parse_flag(flag, base)
         catalog = catalog.merged(AdapterCatalog({spec.name: spec}))
@@ -237,6 +244,6 @@ def registered(settings: Settings) -> AdapterCatalog:
     base = spec.family if spec is not None else settings.models.model
     chosen = settings.adapters
     try:
-        return build(chosen.catalog, chosen.loras, chosen.dirs, base)
+        return build(chosen.catalog, chosen.loras, chosen.dirs, base, settings.storage.s3_endpoint)
     except ValueError as exc:
         raise FailedPrecondition(str(exc)) from exc

@@ -53,6 +53,9 @@ MEMORY_PLANS = ("resident", "encoder_offload", "model_offload", "expert_swap", "
 #: ``--quantize`` and a memory plan's ``quantize``: how the transformers' weights are stored
 #: (``moviola.pipelines.quantize``).
 QUANTIZATIONS = ("none", "int8", "fp8", "fp8-dynamic")
+#: How a job trades exactness for speed (``moviola.pipelines.speed``): the pipeline's numerics, a step cache,
+#: or the model's step-distilled adapter (``turbo`` in its entry).
+SPEED_PROFILES = ("exact", "fast", "turbo")
 #: The share of a card a plan's expected peak may take (the CUDA context, fragmentation, other processes).
 CARD_HEADROOM = 0.95
 

@@ -1,24 +1,64 @@
 """The one settings object of a Moviola process, built once at start-up, in sections.
 
 Each backend takes its own section (``queue`` for the job queues, ``embed`` for
-the embedder...), and every option has its default here and nowhere else.
-``Settings.of`` builds one from the flat option names the command line uses:
+the embedder...), and every option has its default here and nowhere else: the
+command line leaves an option it was not given unset, and shows ``default_of``
+and ``CHOICES`` in its help. ``Settings.of`` builds one from the flat option
+names the command line uses:
 
     Settings.of(port=0, redis_url="redis://127.0.0.1:6379/0", max_queue_depth=8)
+
+This is also the one module that reads the environment (the XDG folders, the S3
+endpoint and region); every other module takes what it needs from here.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+import re
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-from moviola.catalog import DEFAULT_MODEL
+from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS, QUANTIZATIONS, SPEED_PROFILES
+
+#: How ``--gpus`` splits a job (``moviola.pipelines.parallel``).
+PARALLEL_MODES = ("cfg", "ulysses", "ring")
+#: The values of the options that take one of a few (the command line's choices); "auto" decides at load.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "speed_profile": SPEED_PROFILES,
+    "quantize": ("auto", *QUANTIZATIONS),
+    "dtype": ("auto", "float32", "float16", "bfloat16"),
+    "memory_plan": ("auto", *MEMORY_PLANS),
+    "parallel": ("auto", *PARALLEL_MODES),
+}
+#: What a Redis key prefix may contain: no spaces or glob characters, ends with ':'.
+_REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,63}:$")
 
 
 def _xdg(variable: str, fallback: str) -> Path:
     return Path(os.environ.get(variable) or Path.home() / fallback) / "moviola"
+
+
+def _environment(*variables: str) -> str | None:
+    """The first of ``variables`` set (and not empty) in the environment."""
+    return next((os.environ[v] for v in variables if os.environ.get(v)), None)
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    """``a, b or c``; a longer list as ``a or one of b, c, d, e``."""
+    if len(choices) > 4:
+        return f"{choices[0]} or one of {', '.join(choices[1:])}"
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+
+def check_redis_prefix(prefix: str) -> str:
+    """The prefix, or ValueError saying what a prefix may be."""
+    if not _REDIS_PREFIX.match(prefix):
+        raise ValueError(
+            f"redis prefix {prefix!r}: letters, digits, '_', '.', '-' and ':', up to 64, ending with ':'"
+        )
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -89,7 +129,7 @@ class ModelSettings:
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
     #: "auto" picks cuda when available, else cpu.
     device: str = "auto"
-    #: The speed profile of requests that name none: "exact", "fast" or "turbo" (where the model has one).
+    #: The speed profile of requests that name none (``catalog.SPEED_PROFILES``; turbo where the model has one).
     speed_profile: str = "exact"
     #: How the transformers' weights are stored (``catalog.QUANTIZATIONS``); "auto": the memory plan's.
     quantize: str = "auto"
@@ -109,26 +149,11 @@ class ModelSettings:
     parallel: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
-        from moviola.catalog import MEMORY_PLANS
-
         if not 1 <= self.gpus <= 16:
             raise ValueError(f"gpus must be within 1..16, got {self.gpus}")
-        if self.parallel not in ("auto", "cfg", "ulysses", "ring"):
-            raise ValueError(f"parallel must be auto, cfg, ulysses or ring, got {self.parallel!r}")
-        from moviola.catalog import QUANTIZATIONS
-
-        if self.speed_profile not in ("exact", "fast", "turbo"):
-            raise ValueError(f"speed_profile must be exact, fast or turbo, got {self.speed_profile!r}")
-        if self.quantize not in ("auto", *QUANTIZATIONS):
-            raise ValueError(
-                f"quantize must be auto or one of {', '.join(QUANTIZATIONS)}, got {self.quantize!r}"
-            )
-        if self.memory_plan not in ("auto", *MEMORY_PLANS):
-            raise ValueError(
-                f"memory_plan must be auto or one of {', '.join(MEMORY_PLANS)}, got {self.memory_plan!r}"
-            )
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be {_either(choices)}, got {getattr(self, name)!r}")
 
     @property
     def compile_cache(self) -> Path | None:
@@ -171,8 +196,8 @@ class QueueSettings:
     max_queue_depth: int = 64
     #: Finished jobs kept in memory for GetJob and WatchJob (embedded).
     retain_finished_jobs: int = 1000
-    #: Seconds finished jobs and their events are kept (Redis).
-    retention: float = 24 * 3600.0
+    #: Seconds a finished job's record and events are kept (Redis), for GetJob, WatchJob and ListJobs.
+    record_retention: float = 24 * 3600.0
     #: A batch job waiting longer than this starts ahead of interactive jobs.
     batch_max_wait: float = 300.0
     #: Seconds without a renewal after which a worker's running job is taken over (the worker's own claim).
@@ -183,9 +208,7 @@ class QueueSettings:
     accept_without_workers: bool = False
 
     def __post_init__(self) -> None:
-        from moviola.scheduler.redis.keys import check_prefix
-
-        check_prefix(self.redis_prefix)
+        check_redis_prefix(self.redis_prefix)
         if self.max_queue_depth < 1:
             raise ValueError("max_queue_depth must be at least 1")
         if self.lease <= 0 or self.max_attempts < 1:
@@ -218,8 +241,16 @@ class StorageSettings:
     storage_url: str | None = None
     #: Seconds a download link (a presigned S3 URL) works.
     url_ttl: float = 3600.0
-    #: Seconds after a job completes that its video and poster are deleted; None: kept until deleted.
+    #: Seconds after a job completes that its files (video and poster) are deleted; None: kept until deleted.
+    #: (``queue.record_retention`` is how long the job's record is kept; the commands raise it to this.)
     video_retention: float | None = None
+    #: The S3 server when not AWS's (MinIO, SeaweedFS...), for storage, adapters and the search index: the
+    #: environment's ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as boto3 reads them.
+    s3_endpoint: str | None = field(
+        default_factory=lambda: _environment("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
+    #: The S3 region for the search index (boto3 finds its own): ``AWS_REGION`` or ``AWS_DEFAULT_REGION``.
+    s3_region: str | None = field(default_factory=lambda: _environment("AWS_REGION", "AWS_DEFAULT_REGION"))
 
     def __post_init__(self) -> None:
         if not 1 <= self.url_ttl <= 7 * 24 * 3600:  # S3's longest presigned link is 7 days
@@ -302,17 +333,44 @@ class Settings:
     def of(cls, **options: Any) -> Settings:
         """Settings from flat option names (``port``, ``redis_url``, ``embed_model``...); ValueError on unknown ones."""
         built = cls()
-        owners: dict[str, tuple[str, str]] = {}
-        for section in fields(cls):
-            for option in fields(getattr(built, section.name)):
-                owners.setdefault(option.name, (section.name, option.name))  # "model": the generation model's
-        owners.update(_RENAMED)
         sections: dict[str, dict[str, Any]] = {section.name: {} for section in fields(cls)}
         for name, value in options.items():
-            if name not in owners or name in _SHADOWED:
+            if name not in _OWNERS:
                 raise ValueError(f"unknown setting {name!r}")
-            section_name, key = owners[name]
+            section_name, key = _OWNERS[name]
             sections[section_name][key] = value
-        return replace(
+        settings = replace(
             built, **{name: replace(getattr(built, name), **values) for name, values in sections.items()}
         )
+        kept = settings.storage.video_retention
+        if kept is not None and kept > settings.queue.record_retention:  # a job outlives nothing it shows
+            settings = replace(settings, queue=replace(settings.queue, record_retention=kept))
+        return settings
+
+
+#: Each section's class, by its name in ``Settings``.
+_SECTIONS: dict[str, Any] = get_type_hints(Settings)
+
+
+def _owners() -> dict[str, tuple[str, str]]:
+    """Each flat option name and the (section, field) it sets."""
+    owners: dict[str, tuple[str, str]] = {}
+    for section, kind in _SECTIONS.items():
+        for option in fields(kind):
+            if option.name not in _SHADOWED:
+                owners.setdefault(option.name, (section, option.name))  # "model": the generation model's
+    return owners | _RENAMED
+
+
+_OWNERS = _owners()
+
+
+def default_of(option: str) -> Any:
+    """The value a flat option name has when it is not given (what ``--help`` shows); KeyError on unknown ones.
+
+    >>> default_of("lease")
+    30.0
+    """
+    section, key = _OWNERS[option]
+    spec = next(f for f in fields(_SECTIONS[section]) if f.name == key)
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default

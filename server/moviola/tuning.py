@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 
 from moviola.adapters import MAX_LORAS, MAX_SCALE, AdapterCatalog
-from moviola.catalog import ModelSpec
+from moviola.catalog import SPEED_PROFILES, ModelSpec
 from moviola.errors import InvalidRequest
 from moviola.jobs import LoraChoice
 
 __all__ = ["MAX_LORAS", "check_profile", "loras", "turbo"]
-PROFILES = ("", "exact", "fast", "turbo")
+#: A request's speed profile; "": the worker's default.
+PROFILES = ("", *SPEED_PROFILES)
 
 
 def check_profile(profile: str, spec: ModelSpec) -> None:

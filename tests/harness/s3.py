@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from moviola.testing import _ChildServer, free_ports
+from moviola.testing import free_ports
+
+from .servers import ChildServer
 
 ACCESS_KEY = "moviola-test"
 SECRET_KEY = "moviola-test-secret"
@@ -28,7 +30,7 @@ def weed_binary() -> str:
     return found
 
 
-class S3Server(_ChildServer):
+class S3Server(ChildServer):
     name = "weed mini"
     ready_line = "All enabled components are running"
     #: weed mini can take long to stop; its data does not matter then (the tests are done with it).

@@ -66,6 +66,7 @@ class AdapterBank:
         catalog: AdapterCatalog,
         *,
         cache_dir: Path,
+        s3_endpoint: str | None = None,
         capacity: int = 8,
         fuse: bool = False,
         hotswap: bool = True,
@@ -75,6 +76,7 @@ class AdapterBank:
         self._spec = spec
         self._catalog = catalog
         self._cache_dir = cache_dir
+        self._s3_endpoint = s3_endpoint
         self._capacity = capacity
         self._fuse = fuse
         #: Load a new adapter in place of the one it evicts (where both fit the same layers). Not where the
@@ -117,7 +119,7 @@ class AdapterBank:
 
     def _files(self, adapter: AdapterSpec) -> list[tuple[str, str, str]]:
         """(slot, local path or hub id, weight name) of each file, slot by slot."""
-        location = sources.locate(adapter.source, self._cache_dir)
+        location = sources.locate(adapter.source, self._cache_dir, self._s3_endpoint)
         if adapter.per_expert:
             if "transformer_2" not in self._slots:
                 raise InvalidInput(f"adapter {adapter.name} has one file per expert; {self._spec.id} has one")

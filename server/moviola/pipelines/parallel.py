@@ -45,7 +45,6 @@ from moviola.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MODES = ("cfg", "ulysses", "ring")
 #: Seconds a collective may wait for a rank (a GPU step is seconds; a rank gone stops the worker after this).
 TIMEOUT = datetime.timedelta(seconds=600)
 #: Seconds every rank has to load its model.
@@ -92,11 +91,11 @@ def _join(rank: int, world: int, address: str, cuda: bool) -> Any:
 
 
 def _load_rank(spec: ModelSpec, settings: Settings, rank: int, mode: str, cuda: bool) -> Any:
-    from moviola.pipelines.loader import load_pipeline
+    from moviola.pipelines.single import load
 
     device = f"cuda:{rank}" if cuda else "cpu"
     own = replace(settings, models=replace(settings.models, device=device, gpus=1))
-    pipeline = load_pipeline(spec, own)
+    pipeline = load(spec, own)
     transformers = speed.transformers(pipeline._pipe)  # type: ignore[attr-defined]
     if mode == "cfg":
         pipeline.cfg_splits = [CfgSplit(t, rank) for t in transformers]  # type: ignore[attr-defined]

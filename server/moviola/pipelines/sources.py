@@ -3,8 +3,8 @@
 ``locate`` turns a source into what ``load_lora_weights`` takes: a local path, or a hub id it
 resolves itself (from the local Hugging Face cache, or the hub unless ``HF_HUB_OFFLINE`` is set).
 An S3 object, or every object under an S3 prefix ending in ``/``, is fetched once into the cache
-folder with boto3 (credentials and endpoint from the standard AWS chain, ``AWS_ENDPOINT_URL_S3``
-included), so a restarted worker does not fetch it again.
+folder with boto3 (credentials from the standard AWS chain, the endpoint ``storage.s3_endpoint``), so a
+restarted worker does not fetch it again.
 """
 
 from __future__ import annotations
@@ -19,20 +19,20 @@ def is_local(source: str) -> bool:
     return source.startswith(("/", "./", "../", "file://")) or Path(source).exists()
 
 
-def locate(source: str, cache_dir: Path) -> str:
+def locate(source: str, cache_dir: Path, s3_endpoint: str | None = None) -> str:
     """A local path or hub id for ``source``; builtin adapters are built, S3 objects fetched."""
     if source.startswith(BUILTIN_PREFIX):
         from moviola.pipelines.tiny_lora import ensure_built
 
         return str(ensure_built(cache_dir, source.removeprefix(BUILTIN_PREFIX)))
     if source.startswith("s3://"):
-        return str(fetch_s3(source, cache_dir / "adapters" / "s3"))
+        return str(fetch_s3(source, cache_dir / "adapters" / "s3", s3_endpoint))
     if source.startswith("file://"):
         return source.removeprefix("file://")
     return source
 
 
-def fetch_s3(url: str, cache: Path) -> Path:
+def fetch_s3(url: str, cache: Path, endpoint: str | None) -> Path:
     """The local copy of ``s3://BUCKET/KEY`` (a file) or ``s3://BUCKET/PREFIX/`` (a folder), fetched once.
 
     ``Unavailable`` when S3 cannot be reached (a retry may work); a missing object is a ``FileNotFoundError``.
@@ -45,7 +45,7 @@ def fetch_s3(url: str, cache: Path) -> Path:
     target = cache / bucket / key
     if target.exists() and (target.is_file() or any(target.iterdir())):
         return target
-    client = standard_client()
+    client = standard_client(endpoint)
     try:
         keys = [key]
         if key.endswith("/") or not key:

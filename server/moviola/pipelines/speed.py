@@ -26,10 +26,8 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
-from moviola.catalog import ModelSpec, TurboProfile
+from moviola.catalog import SPEED_PROFILES, ModelSpec, TurboProfile
 from moviola.errors import FailedPrecondition
-
-PROFILES = ("exact", "fast", "turbo")
 
 
 def transformers(pipe: Any) -> list[Any]:
@@ -94,8 +92,8 @@ def turbo_scheduler(scheduler: Any, turbo: TurboProfile) -> Any:
 @contextlib.contextmanager
 def profile(pipe: Any, name: str, spec: ModelSpec) -> Iterator[None]:
     """Run the block with ``name``'s caches (fast) or scheduler (turbo) on ``pipe``; undone afterwards."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown speed profile {name!r} (known: {', '.join(PROFILES)})")
+    if name not in SPEED_PROFILES:
+        raise ValueError(f"unknown speed profile {name!r} (known: {', '.join(SPEED_PROFILES)})")
     if name == "exact":
         yield
         return

@@ -89,7 +89,7 @@ class DiffusersVideo:
         transformers and place the model on the card by its memory plan; check the adapters registered for it;
         with ``compile_cache``, compile and warm up before returning.
 
-        ``adapter_options``: ``AdapterBank``'s ``cache_dir``, ``capacity`` and ``fuse``. Raises
+        ``adapter_options``: ``AdapterBank``'s ``cache_dir``, ``s3_endpoint``, ``capacity`` and ``fuse``. Raises
         ``FailedPrecondition`` when no plan fits the card, the quantization or the attention backend cannot
         run, or an adapter file is unusable.
         """

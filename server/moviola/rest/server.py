@@ -48,6 +48,10 @@ class HttpFace:
         if self._task.done():
             self._task.result()  # raises why it could not start
 
+    def close(self) -> None:
+        """Let the port go before serving (a start that failed while the process was being built)."""
+        self._socket.close()
+
     async def stop(self, grace: float) -> None:
         """Stop taking connections; open ones (SSE streams) get ``grace`` seconds, then are closed."""
         if self._task is None:

@@ -195,13 +195,18 @@ def build_front(
         metrics=metrics,
         tracing=tracing,
     )
-    server, port = grpc_server.build(
-        settings.server, service, embedder, search or NoSearch(), lifecycle, metrics, keys
-    )
     http = None
     if settings.server.http_port is not None:
         app, _ = rest_app.build(service, models, default_model, keys)
         http = HttpFace(app, settings.server.host, settings.server.http_port)
+    try:
+        server, port = grpc_server.build(
+            settings.server, service, embedder, search or NoSearch(), lifecycle, metrics, keys
+        )
+    except BaseException:
+        if http is not None:
+            http.close()  # the gRPC port is taken (or TLS unreadable): the HTTP port goes too
+        raise
     webhooks = (
         WebhookDeliverer(queue, policy, signer, max_age=settings.server.webhook_max_age, metrics=metrics)
         if signer.may_sign

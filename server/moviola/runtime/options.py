@@ -1,4 +1,9 @@
-"""Command-line options the serving commands share: durations, and the model options of ``serve`` and ``worker``."""
+"""Command-line options the serving commands share: durations, options of settings, and the model options
+of ``serve`` and ``worker``.
+
+An option of a setting (``setting("--lease", ...)``) is unset (None) unless given, so that the settings'
+default applies; its help shows that default (``settings.default_of``) and its choices are ``settings.CHOICES``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS
+from moviola.settings import CHOICES, default_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -33,72 +38,87 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} must be positive", param, ctx)
         return seconds
 
+    @staticmethod
+    def text(seconds: float) -> str:
+        """``3600`` as ``1h``: in the largest unit it is a whole number of."""
+        unit, size = next(((u, n) for u, n in reversed(_UNITS.items()) if seconds % n == 0), ("s", 1))
+        return f"{seconds / size:g}{unit}"
+
+
+class SettingOption(click.Option):
+    """An option that sets the setting of its name (``Settings.of``): None unless given, its default shown."""
+
+    def __init__(self, *args: Any, **attrs: Any) -> None:
+        super().__init__(*args, default=None, **attrs)
+        if self.name in CHOICES:
+            self.type = click.Choice(CHOICES[self.name])
+
+    def shown_default(self) -> str | None:
+        """The settings' default as ``--help`` writes it; None where there is nothing to write."""
+        value = default_of(str(self.name))
+        if value is None or value == () or (value is False and not self.secondary_opts):
+            return None
+        if isinstance(value, bool):
+            return (self.opts if value else self.secondary_opts)[0].lstrip("-")
+        if isinstance(self.type, Duration):
+            return Duration.text(value)
+        return str(value)
+
+    def get_help_extra(self, ctx: click.Context) -> click.types.OptionHelpExtra:
+        extra = super().get_help_extra(ctx)
+        shown = self.shown_default()
+        if shown is not None and (self.show_default if self.show_default is not None else ctx.show_default):
+            extra["default"] = shown
+        return extra
+
+
+def setting(*names: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` for the setting of its name (``SettingOption``); no ``default``."""
+    return click.option(*names, cls=SettingOption, **attrs)
+
 
 def model_options(func: F) -> F:
     for option in reversed(
         [
-            click.option(
-                "--model", default=DEFAULT_MODEL, help="Model id from the catalogue (`moviola models`)."
-            ),
-            click.option(
+            setting("--model", help="Model id from the catalogue (`moviola models`)."),
+            setting(
                 "--catalog",
                 type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                default=None,
                 help="Catalogue file (default: the one shipped with Moviola).",
             ),
-            click.option(
-                "--model-path", default=None, help="Local folder or hub id of the model's diffusers weights."
-            ),
-            click.option(
-                "--data-dir", type=click.Path(path_type=Path), default=None, help="Where videos are stored."
-            ),
-            click.option(
+            setting("--model-path", help="Local folder or hub id of the model's diffusers weights."),
+            setting("--data-dir", type=click.Path(path_type=Path), help="Where videos are stored."),
+            setting(
                 "--storage-url",
-                default=None,
                 help="Where videos go: file:///PATH or s3://BUCKET/PREFIX (AWS credentials and "
                 "AWS_ENDPOINT_URL_S3 from the standard chain). Default: DATA_DIR/videos.",
             ),
-            click.option(
-                "--url-ttl",
-                type=Duration(),
-                default="1h",
-                help="How long a download link (presigned S3 URL) works.",
-            ),
-            click.option(
+            setting("--url-ttl", type=Duration(), help="How long a download link (presigned S3 URL) works."),
+            setting(
                 "--retention",
                 "video_retention",
                 type=Duration(),
-                default=None,
-                help="Delete a job's video and poster this long after it completed (e.g. 7d). Default: keep.",
+                help="Delete a job's video and poster this long after it completed (e.g. 7d); its record "
+                "(GetJob, ListJobs) stays at least as long. Default: keep the files.",
             ),
-            click.option(
+            setting(
                 "--store-timeout",
                 type=Duration(),
-                default="120s",
                 help="Seconds storing a video is retried while the storage is unreachable before the job fails.",
             ),
-            click.option(
-                "--cache-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Where tiny models are built.",
-            ),
-            click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N."),
-            click.option(
+            setting("--cache-dir", type=click.Path(path_type=Path), help="Where tiny models are built."),
+            setting("--device", help="auto, cpu, cuda or cuda:N."),
+            setting(
                 "--speed-profile",
-                default="exact",
-                type=click.Choice(["exact", "fast", "turbo"]),
                 help="Requests that name no speed profile run with this one (fast: a step cache; turbo: the "
                 "model's step-distilled adapter, its steps, no guidance).",
             ),
-            click.option(
+            setting(
                 "--quantize",
-                default="auto",
-                type=click.Choice(["auto", "none", "int8", "fp8", "fp8-dynamic"]),
                 help="The transformers' weights: int8 or fp8 weight-only, fp8-dynamic (float8 matmuls, compute "
                 "capability 8.9+); auto: the memory plan's (catalogue). Checked before ready.",
             ),
-            click.option(
+            setting(
                 "--lora",
                 "lora",
                 multiple=True,
@@ -106,85 +126,66 @@ def model_options(func: F) -> F:
                 help="Register a LoRA adapter of the served model's family (repeatable); SOURCE: a "
                 ".safetensors file, a folder, s3://BUCKET/KEY or a hub id. Callers name it in loras.",
             ),
-            click.option(
+            setting(
                 "--lora-dir",
                 "lora_dir",
                 multiple=True,
                 help="Register every .safetensors file and folder in this folder, or under s3://BUCKET/PREFIX/, "
                 "as an adapter (repeatable).",
             ),
-            click.option(
+            setting(
                 "--lora-catalog",
                 type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                default=None,
                 help="A TOML file of [[adapter]] entries: name, source, base, description, license, "
                 "trigger_words, high_noise/low_noise (docs/models.md).",
             ),
-            click.option(
+            setting(
                 "--lora-cache",
-                default=8,
                 type=click.IntRange(1, 256),
                 help="LoRA adapters a worker keeps loaded (least recently used ones are unloaded).",
             ),
-            click.option(
+            setting(
                 "--fuse-lora/--no-fuse-lora",
-                default=False,
                 help="Fuse the active adapters into the weights (for a worker serving one adapter set all day).",
             ),
-            click.option(
+            setting(
                 "--memory-plan",
-                default="auto",
-                type=click.Choice(["auto", *MEMORY_PLANS]),
                 help="How the model is kept on the card; auto: the catalogue's first plan whose expected "
                 "peak fits this card.",
             ),
-            click.option(
+            setting(
                 "--compile/--no-compile",
-                default=False,
                 help="Compile the transformer's repeated blocks at load and warm up before ready.",
             ),
-            click.option(
+            setting(
                 "--compile-cache-dir",
                 type=click.Path(path_type=Path, file_okay=False),
-                default=None,
                 help="Keep compiled kernels here (a volume: a restarted worker warms in seconds); "
                 "default: CACHE_DIR/compile.",
             ),
-            click.option(
+            setting(
                 "--gpus",
-                default=1,
                 type=click.IntRange(1, 16),
                 help="Devices this worker spans: it starts one process per extra rank (cuda:1, ...).",
             ),
-            click.option(
+            setting(
                 "--parallel",
-                default="auto",
-                type=click.Choice(["auto", "cfg", "ulysses", "ring"]),
                 help="How --gpus splits a job: cfg (2 ranks: the guidance passes at once), ulysses or ring "
                 "(context parallel, GPUs only); auto: cfg on 2, else ulysses.",
             ),
-            click.option(
+            setting(
                 "--max-batch",
-                default=1,
                 type=click.IntRange(1, 16),
                 help="Run up to this many queued jobs of one size, frame count, step count and speed profile "
                 "as one batch (Wan text-to-video); each keeps its own events, cancel and result.",
             ),
-            click.option(
+            setting(
                 "--attention-backend",
-                default=None,
                 help="diffusers' attention backend: native (SDPA), flash, _flash_3, sage, ...; "
                 "checked at start (default: diffusers' native).",
             ),
-            click.option(
-                "--dtype", default="auto", type=click.Choice(["auto", "float32", "float16", "bfloat16"])
-            ),
-            click.option(
-                "--drain-grace",
-                default=60.0,
-                type=click.FloatRange(min=0),
-                help="Seconds to finish work on SIGTERM.",
-            ),
+            setting("--dtype"),
+            setting("--drain-grace", type=click.FloatRange(min=0), help="Seconds to finish work on SIGTERM."),
             click.option(
                 "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
             ),
@@ -194,18 +195,12 @@ def model_options(func: F) -> F:
                 type=click.Choice(["text", "json"]),
                 help="json: one object a line.",
             ),
-            click.option(
+            setting(
                 "--trace-file",
                 type=click.Path(path_type=Path, dir_okay=False),
-                default=None,
                 help="Trace jobs with OpenTelemetry; spans go here as JSON lines.",
             ),
-            click.option(
-                "--metrics-port",
-                type=click.IntRange(1, 65535),
-                default=None,
-                help="Serve Prometheus /metrics here.",
-            ),
+            setting("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics here."),
         ]
     ):
         func = option(func)

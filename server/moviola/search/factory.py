@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 from moviola.errors import FailedPrecondition
 from moviola.search.lance import LanceIndex, WriteLock
-from moviola.settings import SearchSettings
+from moviola.settings import SearchSettings, StorageSettings
 
 
 def index_uri(url: str) -> str:
@@ -31,25 +31,24 @@ def index_uri(url: str) -> str:
     return str(Path(url).absolute())
 
 
-def s3_options(environ: Mapping[str, str]) -> dict[str, str]:
-    """The object store's options from the AWS environment boto3 also reads (endpoint, region).
+def s3_options(storage: StorageSettings) -> dict[str, str]:
+    """The object store's options: the S3 endpoint and region of the settings (what boto3 uses too).
 
     Credentials are left to the object store's own chain (environment, IRSA, instance profile).
     """
     options: dict[str, str] = {}
-    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    endpoint = storage.s3_endpoint
     if endpoint:
         options["aws_endpoint"] = endpoint
         if endpoint.startswith("http://"):
             options["allow_http"] = "true"
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if region:
-        options["aws_region"] = region
+    if storage.s3_region:
+        options["aws_region"] = storage.s3_region
     return options
 
 
 def opener(
-    settings: SearchSettings, lock: WriteLock, environ: Mapping[str, str]
+    settings: SearchSettings, lock: WriteLock, storage: StorageSettings
 ) -> Callable[[str], LanceIndex]:
     """What ``VideoSearch`` calls with the embedding model's name; ValueError when the URL is no index."""
     if settings.index_url is None:
@@ -59,7 +58,7 @@ def opener(
             "--search-index needs LanceDB, which is not installed: pip install 'moviola[search]'"
         )
     uri = index_uri(settings.index_url)
-    options = s3_options(environ) if uri.startswith("s3://") else {}
+    options = s3_options(storage) if uri.startswith("s3://") else {}
     if not uri.startswith("s3://"):
         Path(uri).mkdir(parents=True, exist_ok=True)
     return functools.partial(LanceIndex, uri, lock=lock, storage_options=options)

@@ -21,5 +21,5 @@ def open_storage(settings: StorageSettings) -> Storage:
     if parsed.scheme == "s3" and parsed.netloc:
         from moviola.storage.s3 import S3Storage
 
-        return S3Storage(url)
+        return S3Storage(url, endpoint=settings.s3_endpoint)
     raise ValueError(f"storage_url must be file:///PATH or s3://BUCKET/PREFIX, not {url!r}")

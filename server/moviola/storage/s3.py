@@ -1,16 +1,16 @@
 """S3 storage (AWS S3, or any S3 server: MinIO, SeaweedFS, Ceph): ``s3://BUCKET/PREFIX/<job id>.mp4``.
 
 boto3 does the protocol: the standard AWS credential chain (``AWS_ACCESS_KEY_ID``, profiles, and on
-EKS the pod's IAM role through IRSA or Pod Identity), the endpoint from ``AWS_ENDPOINT_URL_S3`` or
-``AWS_ENDPOINT_URL``, SigV4 signing and presigning, retries, and multipart uploads that are aborted
-when a part fails (so a failed upload leaves no object under the final key). Moviola adds only the
-key layout. docs/operations.md says why boto3 rather than obstore.
+EKS the pod's IAM role through IRSA or Pod Identity), SigV4 signing and presigning, retries, and
+multipart uploads that are aborted when a part fails (so a failed upload leaves no object under the
+final key). The endpoint of an S3 server other than AWS's is the settings' ``storage.s3_endpoint``
+(from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``). Moviola adds only the key layout.
+docs/operations.md says why boto3 rather than obstore.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import re
 import time
 from collections.abc import Generator
@@ -43,9 +43,9 @@ def _code(exc: Exception) -> str:
 
 
 class S3Storage:
-    def __init__(self, url: str, client: Any = None) -> None:
+    def __init__(self, url: str, *, endpoint: str | None = None, client: Any = None) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
-        self._client = client if client is not None else standard_client()
+        self._client = client if client is not None else standard_client(endpoint)
 
     @property
     def location(self) -> str:
@@ -188,20 +188,22 @@ class S3Storage:
         return deleted
 
 
-def standard_client() -> Any:
-    """An S3 client from the standard AWS configuration; path-style addressing for a custom endpoint.
+def standard_client(endpoint: str | None) -> Any:
+    """An S3 client from the standard AWS configuration, on ``endpoint`` (``storage.s3_endpoint``) with
+    path-style addressing when there is one (an S3 server other than AWS's).
 
-    What every S3 reader of Moviola uses (storage, adapter sources), so that one environment serves all."""
+    What every S3 reader of Moviola uses (storage, adapter sources), so that one configuration serves all."""
     import boto3
     from botocore.config import Config
 
-    custom = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
     config = Config(
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=5,
         read_timeout=60,
         signature_version="s3v4",
-        s3={"addressing_style": "path" if custom else "auto"},
+        s3={"addressing_style": "path" if endpoint else "auto"},
     )
     session = boto3.session.Session()
-    return session.client("s3", region_name=session.region_name or "us-east-1", config=config)
+    return session.client(
+        "s3", region_name=session.region_name or "us-east-1", endpoint_url=endpoint, config=config
+    )

@@ -164,7 +164,7 @@ class RedisBase:
         await self.redis.ping()
 
     def _args(self) -> tuple[float, int, int]:
-        return time.time(), self.tuning.max_events, int(self.settings.retention)
+        return time.time(), self.tuning.max_events, int(self.settings.record_retention)
 
     def _queues(self, model: str) -> list[str]:
         return [self.keys.queue(model, Priority.INTERACTIVE), self.keys.queue(model, Priority.BATCH)]

@@ -8,14 +8,11 @@ are given the prefix and derive the per-job names from it the same way.
 
 from __future__ import annotations
 
-import re
-
 from moviola.jobs import Priority
+from moviola.settings import check_redis_prefix, default_of
 
-#: The prefix when none is configured.
-DEFAULT_PREFIX = "moviola:"
-#: What a prefix may contain: no spaces or glob characters, ends with ':'.
-_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,63}:$")
+#: The prefix when none is configured (``QueueSettings.redis_prefix``, where it is checked too).
+DEFAULT_PREFIX: str = default_of("redis_prefix")
 
 #: Consumer group of the workers on every queue stream.
 GROUP = "workers"
@@ -31,20 +28,11 @@ HANDED_BACK_IDLE_MS = 10**9
 BACKLOG_GROUP = "backlog"
 
 
-def check_prefix(prefix: str) -> str:
-    """The prefix, or ValueError saying what a prefix may be."""
-    if not _PREFIX.match(prefix):
-        raise ValueError(
-            f"redis prefix {prefix!r}: letters, digits, '_', '.', '-' and ':', up to 64, ending with ':'"
-        )
-    return prefix
-
-
 class Keys:
     """The names of one deployment's keys."""
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
-        self.prefix = check_prefix(prefix)
+        self.prefix = check_redis_prefix(prefix)
         #: Stream of every job's events as published (``FEED_LENGTH`` entries).
         self.feed = f"{prefix}feed"
         #: Stream of jobs given up on, with their last error; operators list and requeue them.
