@@ -9,14 +9,13 @@ import json
 import sys
 from pathlib import Path
 
-from moviola.catalog import BUILTIN_MODELS, DEFAULT_MODEL
 from moviola.rest import app as rest_app
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 
 def document() -> str:
-    _, app = rest_app.build(None, BUILTIN_MODELS, DEFAULT_MODEL, None)  # type: ignore[arg-type]
+    _, app = rest_app.build(None, None)  # type: ignore[arg-type]
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
 
 

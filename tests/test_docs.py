@@ -37,6 +37,7 @@ def test_every_dotted_name_the_architecture_gives_resolves() -> None:
 
 def test_the_limits_docs_api_lists_are_the_ones_the_server_enforces() -> None:
     from moviola import validation as v
+    from moviola.rest.limits import MAX_BODY_BYTES
     from moviola.settings import ServerSettings
 
     section = (ROOT / "docs/api.md").read_text().split("### Limits", 1)[1].split("\n## ", 1)[0]
@@ -56,3 +57,4 @@ def test_the_limits_docs_api_lists_are_the_ones_the_server_enforces() -> None:
     assert f"{v.MAX_IMAGE_PIXELS} pixels and {v.MAX_IMAGE_SIDE} on a side" in image
     assert f"({v.MAX_VIDEO_BYTES} bytes)" in row("`Embed.video` bytes")
     assert row("a whole message").startswith(f"{ServerSettings().max_message_bytes // 2**20} MiB")
+    assert row("a REST request body").startswith(f"{MAX_BODY_BYTES // 2**20} MiB")

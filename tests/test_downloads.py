@@ -196,6 +196,8 @@ def test_retention_deletes_the_files_and_the_job_says_its_video_expired(
             assert time.monotonic() < deadline, "the expired video was not deleted"
             time.sleep(0.5)
         assert "Contents" not in bucket.list_objects_v2(Bucket="videos", Prefix=key.replace(".mp4", ".jpg"))
+        sheet = key.replace(".mp4", ".spritesheet.jpg")
+        assert "Contents" not in bucket.list_objects_v2(Bucket="videos", Prefix=sheet)
         result = client.get(done.job_id).result
         assert result.expired
         assert result.download_url == ""

@@ -156,7 +156,7 @@ def test_cancelled_context_cancels_the_job(moviola_go: Path, server: ServerProce
     assert client.get(job_id).state == pb.JOB_STATE_CANCELLED
 
 
-def test_go_program_saves_the_video_and_poster_through_download_video(
+def test_go_program_saves_the_video_poster_and_spritesheet_through_download_video(
     moviola_go: Path, server: ServerProcess, tmp_path: Path
 ) -> None:
     out = tmp_path / "fox.mp4"
@@ -173,6 +173,20 @@ def test_go_program_saves_the_video_and_poster_through_download_video(
     done = subprocess.run([*download, "download", job_id], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert poster.read_bytes() == stored.with_suffix(".jpg").read_bytes()
+    sheet = tmp_path / "sheet.jpg"
+    grid = [
+        str(moviola_go),
+        "-server",
+        server.address,
+        "-out",
+        str(sheet),
+        "-spritesheet",
+        "download",
+        job_id,
+    ]
+    done = subprocess.run(grid, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sheet.read_bytes() == stored.with_suffix(".spritesheet.jpg").read_bytes()
     missing = subprocess.run([*download, "download", "0" * 32], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1
     assert "NotFound" in missing.stderr

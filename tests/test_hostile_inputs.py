@@ -1,8 +1,9 @@
-"""Hostile images: refused from their header alone, INVALID_ARGUMENT naming ``image``, on every image input.
+"""Hostile images: refused at the door, INVALID_ARGUMENT naming ``image``, on every image input.
 
 Generation (``Generate``, ``SubmitJob`` on an image-to-video model) and ``Embed`` share one check
 (``moviola.validation.check_image``): a format allow-list and a pixel limit read before any pixel
-is decoded. Each case is one small file, most of them a PNG header that lies about its size.
+is decoded, then a full decode, so that a truncated or corrupt file never reaches a job. Each case
+is one small file, most of them a PNG header that lies about its size.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def encoded(fmt: str, size: tuple[int, int] = (32, 24)) -> bytes:
     return out.getvalue()
 
 
+def cut_png(width: int = 64, height: int = 64) -> bytes:
+    """Every chunk whole, with its checksum, but the compressed pixels cut off half way (the header alone passes)."""
+    rows = (b"\0" + bytes(i * 7 % 256 for i in range(width * 3))) * height
+    pixels = zlib.compress(rows)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = _chunk(b"IDAT", pixels[: len(pixels) // 2])
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + idat + _chunk(b"IEND", b"")
+
+
 def test_the_reports_file_is_the_header_built_here() -> None:
     assert png_header(30000, 30000) == BOMB
     assert len(BOMB) == 65
@@ -82,6 +92,11 @@ HOSTILE = [
     ("gif", encoded("GIF"), "must be PNG, JPEG or WebP"),
     ("bmp", encoded("BMP"), "must be PNG, JPEG or WebP"),
     ("tiff", encoded("TIFF"), "must be PNG, JPEG or WebP"),
+    # Headers that pass, pixels that do not: found at submit, not by the job.
+    ("truncated png", cut_png(), "truncated"),
+    ("no pixel data", png_header(64, 64), "truncated"),
+    ("truncated jpeg", encoded("JPEG", (64, 64))[:-200], "not a decodable"),
+    ("truncated webp", encoded("WEBP", (64, 64))[:40], "not a decodable"),
 ]
 IDS = [name for name, *_ in HOSTILE]
 
@@ -97,7 +112,7 @@ def test_the_shared_check_refuses_from_the_header(name: str, data: bytes, messag
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_the_shared_check_passes_the_allowed_formats(fmt: str) -> None:
     assert check_image(encoded(fmt)) == fmt
-    assert check_image(png_header(MAX_IMAGE_SIDE, 1)) == "PNG"  # at the limits, not beyond
+    assert check_image(encoded("PNG", (MAX_IMAGE_SIDE, 1))) == "PNG"  # at the limits, not beyond
 
 
 @pytest_asyncio.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client, InvalidArgument
+from moviola.segments import can_segment
 from moviola.v1 import job_pb2 as pb
 
 
@@ -103,11 +105,14 @@ def test_same_seed_same_video_and_cancellation(client: Client, model: str, data_
 def _invalid(model: str) -> list[tuple[str, dict[str, object], str]]:
     spec = BUILTIN_MODELS[model]
     lim = spec.limits
+    # One window, or past it a long video up to max_seconds where the model continues from frames.
+    fps, k = spec.defaults.fps, lim.frame_multiple
+    longest = math.floor(lim.max_seconds * fps / k) * k + 1 if can_segment(spec) else lim.max_frames
     cases: list[tuple[str, dict[str, object], str]] = [
         ("width", {"width": lim.size_multiple + 8}, f"multiple of {lim.size_multiple}"),
         ("height", {"height": lim.max_size + lim.size_multiple}, f"{lim.min_size}..{lim.max_size}"),
         ("num_frames", {"num_frames": lim.frame_multiple + 2}, f"must be {lim.frame_multiple}k+1"),
-        ("num_frames", {"num_frames": lim.max_frames + lim.frame_multiple}, f"at most {lim.max_frames}"),
+        ("num_frames", {"num_frames": longest + lim.frame_multiple}, f"at most {longest}"),
         ("num_inference_steps", {"num_inference_steps": lim.max_steps + 1}, f"1..{lim.max_steps}"),
         ("guidance_scale", {"guidance_scale": 25.0}, "0..20"),
         ("resolution", {"resolution": "4k"}, "no preset '4k'"),

@@ -182,3 +182,18 @@ def test_a_stopped_s3_server_is_unavailable(tmp_path: Path, monkeypatch: pytest.
         storage.check()
     with pytest.raises(Unavailable, match="could not store the video"):
         storage.put("job", b"v", b"p")
+
+
+def test_a_small_object_is_stored_read_and_deleted_beside_the_videos(
+    s3: S3Server, aws: dict[str, str]
+) -> None:
+    """Characters' objects (``characters.py``): under the prefix, never taken for videos by the sweep."""
+    storage = storage_at(f"s3://{s3.bucket}/objects")
+    storage.put_object("characters/acme/char_1.json", b"{}", "application/json")
+    assert storage.read_object("characters/acme/char_1.json") == b"{}"
+    assert storage.delete_before(float("inf")) == 0
+    storage.delete_object("characters/acme/char_1.json")
+    with pytest.raises(NotFound):
+        storage.read_object("characters/acme/char_1.json")
+    with pytest.raises(ValueError, match="unsafe"):
+        storage.read_object("characters/../char_1.json")

@@ -40,7 +40,7 @@ CASES: list[tuple[str, dict[str, object], str]] = [
     ("prompt", {"prompt": "   "}, "must not be empty"),
     ("prompt", {"prompt": "x" * 2001}, "limit is 2000"),
     ("negative_prompt", {"negative_prompt": "x" * 2001}, "limit is 2000"),
-    ("model", {"model": "sora-2"}, "unknown model 'sora-2'"),
+    ("model", {"model": "veo-3"}, "unknown model 'veo-3'"),  # sora-2 is an alias (tests/test_sora_names.py)
     ("width", {"width": 100}, "multiple of 16"),
     ("width", {"width": 1024}, "16..832"),
     ("height", {"height": 72}, "nearest valid: 64 or 80"),

@@ -7,10 +7,12 @@ cannot sign), and routes to the model's fallback, or refuses, work that would st
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
 from moviola.adapters import AdapterCatalog
+from moviola.aliases import Aliases
 from moviola.auth.caller import Caller
 from moviola.catalog import ModelSpec
 from moviola.errors import (
@@ -59,6 +61,8 @@ class Admission:
         accept_without_workers: bool = False,
         webhooks: WebhookPolicy | None = None,
         signer: Signer | None = None,
+        aliases: Aliases | None = None,
+        strict_sizes: bool = False,
     ) -> None:
         self._queue = queue
         self._models = models
@@ -66,6 +70,9 @@ class Admission:
         self._lifecycle = lifecycle
         self._adapters = adapters
         self._accept_without_workers = accept_without_workers
+        #: More names of the served models (``sora-2``), and whether Sora's sizes are refused, not mapped.
+        self.aliases = aliases or Aliases()
+        self._strict_sizes = strict_sizes
         #: Where webhooks may go, and who has a secret to sign them; None: this server sends none.
         self._webhooks = webhooks
         self._signer = signer
@@ -76,9 +83,9 @@ class Admission:
         ``caller_waits``: seconds the caller waits for the job (Generate's stream deadline); with the
         request's own ``max_wait``, the sooner bounds the start.
         """
-        request = replace(
-            validate(draft, self._models, self._default_model, self._adapters), tenant=caller.tenant
-        )
+        # An image is decoded in full (Pillow, up to a second for 50 megapixels): off the event loop.
+        validated = await asyncio.to_thread(self._validate, draft) if draft.image else self._validate(draft)
+        request = replace(validated, tenant=caller.tenant)
         may_use(caller, request.model)
         _may_apply(caller, request)
         if request.webhook_url:
@@ -99,6 +106,16 @@ class Admission:
                 request = await self._fallback(draft, request, wait, limit)
             request = replace(request, start_by=time.time() + limit)
         return request
+
+    def _validate(self, draft: RequestDraft) -> JobRequest:
+        return validate(
+            draft,
+            self._models,
+            self._default_model,
+            self._adapters,
+            aliases=self.aliases,
+            strict_sizes=self._strict_sizes,
+        )
 
     async def serves(self, model: str) -> bool:
         """Whether jobs of ``model`` can run here now: it is offered and a live worker serves it."""
@@ -121,9 +138,8 @@ class Admission:
 
     def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
         """The same request on another model (same seed); ``InvalidRequest`` when it does not fit it."""
-        return validate(
-            replace(draft, model=model, seed=request.seed), self._models, self._default_model, self._adapters
-        )
+        routed = self._validate(replace(draft, model=model, seed=request.seed))
+        return replace(routed, requested_model=request.requested_model)  # the name the caller knows
 
     async def _fallback(
         self, draft: RequestDraft, request: JobRequest, wait: float, limit: float

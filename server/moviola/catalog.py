@@ -46,6 +46,8 @@ class ModelLimits:
     max_prompt_chars: int = 2000
     max_image_bytes: int = 10 * 1024 * 1024
     max_fps: int = 60
+    #: Longest video, in seconds, made as segments past one window (``segments.py``); ``--max-seconds``.
+    max_seconds: float = 20.0
 
 
 #: How a worker keeps a model on its card (``moviola.pipelines.memory``), most resident first.
@@ -178,6 +180,11 @@ class ModelSpec:
     fast_threshold: float = 0.1
     #: The turbo profile (a step-distilled adapter); None: the model has none.
     turbo: TurboProfile | None = None
+    #: More names requests may use for it (``sora-2``); the operator's ``--model-alias`` comes first.
+    aliases: tuple[str, ...] = ()
+    #: Sizes callers name (``"1280x720"``, Sora's) and the size this model makes for each; sizes not
+    #: listed map by ``sizes.nearest``.
+    size_map: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def mixture_of_experts(self) -> bool:
@@ -200,6 +207,8 @@ def _spec(entry: dict[str, Any]) -> ModelSpec:
         entry["memory"] = MemoryOptions(**memory)
         entry["image_input"] = ImageInput(entry.get("image_input", "unsupported"))
         entry["presets"] = {name: (int(w), int(h)) for name, (w, h) in entry.get("presets", {}).items()}
+        entry["size_map"] = {size: (int(w), int(h)) for size, (w, h) in entry.get("size_map", {}).items()}
+        entry["aliases"] = tuple(entry.get("aliases", ()))
         if "turbo" in entry:
             entry["turbo"] = TurboProfile(**entry["turbo"])
         entry.setdefault("family", entry["id"])

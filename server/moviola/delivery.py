@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from typing import Protocol
 
 from moviola.errors import FailedPrecondition, NotFound, NotInStorage
+from moviola.frames import Frames
 from moviola.jobs import Completed, JobRecord, JobState
-from moviola.mp4 import POSTER_MIME_TYPE
+from moviola.mp4 import POSTER_MIME_TYPE, encode_mp4, encode_poster
 from moviola.settings import StorageSettings
 from moviola.storage.base import Storage, Variant
 
@@ -72,7 +74,10 @@ class Delivery:
         return finished_at + self.retention
 
     def links(self, result: Completed, finished_at: float | None) -> Links:
-        """Fresh links to a completed job's video and poster (none once expired, none for local disk)."""
+        """Fresh links to a completed job's video and poster (none once expired, none for local disk).
+
+        The spritesheet has no link (nor has OpenAI's video object): callers download it.
+        """
         expires = self.expires_at(finished_at)
         if expires is not None and expires <= time.time():
             return Links(expires_at=expires, expired=True)
@@ -100,6 +105,14 @@ class Delivery:
     def links_of(self, record: JobRecord) -> Links | None:
         return None if record.result is None else self.links(record.result, record.finished_at)
 
+    def store_upload(self, frames: Frames, fps: int) -> str:
+        """Store an uploaded video an extension continues, as workers store theirs (the retention sweeps it
+        too); its URI. Blocks (call off the loop)."""
+        stored = self.storage.put(
+            f"upload-{uuid.uuid4().hex}", encode_mp4(frames, fps), encode_poster(frames)
+        )
+        return stored.uri
+
     async def delete_files(self, record: JobRecord) -> None:
         """Delete a job's video and poster (the job is being deleted) and its search index entry."""
         if record.result is None:
@@ -112,7 +125,8 @@ class Delivery:
             log.warning("job %s names a video outside the storage; nothing deleted", record.id)
 
     async def download(self, record: JobRecord, variant: Variant) -> FileDownload:
-        """The job's video or poster in chunks; NOT_FOUND once expired, FAILED_PRECONDITION before it completed."""
+        """The job's video, poster or spritesheet in chunks; NOT_FOUND once expired, FAILED_PRECONDITION
+        before it completed, NOT_FOUND for an image the job was stored without."""
         result = record.result
         if record.state != JobState.COMPLETED or result is None:
             state = record.state.name.lower()
@@ -123,7 +137,15 @@ class Delivery:
             )
         if variant == Variant.THUMBNAIL and not result.thumbnail_uri:
             raise NotFound(f"job {record.id} has no thumbnail (it was stored before thumbnails existed)")
-        opened = await asyncio.to_thread(self.storage.open, result.video_uri, variant)
+        try:
+            opened = await asyncio.to_thread(self.storage.open, result.video_uri, variant)
+        except NotFound as exc:
+            # No record says whether a spritesheet was stored: a video that is there without one predates them.
+            if variant != Variant.SPRITESHEET:
+                raise
+            raise NotFound(
+                f"job {record.id} has no spritesheet (it was stored before spritesheets existed)"
+            ) from exc
         mime = result.mime_type if variant == Variant.VIDEO else POSTER_MIME_TYPE
         return FileDownload(opened.size_bytes, mime, _chunks(opened.chunks))
 

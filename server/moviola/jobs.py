@@ -94,6 +94,13 @@ class JobRequest:
     tenant: str = ""
     #: The job whose request this one repeats with a new prompt (the REST face's remix); "" for none.
     remixed_from: str = ""
+    #: The name the caller gave the model when it was not the id (an alias like ``sora-2``, a family); "" else.
+    requested_model: str = ""
+    #: The job whose video this one continues (an extension: the video first, then ``num_frames`` in all);
+    #: its video's storage URI and frame count. "", "", 0: a video of its own.
+    extended_from: str = ""
+    continue_from: str = ""
+    continued_frames: int = 0
     #: Where this job's events are POSTed as signed webhooks ("" for none), and which events.
     webhook_url: str = ""
     webhook_events: tuple[str, ...] = ()
@@ -162,6 +169,9 @@ class Progress:
     transformer_passes: int = 0
     #: On the first step only: the adapters the run applies.
     loras: tuple[LoraChoice, ...] = ()
+    #: Of a long video made as segments: this step's segment (1-based) and how many; 0, 0 for one window.
+    segment: int = 0
+    total_segments: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,8 @@ class Completed:
     transformer_passes: int = 0
     #: How the worker stored the transformers' weights ("none", "int8", "fp8", "fp8-dynamic").
     quantization: str = ""
+    #: Segments the video was made of (1: one model window).
+    segments: int = 1
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def draft(request: pb.GenerateRequest, traceparent: str = "") -> RequestDraft:
         preview_every=request.preview_every,
         speed_profile=_speed_profile(request.speed_profile),
         loras=tuple((lora.name, lora.scale if lora.HasField("scale") else None) for lora in request.loras),
+        character_id=request.character_id,
+        seconds=f"{request.seconds:g}" if request.seconds else "",
     )
 
 
@@ -127,6 +129,8 @@ def progress(value: jobs.Progress) -> pb.Progress:
         cached=value.cached,
         transformer_passes=value.transformer_passes,
         loras=loras(value.loras),
+        segment=value.segment,
+        total_segments=value.total_segments,
     )
 
 
@@ -160,6 +164,7 @@ def completed(value: jobs.Completed, links: Links | None = None) -> pb.Completed
         loras=loras(value.loras),
         transformer_passes=value.transformer_passes,
         quantization=value.quantization,
+        segments=value.segments,
     )
     if links is not None:
         out.download_url, out.thumbnail_download_url, out.expired = (
@@ -224,6 +229,7 @@ def job(record: jobs.JobRecord, links: Links | None = None) -> pb.Job:
         create_time=timestamp(record.created_at),
         last_sequence=record.last_sequence,
         queue_position=record.queue_position,
+        extended_from=record.request.extended_from,
     )
     if record.progress is not None:
         out.progress.CopyFrom(progress(record.progress))
@@ -285,6 +291,7 @@ def model(status: ModelStatus) -> gen.ModelInfo:
         else gen.TurboProfile(
             steps=spec.turbo.steps, max_steps=spec.turbo.max_steps, adapter=spec.turbo.adapter
         ),
+        aliases=list(status.aliases),
     )
 
 

@@ -9,24 +9,27 @@ gateway run one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+from moviola import segments, sizes, uploads
 from moviola.adapters import AdapterCatalog, AdapterSpec
 from moviola.admission import Admission
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
+from moviola.characters import Characters
 from moviola.delivery import Delivery, FileDownload, Links
-from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, PermissionDenied
+from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, NotFound, PermissionDenied
 from moviola.jobs import Completed, JobEvent, JobRecord, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.storage.base import Variant
 from moviola.tracing import Tracing
-from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, draft_of
+from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, draft_of, resolve_model
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -38,6 +41,8 @@ class ModelStatus:
     ready: bool
     #: The adapters of the model that the caller may name.
     adapters: tuple[AdapterSpec, ...] = ()
+    #: More names requests may give it (``sora-2``).
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,10 @@ class JobService:
         adapters: AdapterCatalog | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        characters: Characters | None = None,
     ) -> None:
+        #: The tenants' characters (reference images), kept in the delivery's storage.
+        self.characters = characters or Characters(delivery.storage)
         #: The LoRA adapters requests may name (``moviola.adapters``).
         self.adapters = adapters or AdapterCatalog()
         self.metrics = metrics
@@ -128,12 +136,21 @@ class JobService:
         ``caller_waits``: seconds the caller waits for the job (Generate's stream deadline): a queued job
         that has not started by then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing.
         """
-        request = await self._admission.admit(draft, caller, caller_waits)
+        request = await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
         with self._tracing.submit(request.traceparent) as carried:
             record, created = await self._queue.submit(replace(request, traceparent=carried), caller.limits)
         if created and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
         return self._view(record), created
+
+    async def _with_character(self, draft: RequestDraft, caller: Caller) -> RequestDraft:
+        """The draft with its character's reference image as the image to condition on."""
+        if not draft.character_id:
+            return draft
+        if draft.image:
+            raise InvalidRequest("character_id", "give a character or an image to condition on, not both")
+        check_length("character_id", draft.character_id, MAX_JOB_ID_CHARS)
+        return replace(draft, image=await self.characters.image(draft.character_id, caller))
 
     async def remix(
         self, job_id: str, prompt: str, *, idempotency_key: str = "", caller: Caller = ANONYMOUS
@@ -142,6 +159,92 @@ class JobService:
         original = (await self.get(job_id, caller)).request
         draft = replace(
             draft_of(original), prompt=prompt, remixed_from=job_id, idempotency_key=idempotency_key
+        )
+        return await self.submit(draft, caller=caller)
+
+    async def extend(
+        self,
+        job_id: str,
+        prompt: str,
+        seconds: str,
+        *,
+        idempotency_key: str = "",
+        caller: Caller = ANONYMOUS,
+    ) -> tuple[JobView, bool]:
+        """A new video: the caller's completed video ``job_id``, then ``seconds`` more made from ``prompt``
+        (``segments.py``), on the same model, size and fps."""
+        source = await self.get(job_id, caller)
+        result = source.result
+        if source.state is not JobState.COMPLETED or result is None:
+            raise FailedPrecondition(
+                f"job {job_id} is {source.state.value}: only a completed video can be extended"
+            )
+        spec = self._models.get(source.request.model)
+        if spec is None or not segments.can_segment(spec):
+            able = [m for m, s in self._models.items() if segments.can_segment(s)]
+            raise InvalidRequest(
+                "video",
+                f"model {source.request.model} cannot continue a video from its frames; models that can: "
+                f"{', '.join(able) or 'none served'}",
+            )
+        if self._delivery.links(result, source.finished_at).expired:
+            raise NotFound(f"the video of job {job_id} expired")
+        draft = replace(
+            draft_of(source.request),
+            prompt=prompt,
+            image=b"",
+            width=result.width,
+            height=result.height,
+            fps=result.fps,
+            num_frames=0,
+            seconds=seconds,
+            extended_from=job_id,
+            continue_from=result.video_uri,
+            continued_frames=result.num_frames,
+            idempotency_key=idempotency_key,
+        )
+        return await self.submit(draft, caller=caller)
+
+    async def extend_upload(
+        self,
+        video: bytes,
+        prompt: str,
+        seconds: str,
+        *,
+        model: str = "",
+        idempotency_key: str = "",
+        caller: Caller = ANONYMOUS,
+    ) -> tuple[JobView, bool]:
+        """A new video: the last window of an uploaded one (at ``model``'s nearest size and its fps), then
+        ``seconds`` more made from ``prompt``. The upload is decoded and stored here, before anything is queued."""
+        spec = resolve_model(model, self._models, self._default_model, self._admission.aliases)
+        if not segments.can_segment(spec):
+            able = [m for m, s in self._models.items() if segments.can_segment(s)]
+            raise InvalidRequest(
+                "model",
+                f"{spec.id} cannot continue a video; models that can: {', '.join(able) or 'none served'}",
+            )
+        frames = await asyncio.to_thread(
+            uploads.tail, video, spec.limits.max_frames, lambda w, h: sizes.nearest(spec, w, h)
+        )
+        k = spec.limits.frame_multiple
+        frames = frames[-((len(frames) - 1) // k * k + 1) :]  # k·n+1, the end kept
+        if len(frames) <= segments.overlap(spec):
+            raise InvalidRequest(
+                "video", f"has {len(frames)} frames; an extension needs more than {segments.overlap(spec)}"
+            )
+        stored = await asyncio.to_thread(self._delivery.store_upload, frames, spec.defaults.fps)
+        count, height, width, _ = frames.shape
+        draft = RequestDraft(
+            model=spec.id,
+            prompt=prompt,
+            width=width,
+            height=height,
+            fps=spec.defaults.fps,
+            seconds=seconds,
+            continue_from=stored,
+            continued_frames=count,
+            idempotency_key=idempotency_key,
         )
         return await self.submit(draft, caller=caller)
 
@@ -216,7 +319,7 @@ class JobService:
         return self._view(await self._queue.cancel(_job_id(job_id)))
 
     async def download(self, job_id: str, variant: Variant, caller: Caller = ANONYMOUS) -> FileDownload:
-        """The caller's completed video (or poster) in chunks."""
+        """The caller's completed video (or its poster, or its spritesheet) in chunks."""
         return await self._delivery.download(await self.get(job_id, caller), variant)
 
     async def models(self, caller: Caller = ANONYMOUS) -> list[ModelStatus]:
@@ -228,6 +331,7 @@ class JobService:
                 spec,
                 serving and bool(await self._queue.live_workers(spec.id)),
                 tuple(a for a in self.adapters.for_model(spec) if caller.may_apply(a.name)),
+                self._admission.aliases.of_model(spec.id),
             )
             for spec in ordered
         ]

@@ -123,6 +123,12 @@ class ModelSettings:
     catalog: Path | None = None
     #: Serve catalogue entries marked opt-in (licence restrictions).
     include_opt_in: bool = False
+    #: More names for served models, each ``ALIAS=MODEL`` (``sora-2=wan2.2-t2v-a14b``); before the catalogue's.
+    model_aliases: tuple[str, ...] = ()
+    #: Refuse sizes a model does not make (400 naming ``size``) instead of mapping Sora's to the nearest.
+    strict_sizes: bool = False
+    #: The longest video, in seconds, for every model (segments past one window); None: the catalogue's.
+    max_seconds: float | None = None
     #: Local folder or hub id with the model's weights (of ``model``); None: the catalogue's source.
     model_path: str | None = None
     #: Where tiny random-weight models are built on first use.

@@ -14,13 +14,16 @@ from __future__ import annotations
 import io
 import math
 import secrets
+import zlib
 from dataclasses import dataclass, replace
 
-from moviola import tuning
+from moviola import segments, tuning
 from moviola.adapters import AdapterCatalog
+from moviola.aliases import Aliases
 from moviola.catalog import ImageInput, ModelSpec
 from moviola.errors import InvalidRequest
 from moviola.jobs import JobRequest, Priority
+from moviola.sizes import made, parse_size
 
 #: Model ids and families, embedding model names, size presets: longer than any real one.
 MAX_NAME_CHARS = 128
@@ -58,11 +61,13 @@ def check_length(field: str, value: str | bytes, limit: int) -> None:
 
 
 def check_image(data: bytes, field: str = "image", *, max_bytes: int = MAX_IMAGE_BYTES) -> str:
-    """Check an encoded image from its header alone (no pixels decoded); return its format.
+    """Check an encoded image, then decode every pixel of it; return its format.
 
-    The one check every image a caller sends goes through: not empty, at most ``max_bytes``, one of
-    ``IMAGE_FORMATS``, at most ``MAX_IMAGE_PIXELS`` and ``MAX_IMAGE_SIDE``, and (PNG) chunks intact.
-    Raises ``InvalidRequest`` naming ``field``.
+    The one check every image a caller sends goes through, so that a job never fails on an image it
+    could have refused at submit: not empty, at most ``max_bytes``, one of ``IMAGE_FORMATS``, at most
+    ``MAX_IMAGE_PIXELS`` and ``MAX_IMAGE_SIDE`` (from the header, before any pixel is decoded), (PNG)
+    chunks intact, and then decoded in full (truncated or corrupt pixel data fails here). Raises
+    ``InvalidRequest`` naming ``field`` (each face's name for it: ``image``, ``input_reference``).
     """
     if not data:
         raise InvalidRequest(field, "is empty")
@@ -75,6 +80,8 @@ def check_image(data: bytes, field: str = "image", *, max_bytes: int = MAX_IMAGE
             image_format, (width, height) = str(image.format), image.size
             _check_pixels(field, width, height)
             image.verify()  # PNG: every chunk present with its checksum; decodes nothing
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            image.load()  # every pixel, within the limits just checked: "image file is truncated" is ours
     except UnidentifiedImageError as exc:
         raise InvalidRequest(
             field, "must be PNG, JPEG or WebP; this is not a decodable image of those formats"
@@ -82,7 +89,7 @@ def check_image(data: bytes, field: str = "image", *, max_bytes: int = MAX_IMAGE
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own check, in Image.open, for headers far beyond ours; the size is only in its message.
         raise InvalidRequest(field, f"has more than {MAX_IMAGE_PIXELS} pixels ({exc})") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as exc:
         raise InvalidRequest(field, f"is not a decodable PNG, JPEG or WebP image ({exc})") from exc
     return image_format
 
@@ -132,6 +139,19 @@ class RequestDraft:
     speed_profile: str = ""
     #: LoRA adapters by name, each with its scale (None: 1.0).
     loras: tuple[tuple[str, float | None], ...] = ()
+    #: What the caller's face calls ``image`` in its errors (REST: ``input_reference``).
+    image_field: str = "image"
+    #: ``"WxH"`` (the REST face's ``size``) instead of width and height; Sora's sizes map to the model's.
+    size: str = ""
+    #: Seconds of video (the REST face's ``seconds``) instead of num_frames.
+    seconds: str = ""
+    #: An extension of the job ``extended_from``, whose video (``continue_from``, ``continued_frames``
+    #: frames) comes first; ``seconds`` or ``num_frames`` are then the frames added.
+    extended_from: str = ""
+    continue_from: str = ""
+    continued_frames: int = 0
+    #: A character of the caller's (``characters.py``); the job service puts its reference image in ``image``.
+    character_id: str = ""
 
 
 def draft_of(request: JobRequest) -> RequestDraft:
@@ -140,7 +160,7 @@ def draft_of(request: JobRequest) -> RequestDraft:
     Its webhooks, previews, deadline and idempotency key stay the original's own.
     """
     return RequestDraft(
-        model=request.model,
+        model=request.requested_model or request.model,
         prompt=request.prompt,
         negative_prompt=request.negative_prompt,
         image=request.image or b"",
@@ -190,25 +210,6 @@ def _size(field: str, value: int, default: int, spec: ModelSpec) -> int:
     return value
 
 
-def _frames(value: int, spec: ModelSpec) -> int:
-    if value == 0:
-        return spec.defaults.num_frames
-    limits = spec.limits
-    k = limits.frame_multiple
-    if (value - 1) % k:
-        lower = (value - 1) // k * k + 1
-        raise InvalidRequest(
-            "num_frames",
-            f"must be {k}k+1 for model {spec.id}, which would otherwise round it silently "
-            f"(got {value}; nearest valid: {lower} or {lower + k})",
-        )
-    if value > limits.max_frames:
-        raise InvalidRequest(
-            "num_frames", f"must be at most {limits.max_frames} for model {spec.id} (got {value})"
-        )
-    return value
-
-
 def _bounded(field: str, value: int, default: int, maximum: int, spec: ModelSpec) -> int:
     if value == 0:
         return default
@@ -235,26 +236,44 @@ def _text(field: str, value: str, spec: ModelSpec, *, required: bool) -> str:
     return value
 
 
-def _image(value: bytes, spec: ModelSpec) -> bytes | None:
+def _image(value: bytes, spec: ModelSpec, field: str) -> bytes | None:
     if not value:
         if spec.image_input is ImageInput.REQUIRED:
-            raise InvalidRequest("image", f"model {spec.id} is image-to-video and needs an input image")
+            raise InvalidRequest(field, f"model {spec.id} is image-to-video and needs an input image")
         return None
     if spec.image_input is ImageInput.UNSUPPORTED:
-        raise InvalidRequest("image", f"model {spec.id} is text-to-video only; leave image empty")
-    check_image(value, "image", max_bytes=min(spec.limits.max_image_bytes, MAX_IMAGE_BYTES))
+        raise InvalidRequest(field, f"model {spec.id} is text-to-video only; send no image")
+    check_image(value, field, max_bytes=min(spec.limits.max_image_bytes, MAX_IMAGE_BYTES))
     return value
 
 
-def resolve_model(name: str, models: dict[str, ModelSpec], default_model: str) -> ModelSpec:
-    """The served model a request names: an exact id, a family, or empty for the default."""
+def _character(draft: RequestDraft, spec: ModelSpec, models: dict[str, ModelSpec]) -> None:
+    """A character is an image to condition on: ``InvalidRequest`` naming it on a model that takes none."""
+    if not draft.character_id or spec.image_input is not ImageInput.UNSUPPORTED:
+        return
+    takers = [s.id for s in models.values() if s.image_input is not ImageInput.UNSUPPORTED]
+    served = f"served models that take one: {', '.join(takers)}" if takers else "no served model takes one"
+    raise InvalidRequest(
+        "character_id",
+        f"model {spec.id} is text-to-video only; a character is a reference image for image-to-video ({served})",
+    )
+
+
+def resolve_model(
+    name: str, models: dict[str, ModelSpec], default_model: str, aliases: Aliases | None = None
+) -> ModelSpec:
+    """The served model a request names: an exact id, a family, an alias, or empty for the default."""
     name = name or default_model
     if name in models:
         return models[name]
     family = [spec for spec in models.values() if spec.family == name]
     if family:
         return family[0]
-    raise InvalidRequest("model", f"unknown model {name!r}; this server serves: {', '.join(models)}")
+    target = aliases.resolve(name) if aliases is not None else None
+    if target is not None and target in models:
+        return models[target]
+    known = [*models, *(aliases.names if aliases is not None else ())]
+    raise InvalidRequest("model", f"unknown model {name!r}; this server serves: {', '.join(known)}")
 
 
 def _check_lengths(draft: RequestDraft) -> None:
@@ -264,7 +283,7 @@ def _check_lengths(draft: RequestDraft) -> None:
     check_length("prompt", draft.prompt, MAX_PROMPT_CHARS)
     check_length("negative_prompt", draft.negative_prompt, MAX_PROMPT_CHARS)
     check_length("idempotency_key", draft.idempotency_key, MAX_IDEMPOTENCY_KEY)
-    check_length("image", draft.image, MAX_IMAGE_BYTES)
+    check_length(draft.image_field, draft.image, MAX_IMAGE_BYTES)
     check_length("webhook_url", draft.webhook_url, MAX_WEBHOOK_URL)
     for i, (name, _) in enumerate(draft.loras[: tuning.MAX_LORAS + 1]):
         check_length(f"loras[{i}].name", name, MAX_NAME_CHARS)
@@ -275,15 +294,27 @@ def validate(
     models: dict[str, ModelSpec],
     default_model: str,
     adapters: AdapterCatalog | None = None,
+    *,
+    aliases: Aliases | None = None,
+    strict_sizes: bool = False,
 ) -> JobRequest:
     """Check ``draft`` against the model it names (and the adapters registered); return the complete request.
 
     Raises ``InvalidRequest`` for the first invalid field.
     """
     _check_lengths(draft)
-    spec = resolve_model(draft.model, models, default_model)
+    spec = resolve_model(draft.model, models, default_model, aliases)
     d = spec.defaults
     width, height = _preset(draft, spec)
+    if draft.size:
+        width, height = made(spec, draft.size, *parse_size(draft.size), strict=strict_sizes)
+    if draft.seconds:
+        draft = replace(
+            draft, num_frames=segments.frames_for_seconds(draft.seconds, draft.fps or d.fps, spec)
+        )
+    if draft.continued_frames:  # an extension: the video so far, then the frames added (both k·n+1)
+        added = draft.num_frames or d.num_frames
+        draft = replace(draft, num_frames=draft.continued_frames + added - 1)
     if draft.max_wait is not None and draft.max_wait < 0:
         raise InvalidRequest("max_wait", "must not be negative")
     if draft.guidance_scale_2 is not None and not spec.mixture_of_experts:
@@ -306,14 +337,17 @@ def validate(
             "preview_every", f"must be between 0 (no previews) and num_inference_steps ({steps})"
         )
     loras = tuning.loras(draft.loras, spec, adapters or AdapterCatalog())
+    _character(draft, spec, models)
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),
         negative_prompt=_text("negative_prompt", draft.negative_prompt, spec, required=False),
-        image=_image(draft.image, spec),
-        width=_size("width", width, d.width, spec),
-        height=_size("height", height, d.height, spec),
-        num_frames=_frames(draft.num_frames, spec),
+        image=_image(draft.image, spec, draft.image_field),
+        width=_size("size" if draft.size else "width", width, d.width, spec),
+        height=_size("size" if draft.size else "height", height, d.height, spec),
+        num_frames=segments.frames(
+            draft.num_frames, spec, draft.fps or d.fps, "seconds" if draft.seconds else "num_frames"
+        ),
         fps=_bounded("fps", draft.fps, d.fps, spec.limits.max_fps, spec),
         num_inference_steps=steps,
         guidance_scale=_guidance("guidance_scale", draft.guidance_scale, d.guidance_scale, spec) or 0.0,
@@ -323,36 +357,16 @@ def validate(
         idempotency_key=draft.idempotency_key,
         traceparent=draft.traceparent,
         remixed_from=draft.remixed_from,
+        requested_model=draft.model if draft.model not in ("", spec.id) else "",
+        extended_from=draft.extended_from,
+        continue_from=draft.continue_from,
+        continued_frames=draft.continued_frames,
         webhook_url=draft.webhook_url,
         webhook_events=_webhook_events(draft),
         preview_every=draft.preview_every,
         speed_profile=draft.speed_profile,
         loras=loras,
     )
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """``"WxH"`` (the REST face's ``size``) as width and height; ``InvalidRequest`` naming ``size``."""
-    width, sep, height = size.strip().lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or len(size) > 16:
-        raise InvalidRequest("size", f"must be WIDTHxHEIGHT in pixels, like 832x480 (got {size[:32]!r})")
-    return int(width), int(height)
-
-
-def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec) -> int:
-    """The frame count nearest ``seconds`` at ``fps`` that ``spec`` takes (``k·n + 1``); ``InvalidRequest`` on ``seconds``."""
-    try:
-        value = float(seconds)
-    except ValueError:
-        raise InvalidRequest("seconds", f"must be a number of seconds (got {seconds[:32]!r})") from None
-    fps = fps or spec.defaults.fps
-    longest = (spec.limits.max_frames - 1) / fps
-    if not (0 < value <= longest):  # NaN fails too
-        raise InvalidRequest(
-            "seconds", f"must be above 0 and at most {longest:g} for model {spec.id} (got {seconds})"
-        )
-    k = spec.limits.frame_multiple
-    return max(1, round(value * fps / k)) * k + 1
 
 
 #: Longest webhook URL.

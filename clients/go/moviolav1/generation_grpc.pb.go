@@ -34,6 +34,9 @@ type GenerationServiceClient interface {
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// Submits a dead-lettered job's request again, as a new job (operators).
 	RequeueJob(ctx context.Context, in *RequeueJobRequest, opts ...grpc.CallOption) (*RequeueJobResponse, error)
+	// A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+	// (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+	ExtendJob(ctx context.Context, in *ExtendJobRequest, opts ...grpc.CallOption) (*ExtendJobResponse, error)
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error)
@@ -167,6 +170,15 @@ func (c *generationServiceClient) RequeueJob(ctx context.Context, in *RequeueJob
 	return out, nil
 }
 
+func (c *generationServiceClient) ExtendJob(ctx context.Context, in *ExtendJobRequest, opts ...grpc.CallOption) (*ExtendJobResponse, error) {
+	out := new(ExtendJobResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/ExtendJob", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *generationServiceClient) DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error) {
 	stream, err := c.cc.NewStream(ctx, &_GenerationService_serviceDesc.Streams[2], "/moviola.v1.GenerationService/DownloadVideo", opts...)
 	if err != nil {
@@ -229,6 +241,9 @@ type GenerationServiceServer interface {
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// Submits a dead-lettered job's request again, as a new job (operators).
 	RequeueJob(context.Context, *RequeueJobRequest) (*RequeueJobResponse, error)
+	// A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+	// (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+	ExtendJob(context.Context, *ExtendJobRequest) (*ExtendJobResponse, error)
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error
@@ -264,6 +279,9 @@ func (UnimplementedGenerationServiceServer) ListDeadLetters(context.Context, *Li
 }
 func (UnimplementedGenerationServiceServer) RequeueJob(context.Context, *RequeueJobRequest) (*RequeueJobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RequeueJob not implemented")
+}
+func (UnimplementedGenerationServiceServer) ExtendJob(context.Context, *ExtendJobRequest) (*ExtendJobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ExtendJob not implemented")
 }
 func (UnimplementedGenerationServiceServer) DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error {
 	return status.Errorf(codes.Unimplemented, "method DownloadVideo not implemented")
@@ -434,6 +452,24 @@ func _GenerationService_RequeueJob_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GenerationService_ExtendJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).ExtendJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/ExtendJob",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).ExtendJob(ctx, req.(*ExtendJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GenerationService_DownloadVideo_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(DownloadVideoRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -500,6 +536,10 @@ var _GenerationService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequeueJob",
 			Handler:    _GenerationService_RequeueJob_Handler,
+		},
+		{
+			MethodName: "ExtendJob",
+			Handler:    _GenerationService_ExtendJob_Handler,
 		},
 		{
 			MethodName: "ListJobs",

@@ -28,6 +28,7 @@ VARIANTS = {
     gen.VIDEO_VARIANT_UNSPECIFIED: Variant.VIDEO,
     gen.VIDEO_VARIANT_VIDEO: Variant.VIDEO,
     gen.VIDEO_VARIANT_THUMBNAIL: Variant.THUMBNAIL,
+    gen.VIDEO_VARIANT_SPRITESHEET: Variant.SPRITESHEET,
 }
 
 
@@ -97,6 +98,17 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         async with translated(context):
             job = await self._service.requeue(request.job_id, callers.current())
         return gen.RequeueJobResponse(job=messages.job(job.record))
+
+    async def ExtendJob(self, request: gen.ExtendJobRequest, context: Context) -> gen.ExtendJobResponse:
+        async with translated(context):
+            job, created = await self._service.extend(
+                request.job_id,
+                request.prompt,
+                f"{request.seconds:g}" if request.seconds else "",
+                idempotency_key=request.idempotency_key,
+                caller=callers.current(),
+            )
+        return gen.ExtendJobResponse(job=messages.job(job.record), created=created)
 
     async def DownloadVideo(
         self, request: gen.DownloadVideoRequest, context: Context

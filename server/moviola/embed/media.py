@@ -48,7 +48,7 @@ class Frames:
 
 
 def decode_image(data: bytes, field: str = "image") -> Image.Image:
-    """Decode a PNG, JPEG or WebP image into RGB; ``check_image`` first reads the header alone."""
+    """Decode a PNG, JPEG or WebP image into RGB, once ``check_image`` has passed it."""
     check_image(data, field)
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:

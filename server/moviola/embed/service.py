@@ -225,7 +225,7 @@ class Embedder:
             self._metrics.embedding_failures.labels(kind, type(error).__name__).inc()
 
     async def _image(self, query: EmbedQuery, data: bytes) -> Embedding:
-        check_image(data, "image")  # the header alone, as for generation: before anything else reads it
+        check_image(data, "image")  # as for generation: limits and a full decode, before any other work
         model = await self._model(query.model, text=False)
         assert model.image_size is not None
         if model.decodes_images:  # forward the file: smaller than its pixels, decoded next to the model

@@ -4,10 +4,12 @@ POST   /v1/videos                      create (multipart form as the SDK sends i
 GET    /v1/videos                      list: after, limit, order
 GET    /v1/videos/{id}                 retrieve; ``openai-poll-after-ms`` while unfinished
 DELETE /v1/videos/{id}                 delete a finished video
-GET    /v1/videos/{id}/content         download: variant=video|thumbnail
+GET    /v1/videos/{id}/content         download: variant=video|thumbnail|spritesheet
 POST   /v1/videos/{id}/remix           the same request with a new prompt
 POST   /v1/videos/{id}/cancel          Moviola's: cancel
 GET    /v1/videos/{id}/events          Moviola's: Server-Sent Events, resumable with Last-Event-ID
+/v1/videos/characters                  create, get, delete: ``rest/characters.py``
+POST   /v1/videos/extensions           extend a completed video: ``rest/extensions.py``
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query, Request
 from google.protobuf import json_format
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -27,21 +28,26 @@ from moviola import messages
 from moviola.auth import caller as callers
 from moviola.auth.caller import Caller
 from moviola.auth.keys import AuthFile
-from moviola.catalog import ModelSpec
-from moviola.errors import InvalidRequest, MoviolaError
-from moviola.rest import sse, videos
+from moviola.errors import InvalidRequest
+from moviola.rest import characters, errors, extensions, openapi, sse, videos
 from moviola.rest.auth import BearerAuth
-from moviola.rest.errors import error_response, from_error
+from moviola.rest.limits import BodyLimit
+from moviola.rest.videos import POLL_AFTER_MS
 from moviola.service import JobService, JobView
 from moviola.storage.base import Variant
 
-#: How long the SDK's ``create_and_poll`` waits between polls of an unfinished video.
-POLL_AFTER_MS = 500
+#: The largest form field that is not a file (an ``input_reference[image_url]`` data URL is one).
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
+#: ``variant``'s values in the OpenAPI document: the files a video is stored with.
+VARIANTS = Query(json_schema_extra={"enum": [variant.value for variant in Variant]})
 
 
 async def _fields(request: Request) -> tuple[dict[str, Any], bytes]:
-    """A create request's fields and its ``input_reference`` image: multipart, urlencoded or JSON."""
+    """A create request's fields and its ``input_reference`` image: multipart, urlencoded or JSON.
+
+    The image is one uploaded file, or OpenAI's reference object (``videos.reference_image``): in JSON
+    ``{"image_url": DATA_URL}``, in a form ``input_reference[image_url]``.
+    """
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             body = json.loads(await request.body() or b"{}")
@@ -49,20 +55,33 @@ async def _fields(request: Request) -> tuple[dict[str, Any], bytes]:
             raise InvalidRequest("body", "is not JSON") from None
         if not isinstance(body, dict):
             raise InvalidRequest("body", "must be a JSON object")
-        return body, b""
+        return body, videos.reference_image(body.pop("input_reference", None))
+    return await _form_fields(request)
+
+
+async def _form_fields(request: Request) -> tuple[dict[str, Any], bytes]:
     form = await request.form(max_part_size=MAX_IMAGE_BYTES)
     fields: dict[str, Any] = {}
-    image = b""
+    images: list[bytes] = []
+    reference: dict[str, str] = {}
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):
             if name != "input_reference":
                 raise InvalidRequest(name, "only input_reference may be a file")
-            image = await value.read()
+            images.append(await value.read())
         elif name.startswith("loras[]"):
             _nested_lora(fields, name, value)
+        elif name.partition("[")[0] == "input_reference":
+            reference[name.removeprefix("input_reference").strip("[]")] = value
         else:
             fields[name] = value
-    return fields, image
+    if reference:
+        images.append(videos.reference_image(reference))
+    if len(images) > 1:
+        raise InvalidRequest("input_reference", f"takes one image; this request has {len(images)}")
+    if images and not images[0]:
+        raise InvalidRequest("input_reference", "is empty")
+    return fields, images[0] if images else b""
 
 
 def _nested_lora(fields: dict[str, Any], name: str, value: str) -> None:
@@ -85,9 +104,8 @@ def _nested_lora(fields: dict[str, Any], name: str, value: str) -> None:
 class Routes:
     """The routes' behaviour, each a translation to the job service and back."""
 
-    def __init__(self, service: JobService, models: dict[str, ModelSpec], default_model: str) -> None:
+    def __init__(self, service: JobService) -> None:
         self.service = service
-        self.models, self.default_model = models, default_model
         #: Seconds of silence on an events stream before a keep-alive comment.
         self.keepalive = sse.KEEPALIVE
 
@@ -97,14 +115,14 @@ class Routes:
 
     async def create(self, request: Request) -> JSONResponse:
         fields, image = await _fields(request)
-        draft = videos.draft_of(fields, image, self.models, self.default_model)
+        draft = videos.draft_of(fields, image)
         key = request.headers.get("idempotency-key", "")
         job, _ = await self.service.submit(replace(draft, idempotency_key=key), caller=callers.current())
         return self._created(job)
 
-    async def list_videos(self, after: str = "", limit: int = 20, order: str = "desc") -> dict[str, Any]:
-        if order not in ("asc", "desc"):
-            raise InvalidRequest("order", "must be asc or desc")
+    async def list_videos(
+        self, after: str = "", limit: int = 20, order: Literal["asc", "desc"] = "desc"
+    ) -> dict[str, Any]:
         jobs, more = await self.service.list_after(
             callers.current(), after=after, limit=limit, newest_first=order == "desc"
         )
@@ -121,10 +139,14 @@ class Routes:
         await self.service.delete(video_id, callers.current())
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
-    async def content(self, video_id: str, variant: str = "video") -> Response:
-        chosen = {"video": Variant.VIDEO, "thumbnail": Variant.THUMBNAIL}.get(variant)
+    async def content(self, video_id: str, variant: Annotated[str, VARIANTS] = "video") -> Response:
+        chosen = {
+            "video": Variant.VIDEO,
+            "thumbnail": Variant.THUMBNAIL,
+            "spritesheet": Variant.SPRITESHEET,
+        }.get(variant)
         if chosen is None:
-            raise InvalidRequest("variant", "must be video or thumbnail")
+            raise InvalidRequest("variant", "must be video, thumbnail or spritesheet")
         download = await self.service.download(video_id, chosen, callers.current())
         headers = {"content-length": str(download.size_bytes)}
         return StreamingResponse(download.chunks, media_type=download.mime_type, headers=headers)
@@ -174,36 +196,22 @@ def _shown(job: JobView) -> dict[str, Any]:
     return videos.video(job.record, job.links)
 
 
-async def _moviola_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, MoviolaError)
-    return from_error(error)
-
-
-async def _bad_parameter(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    first = error.errors()[0] if error.errors() else {}
-    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-    return error_response(
-        400, f"{param}: {first.get('msg', 'invalid')}", "invalid_request_error", param=param
-    )
-
-
 async def _healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 def build(
     service: JobService,
-    models: dict[str, ModelSpec],
-    default_model: str,
     keys: AuthFile | None,
 ) -> tuple[Any, FastAPI]:
     """The ASGI app (the routes behind the bearer-key middleware), and the FastAPI app inside it."""
     app = FastAPI(title="Moviola videos", version="1", docs_url=None, redoc_url=None)
-    app.add_exception_handler(MoviolaError, _moviola_error)
-    app.add_exception_handler(RequestValidationError, _bad_parameter)
+    errors.install(app)
+    openapi.install(app)
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
-    routes = Routes(service, models, default_model)
+    routes = Routes(service)
+    characters.add_routes(app, service)  # before /v1/videos/{video_id}/...: they match first
+    extensions.add_routes(app, service)
     for path, method, endpoint in (
         ("/v1/videos", "POST", routes.create),
         ("/v1/videos", "GET", routes.list_videos),
@@ -214,5 +222,5 @@ def build(
         ("/v1/videos/{video_id}/cancel", "POST", routes.cancel),
         ("/v1/videos/{video_id}/events", "GET", routes.events),
     ):
-        app.add_api_route(path, endpoint, methods=[method])
-    return BearerAuth(app, keys), app
+        app.add_api_route(path, endpoint, methods=[method], **openapi.declared(method, path))
+    return BearerAuth(BodyLimit(app), keys), app

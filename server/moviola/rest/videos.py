@@ -1,25 +1,30 @@
 """The video object and its create request: OpenAI's fields to Moviola's, one validation for both faces.
 
-``size`` (``"WxH"``) and ``seconds`` become width, height and frame count (``validation.parse_size``
-and ``frames_for_seconds``); everything else goes through ``validation.validate`` like a gRPC
+``size`` (``"WxH"``; Sora's sizes map to the model's, ``sizes.py``) and ``seconds`` (``segments.py``: past one
+window, a long video) are the draft's too; everything goes through ``validation.validate`` like a gRPC
 request, so both faces give the same field errors. Extensions the SDK sends through
 ``extra_body``: ``priority``, ``seed``, ``steps``, ``negative_prompt``, ``max_wait``, ``allow_fallback``,
-``webhook_url``/``webhook_events``, ``speed_profile``, ``preview_every`` (previews arrive on ``/videos/{id}/events``)
-and ``loras`` (``[{"name": ..., "scale": ...}]``; a form field carries it as JSON).
+``webhook_url``/``webhook_events``, ``speed_profile``, ``preview_every`` (previews arrive on ``/videos/{id}/events``),
+``loras`` (``[{"name": ..., "scale": ...}]``; a form field carries it as JSON) and ``character_id`` (a
+character's reference image as the image to condition on: ``characters.py``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from moviola.catalog import ModelSpec
 from moviola.delivery import Links
 from moviola.errors import InvalidRequest
 from moviola.jobs import JobRecord, JobState, Priority
-from moviola.validation import RequestDraft, frames_for_seconds, parse_size, resolve_model
+from moviola.validation import RequestDraft
+
+#: How long the SDK's ``create_and_poll`` waits between polls of an unfinished video.
+POLL_AFTER_MS = 500
 
 STATUS = {
     JobState.QUEUED: "queued",
@@ -32,7 +37,7 @@ STATUS = {
 KNOWN = frozenset(
     {"model", "prompt", "size", "seconds", "negative_prompt", "seed", "steps", "priority", "max_wait"}
     | {"allow_fallback", "input_reference", "webhook_url", "webhook_events", "preview_every", "speed_profile"}
-    | {"loras"}
+    | {"loras", "character_id"}
 )
 
 
@@ -49,19 +54,13 @@ def _int(fields: Mapping[str, Any], name: str, low: int, high: int) -> int | Non
     return value
 
 
-def draft_of(
-    fields: Mapping[str, Any], image: bytes, models: dict[str, ModelSpec], default_model: str
-) -> RequestDraft:
+def draft_of(fields: Mapping[str, Any], image: bytes) -> RequestDraft:
     """A create request's form (or JSON) fields as the draft the job service validates."""
     unknown = sorted(set(fields) - KNOWN)
     if unknown:
         raise InvalidRequest(
             unknown[0], f"is not a field of a video request (known: {', '.join(sorted(KNOWN))})"
         )
-    spec = resolve_model(str(fields.get("model", "")), models, default_model)
-    width, height = parse_size(str(fields["size"])) if fields.get("size") else (0, 0)
-    seconds = fields.get("seconds")
-    frames = frames_for_seconds(str(seconds), spec.defaults.fps, spec) if seconds not in (None, "") else 0
     priority = str(fields.get("priority") or "interactive").lower()
     if priority not in ("interactive", "batch"):
         raise InvalidRequest("priority", "must be interactive or batch")
@@ -72,14 +71,15 @@ def draft_of(
         raise InvalidRequest("max_wait", "must be a number of seconds") from None
     if wait is not None and not math.isfinite(wait):
         raise InvalidRequest("max_wait", "must be a number of seconds")
+    seconds = fields.get("seconds")
     return RequestDraft(
-        model=spec.id,
+        model=str(fields.get("model", "")),
         prompt=str(fields.get("prompt", "")),
         negative_prompt=str(fields.get("negative_prompt", "")),
         image=image,
-        width=width,
-        height=height,
-        num_frames=frames,
+        image_field="input_reference",
+        size=str(fields.get("size") or ""),
+        seconds="" if seconds is None else str(seconds),
         num_inference_steps=_int(fields, "steps", 0, 10_000) or 0,
         seed=_int(fields, "seed", 0, 2**63 - 1),
         priority=Priority[priority.upper()],
@@ -90,7 +90,43 @@ def draft_of(
         preview_every=_int(fields, "preview_every", 0, 10_000) or 0,
         speed_profile=str(fields.get("speed_profile") or "").lower(),
         loras=_loras(fields.get("loras")),
+        character_id=str(fields.get("character_id") or ""),
     )
+
+
+def reference_image(value: Any) -> bytes:
+    """``input_reference`` as OpenAI's reference object, ``{"image_url": "data:image/png;base64,..."}``.
+
+    A JSON body carries it so (a form, as ``input_reference[image_url]``). Moviola fetches no URL (a
+    server that fetches what callers name opens its network to them) and has no Files API: ``image_url``
+    must be a base64 data URL, and ``file_id`` is refused. None: no image.
+    """
+    if value is None:
+        return b""
+    if not isinstance(value, dict) or not value or set(value) - {"image_url", "file_id"}:
+        raise InvalidRequest(
+            "input_reference", 'must be an image file, or {"image_url": "data:image/png;base64,..."}'
+        )
+    if "file_id" in value:
+        raise InvalidRequest(
+            "input_reference",
+            "file_id needs OpenAI's Files API, which Moviola does not have: upload the image as a file, "
+            "or send it as a base64 data URL in image_url",
+        )
+    url = value["image_url"]
+    header, comma, data = url.partition(",") if isinstance(url, str) else ("", "", "")
+    if not (header.startswith("data:") and header.endswith(";base64") and comma):
+        raise InvalidRequest(
+            "input_reference",
+            "image_url must be a base64 data URL (data:image/png;base64,...); Moviola fetches no URLs",
+        )
+    try:
+        image = base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise InvalidRequest("input_reference", "image_url's data is not valid base64") from None
+    if not image:
+        raise InvalidRequest("input_reference", "is empty")
+    return image
 
 
 def _loras(value: Any) -> tuple[tuple[str, float | None], ...]:
@@ -148,7 +184,7 @@ def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
         "object": "video",
         "created_at": int(record.created_at),
         "status": STATUS[record.state],
-        "model": request.model,
+        "model": request.requested_model or request.model,
         "progress": progress,
         "prompt": request.prompt,
         "seconds": f"{request.num_frames / request.fps:g}",
@@ -159,7 +195,10 @@ def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
         "expires_at": int(links.expires_at) if links is not None and links.expires_at else None,
         "error": error,
         "remixed_from_video_id": request.remixed_from or None,
+        # Moviola's own (Sora's video object has no field for it): the video an extension continues.
+        "extended_from_video_id": request.extended_from or None,
         # Moviola's own.
+        "moviola_model": request.model,
         "queue_position": record.queue_position,
         "priority": request.priority.name.lower(),
         "seed": request.seed,

@@ -92,6 +92,23 @@ def _require_models(why: str) -> None:
     "--also-serve", "extra_models", multiple=True, help="Embedded: one more model to serve (repeatable)."
 )
 @setting("--include-opt-in", is_flag=True, help="Gateway: accept the catalogue's opt-in models too.")
+@setting(
+    "--model-alias",
+    "model_aliases",
+    multiple=True,
+    help="ALIAS=MODEL: one more name for a served model (repeatable); sora-2 and sora-2-pro have defaults "
+    "(docs/api.md, migrating from Sora).",
+)
+@setting(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The longest video for every model, made as segments past one window (default: the catalogue's, 20 s).",
+)
+@setting(
+    "--strict-sizes",
+    is_flag=True,
+    help="Refuse Sora's sizes a model does not make (400 naming size) instead of making its nearest size.",
+)
 @setting("--triton-url", help="Triton's gRPC address (HOST:PORT) that Embed calls.")
 @setting(
     "--embed-repository",

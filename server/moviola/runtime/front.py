@@ -31,9 +31,11 @@ import grpc
 
 from moviola.adapters import registered
 from moviola.admission import Admission
+from moviola.aliases import Aliases
 from moviola.api import server as grpc_server
 from moviola.auth.keys import AuthFile, AuthFileError
 from moviola.catalog import ModelSpec
+from moviola.characters import Characters
 from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
@@ -183,6 +185,8 @@ def build_front(
         accept_without_workers=settings.queue.accept_without_workers,
         webhooks=policy,
         signer=signer,
+        aliases=Aliases.of(models, default_model, settings.models.model_aliases),
+        strict_sizes=settings.models.strict_sizes,
     )
     service = JobService(
         queue,
@@ -194,10 +198,11 @@ def build_front(
         adapters=adapters,
         metrics=metrics,
         tracing=tracing,
+        characters=Characters(store),
     )
     http = None
     if settings.server.http_port is not None:
-        app, _ = rest_app.build(service, models, default_model, keys)
+        app, _ = rest_app.build(service, keys)
         http = HttpFace(app, settings.server.host, settings.server.http_port)
     try:
         server, port = grpc_server.build(

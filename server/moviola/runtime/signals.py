@@ -79,3 +79,5 @@ def run_process(make: Callable[[], Process]) -> None:
         raise click.ClickException(exc.message) from exc
     except AuthFileError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # the configuration the process was built from (catalogue, adapters, aliases)
+        raise click.ClickException(str(exc)) from exc

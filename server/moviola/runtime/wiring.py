@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from moviola.catalog import ModelSpec, catalog_of
 from moviola.metrics import Metrics
@@ -27,8 +28,13 @@ STREAM_GRACE = 5.0
 
 
 def catalog(settings: Settings) -> dict[str, ModelSpec]:
-    """The model catalogue this process uses: ``--catalog``, else the one shipped with Moviola."""
-    return catalog_of(settings.models.catalog)
+    """The model catalogue this process uses: ``--catalog``, else the one shipped with Moviola;
+    with ``--max-seconds``, every model's longest video."""
+    models = catalog_of(settings.models.catalog)
+    longest = settings.models.max_seconds
+    if longest is None:
+        return models
+    return {i: replace(s, limits=replace(s.limits, max_seconds=longest)) for i, s in models.items()}
 
 
 def storage(settings: Settings) -> Storage:

@@ -1,4 +1,5 @@
-"""Local-disk storage returning ``file://`` URIs: ``<root>/<job id>.mp4`` and its poster ``<job id>.jpg``."""
+"""Local-disk storage returning ``file://`` URIs: ``<root>/<job id>.mp4``, its poster ``<job id>.jpg``
+and its spritesheet ``<job id>.spritesheet.jpg`` (a job id has no dot: no name is another's)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from moviola.errors import NotFound, NotInStorage, Unavailable
-from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant
+from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant, object_key
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg"}
+SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg", Variant.SPRITESHEET: ".spritesheet.jpg"}
 
 
 def file_path(uri: str) -> Path | None:
@@ -62,10 +63,12 @@ class LocalStorage:
             Path(staging).unlink(missing_ok=True)
             raise
 
-    def put(self, job_id: str, video: bytes, thumbnail: bytes) -> StoredVideo:
+    def put(self, job_id: str, video: bytes, thumbnail: bytes, spritesheet: bytes = b"") -> StoredVideo:
         self.root.mkdir(parents=True, exist_ok=True)
         poster = self.path_for(job_id, Variant.THUMBNAIL)
-        self._write(poster, thumbnail)  # first: a video that exists always has its poster
+        self._write(poster, thumbnail)  # first: a video that exists always has its images
+        if spritesheet:
+            self._write(self.path_for(job_id, Variant.SPRITESHEET), spritesheet)
         target = self.path_for(job_id)
         self._write(target, video)
         return StoredVideo(uri=target.as_uri(), size_bytes=len(video), thumbnail_uri=poster.as_uri())
@@ -80,7 +83,7 @@ class LocalStorage:
         path = file_path(uri)
         if path is None or path.parent != self.root or path.suffix != ".mp4" or not _SAFE_ID.match(path.stem):
             raise NotInStorage(f"{uri} is not a video of this server's storage")
-        return path.with_suffix(SUFFIX[variant])
+        return path.with_name(f"{path.stem}{SUFFIX[variant]}")
 
     def _open(self, uri: str, variant: Variant) -> BinaryIO:
         path = self._path(uri, variant)
@@ -126,3 +129,24 @@ class LocalStorage:
             except (FileNotFoundError, NotInStorage):  # deleted meanwhile, or not one of ours
                 continue
         return deleted
+
+    def _object_path(self, key: str) -> Path:
+        path = (self.root / object_key(*key.split("/"))).resolve()
+        if not path.is_relative_to(self.root):  # a folder on the way is a link out of the storage
+            raise NotInStorage(f"{key} is not an object of this server's storage")
+        return path
+
+    def put_object(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._object_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(path, data)
+
+    def read_object(self, key: str) -> bytes:
+        try:
+            with os.fdopen(os.open(self._object_path(key), os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
+                return file.read()
+        except FileNotFoundError as exc:
+            raise NotFound(f"{key} is not in the storage") from exc
+
+    def delete_object(self, key: str) -> None:
+        self._object_path(key).unlink(missing_ok=True)

@@ -19,11 +19,16 @@ from urllib.parse import urlparse
 
 from moviola.errors import NotFound, NotInStorage, Unavailable
 from moviola.mp4 import MIME_TYPE, POSTER_MIME_TYPE
-from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant
+from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant, object_key
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg"}
-CONTENT_TYPE = {Variant.VIDEO: MIME_TYPE, Variant.THUMBNAIL: POSTER_MIME_TYPE}
+#: A job id has no dot, so no job's key is another job's.
+SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg", Variant.SPRITESHEET: ".spritesheet.jpg"}
+CONTENT_TYPE = {
+    Variant.VIDEO: MIME_TYPE,
+    Variant.THUMBNAIL: POSTER_MIME_TYPE,
+    Variant.SPRITESHEET: POSTER_MIME_TYPE,
+}
 #: Videos above this upload in parts of this size (S3's minimum part is 5 MiB).
 PART_BYTES = 8 * 1024 * 1024
 _MISSING = ("404", "NoSuchKey", "NotFound")
@@ -98,7 +103,7 @@ class S3Storage:
         except BotoCoreError as exc:
             raise self._failed("reach", exc) from exc
 
-    def put(self, job_id: str, video: bytes, thumbnail: bytes) -> StoredVideo:
+    def put(self, job_id: str, video: bytes, thumbnail: bytes, spritesheet: bytes = b"") -> StoredVideo:
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -106,8 +111,11 @@ class S3Storage:
             multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=4
         )
         keys = {variant: self._key(job_id, variant) for variant in Variant}
+        files = [(Variant.THUMBNAIL, thumbnail), (Variant.VIDEO, video)]  # the video last: it has its images
+        if spritesheet:
+            files.insert(1, (Variant.SPRITESHEET, spritesheet))
         try:
-            for variant, data in ((Variant.THUMBNAIL, thumbnail), (Variant.VIDEO, video)):  # video last
+            for variant, data in files:
                 if len(data) < PART_BYTES:  # one PUT: atomic, and without the transfer manager's threads
                     self._client.put_object(
                         Bucket=self.bucket, Key=keys[variant], Body=data, ContentType=CONTENT_TYPE[variant]
@@ -186,6 +194,43 @@ class S3Storage:
                         continue
                     deleted += 1
         return deleted
+
+    def _object_key(self, key: str) -> str:
+        key = object_key(*key.split("/"))
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_object(self, key: str, data: bytes, content_type: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._object_key(key), Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("store an object in", exc) from exc
+
+    def read_object(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self._object_key(key))["Body"]
+            with body:
+                data: bytes = body.read()
+            return data
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise NotFound(f"{key} is not in the storage") from exc
+            raise self._failed("read from", exc) from exc
+        except BotoCoreError as exc:
+            raise self._failed("read from", exc) from exc
+
+    def delete_object(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("delete from", exc) from exc
 
 
 def standard_client(endpoint: str | None) -> Any:

@@ -28,7 +28,12 @@ class JobHooks:
         self.cancel_reason = ""
         self._phase_start: dict[Phase, float] = {}
         self._phase_end: dict[Phase, float] = {}
+        #: Seconds of each phase's earlier runs (a long video runs its phases once per segment).
+        self._spent: dict[Phase, float] = {}
         self._current: Phase | None = None
+        #: Of a long video: the segment running (1-based) and how many; 0, 0 for one window.
+        self.segment = 0
+        self.total_segments = 0
         self.peak_memory_bytes = 0
         #: Steps the step cache served (the fast profile), and the transformer passes of the whole job.
         self.cached_steps = 0
@@ -47,7 +52,8 @@ class JobHooks:
     def timings(self, queued: float, running: float) -> Timings:
         def took(phase: Phase) -> float:
             start = self._phase_start.get(phase)
-            return 0.0 if start is None else self._phase_end.get(phase, start) - start
+            last = 0.0 if start is None else self._phase_end.get(phase, start) - start
+            return self._spent.get(phase, 0.0) + last
 
         return Timings(
             queued=queued,
@@ -69,11 +75,20 @@ class JobHooks:
         if self._cancel.is_set():
             raise JobCancelled(self.cancel_reason or "cancelled")
 
+    def segment_started(self, segment: int, total: int) -> None:
+        """A long video's next segment begins (its phases and steps follow)."""
+        self.check()
+        self.segment, self.total_segments = segment, total
+
     def phase(self, phase: Phase) -> None:
         self.check()
         now = time.monotonic()
         if self._current is not None:
             self._phase_end[self._current] = now
+        if phase in self._phase_start:  # a segment runs it again: keep the time of the runs before
+            earlier = self._phase_end.get(phase, now) - self._phase_start[phase]
+            self._spent[phase] = self._spent.get(phase, 0.0) + earlier
+            self._phase_end.pop(phase, None)
         self._current = phase
         self._phase_start[phase] = now
         self._emit(PhaseChanged(phase=phase))
@@ -111,7 +126,9 @@ class JobHooks:
         self.cached_steps += cached
         self.transformer_passes += transformer_passes
         elapsed = time.monotonic() - self._phase_start.get(Phase.DENOISING, time.monotonic())
-        remaining = elapsed / step * (total_steps - step)
+        # The steps left in this segment, then every step of the segments after it.
+        later = total_steps * max(0, self.total_segments - self.segment)
+        remaining = elapsed / step * (total_steps - step + later)
         self._emit(
             Progress(
                 step=step,
@@ -123,7 +140,9 @@ class JobHooks:
                 preview=preview,
                 cached=cached,
                 transformer_passes=transformer_passes,
-                loras=self._loras if step == 1 else (),
+                loras=self._loras if step == 1 and self.segment <= 1 else (),
+                segment=self.segment,
+                total_segments=self.total_segments,
             )
         )
         self.check()

@@ -16,14 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from moviola import tuning
-from moviola.errors import InvalidInput, JobCancelled, JobError, LeaseLost, OutOfMemory, Unavailable
+from moviola.errors import (
+    InvalidInput,
+    JobCancelled,
+    JobError,
+    LeaseLost,
+    NotFound,
+    OutOfMemory,
+    Unavailable,
+)
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, LoraChoice, Phase
 from moviola.metrics import JobMetrics, Metrics
-from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster
+from moviola.mp4 import MIME_TYPE, decode_mp4, encode_mp4, encode_poster, encode_spritesheet
 from moviola.pipelines.base import BatchingPipeline, Frames, TunedPipeline, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
-from moviola.storage.base import Storage, StoredVideo
+from moviola.storage.base import Storage, StoredVideo, Variant
 from moviola.tracing import Tracing
+from moviola.worker import segments
 from moviola.worker.batch import BatchRender
 from moviola.worker.hooks import JobHooks
 from moviola.worker.outbox import LINGER, Outbox
@@ -133,8 +142,11 @@ class Worker:
         pipeline, jobs = self._pipeline, [first]
         if self._max_batch < 2 or not isinstance(pipeline, BatchingPipeline):
             return jobs
-        if not pipeline.batchable(first.request):
-            return jobs
+        if (
+            not pipeline.batchable(first.request)
+            or first.request.num_frames > pipeline.spec.limits.max_frames
+        ):
+            return jobs  # a long video runs its segments alone
         while len(jobs) < self._max_batch:
             try:
                 mate = await self._queue.take_mate(self.model, first.request.batch_key())
@@ -277,8 +289,9 @@ class Worker:
     ) -> Completed:
         loop = asyncio.get_running_loop()
         request = self._request(job)
+        made_of = 1
         if batch is None:
-            frames, stored = await loop.run_in_executor(self._executor, self._render, job, hooks)
+            frames, stored, made_of = await loop.run_in_executor(self._executor, self._render, job, hooks)
         else:
             frames = await batch(hooks)
             stored = await loop.run_in_executor(self._executor, self._encode_store, job, hooks, frames)
@@ -301,6 +314,7 @@ class Worker:
             loras=self._adapters(request),
             transformer_passes=hooks.transformer_passes,
             quantization=self._tuned.quantization if self._tuned is not None else "none",
+            segments=made_of,
         )
 
     def _adapters(self, request: JobRequest) -> tuple[LoraChoice, ...]:
@@ -329,21 +343,42 @@ class Worker:
             )
         return replace(request, speed_profile=profile)
 
-    def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo]:
-        """Generate, encode and store, on the pipeline thread (one hop from the loop, not three)."""
-        frames = self._pipeline.generate(self._request(job), hooks)
-        return frames, self._encode_store(job, hooks, frames)
+    def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo, int]:
+        """Generate (a long video as segments), encode and store, on the pipeline thread (one hop from
+        the loop, not three); and how many segments made it."""
+        request = self._request(job)
+        before = self._continued(request)
+        frames, made_of = segments.render(self._pipeline, request, hooks, before)
+        return frames, self._encode_store(job, hooks, frames), made_of
+
+    def _continued(self, request: JobRequest) -> Frames | None:
+        """The video an extension continues, read from storage; None for a video of its own."""
+        if not request.continue_from:
+            return None
+        try:
+            download = self._storage.open(request.continue_from, Variant.VIDEO)
+        except NotFound as exc:  # deleted or expired since the extension was accepted
+            raise InvalidInput(f"the video of job {request.extended_from} is gone: {exc.message}") from exc
+        frames = decode_mp4(b"".join(download.chunks))
+        if frames.shape[1:3] != (request.height, request.width) or len(frames) != request.continued_frames:
+            raise InvalidInput(
+                f"the video job {request.extended_from} made is not the one it was extended from "
+                f"({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]})"
+            )
+        return frames
 
     def _encode_store(self, job: Assignment, hooks: JobHooks, frames: Frames) -> StoredVideo:
         hooks.phase(Phase.VIDEO_ENCODING)
         data = encode_mp4(frames, job.request.fps)
-        poster = encode_poster(frames)
+        poster, sheet = encode_poster(frames), encode_spritesheet(frames)
         hooks.phase(Phase.STORING)
-        stored = self._store(job, hooks, data, poster)
+        stored = self._store(job, hooks, data, poster, sheet)
         hooks.end_phase()
         return stored
 
-    def _store(self, job: Assignment, hooks: JobHooks, video: bytes, poster: bytes) -> StoredVideo:
+    def _store(
+        self, job: Assignment, hooks: JobHooks, video: bytes, poster: bytes, sheet: bytes
+    ) -> StoredVideo:
         """Store, retrying while the storage is unreachable (the encoded video is kept, not rendered again).
 
         Raises ``Unavailable`` after ``store_timeout`` seconds; a cancel stops the retries.
@@ -351,7 +386,7 @@ class Worker:
         backoff, give_up_at = 0.5, time.monotonic() + self._store_timeout
         while True:
             try:
-                return self._storage.put(job.job_id, video, poster)
+                return self._storage.put(job.job_id, video, poster, sheet)
             except Unavailable as exc:
                 if time.monotonic() + backoff > give_up_at:
                     raise

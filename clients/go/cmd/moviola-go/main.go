@@ -5,6 +5,7 @@
 //	moviola-go -server 127.0.0.1:50051 generate "a red fox running through snow"
 //	moviola-go -out fox.mp4 generate "a red fox"
 //	moviola-go -out poster.jpg -thumbnail download JOB_ID
+//	moviola-go -out sheet.jpg -spritesheet download JOB_ID
 //
 // The server defaults to $MOVIOLA_SERVER (as for the Python CLI), else 127.0.0.1:50051.
 package main
@@ -32,9 +33,11 @@ func main() {
 	server := flag.String("server", defaultServer(), "HOST:PORT of a Moviola gateway (env MOVIOLA_SERVER)")
 	model := flag.String("model", "", "model id (default: the server's)")
 	frames := flag.Uint("frames", 0, "number of frames (default: the model's)")
+	seconds := flag.Float64("seconds", 0, "seconds of video instead of -frames; past one model window, made as segments")
 	steps := flag.Uint("steps", 0, "denoising steps (default: the model's)")
 	out := flag.String("out", "", "save the video here (generate: once completed; download: required)")
 	thumbnail := flag.Bool("thumbnail", false, "download: the poster image (JPEG) instead of the video")
+	spritesheet := flag.Bool("spritesheet", false, "download: a JPEG grid of up to 25 evenly spaced frames instead of the video")
 	apiKey := flag.String("api-key", os.Getenv("MOVIOLA_API_KEY"), "API key for a server with --auth-file (env MOVIOLA_API_KEY)")
 	tlsCA := flag.String("tls-ca", "", "connect with TLS, trusting this CA certificate (PEM)")
 	var loras loraFlags
@@ -45,7 +48,7 @@ func main() {
 	}
 	flag.Parse()
 	command := flag.Arg(0)
-	if flag.NArg() != 2 || (command != "generate" && command != "download") || (command == "download" && *out == "") {
+	if flag.NArg() != 2 || (command != "generate" && command != "download") || (command == "download" && *out == "") || (*thumbnail && *spritesheet) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -72,12 +75,19 @@ func main() {
 	defer conn.Close()
 	client := moviolav1.NewGenerationServiceClient(conn)
 	if command == "download" {
-		os.Exit(download(ctx, client, flag.Arg(1), *thumbnail, *out))
+		variant := moviolav1.VideoVariant_VIDEO_VARIANT_VIDEO
+		if *thumbnail {
+			variant = moviolav1.VideoVariant_VIDEO_VARIANT_THUMBNAIL
+		} else if *spritesheet {
+			variant = moviolav1.VideoVariant_VIDEO_VARIANT_SPRITESHEET
+		}
+		os.Exit(download(ctx, client, flag.Arg(1), variant, *out))
 	}
 	os.Exit(generate(ctx, client, *out, &moviolav1.GenerateRequest{
 		Prompt:            flag.Arg(1),
 		Model:             *model,
 		NumFrames:         uint32(*frames),
+		Seconds:           *seconds,
 		NumInferenceSteps: uint32(*steps),
 		Loras:             loras,
 	}))
@@ -133,7 +143,7 @@ func generate(ctx context.Context, client moviolav1.GenerationServiceClient, out
 		jobID = event.GetJobId()
 		if code, done := show(event); done {
 			if code == 0 && out != "" {
-				return download(ctx, client, jobID, false, out)
+				return download(ctx, client, jobID, moviolav1.VideoVariant_VIDEO_VARIANT_VIDEO, out)
 			}
 			return code
 		}
@@ -180,12 +190,8 @@ func cancel(caller context.Context, client moviolav1.GenerationServiceClient, jo
 	return 130
 }
 
-// download streams a completed job's video (or poster) into a file, written whole or not at all.
-func download(ctx context.Context, client moviolav1.GenerationServiceClient, jobID string, thumbnail bool, out string) int {
-	variant := moviolav1.VideoVariant_VIDEO_VARIANT_VIDEO
-	if thumbnail {
-		variant = moviolav1.VideoVariant_VIDEO_VARIANT_THUMBNAIL
-	}
+// download streams a completed job's video (or poster, or spritesheet) into a file, written whole or not at all.
+func download(ctx context.Context, client moviolav1.GenerationServiceClient, jobID string, variant moviolav1.VideoVariant, out string) int {
 	stream, err := client.DownloadVideo(ctx, &moviolav1.DownloadVideoRequest{JobId: jobID, Variant: variant})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

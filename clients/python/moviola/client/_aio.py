@@ -87,11 +87,17 @@ class AsyncClient:
         return self._events(core.watch(job_id, after_sequence), timeout)
 
     async def download(
-        self, job_id: str, *, thumbnail: bool = False, timeout: float | None = None
+        self,
+        job_id: str,
+        *,
+        thumbnail: bool = False,
+        spritesheet: bool = False,
+        timeout: float | None = None,
     ) -> AsyncIterator[bytes]:
-        """A completed job's video (or its poster image) in chunks of at most 1 MiB."""
+        """A completed job's video (or its poster image, or its spritesheet) in chunks of at most 1 MiB."""
+        streamed = core.download(job_id, thumbnail, spritesheet)
         with core.mapped_errors():
-            async with aclosing(self._stream(core.download(job_id, thumbnail), timeout)) as replies:
+            async with aclosing(self._stream(streamed, timeout)) as replies:
                 async for reply in replies:
                     yield reply.data
 
@@ -115,6 +121,9 @@ class AsyncClient:
 
     async def dead_letters(self) -> list[gen.DeadLetter]:
         return await self._call(core.dead_letters())
+
+    async def extend(self, job_id: str, prompt: str, seconds: float, *, idempotency_key: str = "") -> pb.Job:
+        return await self._call(core.extend(job_id, prompt, seconds, idempotency_key))
 
     async def requeue(self, job_id: str) -> pb.Job:
         return await self._call(core.requeue(job_id))

@@ -144,8 +144,14 @@ def submit(prompt: str | pb.GenerateRequest, options: dict[str, Any]) -> Unary[g
     return Unary(_generation("SubmitJob"), request, gen.SubmitJobResponse, lambda r: r.job, keyed)
 
 
-def download(job_id: str, thumbnail: bool) -> Streamed[gen.DownloadVideoResponse]:
-    variant = gen.VIDEO_VARIANT_THUMBNAIL if thumbnail else gen.VIDEO_VARIANT_VIDEO
+def download(job_id: str, thumbnail: bool, spritesheet: bool = False) -> Streamed[gen.DownloadVideoResponse]:
+    if thumbnail and spritesheet:
+        raise ValueError("download the thumbnail or the spritesheet, not both")
+    variant = gen.VIDEO_VARIANT_VIDEO
+    if thumbnail:
+        variant = gen.VIDEO_VARIANT_THUMBNAIL
+    elif spritesheet:
+        variant = gen.VIDEO_VARIANT_SPRITESHEET
     request = gen.DownloadVideoRequest(job_id=job_id, variant=variant)
     return Streamed(_generation("DownloadVideo"), request, gen.DownloadVideoResponse)
 
@@ -178,6 +184,15 @@ def dead_letters() -> Unary[gen.ListDeadLettersResponse, list[gen.DeadLetter]]:
     return Unary(
         _generation("ListDeadLetters"), request, gen.ListDeadLettersResponse, lambda r: list(r.dead_letters)
     )
+
+
+def extend(
+    job_id: str, prompt: str, seconds: float, idempotency_key: str = ""
+) -> Unary[gen.ExtendJobResponse, pb.Job]:
+    request = gen.ExtendJobRequest(
+        job_id=job_id, prompt=prompt, seconds=seconds, idempotency_key=idempotency_key
+    )
+    return Unary(_generation("ExtendJob"), request, gen.ExtendJobResponse, lambda r: r.job)
 
 
 def requeue(job_id: str) -> Unary[gen.RequeueJobResponse, pb.Job]:

@@ -106,11 +106,28 @@ def _nothing_after(job: pb.Job, after_sequence: int) -> click.ClickException:
 @server_option
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--thumbnail", is_flag=True, help="The poster image (JPEG) instead of the video.")
-def jobs_download(job_id: str, server: str, out: Path, thumbnail: bool) -> None:
-    """Save a completed job's video (or poster) to OUT, from any server and any storage."""
+@click.option(
+    "--spritesheet", is_flag=True, help="A JPEG grid of up to 25 evenly spaced frames instead of the video."
+)
+def jobs_download(job_id: str, server: str, out: Path, thumbnail: bool, spritesheet: bool) -> None:
+    """Save a completed job's video (or poster, or spritesheet) to OUT, from any server and any storage."""
+    if thumbnail and spritesheet:
+        raise click.UsageError("--thumbnail and --spritesheet: choose one")
     with connected(server) as client:
-        size = client.download_to(job_id, out, thumbnail=thumbnail)
+        size = client.download_to(job_id, out, thumbnail=thumbnail, spritesheet=spritesheet)
     stderr.print(Text(f"{out}: {size} bytes"))
+
+
+@jobs.command("extend")
+@click.argument("job_id")
+@server_option
+@click.option("--prompt", required=True, help="What the added seconds show.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), required=True, help="Seconds to add.")
+def jobs_extend(job_id: str, server: str, prompt: str, seconds: float) -> None:
+    """Continue a completed video by SECONDS, as a new job (`moviola jobs watch` follows it)."""
+    with connected(server) as client:
+        job = client.extend(job_id, prompt, seconds)
+    click.echo(f"extending {job_id} as {job.id}")
 
 
 @jobs.command("cancel")

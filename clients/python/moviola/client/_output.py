@@ -45,6 +45,7 @@ def models_table(infos: list[gen.ModelInfo]) -> Table:
     for m in infos:
         d, lim = m.defaults, m.limits
         notes = [
+            f"also named {', '.join(m.aliases)}" if m.aliases else "",
             "mixture of experts" if m.mixture_of_experts else "",
             "random weights (noise)" if m.random_weights else "",
         ]

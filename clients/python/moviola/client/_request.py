@@ -26,6 +26,8 @@ class RequestOptions(TypedDict, total=False):
     width: int
     height: int
     num_frames: int
+    #: Seconds of video instead of ``num_frames``; past one model window, made as segments (docs/api.md).
+    seconds: float
     fps: int
     num_inference_steps: int
     guidance_scale: float

@@ -97,18 +97,33 @@ class Client:
         return self._events(core.watch(job_id, after_sequence), timeout)
 
     def download(
-        self, job_id: str, *, thumbnail: bool = False, timeout: float | None = None
+        self,
+        job_id: str,
+        *,
+        thumbnail: bool = False,
+        spritesheet: bool = False,
+        timeout: float | None = None,
     ) -> Iterator[bytes]:
-        """A completed job's video (or its poster image) in chunks of at most 1 MiB, from any storage."""
+        """A completed job's video (or its poster image, or its spritesheet) in chunks of at most 1 MiB,
+        from any storage."""
+        streamed = core.download(job_id, thumbnail, spritesheet)
         with (
             core.mapped_errors(),
-            closing(self._stream(core.download(job_id, thumbnail), timeout)) as replies,
+            closing(self._stream(streamed, timeout)) as replies,
         ):
             for reply in replies:
                 yield reply.data
 
-    def download_to(self, job_id: str, path: str | os.PathLike[str], *, thumbnail: bool = False) -> int:
-        """Write the video (or poster) to ``path``, whole or not at all (a temporary file renamed into place).
+    def download_to(
+        self,
+        job_id: str,
+        path: str | os.PathLike[str],
+        *,
+        thumbnail: bool = False,
+        spritesheet: bool = False,
+    ) -> int:
+        """Write the video (or poster, or spritesheet) to ``path``, whole or not at all (a temporary file
+        renamed into place).
 
         Returns the bytes written.
         """
@@ -117,7 +132,8 @@ class Client:
         staging = target.with_name(f".{target.name}.part")
         try:
             with staging.open("wb") as out:
-                size = sum(out.write(chunk) for chunk in self.download(job_id, thumbnail=thumbnail))
+                chunks = self.download(job_id, thumbnail=thumbnail, spritesheet=spritesheet)
+                size = sum(out.write(chunk) for chunk in chunks)
             staging.replace(target)
         finally:
             staging.unlink(missing_ok=True)
@@ -145,6 +161,10 @@ class Client:
     def dead_letters(self) -> list[gen.DeadLetter]:
         """Jobs given up on after too many attempts (operators)."""
         return self._call(core.dead_letters())
+
+    def extend(self, job_id: str, prompt: str, seconds: float, *, idempotency_key: str = "") -> pb.Job:
+        """A new job: the completed job's video, then ``seconds`` more made from ``prompt``; returns it queued."""
+        return self._call(core.extend(job_id, prompt, seconds, idempotency_key))
 
     def requeue(self, job_id: str) -> pb.Job:
         """Run a dead-lettered job's request again; returns the new job."""

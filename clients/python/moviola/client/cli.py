@@ -94,6 +94,12 @@ auth = _server_command("auth")
 @click.option("--width", type=UINT32, default=0)
 @click.option("--height", type=UINT32, default=0)
 @click.option("--frames", "num_frames", type=UINT32, default=0, help="Number of frames (Wan: 4k+1).")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Seconds of video instead of --frames; past one model window, made as segments.",
+)
 @click.option("--fps", type=UINT32, default=0)
 @click.option("--steps", "num_inference_steps", type=UINT32, default=0)
 @click.option("--guidance", "guidance_scale", type=GUIDANCE, default=None)

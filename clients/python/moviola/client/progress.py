@@ -51,7 +51,8 @@ def describe(event: pb.JobEvent) -> str:
     if kind == "progress":
         p = event.progress
         expert = EXPERTS.get(p.expert, "")
-        return f"step {p.step}/{p.total_steps}" + (f", {expert}" if expert else "")
+        segment = f"segment {p.segment}/{p.total_segments}, " if p.total_segments > 1 else ""
+        return f"{segment}step {p.step}/{p.total_steps}" + (f", {expert}" if expert else "")
     if kind == "completed":
         return f"completed: {event.completed.video_uri}"
     if kind == "failed":
@@ -89,7 +90,7 @@ class JobView:
             self.step, self.total = p.step, p.total_steps or None
             self.expert = EXPERTS.get(p.expert, "")
             self.eta = f"~{_seconds(p.remaining):.1f}s left"
-            self.doing = "denoising"
+            self.doing = f"segment {p.segment}/{p.total_segments}" if p.total_segments > 1 else "denoising"
         else:
             self.doing = "done" if kind == "completed" else describe(event)
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from moviola.v1 import job_pb2 as moviola_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmoviola/v1/generation.proto\x12\nmoviola.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14moviola/v1/job.proto\"7\n\x10GenerateResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.moviola.v1.JobEvent\"@\n\x10SubmitJobRequest\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.moviola.v1.GenerateRequest\"B\n\x11SubmitJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"7\n\x10WatchJobResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.moviola.v1.JobEvent\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.moviola.v1.ModelInfo\"\xe2\x03\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x16\n\x0epipeline_class\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x16\n\x0erandom_weights\x18\x06 \x01(\x08\x12\x1a\n\x12mixture_of_experts\x18\x07 \x01(\x08\x12\x16\n\x0e\x62oundary_ratio\x18\x08 \x01(\x01\x12+\n\x0bimage_input\x18\t \x01(\x0e\x32\x16.moviola.v1.ImageInput\x12+\n\x08\x64\x65\x66\x61ults\x18\n \x01(\x0b\x32\x19.moviola.v1.ModelDefaults\x12\'\n\x06limits\x18\x0b \x01(\x0b\x32\x17.moviola.v1.ModelLimits\x12\x0e\n\x06\x66\x61mily\x18\x0c \x01(\t\x12\x10\n\x08\x66\x61llback\x18\r \x01(\t\x12\x0f\n\x07license\x18\x0e \x01(\t\x12\'\n\x07presets\x18\x0f \x03(\x0b\x32\x16.moviola.v1.SizePreset\x12)\n\x08\x61\x64\x61pters\x18\x10 \x03(\x0b\x32\x17.moviola.v1.AdapterInfo\x12\'\n\x05turbo\x18\x11 \x01(\x0b\x32\x18.moviola.v1.TurboProfile\"X\n\x0b\x41\x64\x61pterInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07license\x18\x03 \x01(\t\x12\x15\n\rtrigger_words\x18\x04 \x03(\t\"A\n\x0cTurboProfile\x12\r\n\x05steps\x18\x01 \x01(\r\x12\x11\n\tmax_steps\x18\x02 \x01(\r\x12\x0f\n\x07\x61\x64\x61pter\x18\x03 \x01(\t\"9\n\nSizePreset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\"\x9e\x01\n\rModelDefaults\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x12\n\nnum_frames\x18\x03 \x01(\r\x12\x0b\n\x03\x66ps\x18\x04 \x01(\r\x12\x1b\n\x13num_inference_steps\x18\x05 \x01(\r\x12\x16\n\x0eguidance_scale\x18\x06 \x01(\x02\x12\x18\n\x10guidance_scale_2\x18\x07 \x01(\x02\"\xe7\x01\n\x0bModelLimits\x12\x15\n\rsize_multiple\x18\x01 \x01(\r\x12\x10\n\x08min_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\x12\x16\n\x0e\x66rame_multiple\x18\x04 \x01(\r\x12\x12\n\nmax_frames\x18\x05 \x01(\r\x12\x11\n\tmax_steps\x18\x06 \x01(\r\x12\x1a\n\x12max_guidance_scale\x18\x07 \x01(\x02\x12\x18\n\x10max_prompt_chars\x18\x08 \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\t \x01(\r\x12\x0f\n\x07max_fps\x18\n \x01(\r\"\x18\n\x16ListDeadLettersRequest\"G\n\x17ListDeadLettersResponse\x12,\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x16.moviola.v1.DeadLetter\"v\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x11RequeueJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x12RequeueJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"Q\n\x14\x44ownloadVideoRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x07variant\x18\x02 \x01(\x0e\x32\x18.moviola.v1.VideoVariant\"L\n\x15\x44ownloadVideoResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x11\n\tmime_type\x18\x03 \x01(\t\"]\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.moviola.v1.JobState\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.moviola.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*z\n\nImageInput\x12\x1b\n\x17IMAGE_INPUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17IMAGE_INPUT_UNSUPPORTED\x10\x01\x12\x18\n\x14IMAGE_INPUT_REQUIRED\x10\x02\x12\x18\n\x14IMAGE_INPUT_OPTIONAL\x10\x03*c\n\x0cVideoVariant\x12\x1d\n\x19VIDEO_VARIANT_UNSPECIFIED\x10\x00\x12\x17\n\x13VIDEO_VARIANT_VIDEO\x10\x01\x12\x1b\n\x17VIDEO_VARIANT_THUMBNAIL\x10\x02\x32\x8f\x06\n\x11GenerationService\x12G\n\x08Generate\x12\x1b.moviola.v1.GenerateRequest\x1a\x1c.moviola.v1.GenerateResponse0\x01\x12H\n\tSubmitJob\x12\x1c.moviola.v1.SubmitJobRequest\x1a\x1d.moviola.v1.SubmitJobResponse\x12G\n\x08WatchJob\x12\x1b.moviola.v1.WatchJobRequest\x1a\x1c.moviola.v1.WatchJobResponse0\x01\x12?\n\x06GetJob\x12\x19.moviola.v1.GetJobRequest\x1a\x1a.moviola.v1.GetJobResponse\x12H\n\tCancelJob\x12\x1c.moviola.v1.CancelJobRequest\x1a\x1d.moviola.v1.CancelJobResponse\x12K\n\nListModels\x12\x1d.moviola.v1.ListModelsRequest\x1a\x1e.moviola.v1.ListModelsResponse\x12Z\n\x0fListDeadLetters\x12\".moviola.v1.ListDeadLettersRequest\x1a#.moviola.v1.ListDeadLettersResponse\x12K\n\nRequeueJob\x12\x1d.moviola.v1.RequeueJobRequest\x1a\x1e.moviola.v1.RequeueJobResponse\x12V\n\rDownloadVideo\x12 .moviola.v1.DownloadVideoRequest\x1a!.moviola.v1.DownloadVideoResponse0\x01\x12\x45\n\x08ListJobs\x12\x1b.moviola.v1.ListJobsRequest\x1a\x1c.moviola.v1.ListJobsResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmoviola/v1/generation.proto\x12\nmoviola.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14moviola/v1/job.proto\"7\n\x10GenerateResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.moviola.v1.JobEvent\"@\n\x10SubmitJobRequest\x12,\n\x07request\x18\x01 \x01(\x0b\x32\x1b.moviola.v1.GenerateRequest\"B\n\x11SubmitJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"7\n\x10WatchJobResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.moviola.v1.JobEvent\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"\x13\n\x11ListModelsRequest\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.moviola.v1.ModelInfo\"\xf3\x03\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x16\n\x0epipeline_class\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x16\n\x0erandom_weights\x18\x06 \x01(\x08\x12\x1a\n\x12mixture_of_experts\x18\x07 \x01(\x08\x12\x16\n\x0e\x62oundary_ratio\x18\x08 \x01(\x01\x12+\n\x0bimage_input\x18\t \x01(\x0e\x32\x16.moviola.v1.ImageInput\x12+\n\x08\x64\x65\x66\x61ults\x18\n \x01(\x0b\x32\x19.moviola.v1.ModelDefaults\x12\'\n\x06limits\x18\x0b \x01(\x0b\x32\x17.moviola.v1.ModelLimits\x12\x0e\n\x06\x66\x61mily\x18\x0c \x01(\t\x12\x10\n\x08\x66\x61llback\x18\r \x01(\t\x12\x0f\n\x07license\x18\x0e \x01(\t\x12\'\n\x07presets\x18\x0f \x03(\x0b\x32\x16.moviola.v1.SizePreset\x12)\n\x08\x61\x64\x61pters\x18\x10 \x03(\x0b\x32\x17.moviola.v1.AdapterInfo\x12\'\n\x05turbo\x18\x11 \x01(\x0b\x32\x18.moviola.v1.TurboProfile\x12\x0f\n\x07\x61liases\x18\x12 \x03(\t\"X\n\x0b\x41\x64\x61pterInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07license\x18\x03 \x01(\t\x12\x15\n\rtrigger_words\x18\x04 \x03(\t\"A\n\x0cTurboProfile\x12\r\n\x05steps\x18\x01 \x01(\r\x12\x11\n\tmax_steps\x18\x02 \x01(\r\x12\x0f\n\x07\x61\x64\x61pter\x18\x03 \x01(\t\"9\n\nSizePreset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\"\x9e\x01\n\rModelDefaults\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x12\n\nnum_frames\x18\x03 \x01(\r\x12\x0b\n\x03\x66ps\x18\x04 \x01(\r\x12\x1b\n\x13num_inference_steps\x18\x05 \x01(\r\x12\x16\n\x0eguidance_scale\x18\x06 \x01(\x02\x12\x18\n\x10guidance_scale_2\x18\x07 \x01(\x02\"\xe7\x01\n\x0bModelLimits\x12\x15\n\rsize_multiple\x18\x01 \x01(\r\x12\x10\n\x08min_size\x18\x02 \x01(\r\x12\x10\n\x08max_size\x18\x03 \x01(\r\x12\x16\n\x0e\x66rame_multiple\x18\x04 \x01(\r\x12\x12\n\nmax_frames\x18\x05 \x01(\r\x12\x11\n\tmax_steps\x18\x06 \x01(\r\x12\x1a\n\x12max_guidance_scale\x18\x07 \x01(\x02\x12\x18\n\x10max_prompt_chars\x18\x08 \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\t \x01(\r\x12\x0f\n\x07max_fps\x18\n \x01(\r\"\x18\n\x16ListDeadLettersRequest\"G\n\x17ListDeadLettersResponse\x12,\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x16.moviola.v1.DeadLetter\"v\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x11RequeueJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x12RequeueJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\"Q\n\x14\x44ownloadVideoRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12)\n\x07variant\x18\x02 \x01(\x0e\x32\x18.moviola.v1.VideoVariant\"L\n\x15\x44ownloadVideoResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\x11\n\tmime_type\x18\x03 \x01(\t\"]\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.moviola.v1.JobState\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.moviola.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\\\n\x10\x45xtendJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0f\n\x07seconds\x18\x03 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"B\n\x11\x45xtendJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.moviola.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08*z\n\nImageInput\x12\x1b\n\x17IMAGE_INPUT_UNSPECIFIED\x10\x00\x12\x1b\n\x17IMAGE_INPUT_UNSUPPORTED\x10\x01\x12\x18\n\x14IMAGE_INPUT_REQUIRED\x10\x02\x12\x18\n\x14IMAGE_INPUT_OPTIONAL\x10\x03*\x82\x01\n\x0cVideoVariant\x12\x1d\n\x19VIDEO_VARIANT_UNSPECIFIED\x10\x00\x12\x17\n\x13VIDEO_VARIANT_VIDEO\x10\x01\x12\x1b\n\x17VIDEO_VARIANT_THUMBNAIL\x10\x02\x12\x1d\n\x19VIDEO_VARIANT_SPRITESHEET\x10\x03\x32\xd9\x06\n\x11GenerationService\x12G\n\x08Generate\x12\x1b.moviola.v1.GenerateRequest\x1a\x1c.moviola.v1.GenerateResponse0\x01\x12H\n\tSubmitJob\x12\x1c.moviola.v1.SubmitJobRequest\x1a\x1d.moviola.v1.SubmitJobResponse\x12G\n\x08WatchJob\x12\x1b.moviola.v1.WatchJobRequest\x1a\x1c.moviola.v1.WatchJobResponse0\x01\x12?\n\x06GetJob\x12\x19.moviola.v1.GetJobRequest\x1a\x1a.moviola.v1.GetJobResponse\x12H\n\tCancelJob\x12\x1c.moviola.v1.CancelJobRequest\x1a\x1d.moviola.v1.CancelJobResponse\x12K\n\nListModels\x12\x1d.moviola.v1.ListModelsRequest\x1a\x1e.moviola.v1.ListModelsResponse\x12Z\n\x0fListDeadLetters\x12\".moviola.v1.ListDeadLettersRequest\x1a#.moviola.v1.ListDeadLettersResponse\x12K\n\nRequeueJob\x12\x1d.moviola.v1.RequeueJobRequest\x1a\x1e.moviola.v1.RequeueJobResponse\x12H\n\tExtendJob\x12\x1c.moviola.v1.ExtendJobRequest\x1a\x1d.moviola.v1.ExtendJobResponse\x12V\n\rDownloadVideo\x12 .moviola.v1.DownloadVideoRequest\x1a!.moviola.v1.DownloadVideoResponse0\x01\x12\x45\n\x08ListJobs\x12\x1b.moviola.v1.ListJobsRequest\x1a\x1c.moviola.v1.ListJobsResponseB;Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'moviola.v1.generation_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z9github.com/moviola/moviola/clients/go/moviolav1;moviolav1'
-  _globals['_IMAGEINPUT']._serialized_start=2391
-  _globals['_IMAGEINPUT']._serialized_end=2513
-  _globals['_VIDEOVARIANT']._serialized_start=2515
-  _globals['_VIDEOVARIANT']._serialized_end=2614
+  _globals['_IMAGEINPUT']._serialized_start=2570
+  _globals['_IMAGEINPUT']._serialized_end=2692
+  _globals['_VIDEOVARIANT']._serialized_start=2695
+  _globals['_VIDEOVARIANT']._serialized_end=2825
   _globals['_GENERATERESPONSE']._serialized_start=98
   _globals['_GENERATERESPONSE']._serialized_end=153
   _globals['_SUBMITJOBREQUEST']._serialized_start=155
@@ -61,35 +61,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSRESPONSE']._serialized_start=594
   _globals['_LISTMODELSRESPONSE']._serialized_end=653
   _globals['_MODELINFO']._serialized_start=656
-  _globals['_MODELINFO']._serialized_end=1138
-  _globals['_ADAPTERINFO']._serialized_start=1140
-  _globals['_ADAPTERINFO']._serialized_end=1228
-  _globals['_TURBOPROFILE']._serialized_start=1230
-  _globals['_TURBOPROFILE']._serialized_end=1295
-  _globals['_SIZEPRESET']._serialized_start=1297
-  _globals['_SIZEPRESET']._serialized_end=1354
-  _globals['_MODELDEFAULTS']._serialized_start=1357
-  _globals['_MODELDEFAULTS']._serialized_end=1515
-  _globals['_MODELLIMITS']._serialized_start=1518
-  _globals['_MODELLIMITS']._serialized_end=1749
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1751
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1775
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1777
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1848
-  _globals['_DEADLETTER']._serialized_start=1850
-  _globals['_DEADLETTER']._serialized_end=1968
-  _globals['_REQUEUEJOBREQUEST']._serialized_start=1970
-  _globals['_REQUEUEJOBREQUEST']._serialized_end=2005
-  _globals['_REQUEUEJOBRESPONSE']._serialized_start=2007
-  _globals['_REQUEUEJOBRESPONSE']._serialized_end=2057
-  _globals['_DOWNLOADVIDEOREQUEST']._serialized_start=2059
-  _globals['_DOWNLOADVIDEOREQUEST']._serialized_end=2140
-  _globals['_DOWNLOADVIDEORESPONSE']._serialized_start=2142
-  _globals['_DOWNLOADVIDEORESPONSE']._serialized_end=2218
-  _globals['_LISTJOBSREQUEST']._serialized_start=2220
-  _globals['_LISTJOBSREQUEST']._serialized_end=2313
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2315
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2389
-  _globals['_GENERATIONSERVICE']._serialized_start=2617
-  _globals['_GENERATIONSERVICE']._serialized_end=3400
+  _globals['_MODELINFO']._serialized_end=1155
+  _globals['_ADAPTERINFO']._serialized_start=1157
+  _globals['_ADAPTERINFO']._serialized_end=1245
+  _globals['_TURBOPROFILE']._serialized_start=1247
+  _globals['_TURBOPROFILE']._serialized_end=1312
+  _globals['_SIZEPRESET']._serialized_start=1314
+  _globals['_SIZEPRESET']._serialized_end=1371
+  _globals['_MODELDEFAULTS']._serialized_start=1374
+  _globals['_MODELDEFAULTS']._serialized_end=1532
+  _globals['_MODELLIMITS']._serialized_start=1535
+  _globals['_MODELLIMITS']._serialized_end=1766
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1768
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1792
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1794
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1865
+  _globals['_DEADLETTER']._serialized_start=1867
+  _globals['_DEADLETTER']._serialized_end=1985
+  _globals['_REQUEUEJOBREQUEST']._serialized_start=1987
+  _globals['_REQUEUEJOBREQUEST']._serialized_end=2022
+  _globals['_REQUEUEJOBRESPONSE']._serialized_start=2024
+  _globals['_REQUEUEJOBRESPONSE']._serialized_end=2074
+  _globals['_DOWNLOADVIDEOREQUEST']._serialized_start=2076
+  _globals['_DOWNLOADVIDEOREQUEST']._serialized_end=2157
+  _globals['_DOWNLOADVIDEORESPONSE']._serialized_start=2159
+  _globals['_DOWNLOADVIDEORESPONSE']._serialized_end=2235
+  _globals['_LISTJOBSREQUEST']._serialized_start=2237
+  _globals['_LISTJOBSREQUEST']._serialized_end=2330
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2332
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2406
+  _globals['_EXTENDJOBREQUEST']._serialized_start=2408
+  _globals['_EXTENDJOBREQUEST']._serialized_end=2500
+  _globals['_EXTENDJOBRESPONSE']._serialized_start=2502
+  _globals['_EXTENDJOBRESPONSE']._serialized_end=2568
+  _globals['_GENERATIONSERVICE']._serialized_start=2828
+  _globals['_GENERATIONSERVICE']._serialized_end=3685
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,8 @@ class _VideoVariantEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VideoVar
     """The MP4 video."""
     VIDEO_VARIANT_THUMBNAIL: _VideoVariant.ValueType  # 2
     """The poster image (the middle frame, JPEG)."""
+    VIDEO_VARIANT_SPRITESHEET: _VideoVariant.ValueType  # 3
+    """A JPEG grid of up to 25 evenly spaced frames, left to right, top to bottom (docs/api.md)."""
 
 class VideoVariant(_VideoVariant, metaclass=_VideoVariantEnumTypeWrapper):
     """What DownloadVideo sends."""
@@ -71,6 +73,8 @@ VIDEO_VARIANT_VIDEO: VideoVariant.ValueType  # 1
 """The MP4 video."""
 VIDEO_VARIANT_THUMBNAIL: VideoVariant.ValueType  # 2
 """The poster image (the middle frame, JPEG)."""
+VIDEO_VARIANT_SPRITESHEET: VideoVariant.ValueType  # 3
+"""A JPEG grid of up to 25 evenly spaced frames, left to right, top to bottom (docs/api.md)."""
 Global___VideoVariant: _TypeAlias = VideoVariant  # noqa: Y015
 
 @_typing.final
@@ -355,6 +359,7 @@ class ModelInfo(_message.Message):
     PRESETS_FIELD_NUMBER: _builtins.int
     ADAPTERS_FIELD_NUMBER: _builtins.int
     TURBO_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Id to put in GenerateRequest.model."""
     description: _builtins.str
@@ -399,6 +404,10 @@ class ModelInfo(_message.Message):
     def turbo(self) -> Global___TurboProfile:
         """The step-distilled profile (SPEED_PROFILE_TURBO); unset: the model has none."""
 
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """More names GenerateRequest.model may give it (sora-2, sora-2-pro, the operator's --model-alias)."""
+
     def __init__(
         self,
         *,
@@ -419,10 +428,11 @@ class ModelInfo(_message.Message):
         presets: _abc.Iterable[Global___SizePreset] | None = ...,
         adapters: _abc.Iterable[Global___AdapterInfo] | None = ...,
         turbo: Global___TurboProfile | None = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits", "turbo", b"turbo"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "fallback", b"fallback", "family", b"family", "id", b"id", "image_input", b"image_input", "license", b"license", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "presets", b"presets", "random_weights", b"random_weights", "ready", b"ready", "source", b"source", "turbo", b"turbo"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "aliases", b"aliases", "boundary_ratio", b"boundary_ratio", "defaults", b"defaults", "description", b"description", "fallback", b"fallback", "family", b"family", "id", b"id", "image_input", b"image_input", "license", b"license", "limits", b"limits", "mixture_of_experts", b"mixture_of_experts", "pipeline_class", b"pipeline_class", "presets", b"presets", "random_weights", b"random_weights", "ready", b"ready", "source", b"source", "turbo", b"turbo"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -766,7 +776,7 @@ class DownloadVideoRequest(_message.Message):
     job_id: _builtins.str
     """Job id of a completed job."""
     variant: Global___VideoVariant.ValueType
-    """The video (default) or its poster image."""
+    """The video (default), its poster image or its spritesheet."""
     def __init__(
         self,
         *,
@@ -868,3 +878,65 @@ class ListJobsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
+
+@_typing.final
+class ExtendJobRequest(_message.Message):
+    """ExtendJob request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """A completed job of the caller's, on a model that continues videos from their frames."""
+    prompt: _builtins.str
+    """What the added seconds show."""
+    seconds: _builtins.float
+    """Seconds to add (frames at the video's fps, rounded to the model's k·n+1)."""
+    idempotency_key: _builtins.str
+    """Same as GenerateRequest.idempotency_key."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        prompt: _builtins.str = ...,
+        seconds: _builtins.float = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "job_id", b"job_id", "prompt", b"prompt", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendJobRequest: _TypeAlias = ExtendJobRequest  # noqa: Y015
+
+@_typing.final
+class ExtendJobResponse(_message.Message):
+    """ExtendJob response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """False when the idempotency key named an existing job."""
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The new job (queued)."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendJobResponse: _TypeAlias = ExtendJobResponse  # noqa: Y015

@@ -77,6 +77,11 @@ class GenerationServiceStub:
                 request_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
                 _registered_method=True)
+        self.ExtendJob = channel.unary_unary(
+                '/moviola.v1.GenerationService/ExtendJob',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.FromString,
+                _registered_method=True)
         self.DownloadVideo = channel.unary_stream(
                 '/moviola.v1.GenerationService/DownloadVideo',
                 request_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
@@ -151,6 +156,14 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExtendJob(self, request, context):
+        """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+        (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DownloadVideo(self, request, context):
         """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
         that speak only gRPC; the same from every gateway and for every storage.
@@ -208,6 +221,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.RequeueJob,
                     request_deserializer=moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.SerializeToString,
+            ),
+            'ExtendJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendJob,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.SerializeToString,
             ),
             'DownloadVideo': grpc.unary_stream_rpc_method_handler(
                     servicer.DownloadVideo,
@@ -438,6 +456,33 @@ class GenerationService:
             '/moviola.v1.GenerationService/RequeueJob',
             moviola_dot_v1_dot_generation__pb2.RequeueJobRequest.SerializeToString,
             moviola_dot_v1_dot_generation__pb2.RequeueJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/ExtendJob',
+            moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class GenerationServiceStub:
     """Lists jobs given up on after too many attempts (operators)."""
     RequeueJob: _grpc.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]
     """Submits a dead-lettered job's request again, as a new job (operators)."""
+    ExtendJob: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ExtendJobRequest, _generation_pb2.ExtendJobResponse]
+    """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+    (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+    """
     DownloadVideo: _grpc.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
@@ -86,6 +90,10 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Lists jobs given up on after too many attempts (operators)."""
     RequeueJob: _aio.UnaryUnaryMultiCallable[_generation_pb2.RequeueJobRequest, _generation_pb2.RequeueJobResponse]  # type: ignore[assignment]
     """Submits a dead-lettered job's request again, as a new job (operators)."""
+    ExtendJob: _aio.UnaryUnaryMultiCallable[_generation_pb2.ExtendJobRequest, _generation_pb2.ExtendJobResponse]  # type: ignore[assignment]
+    """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+    (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+    """
     DownloadVideo: _aio.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]  # type: ignore[assignment]
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
@@ -163,6 +171,16 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.RequeueJobResponse, _abc.Awaitable[_generation_pb2.RequeueJobResponse]]:
         """Submits a dead-lettered job's request again, as a new job (operators)."""
+
+    @_abc_1.abstractmethod
+    def ExtendJob(
+        self,
+        request: _generation_pb2.ExtendJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.ExtendJobResponse, _abc.Awaitable[_generation_pb2.ExtendJobResponse]]:
+        """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
+        (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
+        """
 
     @_abc_1.abstractmethod
     def DownloadVideo(

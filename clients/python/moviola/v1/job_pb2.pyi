@@ -249,6 +249,8 @@ class GenerateRequest(_message.Message):
     PREVIEW_EVERY_FIELD_NUMBER: _builtins.int
     SPEED_PROFILE_FIELD_NUMBER: _builtins.int
     LORAS_FIELD_NUMBER: _builtins.int
+    CHARACTER_ID_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model id as listed by ListModels. Empty: the server's default model."""
     prompt: _builtins.str
@@ -291,6 +293,15 @@ class GenerateRequest(_message.Message):
     """
     speed_profile: Global___SpeedProfile.ValueType
     """How the denoiser trades exactness for speed; unspecified: the worker's --speed-profile."""
+    character_id: _builtins.str
+    """A character of the caller's tenant (created over REST: POST /v1/videos/characters), whose
+    reference image conditions the video as `image` would; leave `image` empty. Image-taking models only.
+    """
+    seconds: _builtins.float
+    """Seconds of video instead of num_frames (frames at the model's fps, rounded to k·n+1). Past
+    one model window the video is made as segments, where the model continues from frames
+    (docs/api.md, long videos); 0: num_frames.
+    """
     @_builtins.property
     def max_wait(self) -> _duration_pb2.Duration:
         """Longest acceptable wait before the job starts; unset: only the call's deadline counts."""
@@ -332,10 +343,12 @@ class GenerateRequest(_message.Message):
         preview_every: _builtins.int = ...,
         speed_profile: Global___SpeedProfile.ValueType = ...,
         loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
+        character_id: _builtins.str = ...,
+        seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "max_wait", b"max_wait", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "loras", b"loras", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seed", b"seed", "speed_profile", b"speed_profile", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale", "_guidance_scale_2", b"_guidance_scale_2", "_seed", b"_seed", "allow_fallback", b"allow_fallback", "character_id", b"character_id", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "idempotency_key", b"idempotency_key", "image", b"image", "loras", b"loras", "max_wait", b"max_wait", "model", b"model", "negative_prompt", b"negative_prompt", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "preview_every", b"preview_every", "priority", b"priority", "prompt", b"prompt", "resolution", b"resolution", "seconds", b"seconds", "seed", b"seed", "speed_profile", b"speed_profile", "webhook_events", b"webhook_events", "webhook_url", b"webhook_url", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__guidance_scale: _TypeAlias = _typing.Literal["guidance_scale"]  # noqa: Y015
     _WhichOneofArgType__guidance_scale: _TypeAlias = _typing.Literal["_guidance_scale", b"_guidance_scale"]  # noqa: Y015
@@ -466,6 +479,8 @@ class Progress(_message.Message):
     CACHED_FIELD_NUMBER: _builtins.int
     TRANSFORMER_PASSES_FIELD_NUMBER: _builtins.int
     LORAS_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    TOTAL_SEGMENTS_FIELD_NUMBER: _builtins.int
     step: _builtins.int
     """1-based step number."""
     total_steps: _builtins.int
@@ -478,6 +493,11 @@ class Progress(_message.Message):
     """This step's transformer passes were served from the step cache (the fast profile)."""
     transformer_passes: _builtins.int
     """Full transformer passes this step ran: 2 with classifier-free guidance, 1 without, 0 when cached."""
+    segment: _builtins.int
+    """Of a long video made as segments: which segment this step belongs to (1-based), and how
+    many there are; 0 and 0 for a video of one window.
+    """
+    total_segments: _builtins.int
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Time since denoising began."""
@@ -509,10 +529,12 @@ class Progress(_message.Message):
         cached: _builtins.bool = ...,
         transformer_passes: _builtins.int = ...,
         loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
+        segment: _builtins.int = ...,
+        total_segments: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "preview", b"preview", "remaining", b"remaining"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "loras", b"loras", "preview", b"preview", "remaining", b"remaining", "step", b"step", "timestep", b"timestep", "total_steps", b"total_steps", "transformer_passes", b"transformer_passes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "elapsed", b"elapsed", "expert", b"expert", "loras", b"loras", "preview", b"preview", "remaining", b"remaining", "segment", b"segment", "step", b"step", "timestep", b"timestep", "total_segments", b"total_segments", "total_steps", b"total_steps", "transformer_passes", b"transformer_passes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -642,6 +664,7 @@ class Completed(_message.Message):
     LORAS_FIELD_NUMBER: _builtins.int
     TRANSFORMER_PASSES_FIELD_NUMBER: _builtins.int
     QUANTIZATION_FIELD_NUMBER: _builtins.int
+    SEGMENTS_FIELD_NUMBER: _builtins.int
     video_uri: _builtins.str
     """Where the video is, for example file:///var/lib/moviola/videos/ID.mp4."""
     width: _builtins.int
@@ -680,6 +703,8 @@ class Completed(_message.Message):
     """Full transformer passes of the whole video (what it cost): steps x 2 with guidance, x 1 without."""
     quantization: _builtins.str
     """How the worker stored the transformers' weights: "none", "int8", "fp8" or "fp8-dynamic"."""
+    segments: _builtins.int
+    """Segments the video was made of (1: one model window)."""
     @_builtins.property
     def timings(self) -> Global___Timings:
         """Time spent in each phase."""
@@ -721,10 +746,11 @@ class Completed(_message.Message):
         loras: _abc.Iterable[Global___LoraAdapter] | None = ...,
         transformer_passes: _builtins.int = ...,
         quantization: _builtins.str = ...,
+        segments: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_steps", b"cached_steps", "download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "loras", b"loras", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "quantization", b"quantization", "seed", b"seed", "size_bytes", b"size_bytes", "speed_profile", b"speed_profile", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "transformer_passes", b"transformer_passes", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_steps", b"cached_steps", "download_url", b"download_url", "download_url_expire_time", b"download_url_expire_time", "expire_time", b"expire_time", "expired", b"expired", "fps", b"fps", "height", b"height", "loras", b"loras", "mime_type", b"mime_type", "model", b"model", "num_frames", b"num_frames", "peak_memory_bytes", b"peak_memory_bytes", "quantization", b"quantization", "seed", b"seed", "segments", b"segments", "size_bytes", b"size_bytes", "speed_profile", b"speed_profile", "thumbnail_download_url", b"thumbnail_download_url", "thumbnail_uri", b"thumbnail_uri", "timings", b"timings", "transformer_passes", b"transformer_passes", "video_uri", b"video_uri", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -881,6 +907,7 @@ class Job(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     FAILURE_FIELD_NUMBER: _builtins.int
     CANCELLATION_FIELD_NUMBER: _builtins.int
+    EXTENDED_FROM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Job id."""
     state: Global___JobState.ValueType
@@ -891,6 +918,8 @@ class Job(_message.Message):
     """Sequence number of the latest event."""
     queue_position: _builtins.int
     """Position in the queue while queued (1 is next)."""
+    extended_from: _builtins.str
+    """The job whose video this one continues (ExtendJob); empty for a video of its own."""
     @_builtins.property
     def request(self) -> Global___GenerateRequest:
         """The request, without the input image bytes."""
@@ -929,10 +958,11 @@ class Job(_message.Message):
         result: Global___Completed | None = ...,
         failure: Global___Failed | None = ...,
         cancellation: Global___Cancelled | None = ...,
+        extended_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "failure", b"failure", "progress", b"progress", "request", b"request", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "failure", b"failure", "id", b"id", "last_sequence", b"last_sequence", "model", b"model", "progress", b"progress", "queue_position", b"queue_position", "request", b"request", "result", b"result", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "extended_from", b"extended_from", "failure", b"failure", "id", b"id", "last_sequence", b"last_sequence", "model", b"model", "progress", b"progress", "queue_position", b"queue_position", "request", b"request", "result", b"result", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
