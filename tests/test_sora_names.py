@@ -115,3 +115,13 @@ def test_an_unknown_model_lists_the_aliases_too(sora: tuple[ServerProcess, str])
     assert refused.value.body["param"] == "model"  # type: ignore[index]
     assert "sora-2-pro" in refused.value.body["message"]  # type: ignore[index]
     client.close()
+
+
+def test_the_sdks_model_list_shows_the_aliases(sora: tuple[ServerProcess, str]) -> None:
+    client = openai.OpenAI(base_url=sora[1], api_key="unused", max_retries=0)
+    listed = {model.id: model.model_dump() for model in client.models.list()}
+    assert {"tiny-wan2.2-t2v", "tiny-wan2.1-t2v", "sora-2", "sora-2-pro", "house-style"} == set(listed)
+    assert listed["sora-2"]["moviola_model"] == "tiny-wan2.2-t2v"
+    assert listed["house-style"]["moviola_model"] == "tiny-wan2.1-t2v"
+    assert listed["sora-2"]["object"] == "model"
+    client.close()

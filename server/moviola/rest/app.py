@@ -8,6 +8,7 @@ GET    /v1/videos/{id}/content         download: variant=video|thumbnail|sprites
 POST   /v1/videos/{id}/remix           the same request with a new prompt
 POST   /v1/videos/{id}/cancel          Moviola's: cancel
 GET    /v1/videos/{id}/events          Moviola's: Server-Sent Events, resumable with Last-Event-ID
+GET    /v1/models                      the served models and their aliases, as OpenAI lists models
 /v1/videos/characters                  create, get, delete: ``rest/characters.py``
 POST   /v1/videos/extensions           extend a completed video: ``rest/extensions.py``
 """
@@ -161,6 +162,17 @@ class Routes:
         )
         return self._created(job)
 
+    async def models(self) -> dict[str, Any]:
+        """OpenAI's model list: every served model and every alias (``sora-2``), each naming the model it runs."""
+        data = []
+        for status in await self.service.models(callers.current()):
+            for name in (status.spec.id, *status.aliases):
+                data.append(
+                    {"id": name, "object": "model", "created": 0, "owned_by": "moviola"}
+                    | {"moviola_model": status.spec.id, "ready": status.ready}
+                )
+        return {"object": "list", "data": data}
+
     async def cancel(self, video_id: str) -> dict[str, Any]:
         return _shown(await self.service.cancel(video_id, callers.current()))
 
@@ -221,6 +233,7 @@ def build(
         ("/v1/videos/{video_id}/remix", "POST", routes.remix),
         ("/v1/videos/{video_id}/cancel", "POST", routes.cancel),
         ("/v1/videos/{video_id}/events", "GET", routes.events),
+        ("/v1/models", "GET", routes.models),
     ):
         app.add_api_route(path, endpoint, methods=[method], **openapi.declared(method, path))
     return BearerAuth(BodyLimit(app), keys), app

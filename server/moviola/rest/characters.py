@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from moviola.auth import caller as callers
 from moviola.characters import Character
 from moviola.errors import InvalidRequest
+from moviola.rest import openapi
 from moviola.service import JobService
 from moviola.validation import MAX_VIDEO_BYTES
 
@@ -79,6 +80,12 @@ class CharacterRoutes:
 def add_routes(app: FastAPI, service: JobService) -> None:
     """The character routes; added before ``/v1/videos/{video_id}/...``, so that they match first."""
     routes = CharacterRoutes(service)
-    app.add_api_route("/v1/videos/characters", routes.create, methods=["POST"])
-    app.add_api_route("/v1/videos/characters/{character_id}", routes.retrieve, methods=["GET"])
-    app.add_api_route("/v1/videos/characters/{character_id}", routes.delete, methods=["DELETE"])
+    one = "/v1/videos/characters/{character_id}"
+    app.add_api_route(
+        "/v1/videos/characters",
+        routes.create,
+        methods=["POST"],
+        **openapi.declared("POST", "/v1/videos/characters"),
+    )
+    app.add_api_route(one, routes.retrieve, methods=["GET"], **openapi.declared("GET", one))
+    app.add_api_route(one, routes.delete, methods=["DELETE"], **openapi.declared("DELETE", one))

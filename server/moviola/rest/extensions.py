@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from moviola.auth import caller as callers
 from moviola.errors import InvalidRequest
-from moviola.rest import videos
+from moviola.rest import openapi, videos
 from moviola.service import JobService, JobView
 from moviola.validation import MAX_VIDEO_BYTES
 
@@ -86,4 +86,9 @@ def shown(job: JobView) -> dict[str, Any]:
 
 
 def add_routes(app: FastAPI, service: JobService) -> None:
-    app.add_api_route("/v1/videos/extensions", ExtensionRoutes(service).extend, methods=["POST"])
+    app.add_api_route(
+        "/v1/videos/extensions",
+        ExtensionRoutes(service).extend,
+        methods=["POST"],
+        **openapi.declared("POST", "/v1/videos/extensions"),
+    )

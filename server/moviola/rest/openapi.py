@@ -114,6 +114,50 @@ REMIX: dict[str, Any] = {
     "properties": {"prompt": _FIELDS["prompt"]},
 }
 
+_VIDEO_FILE = {"type": "string", "format": "binary", "description": "A video file: MP4, MOV, WebM."}
+EXTEND_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt", "seconds"],
+    "properties": {
+        "prompt": _FIELDS["prompt"],
+        "seconds": {"type": "string", "description": "Seconds to add, like 4.", "example": "4"},
+        "video": _VIDEO_FILE,
+        "video[id]": {"type": "string", "description": "Instead of a file: a completed video's id."},
+        "model": _FIELDS["model"],
+    },
+}
+EXTEND_JSON: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt", "seconds", "video"],
+    "properties": {
+        "prompt": _FIELDS["prompt"],
+        "seconds": EXTEND_FORM["properties"]["seconds"],
+        "video": {"type": "object", "required": ["id"], "properties": {"id": _STRING}},
+    },
+    "additionalProperties": False,
+}
+CHARACTER_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "video"],
+    "properties": {"name": {"type": "string", "description": "What to call it."}, "video": _VIDEO_FILE},
+}
+_CHARACTER = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "name"],
+    "properties": {
+        "id": _STRING,
+        "object": {"const": "character"},
+        "created_at": {"type": "integer"},
+        "name": _STRING,
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+    },
+}
+
+
+def _form(form: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
+
 
 def _body(form: dict[str, Any], json: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -145,7 +189,37 @@ _DELETED = {
     "required": ["id", "object", "deleted"],
     "properties": {"id": _STRING, "object": {"const": "video.deleted"}, "deleted": {"type": "boolean"}},
 }
+_CHARACTER_DELETED = {
+    "type": "object",
+    "required": ["id", "object", "deleted"],
+    "properties": {"id": _STRING, "object": {"const": "character.deleted"}, "deleted": {"type": "boolean"}},
+}
 _FILE = {"schema": {"type": "string", "format": "binary"}}
+_MODELS = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "object", "created", "owned_by"],
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "description": "A model id or an alias (sora-2) to put in model.",
+                    },
+                    "object": {"const": "model"},
+                    "created": {"type": "integer"},
+                    "owned_by": _STRING,
+                    "moviola_model": {"type": "string", "description": "The served model it runs."},
+                    "ready": {"type": "boolean", "description": "Whether a live worker serves it now."},
+                },
+            },
+        },
+    },
+}
 
 #: (method, path): (the 200 response, the request body, the error statuses beyond ``ALWAYS``).
 ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]] = {
@@ -166,6 +240,27 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, .
         (404, *_SUBMITS),
     ),
     ("POST", "/v1/videos/{video_id}/cancel"): (_ok(_JSON_VIDEO), {}, _ID),
+    ("POST", "/v1/videos/extensions"): (
+        _ok(_JSON_VIDEO, "The queued extension"),
+        _body(EXTEND_FORM, EXTEND_JSON),
+        (404, *_SUBMITS),
+    ),
+    ("POST", "/v1/videos/characters"): (
+        _ok({"application/json": {"schema": _CHARACTER}}, "The character"),
+        _form(CHARACTER_FORM),
+        (413,),
+    ),
+    ("GET", "/v1/videos/characters/{character_id}"): (
+        _ok({"application/json": {"schema": _CHARACTER}}),
+        {},
+        _ID,
+    ),
+    ("DELETE", "/v1/videos/characters/{character_id}"): (
+        _ok({"application/json": {"schema": _CHARACTER_DELETED}}),
+        {},
+        _ID,
+    ),
+    ("GET", "/v1/models"): (_ok({"application/json": {"schema": _MODELS}}), {}, ()),
     ("GET", "/v1/videos/{video_id}/events"): (
         _ok({"text/event-stream": {"schema": _STRING}}, "The job's events as Server-Sent Events"),
         {},
