@@ -6,6 +6,9 @@ A character is a reference image taken from an uploaded video; a create request 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import openai
 import pytest
 
 from moviola.auth import keys
-from moviola.client import Client
+from moviola.client import Client, InvalidArgument, NotFound
 from moviola.errors import InvalidRequest
 from moviola.mp4 import encode_mp4
 from moviola.testing import ServerProcess, free_port
@@ -140,6 +143,57 @@ def test_grpc_callers_use_a_character_created_over_rest(served: Served) -> None:
     with Client(served.server.address, api_key=served.keys["acme"], timeout=60) as client:
         events = list(client.generate(request))
     assert events[-1].WhichOneof("kind") == "completed"
+
+
+def test_grpc_and_the_cli_create_get_use_and_delete_characters(served: Served, tmp_path: Path) -> None:
+    with Client(served.server.address, api_key=served.keys["acme"], timeout=60) as client:
+        made = client.create_character("Dot", clip())
+        assert made.id.startswith("char_")
+        assert (made.name, made.width, made.height) == ("Dot", 96, 64)
+        assert client.get_character(made.id).name == "Dot"
+        events = list(
+            client.generate(
+                "Dot waves",
+                model=IMAGE_TAKING,
+                width=64,
+                height=64,
+                num_frames=5,
+                num_inference_steps=1,
+                character_id=made.id,
+            )
+        )
+        assert events[-1].WhichOneof("kind") == "completed"
+        with pytest.raises(InvalidArgument) as bad:
+            client.create_character("Bad", b"not a video")
+        assert bad.value.field == "video"
+        assert client.delete_character(made.id).id == made.id
+        with pytest.raises(NotFound):
+            client.get_character(made.id)
+    video = tmp_path / "dot.mp4"
+    video.write_bytes(clip())
+    cli = [sys.executable, "-m", "moviola.client.cli", "characters"]
+    env = {**os.environ, "MOVIOLA_API_KEY": served.keys["acme"]}
+    server = ["--server", served.server.address]
+    created = subprocess.run(
+        [*cli, "create", "Dot", "--video", str(video), *server],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    character_id = created.stdout.split()[0]
+    shown = subprocess.run(
+        [*cli, "get", character_id, *server], capture_output=True, text=True, env=env, check=True
+    )
+    assert shown.stdout.split()[1:] == ["Dot", "96x64"]
+    subprocess.run(
+        [*cli, "delete", character_id, *server], capture_output=True, text=True, env=env, check=True
+    )
+    missing = subprocess.run(
+        [*cli, "get", character_id, *server], capture_output=True, text=True, env=env, check=False
+    )
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import openai
 import pytest
+from processes import gateway, worker
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client, InvalidArgument
@@ -139,3 +140,27 @@ def test_extend_by_id_in_a_json_body(server: tuple[ServerProcess, str]) -> None:
     missing = httpx.post(f"{server[1]}/videos/extensions", json=body | {"video": {"id": "nope"}}, timeout=30)
     assert missing.status_code == 404
     assert missing.json()["error"]["message"] == "job 'nope' not found"
+
+
+def test_a_worker_lost_between_segments_restarts_the_video_once(redis_url: str, tmp_path: Path) -> None:
+    """Redis mode: SIGKILL the worker in segment 2; another takes the job over and makes it from segment 1."""
+    model = ("--model", "tiny-wan2.2-ti2v", "--lease", "1.5")
+    with gateway(redis_url) as gw, Client(gw.address) as client:
+        with worker(redis_url, tmp_path, "first", *model, step_seconds=0.1) as first:
+            job = client.submit(
+                "a fox", model="tiny-wan2.2-ti2v", seconds=4, num_inference_steps=2, width=64, height=64
+            )
+            for event in client.watch(job.id):
+                if event.HasField("progress") and event.progress.segment == 2:
+                    first.kill()
+                    break
+        with worker(redis_url, tmp_path, "second", *model):
+            events = list(client.watch(job.id))
+    ends = [e for e in events if e.WhichOneof("kind") in ("completed", "failed", "cancelled")]
+    assert [e.WhichOneof("kind") for e in ends] == ["completed"]  # one terminal event
+    assert ends[0].completed.segments == len(plan(97, TI2V))
+    starts = [i for i, e in enumerate(events) if e.HasField("started")]
+    assert [events[i].started.worker for i in starts] == ["first", "second"]
+    again = [e.progress.segment for e in events[starts[-1] :] if e.HasField("progress")]
+    assert again[0] == 1  # the second attempt makes the video from its first segment
+    assert len(list(tmp_path.rglob(f"{job.id}*.mp4"))) == 1  # one video

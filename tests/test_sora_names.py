@@ -125,3 +125,20 @@ def test_the_sdks_model_list_shows_the_aliases(sora: tuple[ServerProcess, str]) 
     assert listed["house-style"]["moviola_model"] == "tiny-wan2.1-t2v"
     assert listed["sora-2"]["object"] == "model"
     client.close()
+
+
+async def test_the_async_sdk_runs_sora_code_too(sora: tuple[ServerProcess, str]) -> None:
+    client = openai.AsyncOpenAI(base_url=sora[1], api_key="unused", max_retries=0)
+    video = await client.videos.create_and_poll(
+        prompt="a fox",
+        model="sora-2-pro",
+        size="720x1280",
+        seconds="1",  # type: ignore[arg-type]
+        extra_body={"steps": 1},
+    )
+    assert (video.status, video.model, str(video.size)) == ("completed", "sora-2-pro", "128x224")
+    sheet = await (await client.videos.download_content(video.id, variant="spritesheet")).aread()
+    assert sheet[:3] == b"\xff\xd8\xff"  # a JPEG
+    with pytest.raises(openai.NotFoundError):
+        await client.videos.retrieve("video_missing")
+    await client.close()

@@ -161,6 +161,8 @@ class ModelSpec:
     limits: ModelLimits = field(default_factory=ModelLimits)
     #: The diffusers class used for requests with an image, sharing the components (``from_pipe``).
     image_pipeline_class: str | None = None
+    #: The diffusers class that edits a video (video-to-video with a new prompt, ``from_pipe``); None: it cannot.
+    video_pipeline_class: str | None = None
     #: A name requests may use instead of the exact id.
     family: str = ""
     #: Model that takes a text-to-video request this one cannot start in time (when the request allows it).
@@ -193,13 +195,14 @@ class ModelSpec:
 
 def _spec(entry: dict[str, Any]) -> ModelSpec:
     entry = dict(entry)
-    known = {f.name for f in fields(ModelSpec)} | {"pipeline", "image_pipeline"}
+    known = {f.name for f in fields(ModelSpec)} | {"pipeline", "image_pipeline", "video_pipeline"}
     unknown = set(entry) - known
     if unknown:
         raise ValueError(f"model {entry.get('id')!r}: unknown catalogue fields {sorted(unknown)}")
     try:
         entry["pipeline_class"] = entry.pop("pipeline")
         entry["image_pipeline_class"] = entry.pop("image_pipeline", None)
+        entry["video_pipeline_class"] = entry.pop("video_pipeline", None)
         entry["defaults"] = ModelDefaults(**entry["defaults"])
         entry["limits"] = ModelLimits(**entry.get("limits", {}))
         memory = dict(entry.get("memory", {}))

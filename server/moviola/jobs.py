@@ -101,6 +101,12 @@ class JobRequest:
     extended_from: str = ""
     continue_from: str = ""
     continued_frames: int = 0
+    #: An edit (video-to-video with a new prompt): the job whose video it edits ("" for an uploaded one),
+    #: the stored source's URI (its ``num_frames`` frames at this size; "": not an edit), and how far the
+    #: edit may stray from it (0 < strength <= 1: the share of the denoising steps that run).
+    edited_from: str = ""
+    edit_from: str = ""
+    strength: float = 0.0
     #: Where this job's events are POSTed as signed webhooks ("" for none), and which events.
     webhook_url: str = ""
     webhook_events: tuple[str, ...] = ()
@@ -118,8 +124,9 @@ class JobRequest:
 
     def batch_key(self) -> str:
         """What jobs must share to run as one batch (``--max-batch``): model, size, frames, steps, guidance,
-        speed profile and adapter set with scales; "" for a job that never batches (one with an input image)."""
-        if self.image is not None:
+        speed profile and adapter set with scales; "" for a job that never batches (one with an input image,
+        an edit)."""
+        if self.image is not None or self.edit_from:
             return ""
         size = (self.width, self.height, self.num_frames, self.num_inference_steps, self.fps)
         guidance = (self.guidance_scale, self.guidance_scale_2)

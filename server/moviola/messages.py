@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from moviola import jobs
+from moviola.characters import Character
 from moviola.delivery import Links
 from moviola.errors import InvalidRequest
 from moviola.scheduler.base import DeadLetter
@@ -230,6 +231,7 @@ def job(record: jobs.JobRecord, links: Links | None = None) -> pb.Job:
         last_sequence=record.last_sequence,
         queue_position=record.queue_position,
         extended_from=record.request.extended_from,
+        edited_from=record.request.edited_from,
     )
     if record.progress is not None:
         out.progress.CopyFrom(progress(record.progress))
@@ -302,4 +304,14 @@ def dead_letter(value: DeadLetter) -> gen.DeadLetter:
         error=value.error,
         attempts=value.attempts,
         time=timestamp(value.time),
+    )
+
+
+def character(value: Character) -> gen.Character:
+    return gen.Character(
+        id=value.id,
+        name=value.name,
+        create_time=timestamp(value.created_at),
+        width=value.width,
+        height=value.height,
     )

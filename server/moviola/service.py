@@ -1,35 +1,34 @@
 """The job service: what callers can do with jobs, whatever face they call through.
 
 Submit (through ``Admission``), get (with fresh download links), list (newest or oldest first,
-paged by the store), watch, cancel, delete (with the job's files), remix, download, and the admin
-calls (dead letters, requeue). The gRPC servicers and the REST routes each turn their wire format
+paged by the store), watch, cancel, delete (with the job's files), remix, extend, edit, download,
+and the admin calls (dead letters, requeue). The gRPC servicers and the REST routes each turn their wire format
 into one call here and the result back; nothing here knows either. The embedded server and every
 gateway run one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from moviola import segments, sizes, uploads
 from moviola.adapters import AdapterCatalog, AdapterSpec
 from moviola.admission import Admission
 from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
 from moviola.characters import Characters
 from moviola.delivery import Delivery, FileDownload, Links
-from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, NotFound, PermissionDenied
+from moviola.derived import Derive
+from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, PermissionDenied
 from moviola.jobs import Completed, JobEvent, JobRecord, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.storage.base import Variant
 from moviola.tracing import Tracing
-from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, draft_of, resolve_model
+from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, draft_of
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -121,6 +120,8 @@ class JobService:
         self._queue = queue
         self._admission = admission
         self._delivery = delivery
+        #: Where extensions and edits start: a completed job's video, or an upload.
+        self._derive = Derive(models, default_model, admission.aliases, delivery)
         self._models = models
         self._default_model = default_model
         self._lifecycle = lifecycle
@@ -163,47 +164,14 @@ class JobService:
         return await self.submit(draft, caller=caller)
 
     async def extend(
-        self,
-        job_id: str,
-        prompt: str,
-        seconds: str,
-        *,
-        idempotency_key: str = "",
-        caller: Caller = ANONYMOUS,
+        self, job_id: str, prompt: str, seconds: str, *, idempotency_key: str = "", caller: Caller = ANONYMOUS
     ) -> tuple[JobView, bool]:
         """A new video: the caller's completed video ``job_id``, then ``seconds`` more made from ``prompt``
         (``segments.py``), on the same model, size and fps."""
         source = await self.get(job_id, caller)
-        result = source.result
-        if source.state is not JobState.COMPLETED or result is None:
-            raise FailedPrecondition(
-                f"job {job_id} is {source.state.value}: only a completed video can be extended"
-            )
-        spec = self._models.get(source.request.model)
-        if spec is None or not segments.can_segment(spec):
-            able = [m for m, s in self._models.items() if segments.can_segment(s)]
-            raise InvalidRequest(
-                "video",
-                f"model {source.request.model} cannot continue a video from its frames; models that can: "
-                f"{', '.join(able) or 'none served'}",
-            )
-        if self._delivery.links(result, source.finished_at).expired:
-            raise NotFound(f"the video of job {job_id} expired")
-        draft = replace(
-            draft_of(source.request),
-            prompt=prompt,
-            image=b"",
-            width=result.width,
-            height=result.height,
-            fps=result.fps,
-            num_frames=0,
-            seconds=seconds,
-            extended_from=job_id,
-            continue_from=result.video_uri,
-            continued_frames=result.num_frames,
-            idempotency_key=idempotency_key,
+        return await self.submit(
+            self._derive.extension(source, prompt, seconds, idempotency_key), caller=caller
         )
-        return await self.submit(draft, caller=caller)
 
     async def extend_upload(
         self,
@@ -216,36 +184,37 @@ class JobService:
         caller: Caller = ANONYMOUS,
     ) -> tuple[JobView, bool]:
         """A new video: the last window of an uploaded one (at ``model``'s nearest size and its fps), then
-        ``seconds`` more made from ``prompt``. The upload is decoded and stored here, before anything is queued."""
-        spec = resolve_model(model, self._models, self._default_model, self._admission.aliases)
-        if not segments.can_segment(spec):
-            able = [m for m, s in self._models.items() if segments.can_segment(s)]
-            raise InvalidRequest(
-                "model",
-                f"{spec.id} cannot continue a video; models that can: {', '.join(able) or 'none served'}",
-            )
-        frames = await asyncio.to_thread(
-            uploads.tail, video, spec.limits.max_frames, lambda w, h: sizes.nearest(spec, w, h)
-        )
-        k = spec.limits.frame_multiple
-        frames = frames[-((len(frames) - 1) // k * k + 1) :]  # k·n+1, the end kept
-        if len(frames) <= segments.overlap(spec):
-            raise InvalidRequest(
-                "video", f"has {len(frames)} frames; an extension needs more than {segments.overlap(spec)}"
-            )
-        stored = await asyncio.to_thread(self._delivery.store_upload, frames, spec.defaults.fps)
-        count, height, width, _ = frames.shape
-        draft = RequestDraft(
-            model=spec.id,
-            prompt=prompt,
-            width=width,
-            height=height,
-            fps=spec.defaults.fps,
-            seconds=seconds,
-            continue_from=stored,
-            continued_frames=count,
-            idempotency_key=idempotency_key,
-        )
+        ``seconds`` more made from ``prompt``. The upload is decoded and stored before anything is queued."""
+        draft = await self._derive.extension_upload(video, prompt, seconds, model, idempotency_key)
+        return await self.submit(draft, caller=caller)
+
+    async def edit(
+        self,
+        job_id: str,
+        prompt: str,
+        strength: float | None = None,
+        *,
+        idempotency_key: str = "",
+        caller: Caller = ANONYMOUS,
+    ) -> tuple[JobView, bool]:
+        """A new video: the caller's completed video ``job_id`` made again from ``prompt`` (video-to-video,
+        ``strength`` of the way from it; None: the default), on its model, at its size, fps and frame count."""
+        source = await self.get(job_id, caller)
+        return await self.submit(self._derive.edit(source, prompt, strength, idempotency_key), caller=caller)
+
+    async def edit_upload(
+        self,
+        video: bytes,
+        prompt: str,
+        strength: float | None = None,
+        *,
+        model: str = "",
+        idempotency_key: str = "",
+        caller: Caller = ANONYMOUS,
+    ) -> tuple[JobView, bool]:
+        """A new video: an uploaded one (its first window, at ``model``'s nearest size and its fps) made again
+        from ``prompt``. The upload is decoded and stored before anything is queued."""
+        draft = await self._derive.edit_upload(video, prompt, strength, model, idempotency_key)
         return await self.submit(draft, caller=caller)
 
     async def watch(

@@ -171,6 +171,10 @@ def _decode(container: InputContainer, keep: int, long_side: int, limits: VideoL
     )
 
 
+#: ``tail`` or ``head``: an upload's frames an extension or an edit starts from.
+Reader = Callable[[bytes, int, Callable[[int, int], tuple[int, int]]], npt.NDArray[np.uint8]]
+
+
 def tail(
     data: bytes,
     count: int,
@@ -182,6 +186,31 @@ def tail(
 
     Raises ``InvalidRequest`` naming ``video``.
     """
+    return _window(data, count, size_for, limits, last=True)
+
+
+def head(
+    data: bytes,
+    count: int,
+    size_for: Callable[[int, int], tuple[int, int]],
+    limits: VideoLimits | None = None,
+) -> npt.NDArray[np.uint8]:
+    """The first ``count`` frames of an uploaded video (an edit remakes them), as ``tail`` keeps the last;
+    the whole video is still decoded within ``limits``. Blocks (call off the loop).
+
+    Raises ``InvalidRequest`` naming ``video``.
+    """
+    return _window(data, count, size_for, limits, last=False)
+
+
+def _window(
+    data: bytes,
+    count: int,
+    size_for: Callable[[int, int], tuple[int, int]],
+    limits: VideoLimits | None,
+    *,
+    last: bool,
+) -> npt.NDArray[np.uint8]:
     limits = limits or VideoLimits()
     if not data:
         raise InvalidRequest("video", "is empty")
@@ -203,9 +232,9 @@ def tail(
             tally = _Tally(limits)
             for frame in container.decode(stream):
                 tally.add(frame.width, frame.height, frame.time)
-                kept.append(
-                    np.asarray(frame.to_ndarray(format="rgb24", width=width, height=height), dtype=np.uint8)
-                )
+                if last or len(kept) < count:
+                    picture = frame.to_ndarray(format="rgb24", width=width, height=height)
+                    kept.append(np.asarray(picture, dtype=np.uint8))
     except av.FFmpegError as exc:
         raise InvalidRequest("video", f"could not be decoded ({exc})") from exc
     except (OSError, ValueError, EOFError, MemoryError) as exc:

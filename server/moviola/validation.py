@@ -17,7 +17,7 @@ import secrets
 import zlib
 from dataclasses import dataclass, replace
 
-from moviola import segments, tuning
+from moviola import editing, segments, tuning
 from moviola.adapters import AdapterCatalog
 from moviola.aliases import Aliases
 from moviola.catalog import ImageInput, ModelSpec
@@ -150,6 +150,11 @@ class RequestDraft:
     extended_from: str = ""
     continue_from: str = ""
     continued_frames: int = 0
+    #: An edit of the job ``edited_from`` ("" for an uploaded video), whose stored video ``edit_from`` has
+    #: the draft's size and ``num_frames``; ``strength`` (None: ``editing.DEFAULT_STRENGTH``) only with it.
+    edited_from: str = ""
+    edit_from: str = ""
+    strength: float | None = None
     #: A character of the caller's (``characters.py``); the job service puts its reference image in ``image``.
     character_id: str = ""
 
@@ -259,6 +264,20 @@ def _character(draft: RequestDraft, spec: ModelSpec, models: dict[str, ModelSpec
     )
 
 
+def _strength(draft: RequestDraft, steps: int, spec: ModelSpec, models: dict[str, ModelSpec]) -> float:
+    if not draft.edit_from:
+        if draft.strength is not None:
+            raise InvalidRequest("strength", "only an edit takes it (POST /v1/videos/edits, EditJob)")
+        return 0.0
+    editing.check_editor(spec, models)
+    strength = editing.check_strength(draft.strength)
+    if int(steps * strength) < 1:
+        raise InvalidRequest(
+            "strength", f"runs int({steps} steps x {strength:g}) = 0 steps; raise strength or the steps"
+        )
+    return strength
+
+
 def resolve_model(
     name: str, models: dict[str, ModelSpec], default_model: str, aliases: Aliases | None = None
 ) -> ModelSpec:
@@ -338,6 +357,7 @@ def validate(
         )
     loras = tuning.loras(draft.loras, spec, adapters or AdapterCatalog())
     _character(draft, spec, models)
+    strength = _strength(draft, steps, spec, models)
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),
@@ -361,6 +381,9 @@ def validate(
         extended_from=draft.extended_from,
         continue_from=draft.continue_from,
         continued_frames=draft.continued_frames,
+        edited_from=draft.edited_from,
+        edit_from=draft.edit_from,
+        strength=strength,
         webhook_url=draft.webhook_url,
         webhook_events=_webhook_events(draft),
         preview_every=draft.preview_every,

@@ -37,6 +37,16 @@ type GenerationServiceClient interface {
 	// A new job whose video is a completed job's video, then `seconds` more made from `prompt`
 	// (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
 	ExtendJob(ctx context.Context, in *ExtendJobRequest, opts ...grpc.CallOption) (*ExtendJobResponse, error)
+	// A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+	// models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+	EditJob(ctx context.Context, in *EditJobRequest, opts ...grpc.CallOption) (*EditJobResponse, error)
+	// Stores a character of the caller's tenant: a reference image taken from a video, which
+	// GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+	CreateCharacter(ctx context.Context, in *CreateCharacterRequest, opts ...grpc.CallOption) (*CreateCharacterResponse, error)
+	// Returns one of the caller's characters.
+	GetCharacter(ctx context.Context, in *GetCharacterRequest, opts ...grpc.CallOption) (*GetCharacterResponse, error)
+	// Deletes one of the caller's characters and its image.
+	DeleteCharacter(ctx context.Context, in *DeleteCharacterRequest, opts ...grpc.CallOption) (*DeleteCharacterResponse, error)
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error)
@@ -179,6 +189,42 @@ func (c *generationServiceClient) ExtendJob(ctx context.Context, in *ExtendJobRe
 	return out, nil
 }
 
+func (c *generationServiceClient) EditJob(ctx context.Context, in *EditJobRequest, opts ...grpc.CallOption) (*EditJobResponse, error) {
+	out := new(EditJobResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/EditJob", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *generationServiceClient) CreateCharacter(ctx context.Context, in *CreateCharacterRequest, opts ...grpc.CallOption) (*CreateCharacterResponse, error) {
+	out := new(CreateCharacterResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/CreateCharacter", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *generationServiceClient) GetCharacter(ctx context.Context, in *GetCharacterRequest, opts ...grpc.CallOption) (*GetCharacterResponse, error) {
+	out := new(GetCharacterResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/GetCharacter", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *generationServiceClient) DeleteCharacter(ctx context.Context, in *DeleteCharacterRequest, opts ...grpc.CallOption) (*DeleteCharacterResponse, error) {
+	out := new(DeleteCharacterResponse)
+	err := c.cc.Invoke(ctx, "/moviola.v1.GenerationService/DeleteCharacter", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *generationServiceClient) DownloadVideo(ctx context.Context, in *DownloadVideoRequest, opts ...grpc.CallOption) (GenerationService_DownloadVideoClient, error) {
 	stream, err := c.cc.NewStream(ctx, &_GenerationService_serviceDesc.Streams[2], "/moviola.v1.GenerationService/DownloadVideo", opts...)
 	if err != nil {
@@ -244,6 +290,16 @@ type GenerationServiceServer interface {
 	// A new job whose video is a completed job's video, then `seconds` more made from `prompt`
 	// (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
 	ExtendJob(context.Context, *ExtendJobRequest) (*ExtendJobResponse, error)
+	// A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+	// models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+	EditJob(context.Context, *EditJobRequest) (*EditJobResponse, error)
+	// Stores a character of the caller's tenant: a reference image taken from a video, which
+	// GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+	CreateCharacter(context.Context, *CreateCharacterRequest) (*CreateCharacterResponse, error)
+	// Returns one of the caller's characters.
+	GetCharacter(context.Context, *GetCharacterRequest) (*GetCharacterResponse, error)
+	// Deletes one of the caller's characters and its image.
+	DeleteCharacter(context.Context, *DeleteCharacterRequest) (*DeleteCharacterResponse, error)
 	// Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
 	// that speak only gRPC; the same from every gateway and for every storage.
 	DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error
@@ -282,6 +338,18 @@ func (UnimplementedGenerationServiceServer) RequeueJob(context.Context, *Requeue
 }
 func (UnimplementedGenerationServiceServer) ExtendJob(context.Context, *ExtendJobRequest) (*ExtendJobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ExtendJob not implemented")
+}
+func (UnimplementedGenerationServiceServer) EditJob(context.Context, *EditJobRequest) (*EditJobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EditJob not implemented")
+}
+func (UnimplementedGenerationServiceServer) CreateCharacter(context.Context, *CreateCharacterRequest) (*CreateCharacterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateCharacter not implemented")
+}
+func (UnimplementedGenerationServiceServer) GetCharacter(context.Context, *GetCharacterRequest) (*GetCharacterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetCharacter not implemented")
+}
+func (UnimplementedGenerationServiceServer) DeleteCharacter(context.Context, *DeleteCharacterRequest) (*DeleteCharacterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteCharacter not implemented")
 }
 func (UnimplementedGenerationServiceServer) DownloadVideo(*DownloadVideoRequest, GenerationService_DownloadVideoServer) error {
 	return status.Errorf(codes.Unimplemented, "method DownloadVideo not implemented")
@@ -470,6 +538,78 @@ func _GenerationService_ExtendJob_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GenerationService_EditJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EditJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).EditJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/EditJob",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).EditJob(ctx, req.(*EditJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GenerationService_CreateCharacter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCharacterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).CreateCharacter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/CreateCharacter",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).CreateCharacter(ctx, req.(*CreateCharacterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GenerationService_GetCharacter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCharacterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).GetCharacter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/GetCharacter",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).GetCharacter(ctx, req.(*GetCharacterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GenerationService_DeleteCharacter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCharacterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).DeleteCharacter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/moviola.v1.GenerationService/DeleteCharacter",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).DeleteCharacter(ctx, req.(*DeleteCharacterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GenerationService_DownloadVideo_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(DownloadVideoRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -540,6 +680,22 @@ var _GenerationService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExtendJob",
 			Handler:    _GenerationService_ExtendJob_Handler,
+		},
+		{
+			MethodName: "EditJob",
+			Handler:    _GenerationService_EditJob_Handler,
+		},
+		{
+			MethodName: "CreateCharacter",
+			Handler:    _GenerationService_CreateCharacter_Handler,
+		},
+		{
+			MethodName: "GetCharacter",
+			Handler:    _GenerationService_GetCharacter_Handler,
+		},
+		{
+			MethodName: "DeleteCharacter",
+			Handler:    _GenerationService_DeleteCharacter_Handler,
 		},
 		{
 			MethodName: "ListJobs",

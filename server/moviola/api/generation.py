@@ -110,6 +110,38 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             )
         return gen.ExtendJobResponse(job=messages.job(job.record), created=created)
 
+    async def EditJob(self, request: gen.EditJobRequest, context: Context) -> gen.EditJobResponse:
+        async with translated(context):
+            job, created = await self._service.edit(
+                request.job_id,
+                request.prompt,
+                request.strength if request.HasField("strength") else None,
+                idempotency_key=request.idempotency_key,
+                caller=callers.current(),
+            )
+        return gen.EditJobResponse(job=messages.job(job.record), created=created)
+
+    async def CreateCharacter(
+        self, request: gen.CreateCharacterRequest, context: Context
+    ) -> gen.CreateCharacterResponse:
+        async with translated(context):
+            made = await self._service.characters.create(request.name, request.video, callers.current())
+        return gen.CreateCharacterResponse(character=messages.character(made))
+
+    async def GetCharacter(
+        self, request: gen.GetCharacterRequest, context: Context
+    ) -> gen.GetCharacterResponse:
+        async with translated(context):
+            found = await self._service.characters.get(request.character_id, callers.current())
+        return gen.GetCharacterResponse(character=messages.character(found))
+
+    async def DeleteCharacter(
+        self, request: gen.DeleteCharacterRequest, context: Context
+    ) -> gen.DeleteCharacterResponse:
+        async with translated(context):
+            gone = await self._service.characters.delete(request.character_id, callers.current())
+        return gen.DeleteCharacterResponse(character=messages.character(gone))
+
     async def DownloadVideo(
         self, request: gen.DownloadVideoRequest, context: Context
     ) -> AsyncIterator[gen.DownloadVideoResponse]:

@@ -111,6 +111,16 @@ class TunedPipeline(VideoPipeline, Protocol):
 
 
 @runtime_checkable
+class EditingPipeline(VideoPipeline, Protocol):
+    """A pipeline that can also edit a video: make ``video`` again from the request's prompt (video-to-video)."""
+
+    def edit(self, request: JobRequest, hooks: StepHooks, video: Frames) -> Frames:
+        """``video`` (the request's ``num_frames`` at its size) remade, ``request.strength`` of the way from
+        it: ``int(num_inference_steps * strength)`` steps run, and the hooks count those."""
+        ...
+
+
+@runtime_checkable
 class BatchingPipeline(VideoPipeline, Protocol):
     """A pipeline that can also run several requests of one ``JobRequest.batch_key`` as one batch."""
 

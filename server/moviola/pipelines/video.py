@@ -50,12 +50,17 @@ def _peak_memory(device: str) -> int:
 
 
 class DiffusersVideo:
-    """A loaded diffusers video pipeline, plus its image-to-video twin when the model has one."""
+    """A loaded diffusers video pipeline, plus its image-to-video and video-to-video (edit) twins when the
+    model has them."""
 
-    def __init__(self, spec: ModelSpec, pipe: Any, image_pipe: Any, device: str) -> None:
+    def __init__(
+        self, spec: ModelSpec, pipe: Any, image_pipe: Any, device: str, video_pipe: Any = None
+    ) -> None:
         self._spec = spec
         self._pipe = pipe
         self._image_pipe = image_pipe
+        #: The video-to-video twin (``ModelSpec.video_pipeline_class``) that edits; None: the model cannot.
+        self._video_pipe = video_pipe
         self._device = device
         self._previewer = Previewer(pipe)  # the image-to-video twin shares the VAE
         self._steps = speed.StepCounter(pipe)  # ... and the transformers
@@ -111,15 +116,17 @@ class DiffusersVideo:
             speed.attention_backend(pipe, attention_backend)
         if spec.memory.vae_slicing:
             pipe.vae.enable_slicing()
-        image_pipe = None
+        image_pipe = video_pipe = None
         if spec.image_pipeline_class:
             image_pipe = getattr(diffusers, spec.image_pipeline_class).from_pipe(pipe)
-        for p in (pipe, image_pipe):
+        if spec.video_pipeline_class:
+            video_pipe = getattr(diffusers, spec.video_pipeline_class).from_pipe(pipe)
+        for p in (pipe, image_pipe, video_pipe):
             if p is not None:
                 p.set_progress_bar_config(disable=True)
         if compile_cache is not None:  # before the step counter wraps the blocks (speed.StepCounter)
             compiled.compile_transformers(speed.transformers(pipe), compile_cache)
-        video = cls(spec, pipe, image_pipe, device)
+        video = cls(spec, pipe, image_pipe, device, video_pipe)
         video.memory_plan, video.turns, video.quantization = plan, turns, plan.quantize
         if adapters is not None:
             video.adapter_bank = AdapterBank(pipe, spec, adapters, turns=turns, **options)
@@ -172,6 +179,12 @@ class DiffusersVideo:
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
         return self._run(request, [hooks], lambda: self._generate(request, hooks))
+
+    def edit(self, request: JobRequest, hooks: StepHooks, video: Frames) -> Frames:
+        """``video`` made again from the request's prompt, ``request.strength`` of the way from it."""
+        if self._video_pipe is None:
+            raise InvalidInput(f"model {self._spec.id} cannot edit videos")
+        return self._run(request, [hooks], lambda: self._edit(request, hooks, video))
 
     def batchable(self, request: JobRequest) -> bool:
         """Whether ``request`` may run in one batch with others of its ``batch_key``."""
@@ -237,9 +250,8 @@ class DiffusersVideo:
             options["frame_rate"] = request.fps
         return options
 
-    def _generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
-        pipe = self._image_pipe if request.image is not None and self._image_pipe is not None else self._pipe
-        total = request.num_inference_steps
+    def _on_step_end(self, request: JobRequest, hooks: StepHooks, total: int) -> Any:
+        """The step callback of a run of ``total`` steps: progress (and previews) to ``hooks``."""
 
         def on_step_end(_pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
             timestep = float(t.flatten()[0]) if t.ndim else float(t)
@@ -252,6 +264,12 @@ class DiffusersVideo:
                 hooks.phase(Phase.VAE_DECODING)
             return {}
 
+        return on_step_end
+
+    def _generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        pipe = self._image_pipe if request.image is not None and self._image_pipe is not None else self._pipe
+        total = request.num_inference_steps
+        on_step_end = self._on_step_end(request, hooks, total)
         hooks.phase(Phase.TEXT_ENCODING)
         prompt = self._encode(pipe, request)
         self._adapt(request)
@@ -259,6 +277,42 @@ class DiffusersVideo:
         self._steps.reset()
         with speed.profile(pipe, request.speed_profile or "exact", self._spec):
             output = self._call(pipe, request, prompt, total, on_step_end)
+        return _frames(output.frames[0])
+
+    def _edit(self, request: JobRequest, hooks: StepHooks, video: Frames) -> Frames:
+        from PIL import Image
+
+        pipe = self._video_pipe
+        total = int(request.num_inference_steps * request.strength)  # what the pipeline runs of the schedule
+        if total < 1:
+            raise InvalidInput(
+                f"strength {request.strength:g} of {request.num_inference_steps} steps runs no step"
+            )
+        on_step_end = self._on_step_end(request, hooks, total)
+        hooks.phase(Phase.TEXT_ENCODING)
+        prompt = self._encode(pipe, request)
+        self._adapt(request)
+        hooks.phase(Phase.DENOISING)
+        self._steps.reset()
+        if self._spec.memory.tiles(request.width, request.height):
+            pipe.vae.enable_tiling()
+        else:
+            pipe.vae.disable_tiling()
+        with speed.profile(pipe, request.speed_profile or "exact", self._spec):
+            output = pipe(
+                video=[Image.fromarray(frame) for frame in video],
+                prompt=None,
+                **prompt,
+                height=request.height,
+                width=request.width,
+                num_inference_steps=request.num_inference_steps,
+                strength=request.strength,
+                guidance_scale=request.guidance_scale,
+                generator=torch.Generator("cpu").manual_seed(request.seed),
+                output_type="np",
+                callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
         return _frames(output.frames[0])
 
     def _generate_batch(self, requests: list[JobRequest], hooks: list[StepHooks]) -> list[Frames | None]:

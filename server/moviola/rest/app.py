@@ -11,6 +11,7 @@ GET    /v1/videos/{id}/events          Moviola's: Server-Sent Events, resumable 
 GET    /v1/models                      the served models and their aliases, as OpenAI lists models
 /v1/videos/characters                  create, get, delete: ``rest/characters.py``
 POST   /v1/videos/extensions           extend a completed video: ``rest/extensions.py``
+POST   /v1/videos/edits                edit a video with a new prompt: ``rest/edits.py``
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from moviola.auth import caller as callers
 from moviola.auth.caller import Caller
 from moviola.auth.keys import AuthFile
 from moviola.errors import InvalidRequest
-from moviola.rest import characters, errors, extensions, openapi, sse, videos
+from moviola.rest import characters, edits, errors, extensions, openapi, sse, videos
 from moviola.rest.auth import BearerAuth
 from moviola.rest.limits import BodyLimit
 from moviola.rest.videos import POLL_AFTER_MS
@@ -224,6 +225,7 @@ def build(
     routes = Routes(service)
     characters.add_routes(app, service)  # before /v1/videos/{video_id}/...: they match first
     extensions.add_routes(app, service)
+    edits.add_routes(app, service)
     for path, method, endpoint in (
         ("/v1/videos", "POST", routes.create),
         ("/v1/videos", "GET", routes.list_videos),

@@ -26,7 +26,7 @@ from moviola.validation import MAX_VIDEO_BYTES
 KNOWN = frozenset({"prompt", "seconds", "video", "model"})
 
 
-async def _fields(request: Request) -> tuple[dict[str, Any], bytes]:
+async def read_fields(request: Request) -> tuple[dict[str, Any], bytes]:
     """The fields, and the uploaded video (empty when the video is named by id)."""
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -59,7 +59,7 @@ class ExtensionRoutes:
         self.service = service
 
     async def extend(self, request: Request) -> JSONResponse:
-        fields, upload = await _fields(request)
+        fields, upload = await read_fields(request)
         unknown = sorted(set(fields) - KNOWN)
         if unknown:
             raise InvalidRequest(unknown[0], "is not a field of an extension (prompt, seconds, video, model)")

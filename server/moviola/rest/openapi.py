@@ -136,6 +136,34 @@ EXTEND_JSON: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+_STRENGTH = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": 1,
+    "default": 0.7,
+    "description": "Moviola's: how far the edit may stray from the video (the share of the steps run).",
+}
+EDIT_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "prompt": _FIELDS["prompt"],
+        "video": _VIDEO_FILE,
+        "video[id]": {"type": "string", "description": "Instead of a file: a completed video's id."},
+        "strength": _STRENGTH,
+        "model": _FIELDS["model"],
+    },
+}
+EDIT_JSON: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt", "video"],
+    "properties": {
+        "prompt": _FIELDS["prompt"],
+        "video": {"type": "object", "required": ["id"], "properties": {"id": _STRING}},
+        "strength": _STRENGTH,
+    },
+    "additionalProperties": False,
+}
 CHARACTER_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["name", "video"],
@@ -245,6 +273,11 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, .
         _body(EXTEND_FORM, EXTEND_JSON),
         (404, *_SUBMITS),
     ),
+    ("POST", "/v1/videos/edits"): (
+        _ok(_JSON_VIDEO, "The queued edit"),
+        _body(EDIT_FORM, EDIT_JSON),
+        (404, *_SUBMITS),
+    ),
     ("POST", "/v1/videos/characters"): (
         _ok({"application/json": {"schema": _CHARACTER}}, "The character"),
         _form(CHARACTER_FORM),
@@ -348,6 +381,7 @@ VIDEO_SCHEMA = {
             "properties": {"code": _STRING, "message": _STRING},
         },
         "remixed_from_video_id": {"type": ["string", "null"]},
+        "edited_from_video_id": {"type": ["string", "null"]},
         "queue_position": _NULLABLE_INT,
         "download_url": {"type": ["string", "null"]},
     },

@@ -197,6 +197,9 @@ def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
         "remixed_from_video_id": request.remixed_from or None,
         # Moviola's own (Sora's video object has no field for it): the video an extension continues.
         "extended_from_video_id": request.extended_from or None,
+        # Moviola's own: the video an edit remade (by id; None for an uploaded one), and how far from it.
+        "edited_from_video_id": request.edited_from or None,
+        "edit_strength": request.strength if request.edit_from else None,
         # Moviola's own.
         "moviola_model": request.model,
         "queue_position": record.queue_position,

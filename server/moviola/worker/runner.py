@@ -28,7 +28,7 @@ from moviola.errors import (
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, LoraChoice, Phase
 from moviola.metrics import JobMetrics, Metrics
 from moviola.mp4 import MIME_TYPE, decode_mp4, encode_mp4, encode_poster, encode_spritesheet
-from moviola.pipelines.base import BatchingPipeline, Frames, TunedPipeline, VideoPipeline
+from moviola.pipelines.base import BatchingPipeline, EditingPipeline, Frames, TunedPipeline, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo, Variant
 from moviola.tracing import Tracing
@@ -347,9 +347,30 @@ class Worker:
         """Generate (a long video as segments), encode and store, on the pipeline thread (one hop from
         the loop, not three); and how many segments made it."""
         request = self._request(job)
+        if request.edit_from:
+            frames = self._edited(request, hooks)
+            return frames, self._encode_store(job, hooks, frames), 1
         before = self._continued(request)
         frames, made_of = segments.render(self._pipeline, request, hooks, before)
         return frames, self._encode_store(job, hooks, frames), made_of
+
+    def _edited(self, request: JobRequest, hooks: JobHooks) -> Frames:
+        """An edit's video: its source, read from storage (decoded and checked at submit), remade."""
+        pipeline = self._pipeline
+        if not isinstance(pipeline, EditingPipeline):
+            raise InvalidInput(f"model {pipeline.spec.id} cannot edit videos on this worker")
+        source = request.edited_from or "the uploaded video"
+        try:
+            download = self._storage.open(request.edit_from, Variant.VIDEO)
+        except NotFound as exc:  # deleted or expired since the edit was accepted
+            raise InvalidInput(f"the video to edit ({source}) is gone: {exc.message}") from exc
+        frames = decode_mp4(b"".join(download.chunks))
+        if frames.shape[:3] != (request.num_frames, request.height, request.width):
+            raise InvalidInput(
+                f"the video to edit ({source}) is not the one the edit was accepted for "
+                f"({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]})"
+            )
+        return pipeline.edit(request, hooks, frames)
 
     def _continued(self, request: JobRequest) -> Frames | None:
         """The video an extension continues, read from storage; None for a video of its own."""

@@ -125,6 +125,20 @@ class AsyncClient:
     async def extend(self, job_id: str, prompt: str, seconds: float, *, idempotency_key: str = "") -> pb.Job:
         return await self._call(core.extend(job_id, prompt, seconds, idempotency_key))
 
+    async def edit(
+        self, job_id: str, prompt: str, *, strength: float | None = None, idempotency_key: str = ""
+    ) -> pb.Job:
+        return await self._call(core.edit(job_id, prompt, strength, idempotency_key))
+
+    async def create_character(self, name: str, video: bytes) -> gen.Character:
+        return await self._call(core.create_character(name, video))
+
+    async def get_character(self, character_id: str) -> gen.Character:
+        return await self._call(core.get_character(character_id))
+
+    async def delete_character(self, character_id: str) -> gen.Character:
+        return await self._call(core.delete_character(character_id))
+
     async def requeue(self, job_id: str) -> pb.Job:
         return await self._call(core.requeue(job_id))
 

@@ -195,6 +195,30 @@ def extend(
     return Unary(_generation("ExtendJob"), request, gen.ExtendJobResponse, lambda r: r.job)
 
 
+def edit(
+    job_id: str, prompt: str, strength: float | None = None, idempotency_key: str = ""
+) -> Unary[gen.EditJobResponse, pb.Job]:
+    request = gen.EditJobRequest(
+        job_id=job_id, prompt=prompt, strength=strength, idempotency_key=idempotency_key
+    )
+    return Unary(_generation("EditJob"), request, gen.EditJobResponse, lambda r: r.job)
+
+
+def create_character(name: str, video: bytes) -> Unary[gen.CreateCharacterResponse, gen.Character]:
+    request = gen.CreateCharacterRequest(name=name, video=video)
+    return Unary(_generation("CreateCharacter"), request, gen.CreateCharacterResponse, lambda r: r.character)
+
+
+def get_character(character_id: str) -> Unary[gen.GetCharacterResponse, gen.Character]:
+    request = gen.GetCharacterRequest(character_id=character_id)
+    return Unary(_generation("GetCharacter"), request, gen.GetCharacterResponse, lambda r: r.character)
+
+
+def delete_character(character_id: str) -> Unary[gen.DeleteCharacterResponse, gen.Character]:
+    request = gen.DeleteCharacterRequest(character_id=character_id)
+    return Unary(_generation("DeleteCharacter"), request, gen.DeleteCharacterResponse, lambda r: r.character)
+
+
 def requeue(job_id: str) -> Unary[gen.RequeueJobResponse, pb.Job]:
     request = gen.RequeueJobRequest(job_id=job_id)
     return Unary(_generation("RequeueJob"), request, gen.RequeueJobResponse, lambda r: r.job)

@@ -130,6 +130,23 @@ def jobs_extend(job_id: str, server: str, prompt: str, seconds: float) -> None:
     click.echo(f"extending {job_id} as {job.id}")
 
 
+@jobs.command("edit")
+@click.argument("job_id")
+@server_option
+@click.option("--prompt", required=True, help="What the edited video shows.")
+@click.option(
+    "--strength",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    help="How far from the video, 0 < s <= 1: the share of the steps run (default: the server's, 0.7).",
+)
+def jobs_edit(job_id: str, server: str, prompt: str, strength: float | None) -> None:
+    """Make a completed video again from a new prompt (video-to-video), as a new job."""
+    with connected(server) as client:
+        job = client.edit(job_id, prompt, strength=strength)
+    click.echo(f"editing {job_id} as {job.id}")
+
+
 @jobs.command("cancel")
 @click.argument("job_id")
 @server_option

@@ -23,6 +23,8 @@ class RequestOptions(TypedDict, total=False):
     model: str
     negative_prompt: str
     image: bytes
+    #: A character of your tenant (``create_character``): its reference image instead of ``image``.
+    character_id: str
     width: int
     height: int
     num_frames: int

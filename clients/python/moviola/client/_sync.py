@@ -166,6 +166,23 @@ class Client:
         """A new job: the completed job's video, then ``seconds`` more made from ``prompt``; returns it queued."""
         return self._call(core.extend(job_id, prompt, seconds, idempotency_key))
 
+    def edit(
+        self, job_id: str, prompt: str, *, strength: float | None = None, idempotency_key: str = ""
+    ) -> pb.Job:
+        """A new job: the completed job's video made again from ``prompt`` (video-to-video, ``strength`` of
+        the way from it; None: the server's default); returns it queued."""
+        return self._call(core.edit(job_id, prompt, strength, idempotency_key))
+
+    def create_character(self, name: str, video: bytes) -> gen.Character:
+        """Store a character (a reference image taken from ``video``); ``character_id`` in a request uses it."""
+        return self._call(core.create_character(name, video))
+
+    def get_character(self, character_id: str) -> gen.Character:
+        return self._call(core.get_character(character_id))
+
+    def delete_character(self, character_id: str) -> gen.Character:
+        return self._call(core.delete_character(character_id))
+
     def requeue(self, job_id: str) -> pb.Job:
         """Run a dead-lettered job's request again; returns the new job."""
         return self._call(core.requeue(job_id))

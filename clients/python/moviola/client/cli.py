@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from moviola.client._characters_cli import characters
 from moviola.client._cli_shared import (
     GUIDANCE,
     SEED,
@@ -94,6 +95,12 @@ auth = _server_command("auth")
 @click.option("--width", type=UINT32, default=0)
 @click.option("--height", type=UINT32, default=0)
 @click.option("--frames", "num_frames", type=UINT32, default=0, help="Number of frames (Wan: 4k+1).")
+@click.option(
+    "--character",
+    "character_id",
+    default="",
+    help="A character's id (`moviola characters create`): its reference image instead of --image.",
+)
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0),
@@ -214,6 +221,7 @@ def embed(
 
 
 main.add_command(jobs)
+main.add_command(characters)
 main.add_command(eval_group)
 main.add_command(search_command)
 

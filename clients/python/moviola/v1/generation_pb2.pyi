@@ -940,3 +940,250 @@ class ExtendJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExtendJobResponse: _TypeAlias = ExtendJobResponse  # noqa: Y015
+
+@_typing.final
+class EditJobRequest(_message.Message):
+    """EditJob request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    STRENGTH_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """A completed job of the caller's, one window long, on a model that can edit videos."""
+    prompt: _builtins.str
+    """What the edited video shows."""
+    strength: _builtins.float
+    """How far the edit may stray from the video: 0 < strength <= 1, the share of the denoising steps
+    run (int(num_inference_steps * strength) of them). Unset: 0.7.
+    """
+    idempotency_key: _builtins.str
+    """Same as GenerateRequest.idempotency_key."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        prompt: _builtins.str = ...,
+        strength: _builtins.float | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_strength", b"_strength", "strength", b"strength"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_strength", b"_strength", "idempotency_key", b"idempotency_key", "job_id", b"job_id", "prompt", b"prompt", "strength", b"strength"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__strength: _TypeAlias = _typing.Literal["strength"]  # noqa: Y015
+    _WhichOneofArgType__strength: _TypeAlias = _typing.Literal["_strength", b"_strength"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__strength) -> _WhichOneofReturnType__strength | None: ...
+
+Global___EditJobRequest: _TypeAlias = EditJobRequest  # noqa: Y015
+
+@_typing.final
+class EditJobResponse(_message.Message):
+    """EditJob response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """False when the idempotency key named an existing job."""
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The new job (queued)."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditJobResponse: _TypeAlias = EditJobResponse  # noqa: Y015
+
+@_typing.final
+class Character(_message.Message):
+    """A character: a reference image of the caller's tenant, taken from a video."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Put it in GenerateRequest.character_id."""
+    name: _builtins.str
+    """What the caller called it."""
+    width: _builtins.int
+    """The reference image's size."""
+    height: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "height", b"height", "id", b"id", "name", b"name", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Character: _TypeAlias = Character  # noqa: Y015
+
+@_typing.final
+class CreateCharacterRequest(_message.Message):
+    """CreateCharacter request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VIDEO_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """What to call it."""
+    video: _builtins.bytes
+    """A video file (MP4, MOV, WebM), decoded in full and checked before anything is stored."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        video: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "video", b"video"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCharacterRequest: _TypeAlias = CreateCharacterRequest  # noqa: Y015
+
+@_typing.final
+class CreateCharacterResponse(_message.Message):
+    """CreateCharacter response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def character(self) -> Global___Character:
+        """The stored character."""
+
+    def __init__(
+        self,
+        *,
+        character: Global___Character | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCharacterResponse: _TypeAlias = CreateCharacterResponse  # noqa: Y015
+
+@_typing.final
+class GetCharacterRequest(_message.Message):
+    """GetCharacter request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTER_ID_FIELD_NUMBER: _builtins.int
+    character_id: _builtins.str
+    """The character's id."""
+    def __init__(
+        self,
+        *,
+        character_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["character_id", b"character_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCharacterRequest: _TypeAlias = GetCharacterRequest  # noqa: Y015
+
+@_typing.final
+class GetCharacterResponse(_message.Message):
+    """GetCharacter response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def character(self) -> Global___Character:
+        """The character."""
+
+    def __init__(
+        self,
+        *,
+        character: Global___Character | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCharacterResponse: _TypeAlias = GetCharacterResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCharacterRequest(_message.Message):
+    """DeleteCharacter request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTER_ID_FIELD_NUMBER: _builtins.int
+    character_id: _builtins.str
+    """The character's id."""
+    def __init__(
+        self,
+        *,
+        character_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["character_id", b"character_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCharacterRequest: _TypeAlias = DeleteCharacterRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCharacterResponse(_message.Message):
+    """DeleteCharacter response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHARACTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def character(self) -> Global___Character:
+        """The character that was deleted."""
+
+    def __init__(
+        self,
+        *,
+        character: Global___Character | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["character", b"character"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCharacterResponse: _TypeAlias = DeleteCharacterResponse  # noqa: Y015

@@ -82,6 +82,26 @@ class GenerationServiceStub:
                 request_serializer=moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.SerializeToString,
                 response_deserializer=moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.FromString,
                 _registered_method=True)
+        self.EditJob = channel.unary_unary(
+                '/moviola.v1.GenerationService/EditJob',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.EditJobRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.EditJobResponse.FromString,
+                _registered_method=True)
+        self.CreateCharacter = channel.unary_unary(
+                '/moviola.v1.GenerationService/CreateCharacter',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.CreateCharacterRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.CreateCharacterResponse.FromString,
+                _registered_method=True)
+        self.GetCharacter = channel.unary_unary(
+                '/moviola.v1.GenerationService/GetCharacter',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.GetCharacterRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.GetCharacterResponse.FromString,
+                _registered_method=True)
+        self.DeleteCharacter = channel.unary_unary(
+                '/moviola.v1.GenerationService/DeleteCharacter',
+                request_serializer=moviola_dot_v1_dot_generation__pb2.DeleteCharacterRequest.SerializeToString,
+                response_deserializer=moviola_dot_v1_dot_generation__pb2.DeleteCharacterResponse.FromString,
+                _registered_method=True)
         self.DownloadVideo = channel.unary_stream(
                 '/moviola.v1.GenerationService/DownloadVideo',
                 request_serializer=moviola_dot_v1_dot_generation__pb2.DownloadVideoRequest.SerializeToString,
@@ -164,6 +184,36 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EditJob(self, request, context):
+        """A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+        models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCharacter(self, request, context):
+        """Stores a character of the caller's tenant: a reference image taken from a video, which
+        GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCharacter(self, request, context):
+        """Returns one of the caller's characters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCharacter(self, request, context):
+        """Deletes one of the caller's characters and its image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DownloadVideo(self, request, context):
         """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
         that speak only gRPC; the same from every gateway and for every storage.
@@ -226,6 +276,26 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.ExtendJob,
                     request_deserializer=moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.FromString,
                     response_serializer=moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.SerializeToString,
+            ),
+            'EditJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditJob,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.EditJobRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.EditJobResponse.SerializeToString,
+            ),
+            'CreateCharacter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCharacter,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.CreateCharacterRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.CreateCharacterResponse.SerializeToString,
+            ),
+            'GetCharacter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCharacter,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.GetCharacterRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.GetCharacterResponse.SerializeToString,
+            ),
+            'DeleteCharacter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCharacter,
+                    request_deserializer=moviola_dot_v1_dot_generation__pb2.DeleteCharacterRequest.FromString,
+                    response_serializer=moviola_dot_v1_dot_generation__pb2.DeleteCharacterResponse.SerializeToString,
             ),
             'DownloadVideo': grpc.unary_stream_rpc_method_handler(
                     servicer.DownloadVideo,
@@ -483,6 +553,114 @@ class GenerationService:
             '/moviola.v1.GenerationService/ExtendJob',
             moviola_dot_v1_dot_generation__pb2.ExtendJobRequest.SerializeToString,
             moviola_dot_v1_dot_generation__pb2.ExtendJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/EditJob',
+            moviola_dot_v1_dot_generation__pb2.EditJobRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.EditJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCharacter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/CreateCharacter',
+            moviola_dot_v1_dot_generation__pb2.CreateCharacterRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.CreateCharacterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCharacter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/GetCharacter',
+            moviola_dot_v1_dot_generation__pb2.GetCharacterRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.GetCharacterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCharacter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/moviola.v1.GenerationService/DeleteCharacter',
+            moviola_dot_v1_dot_generation__pb2.DeleteCharacterRequest.SerializeToString,
+            moviola_dot_v1_dot_generation__pb2.DeleteCharacterResponse.FromString,
             options,
             channel_credentials,
             insecure,

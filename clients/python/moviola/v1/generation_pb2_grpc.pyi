@@ -58,6 +58,18 @@ class GenerationServiceStub:
     """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
     (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
     """
+    EditJob: _grpc.UnaryUnaryMultiCallable[_generation_pb2.EditJobRequest, _generation_pb2.EditJobResponse]
+    """A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+    models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+    """
+    CreateCharacter: _grpc.UnaryUnaryMultiCallable[_generation_pb2.CreateCharacterRequest, _generation_pb2.CreateCharacterResponse]
+    """Stores a character of the caller's tenant: a reference image taken from a video, which
+    GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+    """
+    GetCharacter: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GetCharacterRequest, _generation_pb2.GetCharacterResponse]
+    """Returns one of the caller's characters."""
+    DeleteCharacter: _grpc.UnaryUnaryMultiCallable[_generation_pb2.DeleteCharacterRequest, _generation_pb2.DeleteCharacterResponse]
+    """Deletes one of the caller's characters and its image."""
     DownloadVideo: _grpc.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
@@ -94,6 +106,18 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
     (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
     """
+    EditJob: _aio.UnaryUnaryMultiCallable[_generation_pb2.EditJobRequest, _generation_pb2.EditJobResponse]  # type: ignore[assignment]
+    """A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+    models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+    """
+    CreateCharacter: _aio.UnaryUnaryMultiCallable[_generation_pb2.CreateCharacterRequest, _generation_pb2.CreateCharacterResponse]  # type: ignore[assignment]
+    """Stores a character of the caller's tenant: a reference image taken from a video, which
+    GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+    """
+    GetCharacter: _aio.UnaryUnaryMultiCallable[_generation_pb2.GetCharacterRequest, _generation_pb2.GetCharacterResponse]  # type: ignore[assignment]
+    """Returns one of the caller's characters."""
+    DeleteCharacter: _aio.UnaryUnaryMultiCallable[_generation_pb2.DeleteCharacterRequest, _generation_pb2.DeleteCharacterResponse]  # type: ignore[assignment]
+    """Deletes one of the caller's characters and its image."""
     DownloadVideo: _aio.UnaryStreamMultiCallable[_generation_pb2.DownloadVideoRequest, _generation_pb2.DownloadVideoResponse]  # type: ignore[assignment]
     """Streams a finished job's video (or its poster image) in chunks of at most 1 MiB, for callers
     that speak only gRPC; the same from every gateway and for every storage.
@@ -181,6 +205,42 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         """A new job whose video is a completed job's video, then `seconds` more made from `prompt`
         (the model continues from its frames: docs/api.md, long videos). REST: POST /v1/videos/extensions.
         """
+
+    @_abc_1.abstractmethod
+    def EditJob(
+        self,
+        request: _generation_pb2.EditJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.EditJobResponse, _abc.Awaitable[_generation_pb2.EditJobResponse]]:
+        """A new job whose video is a completed job's video made again from `prompt` (video-to-video, on
+        models that can edit: docs/api.md, edits). REST: POST /v1/videos/edits.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCharacter(
+        self,
+        request: _generation_pb2.CreateCharacterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.CreateCharacterResponse, _abc.Awaitable[_generation_pb2.CreateCharacterResponse]]:
+        """Stores a character of the caller's tenant: a reference image taken from a video, which
+        GenerateRequest.character_id then conditions image-to-video on (docs/api.md, characters).
+        """
+
+    @_abc_1.abstractmethod
+    def GetCharacter(
+        self,
+        request: _generation_pb2.GetCharacterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.GetCharacterResponse, _abc.Awaitable[_generation_pb2.GetCharacterResponse]]:
+        """Returns one of the caller's characters."""
+
+    @_abc_1.abstractmethod
+    def DeleteCharacter(
+        self,
+        request: _generation_pb2.DeleteCharacterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.DeleteCharacterResponse, _abc.Awaitable[_generation_pb2.DeleteCharacterResponse]]:
+        """Deletes one of the caller's characters and its image."""
 
     @_abc_1.abstractmethod
     def DownloadVideo(

@@ -908,6 +908,7 @@ class Job(_message.Message):
     FAILURE_FIELD_NUMBER: _builtins.int
     CANCELLATION_FIELD_NUMBER: _builtins.int
     EXTENDED_FROM_FIELD_NUMBER: _builtins.int
+    EDITED_FROM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Job id."""
     state: Global___JobState.ValueType
@@ -920,6 +921,8 @@ class Job(_message.Message):
     """Position in the queue while queued (1 is next)."""
     extended_from: _builtins.str
     """The job whose video this one continues (ExtendJob); empty for a video of its own."""
+    edited_from: _builtins.str
+    """The job whose video this one edits (EditJob); empty for an edit of an uploaded video, or none."""
     @_builtins.property
     def request(self) -> Global___GenerateRequest:
         """The request, without the input image bytes."""
@@ -959,10 +962,11 @@ class Job(_message.Message):
         failure: Global___Failed | None = ...,
         cancellation: Global___Cancelled | None = ...,
         extended_from: _builtins.str = ...,
+        edited_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "failure", b"failure", "progress", b"progress", "request", b"request", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "extended_from", b"extended_from", "failure", b"failure", "id", b"id", "last_sequence", b"last_sequence", "model", b"model", "progress", b"progress", "queue_position", b"queue_position", "request", b"request", "result", b"result", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "create_time", b"create_time", "edited_from", b"edited_from", "extended_from", b"extended_from", "failure", b"failure", "id", b"id", "last_sequence", b"last_sequence", "model", b"model", "progress", b"progress", "queue_position", b"queue_position", "request", b"request", "result", b"result", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

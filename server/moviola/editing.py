@@ -1,0 +1,37 @@
+"""Edits: video-to-video with a new prompt, on models with a video-to-video pipeline in diffusers.
+
+``strength`` is how far from the source video the edit may go (0 < s <= 1): the pipeline noises
+the source to that point and runs ``int(steps * strength)`` steps back (``docs/api.md``, edits).
+"""
+
+from __future__ import annotations
+
+import math
+
+from moviola.catalog import ModelSpec
+from moviola.errors import InvalidRequest
+
+#: How far an edit strays from its video by default: the share of the denoising steps run, from the
+#: noise level that share leaves (1: the video is only a start; near 0: the video comes back almost as it was).
+DEFAULT_STRENGTH = 0.7
+
+
+def editors(models: dict[str, ModelSpec]) -> list[str]:
+    """The models among ``models`` that can edit a video (``ModelSpec.video_pipeline_class``)."""
+    return [spec.id for spec in models.values() if spec.video_pipeline_class]
+
+
+def check_editor(spec: ModelSpec, models: dict[str, ModelSpec]) -> None:
+    """``InvalidRequest`` naming ``model`` when ``spec`` cannot edit videos, saying which served models can."""
+    if not spec.video_pipeline_class:
+        able = ", ".join(editors(models)) or "none is served"
+        raise InvalidRequest("model", f"{spec.id} cannot edit videos; served models that can: {able}")
+
+
+def check_strength(strength: float | None) -> float:
+    """An edit's strength, its default filled in; ``InvalidRequest`` naming ``strength`` outside 0 < s <= 1."""
+    if strength is None:
+        return DEFAULT_STRENGTH
+    if not (math.isfinite(strength) and 0 < strength <= 1):
+        raise InvalidRequest("strength", f"must be greater than 0 and at most 1, got {strength:g}")
+    return strength
