@@ -1,4 +1,4 @@
-"""Videos made from other videos: where an extension or an edit starts, as the draft to submit.
+"""Videos made from other videos: a remix's, an extension's or an edit's draft, to submit.
 
 A source is a completed job of the caller's (its stored video, on the model that made it) or an
 upload, decoded and checked at the door, cut to one model window at the model's nearest size
@@ -16,9 +16,32 @@ from moviola.aliases import Aliases
 from moviola.catalog import ModelSpec
 from moviola.delivery import Delivery
 from moviola.errors import FailedPrecondition, InvalidRequest, NotFound
-from moviola.frames import Frames
-from moviola.jobs import Completed, JobRecord, JobState
-from moviola.validation import RequestDraft, draft_of, resolve_model
+from moviola.jobs import Completed, JobRecord, JobRequest, JobState
+from moviola.validation import RequestDraft, resolve_model
+
+
+def draft_of(request: JobRequest) -> RequestDraft:
+    """A job's request as a draft again (a remix's start): what it made, not how it was delivered.
+
+    Its webhooks, previews, deadline and idempotency key stay the original's own.
+    """
+    return RequestDraft(
+        model=request.requested_model or request.model,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        image=request.image or b"",
+        width=request.width,
+        height=request.height,
+        num_frames=request.num_frames,
+        fps=request.fps,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale,
+        guidance_scale_2=request.guidance_scale_2,
+        seed=request.seed,
+        priority=request.priority,
+        speed_profile=request.speed_profile,
+        loras=tuple((lora.name, lora.scale) for lora in request.loras),
+    )
 
 
 class Derive:
@@ -100,23 +123,12 @@ class Derive:
             raise InvalidRequest(
                 "model", f"{spec.id} cannot continue a video; models that can: {self._continuers()}"
             )
-        frames, stored = await self._stored(uploads.tail, video, spec, last=True)
-        if len(frames) <= segments.overlap(spec):
+        draft, count, stored = await self._uploaded(uploads.tail, video, spec, prompt, key, last=True)
+        if count <= segments.overlap(spec):
             raise InvalidRequest(
-                "video", f"has {len(frames)} frames; an extension needs more than {segments.overlap(spec)}"
+                "video", f"has {count} frames; an extension needs more than {segments.overlap(spec)}"
             )
-        count, height, width, _ = frames.shape
-        return RequestDraft(
-            model=spec.id,
-            prompt=prompt,
-            width=width,
-            height=height,
-            fps=spec.defaults.fps,
-            seconds=seconds,
-            continue_from=stored,
-            continued_frames=count,
-            idempotency_key=key,
-        )
+        return replace(draft, seconds=seconds, continue_from=stored, continued_frames=count)
 
     async def edit_upload(
         self, video: bytes, prompt: str, strength: float | None, model: str, key: str
@@ -125,31 +137,27 @@ class Derive:
         strength = editing.check_strength(strength)
         spec = resolve_model(model, self._models, self._default_model, self._aliases)
         editing.check_editor(spec, self._models)
-        frames, stored = await self._stored(uploads.head, video, spec, last=False)
-        count, height, width, _ = frames.shape
-        return RequestDraft(
-            model=spec.id,
-            prompt=prompt,
-            width=width,
-            height=height,
-            fps=spec.defaults.fps,
-            num_frames=count,
-            edit_from=stored,
-            strength=strength,
-            idempotency_key=key,
-        )
+        draft, count, stored = await self._uploaded(uploads.head, video, spec, prompt, key, last=False)
+        return replace(draft, num_frames=count, edit_from=stored, strength=strength)
 
-    async def _stored(
-        self, read: uploads.Reader, video: bytes, spec: ModelSpec, *, last: bool
-    ) -> tuple[Frames, str]:
-        """The upload's window of ``k·n+1`` frames (its end, or its start) at the model's nearest size, stored."""
+    async def _uploaded(
+        self, read: uploads.Reader, video: bytes, spec: ModelSpec, prompt: str, key: str, *, last: bool
+    ) -> tuple[RequestDraft, int, str]:
+        """The upload's window of ``k·n+1`` frames (its end, or its start) at the model's nearest size,
+        stored: the draft on its model, size and fps, its frame count, and where it is stored."""
         frames = await asyncio.to_thread(
             read, video, spec.limits.max_frames, lambda w, h: sizes.nearest(spec, w, h)
         )
         k = spec.limits.frame_multiple
         kept = (len(frames) - 1) // k * k + 1
         frames = frames[-kept:] if last else frames[:kept]
-        return frames, await asyncio.to_thread(self._delivery.store_upload, frames, spec.defaults.fps)
+        stored = await asyncio.to_thread(self._delivery.store_upload, frames, spec.defaults.fps)
+        count, height, width, _ = frames.shape
+        fps = spec.defaults.fps
+        draft = RequestDraft(
+            model=spec.id, prompt=prompt, width=width, height=height, fps=fps, idempotency_key=key
+        )
+        return draft, count, stored
 
     def _continuers(self) -> str:
         return ", ".join(m for m, s in self._models.items() if segments.can_segment(s)) or "none served"

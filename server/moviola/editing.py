@@ -35,3 +35,20 @@ def check_strength(strength: float | None) -> float:
     if not (math.isfinite(strength) and 0 < strength <= 1):
         raise InvalidRequest("strength", f"must be greater than 0 and at most 1, got {strength:g}")
     return strength
+
+
+def strength_of(
+    edit: bool, strength: float | None, steps: int, spec: ModelSpec, models: dict[str, ModelSpec]
+) -> float:
+    """The strength a request runs with (0.0 for anything but an edit); ``InvalidRequest`` naming it."""
+    if not edit:
+        if strength is not None:
+            raise InvalidRequest("strength", "only an edit takes it (POST /v1/videos/edits, EditJob)")
+        return 0.0
+    check_editor(spec, models)
+    strength = check_strength(strength)
+    if int(steps * strength) < 1:
+        raise InvalidRequest(
+            "strength", f"runs int({steps} steps x {strength:g}) = 0 steps; raise strength or the steps"
+        )
+    return strength

@@ -20,7 +20,7 @@ from moviola.auth.caller import ANONYMOUS, Caller
 from moviola.catalog import ModelSpec
 from moviola.characters import Characters
 from moviola.delivery import Delivery, FileDownload, Links
-from moviola.derived import Derive
+from moviola.derived import Derive, draft_of
 from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, PermissionDenied
 from moviola.jobs import Completed, JobEvent, JobRecord, JobState
 from moviola.lifecycle import Lifecycle
@@ -28,7 +28,7 @@ from moviola.metrics import Metrics
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.storage.base import Variant
 from moviola.tracing import Tracing
-from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length, draft_of
+from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -159,30 +159,6 @@ class RequestDraft:
     character_id: str = ""
 
 
-def draft_of(request: JobRequest) -> RequestDraft:
-    """A job's request as a draft again (a remix's start): what it made, not how it was delivered.
-
-    Its webhooks, previews, deadline and idempotency key stay the original's own.
-    """
-    return RequestDraft(
-        model=request.requested_model or request.model,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        image=request.image or b"",
-        width=request.width,
-        height=request.height,
-        num_frames=request.num_frames,
-        fps=request.fps,
-        num_inference_steps=request.num_inference_steps,
-        guidance_scale=request.guidance_scale,
-        guidance_scale_2=request.guidance_scale_2,
-        seed=request.seed,
-        priority=request.priority,
-        speed_profile=request.speed_profile,
-        loras=tuple((lora.name, lora.scale) for lora in request.loras),
-    )
-
-
 def _preset(draft: RequestDraft, spec: ModelSpec) -> tuple[int, int]:
     if not draft.resolution:
         return draft.width, draft.height
@@ -264,20 +240,6 @@ def _character(draft: RequestDraft, spec: ModelSpec, models: dict[str, ModelSpec
     )
 
 
-def _strength(draft: RequestDraft, steps: int, spec: ModelSpec, models: dict[str, ModelSpec]) -> float:
-    if not draft.edit_from:
-        if draft.strength is not None:
-            raise InvalidRequest("strength", "only an edit takes it (POST /v1/videos/edits, EditJob)")
-        return 0.0
-    editing.check_editor(spec, models)
-    strength = editing.check_strength(draft.strength)
-    if int(steps * strength) < 1:
-        raise InvalidRequest(
-            "strength", f"runs int({steps} steps x {strength:g}) = 0 steps; raise strength or the steps"
-        )
-    return strength
-
-
 def resolve_model(
     name: str, models: dict[str, ModelSpec], default_model: str, aliases: Aliases | None = None
 ) -> ModelSpec:
@@ -357,7 +319,7 @@ def validate(
         )
     loras = tuning.loras(draft.loras, spec, adapters or AdapterCatalog())
     _character(draft, spec, models)
-    strength = _strength(draft, steps, spec, models)
+    strength = editing.strength_of(bool(draft.edit_from), draft.strength, steps, spec, models)
     return JobRequest(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),

@@ -19,9 +19,9 @@ import torch
 
 from moviola.adapters import AdapterCatalog
 from moviola.catalog import MemoryPlan, ModelSpec
-from moviola.errors import FailedPrecondition, InvalidInput, JobCancelled, OutOfMemory, PipelineFailed
+from moviola.errors import InvalidInput, JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, LoraChoice, Phase
-from moviola.pipelines import batch, compiled, memory, quantize, speed
+from moviola.pipelines import batch, compiled, memory, placement, speed
 from moviola.pipelines.base import Frames, StepHooks
 from moviola.pipelines.lora import AdapterBank
 from moviola.pipelines.preview import Previewer
@@ -103,9 +103,9 @@ class DiffusersVideo:
         device = pick_device(spec.device if device == "auto" else device)
         dtype = spec.dtype if dtype == "auto" else dtype
         options = adapter_options or {}
-        plan = _plan(spec, device, memory_plan, quantization, fuse=bool(options.get("fuse")))
+        plan = placement.plan(spec, device, memory_plan, quantization, fuse=bool(options.get("fuse")))
         pipe = getattr(diffusers, spec.pipeline_class).from_pretrained(source, dtype=_dtype(dtype, device))
-        turns = _placed(pipe, plan, device)
+        turns = placement.place(pipe, plan, device)
         expected = (
             f"expected peak {plan.peak_gib:g} GiB" if plan.peak_gib else "no expected peak in the catalogue"
         )
@@ -382,28 +382,6 @@ class DiffusersVideo:
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=tensor_inputs or ["latents"],
         )
-
-
-def _plan(spec: ModelSpec, device: str, requested: str, quantization: str, *, fuse: bool) -> MemoryPlan:
-    """The memory plan (and quantization) for this card; ``FailedPrecondition`` when none can run here."""
-    try:
-        plan = spec.memory.choose(memory.card_gib(device), requested, quantization)
-    except ValueError as exc:
-        raise FailedPrecondition(f"model {spec.id}: {exc}; use a larger card") from exc
-    quantize.check(plan.quantize, device)
-    if fuse and plan.quantize != "none":
-        raise FailedPrecondition("--fuse-lora cannot fuse adapters into quantized weights: choose one")
-    return plan
-
-
-def _placed(pipe: Any, plan: MemoryPlan, device: str) -> memory.TakingTurns | None:
-    """Quantize the transformers and place the pipeline by its memory plan."""
-    if plan.name != "resident":  # quantized on the host, before the plan moves weights around
-        quantize.quantize(pipe, plan.quantize, device)
-    turns = memory.apply(pipe, plan.name, device)
-    if plan.name == "resident":  # quantized on the card: much faster than on the host
-        quantize.quantize(pipe, plan.quantize, device)
-    return turns
 
 
 def _frames(video: Any) -> Frames:

@@ -171,3 +171,8 @@ class WorkerQueue(Protocol):
 
     async def leave(self, model: str) -> None:
         """This worker takes no more jobs of ``model``."""
+
+
+def past(key: tuple[float, str], cursor: tuple[float, str], oldest_first: bool) -> bool:
+    """Whether a job (created_at, id) comes after a listing's cursor in its order (``list_jobs``)."""
+    return key > cursor if oldest_first else key < cursor

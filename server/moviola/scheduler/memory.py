@@ -35,7 +35,7 @@ from moviola.jobs import (
 )
 from moviola.quota import NO_LIMITS, Limits, TenantBuckets, over_in_flight, over_rate
 from moviola.scheduler import estimate
-from moviola.scheduler.base import Assignment, DeadLetter
+from moviola.scheduler.base import Assignment, DeadLetter, past
 from moviola.scheduler.fair import FairClock
 from moviola.scheduler.memory_completions import MemoryCompletions
 from moviola.scheduler.redis.codec import NAMES, encode_kind
@@ -139,7 +139,7 @@ class MemoryJobQueue:
             record = entry.record
             if record.request.tenant != tenant or (state is not None and record.state != state):
                 continue
-            if after is not None and not _past((record.created_at, record.id), after, oldest_first):
+            if after is not None and not past((record.created_at, record.id), after, oldest_first):
                 continue
             found.append(record)
             if len(found) == limit:
@@ -398,8 +398,3 @@ class MemoryJobQueue:
 
 
 __all__ = ["MemoryJobQueue"]
-
-
-def _past(key: tuple[float, str], cursor: tuple[float, str], oldest_first: bool) -> bool:
-    """Whether a job (created_at, id) comes after the cursor in the listing's order."""
-    return key > cursor if oldest_first else key < cursor

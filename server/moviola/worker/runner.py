@@ -21,18 +21,17 @@ from moviola.errors import (
     JobCancelled,
     JobError,
     LeaseLost,
-    NotFound,
     OutOfMemory,
     Unavailable,
 )
 from moviola.jobs import Cancelled, Completed, EventKind, Failed, FailureCode, JobRequest, LoraChoice, Phase
 from moviola.metrics import JobMetrics, Metrics
-from moviola.mp4 import MIME_TYPE, decode_mp4, encode_mp4, encode_poster, encode_spritesheet
+from moviola.mp4 import MIME_TYPE, encode_mp4, encode_poster, encode_spritesheet
 from moviola.pipelines.base import BatchingPipeline, EditingPipeline, Frames, TunedPipeline, VideoPipeline
 from moviola.scheduler.base import Assignment, WorkerQueue
-from moviola.storage.base import Storage, StoredVideo, Variant
+from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
-from moviola.worker import segments
+from moviola.worker import segments, sources
 from moviola.worker.batch import BatchRender
 from moviola.worker.hooks import JobHooks
 from moviola.worker.outbox import LINGER, Outbox
@@ -350,7 +349,7 @@ class Worker:
         if request.edit_from:
             frames = self._edited(request, hooks)
             return frames, self._encode_store(job, hooks, frames), 1
-        before = self._continued(request)
+        before = sources.continued(self._storage, request)
         frames, made_of = segments.render(self._pipeline, request, hooks, before)
         return frames, self._encode_store(job, hooks, frames), made_of
 
@@ -359,34 +358,7 @@ class Worker:
         pipeline = self._pipeline
         if not isinstance(pipeline, EditingPipeline):
             raise InvalidInput(f"model {pipeline.spec.id} cannot edit videos on this worker")
-        source = request.edited_from or "the uploaded video"
-        try:
-            download = self._storage.open(request.edit_from, Variant.VIDEO)
-        except NotFound as exc:  # deleted or expired since the edit was accepted
-            raise InvalidInput(f"the video to edit ({source}) is gone: {exc.message}") from exc
-        frames = decode_mp4(b"".join(download.chunks))
-        if frames.shape[:3] != (request.num_frames, request.height, request.width):
-            raise InvalidInput(
-                f"the video to edit ({source}) is not the one the edit was accepted for "
-                f"({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]})"
-            )
-        return pipeline.edit(request, hooks, frames)
-
-    def _continued(self, request: JobRequest) -> Frames | None:
-        """The video an extension continues, read from storage; None for a video of its own."""
-        if not request.continue_from:
-            return None
-        try:
-            download = self._storage.open(request.continue_from, Variant.VIDEO)
-        except NotFound as exc:  # deleted or expired since the extension was accepted
-            raise InvalidInput(f"the video of job {request.extended_from} is gone: {exc.message}") from exc
-        frames = decode_mp4(b"".join(download.chunks))
-        if frames.shape[1:3] != (request.height, request.width) or len(frames) != request.continued_frames:
-            raise InvalidInput(
-                f"the video job {request.extended_from} made is not the one it was extended from "
-                f"({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]})"
-            )
-        return frames
+        return pipeline.edit(request, hooks, sources.edited(self._storage, request))
 
     def _encode_store(self, job: Assignment, hooks: JobHooks, frames: Frames) -> StoredVideo:
         hooks.phase(Phase.VIDEO_ENCODING)

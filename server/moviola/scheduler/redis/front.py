@@ -14,7 +14,7 @@ from moviola.errors import JobNotFound, ResourceExhausted
 from moviola.jobs import TERMINAL_KINDS, TERMINAL_STATES, JobEvent, JobRecord, JobRequest, JobState, Priority
 from moviola.quota import NO_LIMITS, Limits, over_in_flight, over_rate
 from moviola.scheduler import estimate
-from moviola.scheduler.base import DeadLetter
+from moviola.scheduler.base import DeadLetter, past
 from moviola.scheduler.redis import keys
 from moviola.scheduler.redis.codec import decode_request, encode_request
 from moviola.scheduler.redis.connection import RedisBase, as_text, to_event, translated
@@ -114,7 +114,7 @@ class FrontSide(RedisBase):
             offset += len(page)
             for member, score in page:
                 job_id = as_text(member)
-                if after is not None and not _past((score, job_id), after, oldest_first):
+                if after is not None and not past((score, job_id), after, oldest_first):
                     continue
                 try:
                     record = await self.get(job_id)
@@ -307,8 +307,3 @@ class FrontSide(RedisBase):
         record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
         await self.redis.xdel(self.keys.dead_letters, *[e[0] for e in entries])
         return record
-
-
-def _past(key: tuple[float, str], cursor: tuple[float, str], oldest_first: bool) -> bool:
-    """Whether a job (score, id) comes after the cursor in the listing's order (Redis orders ties by id)."""
-    return key > cursor if oldest_first else key < cursor
