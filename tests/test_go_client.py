@@ -8,16 +8,22 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from moviola.auth import keys
 from moviola.client import Client
+from moviola.mp4 import encode_mp4
 from moviola.testing import ServerProcess
 from moviola.v1 import job_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent
 GO_BINARY = ROOT / "clients/go/bin/moviola-go"
+#: Of the session server's models: the default cannot edit; one continues videos; the one that edits.
+TEXT_ONLY, CONTINUES, EDITS = "tiny-wan2.2-t2v", "tiny-wan2.2-ti2v", "tiny-wan2.1-t2v"
 
 
 def readme_go_block() -> str:
@@ -207,3 +213,150 @@ def test_go_program_names_lora_adapters(moviola_go: Path, server: ServerProcess)
     )
     assert bad.returncode == 2
     assert "want NAME or NAME:SCALE" in bad.stderr
+
+
+def _finished(client: Client, model: str, frames: int, steps: int = 1) -> str:
+    """A completed 64x64 job of ``model``: the source of an extension or an edit."""
+    events = list(
+        client.generate(
+            "a fox", model=model, num_frames=frames, num_inference_steps=steps, width=64, height=64
+        )
+    )
+    assert events[-1].HasField("completed"), events[-1]
+    return events[0].job_id
+
+
+def _run(moviola_go: Path, server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(moviola_go), "-server", server.address, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_go_program_extends_a_finished_job_into_a_longer_one(
+    moviola_go: Path, server: ServerProcess, client: Client, tmp_path: Path
+) -> None:
+    source = _finished(client, CONTINUES, 17)
+    out = tmp_path / "longer.mp4"
+    done = _run(moviola_go, server, "-seconds", "1", "-out", str(out), "extend", source, "the fox runs on")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"extending {source} as ")
+    extended = lines[0].split()[-1]
+    assert lines[1].startswith(f"job {extended} queued at position")
+    assert lines[1].endswith(f"(model {CONTINUES})")
+    assert lines[-2].startswith("completed file://")
+    assert lines[-1].startswith(f"saved {out} (")
+    job = client.get(extended)
+    assert (job.state, job.extended_from) == (pb.JOB_STATE_COMPLETED, source)
+    assert job.result.num_frames == 17 + 25 - 1  # 1 s more at 24 fps, joined at one frame
+    assert out.read_bytes() == Path(lines[-2].removeprefix("completed file://")).read_bytes()
+
+    no_seconds = _run(moviola_go, server, "extend", source, "more")
+    assert no_seconds.returncode == 2
+    assert "usage: moviola-go" in no_seconds.stderr
+    # Wan2.1 has no image-to-video path and names no partner that continues its videos.
+    one_window = _run(moviola_go, server, "-seconds", "1", "extend", _finished(client, EDITS, 5), "more")
+    assert one_window.returncode == 1
+    assert "InvalidArgument" in one_window.stderr
+    assert f"video: model {EDITS} cannot continue" in one_window.stderr
+    missing = _run(moviola_go, server, "-seconds", "1", "extend", "0" * 32, "more")
+    assert missing.returncode == 1
+    assert "NotFound" in missing.stderr
+
+
+def test_go_program_edits_a_finished_job_on_a_model_that_can(
+    moviola_go: Path, server: ServerProcess, client: Client
+) -> None:
+    source = _finished(client, EDITS, 9, steps=2)
+    done = _run(moviola_go, server, "-strength", "1", "edit", source, "a wolf")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"editing {source} as ")
+    edited = lines[0].split()[-1]
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["1/2", "2/2"]  # strength 1
+    assert lines[-1].startswith("completed file://")
+    job = client.get(edited)
+    assert (job.state, job.edited_from) == (pb.JOB_STATE_COMPLETED, source)
+    assert (job.result.num_frames, job.result.width, job.result.height) == (9, 64, 64)
+
+    too_far = _run(moviola_go, server, "-strength", "2", "edit", source, "a wolf")
+    assert too_far.returncode == 1
+    assert "InvalidArgument" in too_far.stderr
+    assert "strength" in too_far.stderr
+    cannot = _run(moviola_go, server, "edit", _finished(client, TEXT_ONLY, 5), "a wolf")
+    assert cannot.returncode == 1
+    assert "InvalidArgument" in cannot.stderr
+    assert f"model: {TEXT_ONLY} cannot edit videos; served models that can: {EDITS}" in cannot.stderr
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """A server with an auth file (characters belong to a tenant) and a key of each of two tenants."""
+    folder = tmp_path_factory.mktemp("go-characters")
+    made = {tenant: keys.create_key(folder / "auth.json", tenant) for tenant in ("acme", "globex")}
+    args = [
+        "--data-dir",
+        str(folder),
+        "--cache-dir",
+        str(cache_dir),
+        "--auth-file",
+        str(folder / "auth.json"),
+    ]
+    with ServerProcess(args) as server:
+        yield server, made
+
+
+def _clip(path: Path) -> Path:
+    """A 9-frame 96x64 MP4, the video a character's reference image is taken from."""
+    path.write_bytes(
+        encode_mp4(np.random.default_rng(5).integers(0, 255, (9, 64, 96, 3), dtype=np.uint8), 16)
+    )
+    return path
+
+
+def test_go_program_creates_gets_and_deletes_a_character(
+    moviola_go: Path, guarded: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    server, keys_of = guarded
+    acme = ("-api-key", keys_of["acme"])
+    created = _run(moviola_go, server, *acme, "characters", "create", "Ada", str(_clip(tmp_path / "ada.mp4")))
+    assert created.returncode == 0, created.stderr
+    character_id, name, size = created.stdout.split()
+    assert character_id.startswith("char_")
+    assert (name, size) == ("Ada", "96x64")
+    shown = _run(moviola_go, server, *acme, "characters", "get", character_id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == created.stdout
+    elsewhere = _run(moviola_go, server, "-api-key", keys_of["globex"], "characters", "get", character_id)
+    assert elsewhere.returncode == 1
+    assert "NotFound" in elsewhere.stderr  # another tenant's character
+    deleted = _run(moviola_go, server, *acme, "characters", "delete", character_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == f"deleted {created.stdout}"
+    for action in ("get", "delete"):
+        gone = _run(moviola_go, server, *acme, "characters", action, character_id)
+        assert gone.returncode == 1
+        assert "NotFound" in gone.stderr
+
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    bad = _run(moviola_go, server, *acme, "characters", "create", "Bad", str(tmp_path / "bad.mp4"))
+    assert bad.returncode == 1
+    assert "InvalidArgument" in bad.stderr
+    assert "desc = video: " in bad.stderr
+    absent = _run(moviola_go, server, *acme, "characters", "create", "Bad", str(tmp_path / "absent.mp4"))
+    assert absent.returncode == 1
+    assert "no such file" in absent.stderr
+    for wrong in (["characters", "list"], ["characters"], []):
+        assert _run(moviola_go, server, *acme, *wrong).returncode == 2, wrong
+
+
+def test_go_program_creates_a_character_on_a_server_without_an_auth_file(
+    moviola_go: Path, server: ServerProcess, tmp_path: Path
+) -> None:
+    created = _run(moviola_go, server, "characters", "create", "Ada", str(_clip(tmp_path / "ada.mp4")))
+    assert created.returncode == 0, created.stderr
+    character_id = created.stdout.split()[0]
+    read = _run(moviola_go, server, "characters", "get", character_id)
+    assert read.stdout == created.stdout

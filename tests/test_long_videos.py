@@ -42,7 +42,7 @@ def test_only_models_that_continue_from_frames_make_long_videos() -> None:
     long = RequestDraft(prompt="x", seconds="4")  # 4 s at 24 fps: 97 frames, two windows of 49
     assert validate(long, BUILTIN_MODELS, "tiny-wan2.2-ti2v").num_frames == 97
     with pytest.raises(InvalidRequest) as refused:
-        validate(long, BUILTIN_MODELS, "tiny-wan2.2-t2v")
+        validate(long, {"tiny-wan2.1-t2v": BUILTIN_MODELS["tiny-wan2.1-t2v"]}, "tiny-wan2.1-t2v")
     assert refused.value.field == "seconds"
     assert "one window" in refused.value.reason
     with pytest.raises(InvalidRequest, match="at most 20"):

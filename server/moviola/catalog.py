@@ -167,6 +167,9 @@ class ModelSpec:
     family: str = ""
     #: Model that takes a text-to-video request this one cannot start in time (when the request allows it).
     fallback: str | None = None
+    #: The image-to-video model that continues this one's videos past one window when it is served too
+    #: (``segments.continuer``); "": none (this model continues its own, or makes one window).
+    continue_with: str = ""
     license: str = ""
     #: Listed and served only when the operator asks for opt-in models (licence restrictions).
     opt_in: bool = False
@@ -220,6 +223,16 @@ def _spec(entry: dict[str, Any]) -> ModelSpec:
         raise ValueError(f"model {entry.get('id')!r}: {exc}") from exc
 
 
+def _continues_in(spec: ModelSpec, catalog: dict[str, ModelSpec]) -> bool:
+    """Whether ``spec``'s partner is in ``catalog``, takes an image and cuts frames as ``spec`` does."""
+    partner = catalog.get(spec.continue_with)
+    return (
+        partner is not None
+        and partner.image_input is not ImageInput.UNSUPPORTED
+        and partner.limits.frame_multiple == spec.limits.frame_multiple
+    )
+
+
 def load_catalog(path: Path = CATALOG_PATH) -> dict[str, ModelSpec]:
     """Read a catalogue file; raises ``ValueError`` naming the entry at fault."""
     with path.open("rb") as file:
@@ -231,6 +244,11 @@ def load_catalog(path: Path = CATALOG_PATH) -> dict[str, ModelSpec]:
     for spec in specs:
         if spec.fallback is not None and spec.fallback not in catalog:
             raise ValueError(f"model {spec.id!r}: fallback {spec.fallback!r} is not in the catalogue")
+        if spec.continue_with and not _continues_in(spec, catalog):
+            raise ValueError(
+                f"model {spec.id!r}: continue_with {spec.continue_with!r} must be an image-to-video model "
+                "of the catalogue with the same frame multiple"
+            )
     return catalog
 
 

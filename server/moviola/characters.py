@@ -81,8 +81,12 @@ class Character:
         )
 
 
+#: The folder of an open server's characters (no auth file: no tenants).
+OPEN_SERVER = "open-server"
+
+
 def _key(caller: Caller, character_id: str, suffix: str) -> str:
-    return object_key(FOLDER, caller.tenant or "_", f"{character_id}{suffix}")
+    return object_key(FOLDER, caller.tenant or OPEN_SERVER, f"{character_id}{suffix}")
 
 
 def _sharpest(samples: list[Picture]) -> Picture:

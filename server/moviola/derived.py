@@ -68,14 +68,20 @@ class Derive:
 
     def extension(self, source: JobRecord, prompt: str, seconds: str, key: str) -> RequestDraft:
         """``source``'s video, then ``seconds`` more made from ``prompt``, on its model, size and fps."""
-        result, spec = self._completed(source, "extended")
-        if not segments.can_segment(spec):
+        result, made_by = self._completed(source, "extended")
+        spec = segments.continuer(made_by, self._models)
+        if spec is None:
             raise InvalidRequest(
                 "video",
-                f"model {spec.id} cannot continue a video from its frames; models that can: {self._continuers()}",
+                f"model {made_by.id} cannot continue a video from its frames; models that can: {self._continuers()}",
             )
+        draft = draft_of(source.request)
+        if (
+            spec is not made_by
+        ):  # its partner continues it: that model's own guidance, no adapters of the other
+            draft = replace(draft, model=spec.id, guidance_scale=None, guidance_scale_2=None, loras=())
         return replace(
-            draft_of(source.request),
+            draft,
             prompt=prompt,
             image=b"",
             width=result.width,
@@ -118,10 +124,11 @@ class Derive:
         self, video: bytes, prompt: str, seconds: str, model: str, key: str
     ) -> RequestDraft:
         """The last window of an uploaded video, then ``seconds`` more made from ``prompt``."""
-        spec = resolve_model(model, self._models, self._default_model, self._aliases)
-        if not segments.can_segment(spec):
+        named = resolve_model(model, self._models, self._default_model, self._aliases)
+        spec = segments.continuer(named, self._models)
+        if spec is None:
             raise InvalidRequest(
-                "model", f"{spec.id} cannot continue a video; models that can: {self._continuers()}"
+                "model", f"{named.id} cannot continue a video; models that can: {self._continuers()}"
             )
         draft, count, stored = await self._uploaded(uploads.tail, video, spec, prompt, key, last=True)
         if count <= segments.overlap(spec):
@@ -160,4 +167,4 @@ class Derive:
         return draft, count, stored
 
     def _continuers(self) -> str:
-        return ", ".join(m for m, s in self._models.items() if segments.can_segment(s)) or "none served"
+        return ", ".join(m for m, s in self._models.items() if segments.continues(s)) or "none served"

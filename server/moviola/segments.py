@@ -3,8 +3,11 @@
 A model makes at most ``limits.max_frames`` frames in one run. A longer request is made of
 segments: the first from the prompt (and image), each next one conditioned, through the model's
 image-to-video path, on a frame ``overlap`` frames before the end of what is made so far; its
-first ``overlap`` frames are blended with those, and the rest appended. Models whose one pipeline
-takes an optional image (Wan2.2-TI2V, LTX-Video) can do this; others are refused naming ``seconds``.
+first ``overlap`` frames are blended with those, and the rest appended. Models with an image-to-video
+path continue their own videos (Wan2.2-TI2V and LTX-Video take an optional image, Wan2.2-I2V needs one);
+a text-to-video model whose catalogue entry names a partner (``continue_with``: Wan2.2-T2V-A14B pairs
+with Wan2.2-I2V-A14B) makes the first window and hands the rest to the partner when it is served
+(``worker/pairing.py``); others are refused naming ``seconds`` and what to serve.
 
     plan(97, tiny_ti2v)    # [49, 49, 9]: windows of 49 frames, 5 shared at each seam
 """
@@ -12,14 +15,41 @@ takes an optional image (Wan2.2-TI2V, LTX-Video) can do this; others are refused
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from moviola.catalog import ImageInput, ModelSpec
 from moviola.errors import InvalidRequest
 
 
-def can_segment(spec: ModelSpec) -> bool:
-    """Whether ``spec`` continues a video from its frames (one pipeline, an optional image)."""
+def continues(spec: ModelSpec) -> bool:
+    """Whether ``spec`` continues a video from its frames itself (it has an image-to-video path)."""
+    if spec.image_input is ImageInput.REQUIRED:
+        return True
     return spec.image_input is ImageInput.OPTIONAL and spec.image_pipeline_class is not None
+
+
+def continuer(spec: ModelSpec, models: Mapping[str, ModelSpec]) -> ModelSpec | None:
+    """The served model that continues ``spec``'s videos past one window: ``spec`` itself where it can,
+    else its partner (``continue_with``) where that is served; None: ``spec`` makes one window."""
+    if continues(spec):
+        return spec
+    partner = models.get(spec.continue_with) if spec.continue_with else None
+    return partner if partner is not None and continues(partner) else None
+
+
+def can_segment(spec: ModelSpec, models: Mapping[str, ModelSpec]) -> bool:
+    """Whether ``spec`` makes videos longer than one window where ``models`` are served."""
+    return continuer(spec, models) is not None
+
+
+def one_window(spec: ModelSpec) -> str:
+    """Why ``spec`` makes one window, and what to serve for longer videos."""
+    if spec.continue_with:
+        return f"it continues its videos on {spec.continue_with}: serve that model too for longer videos"
+    return (
+        "it cannot continue a video from its frames; serve a model that can (one with an image-to-video "
+        "path, like wan2.2-ti2v-5b or ltx-video) for longer videos"
+    )
 
 
 def overlap(spec: ModelSpec) -> int:
@@ -43,7 +73,9 @@ def plan(total: int, spec: ModelSpec, made: int = 0) -> list[int]:
     return sizes
 
 
-def frames(value: int, spec: ModelSpec, fps: int, field: str = "num_frames") -> int:
+def frames(
+    value: int, spec: ModelSpec, fps: int, models: Mapping[str, ModelSpec], field: str = "num_frames"
+) -> int:
     if value == 0:
         return spec.defaults.num_frames
     limits = spec.limits
@@ -57,12 +89,11 @@ def frames(value: int, spec: ModelSpec, fps: int, field: str = "num_frames") -> 
         )
     if value <= limits.max_frames:
         return value
-    if not can_segment(spec):
+    if not can_segment(spec, models):
         raise InvalidRequest(
             field,
-            f"must be at most {limits.max_frames} for model {spec.id} (got {value}): it makes one window "
-            "and cannot continue a video from its frames; serve a model that can (one that takes an optional "
-            "image, like wan2.2-ti2v-5b or ltx-video) for longer videos",
+            f"must be at most {limits.max_frames} for model {spec.id} (got {value}): it makes one window; "
+            + one_window(spec),
         )
     longest = math.floor(limits.max_seconds * fps / k) * k + 1
     if value > longest:
@@ -74,7 +105,7 @@ def frames(value: int, spec: ModelSpec, fps: int, field: str = "num_frames") -> 
     return value
 
 
-def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec) -> int:
+def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec, models: Mapping[str, ModelSpec]) -> int:
     """The frame count nearest ``seconds`` at ``fps`` (``k·n + 1``); past one window a long video
     (``segments.py``) where the model makes one, else ``InvalidRequest`` on ``seconds``."""
     try:
@@ -83,9 +114,10 @@ def frames_for_seconds(seconds: str, fps: int, spec: ModelSpec) -> int:
         raise InvalidRequest("seconds", f"must be a number of seconds (got {seconds[:32]!r})") from None
     fps = fps or spec.defaults.fps
     window = (spec.limits.max_frames - 1) / fps
-    longest = spec.limits.max_seconds if can_segment(spec) else window
+    longer = can_segment(spec, models)
+    longest = spec.limits.max_seconds if longer else window
     if not (0 < value <= max(longest, window)):  # NaN fails too
-        more = "" if can_segment(spec) else " (one window: this model does not make longer videos)"
+        more = "" if longer else f" (one window: {one_window(spec)})"
         raise InvalidRequest(
             "seconds",
             f"must be above 0 and at most {max(longest, window):g} for model {spec.id} (got {seconds}){more}",

@@ -217,9 +217,10 @@ def _text(field: str, value: str, spec: ModelSpec, *, required: bool) -> str:
     return value
 
 
-def _image(value: bytes, spec: ModelSpec, field: str) -> bytes | None:
+def _image(value: bytes, spec: ModelSpec, field: str, *, extension: bool = False) -> bytes | None:
+    """The input image, checked; an extension needs none (it continues from the video's frames)."""
     if not value:
-        if spec.image_input is ImageInput.REQUIRED:
+        if spec.image_input is ImageInput.REQUIRED and not extension:
             raise InvalidRequest(field, f"model {spec.id} is image-to-video and needs an input image")
         return None
     if spec.image_input is ImageInput.UNSUPPORTED:
@@ -291,7 +292,7 @@ def validate(
         width, height = made(spec, draft.size, *parse_size(draft.size), strict=strict_sizes)
     if draft.seconds:
         draft = replace(
-            draft, num_frames=segments.frames_for_seconds(draft.seconds, draft.fps or d.fps, spec)
+            draft, num_frames=segments.frames_for_seconds(draft.seconds, draft.fps or d.fps, spec, models)
         )
     if draft.continued_frames:  # an extension: the video so far, then the frames added (both k·n+1)
         added = draft.num_frames or d.num_frames
@@ -324,11 +325,11 @@ def validate(
         model=spec.id,
         prompt=_text("prompt", draft.prompt, spec, required=True),
         negative_prompt=_text("negative_prompt", draft.negative_prompt, spec, required=False),
-        image=_image(draft.image, spec, draft.image_field),
+        image=_image(draft.image, spec, draft.image_field, extension=bool(draft.continue_from)),
         width=_size("size" if draft.size else "width", width, d.width, spec),
         height=_size("size" if draft.size else "height", height, d.height, spec),
         num_frames=segments.frames(
-            draft.num_frames, spec, draft.fps or d.fps, "seconds" if draft.seconds else "num_frames"
+            draft.num_frames, spec, draft.fps or d.fps, models, "seconds" if draft.seconds else "num_frames"
         ),
         fps=_bounded("fps", draft.fps, d.fps, spec.limits.max_fps, spec),
         num_inference_steps=steps,

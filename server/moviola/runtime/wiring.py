@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import Protocol
 
 from moviola.catalog import ModelSpec, catalog_of
 from moviola.metrics import Metrics
 from moviola.pipelines.base import VideoPipeline
 from moviola.runtime.logs import announce
-from moviola.scheduler.base import WorkerQueue
+from moviola.scheduler.base import GatewayQueue, WorkerQueue
 from moviola.settings import Settings
 from moviola.storage.base import Storage
 from moviola.storage.factory import open_storage
 from moviola.tracing import Tracing
+from moviola.worker.pairing import Partners
 from moviola.worker.runner import Worker
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,13 @@ def metrics(settings: Settings) -> Metrics | None:
     return Metrics() if settings.server.metrics_port is not None else None
 
 
+class Queue(WorkerQueue, GatewayQueue, Protocol):
+    """A worker's queue, which its long videos also submit their parts through (``worker/pairing.py``)."""
+
+
 def build_worker(
     settings: Settings,
-    queue: WorkerQueue,
+    queue: Queue,
     pipeline: VideoPipeline,
     storage: Storage,
     *,
@@ -71,4 +77,5 @@ def build_worker(
         store_timeout=settings.worker.store_timeout,
         speed_profile=settings.models.speed_profile,
         max_batch=settings.worker.max_batch,
+        partners=Partners(queue, storage, catalog(settings)),
     )

@@ -25,6 +25,7 @@ class JobHooks:
         self._loras = loras
         self._preview_every = preview_every
         self._cancel = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
         self.cancel_reason = ""
         self._phase_start: dict[Phase, float] = {}
         self._phase_end: dict[Phase, float] = {}
@@ -44,6 +45,14 @@ class JobHooks:
     def request_cancel(self, reason: str) -> None:
         self.cancel_reason = reason
         self._cancel.set()
+        for listener in self._listeners:
+            listener()
+
+    def when_cancelled(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the loop) once a cancel is requested; at once if one was."""
+        self._listeners.append(listener)
+        if self.cancelled:
+            listener()
 
     @property
     def cancelled(self) -> bool:
@@ -74,6 +83,10 @@ class JobHooks:
     def check(self) -> None:
         if self._cancel.is_set():
             raise JobCancelled(self.cancel_reason or "cancelled")
+
+    def relay(self, kind: EventKind) -> None:
+        """Send an event made elsewhere (a partner's, ``pairing.py``) as this job's, in order."""
+        self._emit(kind)
 
     def segment_started(self, segment: int, total: int) -> None:
         """A long video's next segment begins (its phases and steps follow)."""

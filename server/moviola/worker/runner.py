@@ -13,9 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
-from moviola import tuning
 from moviola.errors import (
     InvalidInput,
     JobCancelled,
@@ -31,10 +29,11 @@ from moviola.pipelines.base import BatchingPipeline, EditingPipeline, Frames, Tu
 from moviola.scheduler.base import Assignment, WorkerQueue
 from moviola.storage.base import Storage, StoredVideo
 from moviola.tracing import Tracing
-from moviola.worker import segments, sources
+from moviola.worker import profiles, segments, sources
 from moviola.worker.batch import BatchRender
 from moviola.worker.hooks import JobHooks
 from moviola.worker.outbox import LINGER, Outbox
+from moviola.worker.pairing import Partners
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,11 @@ class Worker:
         store_timeout: float = STORE_TIMEOUT,
         speed_profile: str = "exact",
         max_batch: int = 1,
+        partners: Partners | None = None,
     ) -> None:
         self._queue = queue
+        #: Where a long video past this model's window goes on (its catalogue partner); None: nowhere.
+        self._partners = partners
         #: Jobs run in one batch at most (where the pipeline batches and the jobs share a batch key).
         self._max_batch = max_batch
         #: The profile of requests that name none.
@@ -289,7 +291,20 @@ class Worker:
         loop = asyncio.get_running_loop()
         request = self._request(job)
         made_of = 1
-        if batch is None:
+        partner = None if self._partners is None else self._partners.partner(self._pipeline.spec, request)
+        if partner is not None:  # the first window here, the rest on the partner model
+            assert self._partners is not None
+            frames, made_of = await self._partners.render(
+                self._pipeline,
+                self._executor,
+                job.job_id,
+                request,
+                hooks,
+                partner,
+                lambda: self._stopping_job,
+            )
+            stored = await loop.run_in_executor(self._executor, self._encode_store, job, hooks, frames)
+        elif batch is None:
             frames, stored, made_of = await loop.run_in_executor(self._executor, self._render, job, hooks)
         else:
             frames = await batch(hooks)
@@ -320,27 +335,9 @@ class Worker:
         """The adapters ``request`` runs with (none on a pipeline that takes none)."""
         return self._tuned.adapters_of(request) if self._tuned is not None else ()
 
-    def _profile(self, request: JobRequest) -> str:
-        """The request's profile, else this worker's default where the model has it."""
-        if request.speed_profile:
-            return request.speed_profile
-        spec = self._pipeline.spec
-        if self._speed_profile == "fast" and spec.fast_threshold > 0:
-            return "fast"
-        if self._speed_profile == "turbo" and spec.turbo is not None:
-            return "turbo"
-        return "exact"
-
     def _request(self, job: Assignment) -> JobRequest:
-        """The job's request as the pipeline runs it: with the profile this worker resolved. A request that
-        named no profile, on a turbo worker, runs turbo's steps without guidance (what the operator chose)."""
-        request, profile = job.request, self._profile(job.request)
-        if profile == "turbo" and not request.speed_profile:
-            steps, guidance, guidance_2 = tuning.turbo(self._pipeline.spec, 0, None, None)
-            request = replace(
-                request, num_inference_steps=steps, guidance_scale=guidance, guidance_scale_2=guidance_2
-            )
-        return replace(request, speed_profile=profile)
+        """The job's request as the pipeline runs it (``profiles.as_run``)."""
+        return profiles.as_run(job.request, self._pipeline.spec, self._speed_profile)
 
     def _render(self, job: Assignment, hooks: JobHooks) -> tuple[Frames, StoredVideo, int]:
         """Generate (a long video as segments), encode and store, on the pipeline thread (one hop from
