@@ -13,7 +13,7 @@ import redis
 from processes import gateway, worker
 
 from moviola.catalog import BUILTIN_MODELS
-from moviola.client import Client
+from moviola.client import Client, Unavailable
 from moviola.errors import InvalidRequest
 from moviola.segments import plan
 from moviola.testing import ServerProcess
@@ -133,3 +133,19 @@ def test_redis_a_first_window_worker_lost_takes_up_the_same_part(redis_url: str,
     assert parts == []  # the one part was forgotten once the job took its video
     assert len(list(tmp_path.rglob(f"{job.id}*.mp4"))) == 1  # one video
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and "part-" in p.name]
+
+
+def test_redis_a_long_video_needs_a_live_partner_worker(redis_url: str, tmp_path: Path) -> None:
+    """Without a live worker of the partner, a long video is refused UNAVAILABLE naming what to start;
+    one window is still taken."""
+    with (
+        ServerProcess(["--redis-url", redis_url]) as gw,
+        Client(gw.address) as client,
+        worker(redis_url, tmp_path, "t2v", "--model", T2V.id),
+    ):
+        with pytest.raises(Unavailable) as refused:
+            client.submit("a fox", model=T2V.id, seconds=4, width=64, height=64)
+        assert f"start one (moviola worker --model {I2V.id})" in refused.value.message
+        assert refused.value.retry_after is not None
+        one = client.submit("a fox", model=T2V.id, num_frames=17, num_inference_steps=1, width=64, height=64)
+        assert list(client.watch(one.id))[-1].HasField("completed")

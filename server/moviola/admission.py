@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import replace
 
+from moviola import segments
 from moviola.adapters import AdapterCatalog
 from moviola.aliases import Aliases
 from moviola.auth.caller import Caller
@@ -126,6 +127,7 @@ class Admission:
     async def _served(self, draft: RequestDraft, request: JobRequest) -> JobRequest:
         """The request, if a live worker serves its model (or the fallback's); else ``Unavailable``."""
         if await self.serves(request.model):
+            await self._partner_served(request)
             return request
         fallback = self._models[request.model].fallback
         if draft.allow_fallback and fallback is not None and await self.serves(fallback):
@@ -135,6 +137,19 @@ class Admission:
             f"{request.model}) or retry later",
             retry_after=NO_WORKER_RETRY,
         )
+
+    async def _partner_served(self, request: JobRequest) -> None:
+        """``Unavailable`` when a long video's frames past the first window go to a partner model
+        (``segments.continuer``) that no live worker serves."""
+        spec = self._models[request.model]
+        if segments.handed_on(
+            spec, request.num_frames, bool(request.continue_from)
+        ) and not await self.serves(spec.continue_with):
+            raise Unavailable(
+                f"no worker serves model {spec.continue_with}, which makes {spec.id}'s frames past one "
+                f"window; start one (moviola worker --model {spec.continue_with}) or retry later",
+                retry_after=NO_WORKER_RETRY,
+            )
 
     def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
         """The same request on another model (same seed); ``InvalidRequest`` when it does not fit it."""

@@ -42,6 +42,11 @@ def can_segment(spec: ModelSpec, models: Mapping[str, ModelSpec]) -> bool:
     return continuer(spec, models) is not None
 
 
+def handed_on(spec: ModelSpec, num_frames: int, extension: bool) -> bool:
+    """Whether ``num_frames`` frames on ``spec`` go on past its first window on its partner (``continue_with``)."""
+    return num_frames > spec.limits.max_frames and not continues(spec) and not extension
+
+
 def one_window(spec: ModelSpec) -> str:
     """Why ``spec`` makes one window, and what to serve for longer videos."""
     if spec.continue_with:

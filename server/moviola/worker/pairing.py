@@ -55,7 +55,7 @@ class Partners:
     def partner(self, spec: ModelSpec, request: JobRequest) -> ModelSpec | None:
         """The model that makes ``request``'s frames past ``spec``'s first window; None: ``spec`` makes
         them all (one window, or it continues its own videos)."""
-        if request.num_frames <= spec.limits.max_frames or segments.continues(spec) or request.continue_from:
+        if not segments.handed_on(spec, request.num_frames, bool(request.continue_from)):
             return None
         partner = segments.continuer(spec, self._models)
         if partner is None:
