@@ -102,6 +102,7 @@ def deployment(worker: Worker) -> dict[str, object]:
                             "args": [
                                 f"--model={worker.model}",
                                 "--metrics-port=9090",
+                                "--metrics-host=0.0.0.0",  # Prometheus scrapes the pod IP
                                 f"--drain-grace={worker.longest_job}",
                                 "--compile-cache-dir=/compile-cache",
                                 *worker.options,

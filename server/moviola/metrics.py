@@ -111,7 +111,7 @@ class Metrics:
         """A lifecycle listener (``Lifecycle.subscribe``): ``moviola_ready`` follows the process's state."""
         self.ready.set(1 if serving else 0)
 
-    def serve(self, port: int, host: str = "0.0.0.0") -> None:
+    def serve(self, port: int, host: str) -> None:
         """Expose /metrics on ``port`` (a daemon thread)."""
         start_http_server(port, addr=host, registry=self.registry)
 

@@ -76,6 +76,8 @@ class ServerSettings:
     trace_file: Path | None = None
     #: Port of the Prometheus /metrics endpoint; None: no endpoint.
     metrics_port: int | None = None
+    #: Address /metrics listens on; None: a front's ``host``, a worker's 127.0.0.1 (public only when asked).
+    metrics_host: str | None = None
     #: Serve the REST face (``/v1/videos``, OpenAI-compatible) on this port; None: gRPC only.
     http_port: int | None = None
     #: Standard Webhooks secrets (``whsec_...``) deliveries are signed with, every one (rotation); none: no webhooks.

@@ -196,6 +196,7 @@ def worker(**options: Any) -> None:
 @setting("--store-timeout", type=float)
 @click.option("--log-level", default="info")
 @setting("--metrics-port", type=int)
+@setting("--metrics-host")
 def simulated_worker(step_seconds: float, poison_prompt: str, log_level: str, **options: Any) -> None:
     """The real worker with a pipeline that only pretends (no torch): for scheduler tests and benchmarks."""
     setup_logging(log_level)

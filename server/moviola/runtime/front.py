@@ -306,9 +306,11 @@ class FrontProcess(Process):
         await front.embedding_backend.start()
         await front.check_search()
         if self.metrics is not None and server.metrics_port is not None:
-            self.metrics.serve(server.metrics_port, server.host)
+            self.metrics.serve(server.metrics_port, server.metrics_host or server.host)
             self.tasks.start(refresh_forever(self.service.refresh_metrics), "metrics")
-            announce.info("metrics on http://%s:%d/metrics", server.host, server.metrics_port)
+            announce.info(
+                "metrics on http://%s:%d/metrics", server.metrics_host or server.host, server.metrics_port
+            )
         if self.settings.storage.video_retention is not None:
             self.tasks.start(front.delivery.sweep_forever(), "retention")
         await self.lifecycle.set(State.READY)

@@ -201,6 +201,11 @@ def model_options(func: F) -> F:
                 help="Trace jobs with OpenTelemetry; spans go here as JSON lines.",
             ),
             setting("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus /metrics here."),
+            setting(
+                "--metrics-host",
+                help="Address /metrics listens on (default: --host on a server or gateway, 127.0.0.1 on a "
+                "worker; 0.0.0.0 lets Prometheus in a cluster scrape it).",
+            ),
         ]
     ):
         func = option(func)

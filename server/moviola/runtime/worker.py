@@ -32,6 +32,10 @@ from moviola.worker.runner import Worker
 log = logging.getLogger(__name__)
 
 
+#: Where a worker's /metrics listens unless ``--metrics-host`` says otherwise: this host only.
+LOOPBACK = "127.0.0.1"
+
+
 class WorkerProcess(Process):
     def __init__(self, settings: Settings, *, loader: PipelineLoader = load_pipeline) -> None:
         super().__init__(Lifecycle())
@@ -50,10 +54,10 @@ class WorkerProcess(Process):
     async def _start(self) -> None:
         await self.lifecycle.set(State.NEW)
         await wiring.check_storage(self.storage)
-        port = self.settings.server.metrics_port
+        port, host = self.settings.server.metrics_port, self.settings.server.metrics_host or LOOPBACK
         if self.metrics is not None and port is not None:
-            self.metrics.serve(port)
-            announce.info("metrics on port %d", port)
+            self.metrics.serve(port, host)
+            announce.info("metrics on http://%s:%d/metrics", host, port)
         await self.lifecycle.set(State.LOADING)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
         self.worker = wiring.build_worker(
