@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -105,3 +106,33 @@ def test_oversized_messages_and_metadata_are_refused_cleanly(target: fuzz.Target
         started = time.monotonic()
         assert stub.ListModels(gen.ListModelsRequest(), metadata=metadata(target)).models  # still serving
         assert time.monotonic() - started < 5
+
+
+def test_bytes_that_are_not_the_request_message_get_invalid_argument_on_every_rpc(
+    target: fuzz.Target,
+) -> None:
+    """grpc's own deserialisation answers UNKNOWN; every RPC answers INVALID_ARGUMENT naming its message."""
+    broken = {
+        "long_varint": b"\x08" + b"\xff" * 11 + b"\x01",
+        "length_past_the_end": b"\x0a\xff\xff\xff\x07x",
+    }
+    with grpc.insecure_channel(target.address) as channel:
+        for method in fuzz.methods():
+            for what, raw in broken.items():
+                call = fuzz.Call(method, raw, list(metadata(target)))
+                with pytest.raises(grpc.RpcError) as refused:
+                    _answer(channel, call)
+                assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT, (method.full_name, what)
+                assert f"not a valid {method.input_type.full_name} message" in str(refused.value.details())
+    assert target.serves_a_normal_job() == "completed"
+
+
+def _answer(channel: grpc.Channel, call: fuzz.Call) -> list[Any]:
+    """Every answer to ``call``, its bytes sent as they are."""
+    path = f"/{call.method.containing_service.full_name}/{call.method.name}"
+    headers = tuple(call.metadata)
+    if call.method.server_streaming:
+        stream: Any = channel.unary_stream(path, request_serializer=fuzz.Call.serialized)
+        return list(stream(call, timeout=5, metadata=headers))
+    unary: Any = channel.unary_unary(path, request_serializer=fuzz.Call.serialized)
+    return [unary(call, timeout=5, metadata=headers)]

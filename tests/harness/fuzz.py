@@ -1,5 +1,7 @@
 """The fuzz suite's requests and runner: every RPC's request message, drawn by hypothesis from the descriptors.
 
+One call in five sends bytes that are not its RPC's message (``undecodable``: random, truncated,
+wrong wire types, overlong varints, strings that are not UTF-8, lengths past the end).
 Every field of every request (nested messages, repeated and map fields included) may be set, to
 values a hostile or broken caller would send: unknown enum values, NaN and infinities, huge and
 negative numbers, 4 MiB strings, paths and URLs that reach for the server's files or a cloud's
@@ -179,18 +181,76 @@ def metadata(key: str) -> st.SearchStrategy[list[tuple[str, str | bytes]]]:
 @dataclass(frozen=True)
 class Call:
     method: MethodDescriptor
-    request: Message
+    #: The message sent, or the bytes sent where they are not one (``undecodable``).
+    request: Message | bytes
     metadata: list[tuple[str, str | bytes]]
 
     def __repr__(self) -> str:
         text = f"{self.method.full_name}({self.request!r}) metadata={self.metadata!r}"
         return text if len(text) < 600 else text[:600] + "..."
 
+    def serialized(self) -> bytes:
+        return self.request if isinstance(self.request, bytes) else self.request.SerializeToString()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+#: Protobuf wire types: varint, 64-bit, length-delimited, 32-bit.
+WIRE_TYPES = (0, 1, 2, 5)
+
+
+def _wire_type(fd: FieldDescriptor) -> int:
+    if fd.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES, FieldDescriptor.TYPE_MESSAGE):
+        return 2
+    if fd.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64):
+        return 1
+    if fd.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32):
+        return 5
+    return 0
+
+
+@st.composite
+def undecodable(draw: st.DrawFn, descriptor: Any) -> bytes:
+    """Bytes a broken or hostile client sends for ``descriptor``'s message: random bytes, a valid message
+    cut short, a field with the wrong wire type, a varint longer than ten bytes, a string field that is
+    not UTF-8, a length past the end."""
+    fields = list(descriptor.fields)
+    fd = draw(st.sampled_from(fields)) if fields else None
+    number = fd.number if fd is not None else 1
+    kind = draw(st.sampled_from(["random", "truncated", "wire_type", "long_varint", "utf8", "length"]))
+    if kind == "random":
+        return draw(st.binary(min_size=1, max_size=256))
+    if kind == "truncated":
+        whole = draw(messages(descriptor)).SerializeToString()
+        return whole[: draw(st.integers(0, max(0, len(whole) - 1)))]
+    if kind == "wire_type":
+        right = _wire_type(fd) if fd is not None else 0
+        wrong = draw(st.sampled_from([w for w in WIRE_TYPES if w != right]))
+        return _varint(number << 3 | wrong) + draw(st.binary(min_size=0, max_size=16))
+    if kind == "long_varint":
+        return _varint(number << 3) + b"\xff" * draw(st.integers(10, 20)) + b"\x01"
+    if kind == "utf8":
+        return _varint(number << 3 | 2) + b"\x02\xff\xfe"
+    return _varint(number << 3 | 2) + _varint(draw(st.integers(1, 2**31))) + b"x"
+
 
 def calls(key: str) -> st.SearchStrategy[Call]:
-    return st.sampled_from(methods()).flatmap(
-        lambda m: st.builds(Call, st.just(m), messages(m.input_type), metadata(key))
-    )
+    """Mostly well-formed messages; one call in five sends bytes that are not the RPC's message."""
+
+    def of(method: MethodDescriptor) -> st.SearchStrategy[Call]:
+        request: st.SearchStrategy[Message | bytes] = st.one_of(
+            *[messages(method.input_type)] * 4, undecodable(method.input_type)
+        )
+        return st.builds(Call, st.just(method), request, metadata(key))
+
+    return st.sampled_from(methods()).flatmap(of)
 
 
 @dataclass
@@ -211,11 +271,11 @@ class Report:
 def send(channel: grpc.Channel, call: Call, timeout: float = 2.0) -> str:
     """Make the call; the status it ended with (``OK``), or ``NOT_SENT`` when the client library refused it."""
     path = f"/{call.method.containing_service.full_name}/{call.method.name}"
-    serialize: Callable[[Message], bytes] = lambda m: m.SerializeToString()  # noqa: E731
+    serialize: Callable[[Call], bytes] = Call.serialized
     try:
         if call.method.server_streaming:
             stream: Any = channel.unary_stream(path, request_serializer=serialize)(
-                call.request, timeout=timeout, metadata=tuple(call.metadata)
+                call, timeout=timeout, metadata=tuple(call.metadata)
             )
             for seen, _ in enumerate(stream):
                 if seen == 2:
@@ -223,7 +283,7 @@ def send(channel: grpc.Channel, call: Call, timeout: float = 2.0) -> str:
                     return "OK"
         else:
             channel.unary_unary(path, request_serializer=serialize)(
-                call.request, timeout=timeout, metadata=tuple(call.metadata)
+                call, timeout=timeout, metadata=tuple(call.metadata)
             )
     except grpc.RpcError as error:
         code = error.code() if isinstance(error, grpc.Call) else None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from moviola.api.auth import Authenticate
+from moviola.api.decoding import DecodeRequests
 from moviola.auth.keys import AuthFile
 from moviola.metrics import Metrics
 
@@ -120,10 +121,12 @@ class AccessLog(grpc.aio.ServerInterceptor):
 
 
 def interceptors(metrics: Metrics | None, keys: AuthFile | None = None) -> list[grpc.aio.ServerInterceptor]:
-    """The server's interceptors, outermost first: the access log sees refused calls too."""
+    """The server's interceptors, outermost first: the access log sees refused calls too; requests are
+    parsed innermost (``decoding.py``)."""
     chain: list[grpc.aio.ServerInterceptor] = [AccessLog()]
     if keys is not None:
         chain.append(Authenticate(keys))
     if metrics is not None:
         chain.append(StreamMetrics(metrics))
+    chain.append(DecodeRequests())  # innermost: the outer ones pass its raw bytes on untouched
     return chain
