@@ -107,7 +107,8 @@ def _invalid(model: str) -> list[tuple[str, dict[str, object], str]]:
     lim = spec.limits
     # One window, or past it a long video up to max_seconds where the model continues from frames.
     fps, k = spec.defaults.fps, lim.frame_multiple
-    longest = math.floor(lim.max_seconds * fps / k) * k + 1 if can_segment(spec) else lim.max_frames
+    served = {m: BUILTIN_MODELS[m] for m in TINY_MODELS}  # the session server serves every tiny twin
+    longest = math.floor(lim.max_seconds * fps / k) * k + 1 if can_segment(spec, served) else lim.max_frames
     cases: list[tuple[str, dict[str, object], str]] = [
         ("width", {"width": lim.size_multiple + 8}, f"multiple of {lim.size_multiple}"),
         ("height", {"height": lim.max_size + lim.size_multiple}, f"{lim.min_size}..{lim.max_size}"),

@@ -15,7 +15,7 @@ from helpers import CancelsAt
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client
-from moviola.errors import FailedPrecondition, JobCancelled
+from moviola.errors import FailedPrecondition, InvalidInput, JobCancelled
 from moviola.jobs import JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.parallel import ParallelPipeline
@@ -113,3 +113,13 @@ def test_settings_refuse_an_unknown_split() -> None:
     with pytest.raises(ValueError, match="parallel must be auto, cfg, ulysses or ring"):
         Settings.of(parallel="tensor")
     assert replace(Settings.of(gpus=2).models, parallel="auto").gpus == 2
+
+
+def test_an_edit_on_a_model_that_cannot_edit_is_refused_before_the_ranks_hear_of_it(
+    two_ranks: ParallelPipeline, one_rank: Any
+) -> None:
+    video = np.zeros((9, 64, 64, 3), dtype=np.uint8)
+    with pytest.raises(InvalidInput, match=f"model {MODEL} cannot edit videos"):
+        two_ranks.edit(_request(strength=0.5, edit_from="file:///source.mp4"), CancelsAt(), video)
+    request = _request(seed=11)  # nothing was sent: the next job is exact
+    np.testing.assert_array_equal(run_direct(two_ranks, request).frames, run_direct(one_rank, request).frames)

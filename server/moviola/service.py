@@ -10,8 +10,9 @@ gateway run one.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 
 from moviola.adapters import AdapterCatalog, AdapterSpec
@@ -21,7 +22,13 @@ from moviola.catalog import ModelSpec
 from moviola.characters import Characters
 from moviola.delivery import Delivery, FileDownload, Links
 from moviola.derived import Derive, draft_of
-from moviola.errors import FailedPrecondition, InvalidRequest, JobNotFound, PermissionDenied
+from moviola.errors import (
+    FailedPrecondition,
+    InvalidRequest,
+    JobNotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from moviola.jobs import Completed, JobEvent, JobRecord, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
@@ -30,6 +37,8 @@ from moviola.storage.base import Variant
 from moviola.tracing import Tracing
 from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length
 
+#: Seconds after which a stream refused for ``--max-streams`` may be asked for again.
+STREAM_RETRY = 1.0
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -110,7 +119,10 @@ class JobService:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         characters: Characters | None = None,
+        max_streams: int = 20_000,
     ) -> None:
+        #: Event streams (Generate, WatchJob, SSE) open now, and the most this front takes.
+        self._open_streams, self._max_streams = 0, max_streams
         #: The tenants' characters (reference images), kept in the delivery's storage.
         self.characters = characters or Characters(delivery.storage)
         #: The LoRA adapters requests may name (``moviola.adapters``).
@@ -217,20 +229,48 @@ class JobService:
         draft = await self._derive.edit_upload(video, prompt, strength, model, idempotency_key)
         return await self.submit(draft, caller=caller)
 
-    async def watch(
-        self, job_id: str, after_sequence: int = 0, *, model: str = "", caller: Caller = ANONYMOUS
+    async def generate(
+        self, draft: RequestDraft, *, caller_waits: float | None = None, caller: Caller = ANONYMOUS
     ) -> AsyncIterator[EventView]:
-        """The job's events after ``after_sequence``, then live ones, a completed one with its links.
+        """Submit and follow the new job to its end (gRPC's Generate): the stream is taken before the job
+        is queued, so that a refused stream (``--max-streams``) leaves no job behind."""
+        with self._stream():
+            job, _ = await self.submit(draft, caller_waits=caller_waits, caller=caller)
+            async for view in self._events(job.record.id, 0, job.record.model):
+                yield view
 
-        ``model``: Generate's own job (just submitted by this caller) needs no look-up first.
-        """
-        if not model:
-            await self.get(job_id, caller)
-        async for event in self._queue.watch(_job_id(job_id), after_sequence, model=model):
+    async def watch(
+        self, job_id: str, after_sequence: int = 0, *, caller: Caller = ANONYMOUS
+    ) -> AsyncIterator[EventView]:
+        """The caller's job's events after ``after_sequence``, then live ones, a completed one with its links.
+
+        Raises ``ResourceExhausted`` when this front has ``--max-streams`` open already."""
+        with self._stream():
+            record = await self.get(job_id, caller)
+            async for view in self._events(record.id, after_sequence, record.model):
+                yield view
+
+    async def _events(self, job_id: str, after_sequence: int, model: str) -> AsyncIterator[EventView]:
+        async for event in self._queue.watch(job_id, after_sequence, model=model):
             kind = event.kind
             yield EventView(
                 event, self._delivery.links(kind, event.time) if isinstance(kind, Completed) else None
             )
+
+    @contextlib.contextmanager
+    def _stream(self) -> Iterator[None]:
+        """One open event stream of this front's ``max_streams``; ``ResourceExhausted`` past them."""
+        if self._open_streams >= self._max_streams:
+            raise ResourceExhausted(
+                f"this server has {self._open_streams} event streams open, its most (--max-streams); "
+                "retry shortly, or through another gateway",
+                retry_after=STREAM_RETRY,
+            )
+        self._open_streams += 1
+        try:
+            yield
+        finally:
+            self._open_streams -= 1
 
     async def get(self, job_id: str, caller: Caller = ANONYMOUS) -> JobRecord:
         """The job, if ``caller``'s tenant submitted it; another tenant's job is ``JobNotFound``, as if absent."""

@@ -70,6 +70,8 @@ class ServerSettings:
     port: int = 50051
     #: Seconds a draining process lets accepted work finish after SIGTERM.
     drain_grace: float = 60.0
+    #: Open Generate/WatchJob streams (and SSE event streams) a front takes; past it: RESOURCE_EXHAUSTED.
+    max_streams: int = 20_000
     #: Largest gRPC message in either direction.
     max_message_bytes: int = 16 * 1024 * 1024
     #: Write OpenTelemetry spans here as JSON lines; None: tracing is off.
@@ -214,6 +216,10 @@ class QueueSettings:
     max_attempts: int = 3
     #: Accept jobs for a model that no live worker serves (they wait; for scale-to-zero), instead of UNAVAILABLE.
     accept_without_workers: bool = False
+    #: Redis connections a process opens at most (its pool); a command beyond them waits for a free one.
+    redis_max_connections: int = 64
+    #: Seconds a command waits for a free connection before the call fails UNAVAILABLE.
+    redis_pool_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         check_redis_prefix(self.redis_prefix)
@@ -221,6 +227,8 @@ class QueueSettings:
             raise ValueError("max_queue_depth must be at least 1")
         if self.lease <= 0 or self.max_attempts < 1:
             raise ValueError("lease must be positive and max_attempts at least 1")
+        if self.redis_max_connections < 4:
+            raise ValueError("redis_max_connections must be at least 4 (the event feed holds one)")
 
 
 @dataclass(frozen=True)

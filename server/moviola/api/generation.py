@@ -51,10 +51,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         # The caller waits on this stream: its deadline bounds the job's start too.
         async with translated(context):
             draft = messages.draft(request, _traceparent(context))
-            job, _ = await self._service.submit(
+            stream = self._service.generate(
                 draft, caller_waits=context.time_remaining(), caller=callers.current()
             )
-            async for view in self._service.watch(job.record.id, model=job.record.model):
+            async for view in stream:
                 yield gen.GenerateResponse(event=_event(view))
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:

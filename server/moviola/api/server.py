@@ -55,6 +55,11 @@ def _options(settings: ServerSettings) -> list[tuple[str, int]]:
         # callers reconnect and spread over gateway replicas added since, behind a Kubernetes Service.
         ("grpc.max_connection_age_ms", 5 * 60_000),
         ("grpc.max_connection_age_grace_ms", 24 * 3600_000),
+        # Calls that arrived but that the server has not yet handed to a handler. grpc cancels those past
+        # its defaults (1,000, then 3,000), with nothing logged: a burst of thousands of WatchJob streams
+        # ended CANCELLED with no event. Past --max-streams the service refuses them (RESOURCE_EXHAUSTED).
+        ("grpc.server.max_pending_requests", 2 * settings.max_streams + 1000),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * settings.max_streams + 1000),
     ]
 
 

@@ -7,6 +7,8 @@ control messages always go over a gloo group). For every job rank 0 sends the re
 and all run the same pipeline call with the same seed; at the end of each step rank 0 tells the
 others whether to go on, so a cancelled job stops on every rank at the same step and the ranks stay
 in step for the next job. Rank 0 decodes and returns the video; the others' copies are dropped.
+An edit runs the same way: rank 0, which read the source video from storage, sends its frames after
+the request, and every rank runs the model's video-to-video pipeline on them.
 
 Two ways to split the work (``--parallel``):
 
@@ -30,14 +32,16 @@ import logging
 import multiprocessing
 import queue as queues
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
-from moviola.catalog import ModelSpec
-from moviola.errors import FailedPrecondition, JobCancelled, Unavailable
+from moviola.catalog import BUILTIN_PREFIX, ModelSpec
+from moviola.errors import FailedPrecondition, InvalidInput, JobCancelled, Unavailable
 from moviola.jobs import JobRequest, Phase
 from moviola.pipelines import speed
 from moviola.pipelines.base import Frames, StepHooks, VideoPipeline, WrappedHooks
@@ -217,6 +221,18 @@ def _start_job(pipeline: Any, request: JobRequest) -> None:
         split.start_job(request.guidance_scale > 1.0)
 
 
+def _share_video(video: Frames | None, request: JobRequest, group: Any) -> Frames:
+    """An edit's source video, from rank 0 (``video``) to every rank (None), over the gloo group."""
+    shape = (request.num_frames, request.height, request.width, 3)
+    frames = (
+        torch.empty(shape, dtype=torch.uint8)
+        if video is None
+        else torch.from_numpy(np.ascontiguousarray(video))
+    )
+    dist.broadcast(frames, src=0, group=group)
+    return frames.numpy()
+
+
 def _follow(
     spec: ModelSpec, settings: Settings, rank: int, address: str, mode: str, cuda: bool, ready: Any
 ) -> None:
@@ -230,14 +246,18 @@ def _follow(
     ready.put((rank, ""))
     hooks = _FollowerHooks(group)
     while True:
-        message: list[Any] = [None]
+        message: list[Any] = [None, False]
         dist.broadcast_object_list(message, src=0, group=group)
-        request = message[0]
+        request, editing = message
         if request is None:
             break
+        video = _share_video(None, request, group) if editing else None
         _start_job(pipeline, request)
         with contextlib.suppress(JobCancelled):
-            pipeline.generate(request, hooks)
+            if video is None:
+                pipeline.generate(request, hooks)
+            else:
+                pipeline.edit(request, hooks, video)
     dist.destroy_process_group()
 
 
@@ -259,13 +279,31 @@ class ParallelPipeline:
         return sum(split.computed for split in self._local.cfg_splits)
 
     def generate(self, request: JobRequest, hooks: StepHooks) -> Frames:
+        return self._lead(request, hooks, lambda leader: self._local.generate(request, leader))
+
+    def edit(self, request: JobRequest, hooks: StepHooks, video: Frames) -> Frames:
+        """``video`` remade on every rank (``EditingPipeline``): the ranks edit as they generate."""
+        if not self.spec.video_pipeline_class:  # refused before the other ranks hear of it
+            raise InvalidInput(f"model {self.spec.id} cannot edit videos")
+        return self._lead(request, hooks, lambda leader: self._local.edit(request, leader, video), video)
+
+    def _lead(
+        self,
+        request: JobRequest,
+        hooks: StepHooks,
+        run: Callable[[StepHooks], Frames],
+        video: Frames | None = None,
+    ) -> Frames:
+        """Send the job (and an edit's source video) to every rank, then ``run`` it here with the
+        leader's hooks."""
         if self._broken:
             raise Unavailable(f"this multi-GPU worker must be restarted: {self._broken}")
-        dist.broadcast_object_list([request], src=0, group=self._group)
+        dist.broadcast_object_list([request, video is not None], src=0, group=self._group)
+        if video is not None:
+            _share_video(video, request, self._group)
         _start_job(self._local, request)
         try:
-            frames: Frames = self._local.generate(request, _LeaderHooks(hooks, self._group))
-            return frames
+            return run(_LeaderHooks(hooks, self._group))
         except JobCancelled:
             raise
         except Exception as exc:  # the other ranks may be waiting in a collective: this group is done
@@ -276,7 +314,7 @@ class ParallelPipeline:
     def close(self) -> None:
         if self._broken or not dist.is_initialized():
             return
-        dist.broadcast_object_list([None], src=0, group=self._group)
+        dist.broadcast_object_list([None, False], src=0, group=self._group)
         for follower in self._followers:
             follower.join(timeout=30)
         dist.destroy_process_group()
@@ -287,6 +325,12 @@ def launch(spec: ModelSpec, settings: Settings) -> VideoPipeline:
     mode = _check(spec, settings)
     if dist.is_initialized():
         raise FailedPrecondition("one multi-GPU model per process: serve other models from their own workers")
+    # A tiny model is built before the ranks join: under torch.distributed, transformers writes weights on
+    # rank 0 only, so a build by another rank would leave its text encoder empty (and cached so).
+    if spec.source.startswith(BUILTIN_PREFIX):
+        from moviola.pipelines.tiny import ensure_built
+
+        ensure_built(settings.models.cache_dir, spec.source.removeprefix(BUILTIN_PREFIX))
     world, cuda = settings.models.gpus, torch.cuda.is_available() and settings.models.device != "cpu"
     address = f"tcp://127.0.0.1:{_free_port()}"
     context = multiprocessing.get_context("spawn")

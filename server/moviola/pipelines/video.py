@@ -21,7 +21,7 @@ from moviola.adapters import AdapterCatalog
 from moviola.catalog import MemoryPlan, ModelSpec
 from moviola.errors import InvalidInput, JobCancelled, OutOfMemory, PipelineFailed
 from moviola.jobs import Expert, JobRequest, LoraChoice, Phase
-from moviola.pipelines import batch, compiled, memory, placement, speed
+from moviola.pipelines import batch, compiled, edits, memory, placement, speed
 from moviola.pipelines.base import Frames, StepHooks
 from moviola.pipelines.lora import AdapterBank
 from moviola.pipelines.preview import Previewer
@@ -120,7 +120,7 @@ class DiffusersVideo:
         if spec.image_pipeline_class:
             image_pipe = getattr(diffusers, spec.image_pipeline_class).from_pipe(pipe)
         if spec.video_pipeline_class:
-            video_pipe = getattr(diffusers, spec.video_pipeline_class).from_pipe(pipe)
+            video_pipe = edits.twin(spec.video_pipeline_class, pipe)
         for p in (pipe, image_pipe, video_pipe):
             if p is not None:
                 p.set_progress_bar_config(disable=True)
@@ -280,8 +280,6 @@ class DiffusersVideo:
         return _frames(output.frames[0])
 
     def _edit(self, request: JobRequest, hooks: StepHooks, video: Frames) -> Frames:
-        from PIL import Image
-
         pipe = self._video_pipe
         total = int(request.num_inference_steps * request.strength)  # what the pipeline runs of the schedule
         if total < 1:
@@ -300,13 +298,12 @@ class DiffusersVideo:
             pipe.vae.disable_tiling()
         with speed.profile(pipe, request.speed_profile or "exact", self._spec):
             output = pipe(
-                video=[Image.fromarray(frame) for frame in video],
                 prompt=None,
                 **prompt,
+                **edits.arguments(pipe, request, video),  # the source and strength, in the pipeline's words
                 height=request.height,
                 width=request.width,
                 num_inference_steps=request.num_inference_steps,
-                strength=request.strength,
                 guidance_scale=request.guidance_scale,
                 generator=torch.Generator("cpu").manual_seed(request.seed),
                 output_type="np",

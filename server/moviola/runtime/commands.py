@@ -65,6 +65,11 @@ def _require_models(why: str) -> None:
 )
 @setting("--redis-prefix", help="Prefix of every Redis key (deployments sharing a Redis).")
 @setting(
+    "--redis-max-connections",
+    type=click.IntRange(min=4),
+    help="Redis connections this process opens at most; commands beyond them wait for a free one.",
+)
+@setting(
     "--webhook-secret",
     "webhook_secrets",
     multiple=True,
@@ -84,6 +89,11 @@ def _require_models(why: str) -> None:
 )
 @setting("--max-queue-depth", type=click.IntRange(min=1), help="Queued jobs per model before refusing.")
 @setting(
+    "--max-streams",
+    type=click.IntRange(min=1),
+    help="Open event streams (Generate, WatchJob, SSE) this server takes; past them: RESOURCE_EXHAUSTED.",
+)
+@setting(
     "--accept-without-workers",
     is_flag=True,
     help="Gateway: queue jobs for a model no live worker serves (scale-to-zero) instead of UNAVAILABLE.",
@@ -97,7 +107,7 @@ def _require_models(why: str) -> None:
     "model_aliases",
     multiple=True,
     help="ALIAS=MODEL: one more name for a served model (repeatable); sora-2 and sora-2-pro have defaults "
-    "(docs/api.md, migrating from Sora).",
+    "(docs/migrating-from-sora.md).",
 )
 @setting(
     "--max-seconds",

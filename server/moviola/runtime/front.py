@@ -199,6 +199,7 @@ def build_front(
         metrics=metrics,
         tracing=tracing,
         characters=Characters(store),
+        max_streams=settings.server.max_streams,
     )
     http = None
     if settings.server.http_port is not None:

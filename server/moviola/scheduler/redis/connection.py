@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,7 @@ from moviola.scheduler.redis import keys
 from moviola.scheduler.redis import lua as redis_lua
 from moviola.scheduler.redis.codec import decode_kind, encode_kind
 from moviola.scheduler.redis.feed import EventFeed
+from moviola.scheduler.redis.watches import Watches
 from moviola.settings import QueueSettings
 
 P = ParamSpec("P")
@@ -126,13 +127,18 @@ class RedisBase:
         self.keys = keys.Keys(settings.redis_prefix)
         self.tuning = tuning or Tuning()
         self.consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+        # A bounded pool: thousands of watchers or callers share ``redis_max_connections`` connections,
+        # waiting up to ``redis_pool_timeout`` for one, instead of opening one per concurrent command.
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.redis_pool_timeout,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             socket_connect_timeout=1.0,
             health_check_interval=10,
         )
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._submit = self.redis.register_script(redis_lua.SUBMIT)
         self._publish = self.redis.register_script(redis_lua.PUBLISH)
         self._start = self.redis.register_script(redis_lua.START)
@@ -151,8 +157,14 @@ class RedisBase:
         self._last_full_announce = self._last_batch_check = float("-inf")
         self._owed_announce: asyncio.Task[None] | None = None
         self._feed = EventFeed(self.redis, block=self.tuning.poll, key=self.keys.feed)
+        self._watches = Watches(self._read_job)
+
+    def _read_job(self, job_id: str, model: str) -> AsyncIterator[JobEvent]:
+        """Every event of the job to its end (the front's; a worker watches no job)."""
+        raise NotImplementedError
 
     async def close(self) -> None:
+        await self._watches.close()
         await self._feed.close()
         for task in [*self._leases.values(), self._owed_announce]:
             if task is not None:

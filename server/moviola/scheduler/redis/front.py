@@ -149,10 +149,13 @@ class FrontSide(RedisBase):
             for entry_id, fields in entries
         ]
 
-    async def watch(
-        self, job_id: str, after_sequence: int = 0, *, model: str = ""
-    ) -> AsyncIterator[JobEvent]:
-        after = after_sequence
+    def watch(self, job_id: str, after_sequence: int = 0, *, model: str = "") -> AsyncIterator[JobEvent]:
+        """Through the job's one reader on this gateway, which all its watchers share (``watches.py``)."""
+        return self._watches.watch(job_id, after_sequence, model)
+
+    async def _read_job(self, job_id: str, model: str) -> AsyncIterator[JobEvent]:
+        """Every event of the job, its stream first and then the feed, to the terminal one."""
+        after = 0
         model = model or await self._model_of(job_id)
         async with self._feed.subscribe(job_id, wait=self.tuning.poll) as inbox:
             events, finished = await self._read_stream(job_id, after, model)
