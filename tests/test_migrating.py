@@ -8,6 +8,7 @@ and what they leave there is checked after.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,8 @@ def test_the_pages_python_runs_as_written(
         delivered = next(body for _, body in receiver.received if b'"job.completed"' in body)
         headers = next(h for h, body in receiver.received if body == delivered)
         hooked = page["on_delivery"](delivered, headers)
+        mine = [json.loads(body) for _, body in receiver.received if page["hooked"].id.encode() in body]
+        assert {event["type"] for event in mine} == {"job.completed"}  # the list the SDK sent: not started
     finally:
         receiver.close()
     client: openai.OpenAI = page["client"]

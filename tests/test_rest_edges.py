@@ -15,6 +15,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,17 @@ import pytest
 from PIL import Image
 
 from moviola.auth import keys
+from moviola.catalog import BUILTIN_MODELS
 from moviola.client import Client
 from moviola.client.errors import InvalidArgument
+from moviola.errors import ResourceExhausted
+from moviola.jobs import Expert, JobRecord, JobState, Progress
+from moviola.rest import errors as rest_errors
 from moviola.rest import openapi, videos
 from moviola.rest.limits import MAX_BODY_BYTES
 from moviola.testing import ServerProcess, free_port
 from moviola.v1 import job_pb2 as pb
+from moviola.validation import RequestDraft, validate
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 
@@ -316,3 +322,46 @@ def test_the_document_declares_every_status_the_server_answered() -> None:
     for path, method in (("/v1/videos", "post"), ("/v1/videos/{video_id}/remix", "post")):
         content = DOCUMENT["paths"][path][method]["requestBody"]["content"]
         assert set(content) == {"multipart/form-data", "application/json"}
+
+
+def test_errors_say_whether_the_sdk_should_retry(rest: Rest) -> None:
+    refused = rest.http.post(
+        "/v1/videos", json={"prompt": "x", "model": T2V, "webhook_url": "https://example.com/h"}
+    )
+    assert refused.status_code == 409  # no secret to sign webhooks with: asking again cannot help
+    assert refused.headers["x-should-retry"] == "false"
+    assert rest.http.get("/v1/videos/video_nope").headers["x-should-retry"] == "false"
+    busy = rest_errors.from_error(ResourceExhausted("full", retry_after=2.0))
+    assert (busy.status_code, busy.headers["x-should-retry"], busy.headers["retry-after"]) == (
+        429,
+        "true",
+        "2",
+    )
+
+
+def test_an_extension_by_id_takes_no_model(rest: Rest) -> None:
+    answer = rest.http.post(
+        "/v1/videos/extensions",
+        json={"video": {"id": "video_x"}, "prompt": "on", "seconds": "1", "model": T2V},
+    )
+    assert answer.status_code == 400
+    assert error_of(answer)["param"] == "model"
+
+
+def test_progress_counts_the_steps_of_every_segment() -> None:
+    request = validate(RequestDraft(prompt="x", seconds="4"), BUILTIN_MODELS, "tiny-wan2.2-ti2v")
+    record = JobRecord(id="j", request=request, state=JobState.RUNNING)
+    shown = []
+    for segment, step in [(1, 1), (1, 4), (2, 1), (2, 4)]:
+        progress = Progress(
+            step=step,
+            total_steps=4,
+            timestep=0.0,
+            expert=Expert.SINGLE,
+            elapsed=0.0,
+            remaining=0.0,
+            segment=segment,
+            total_segments=2,
+        )
+        shown.append(videos.video(replace(record, progress=progress), None)["progress"])
+    assert shown == [12, 50, 62, 99]  # it only rises, across the seam too

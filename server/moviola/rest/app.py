@@ -71,12 +71,8 @@ async def _form_fields(request: Request) -> tuple[dict[str, Any], bytes]:
             if name != "input_reference":
                 raise InvalidRequest(name, "only input_reference may be a file")
             images.append(await value.read())
-        elif name.startswith("loras[]"):
-            _nested_lora(fields, name, value)
-        elif name.partition("[")[0] == "input_reference":
-            reference[name.removeprefix("input_reference").strip("[]")] = value
         else:
-            fields[name] = value
+            _text_field(fields, reference, name, value)
     if reference:
         images.append(videos.reference_image(reference))
     if len(images) > 1:
@@ -84,6 +80,25 @@ async def _form_fields(request: Request) -> tuple[dict[str, Any], bytes]:
     if images and not images[0]:
         raise InvalidRequest("input_reference", "is empty")
     return fields, images[0] if images else b""
+
+
+def _text_field(fields: dict[str, Any], reference: dict[str, str], name: str, value: str) -> None:
+    """A form field that is not a file, into ``fields`` (or, an image reference's, ``reference``)."""
+    if name.startswith("loras[]"):
+        _nested_lora(fields, name, value)
+    elif name == "webhook_events[]":  # the openai SDK's form encoding of a list
+        _listed(fields, "webhook_events", value)
+    elif name.partition("[")[0] == "input_reference":
+        reference[name.removeprefix("input_reference").strip("[]")] = value
+    else:
+        fields[name] = value
+
+
+def _listed(fields: dict[str, Any], name: str, value: str) -> None:
+    items = fields.setdefault(name, [])
+    if not isinstance(items, list):
+        raise InvalidRequest(name, "give it as a list or as one comma-separated string, not both")
+    items.append(value)
 
 
 def _nested_lora(fields: dict[str, Any], name: str, value: str) -> None:

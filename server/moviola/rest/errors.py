@@ -57,10 +57,19 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=extra or None)
 
 
+#: Kinds of error a repeated call may get past (the openai SDK retries only these: ``x-should-retry``).
+PASSING = frozenset({Kind.RESOURCE_EXHAUSTED, Kind.UNAVAILABLE})
+
+
 def from_error(error: MoviolaError) -> JSONResponse:
     status, kind = STATUSES[error.kind]
     param = error.field if isinstance(error, InvalidRequest) else None
-    return error_response(status, error.message, kind, param=param, retry_after=error.retry_after)
+    # The SDK retries every 409 and 5xx unless told; a refusal the same call meets again is not retried.
+    again = error.kind in PASSING or error.retryable or error.retry_after is not None
+    headers = {"x-should-retry": "true" if again else "false"}
+    return error_response(
+        status, error.message, kind, param=param, retry_after=error.retry_after, headers=headers
+    )
 
 
 class BodyTooLarge(Exception):

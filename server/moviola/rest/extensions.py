@@ -75,6 +75,10 @@ class ExtensionRoutes:
                 upload, prompt, seconds, model=model, idempotency_key=key, caller=caller
             )
         elif isinstance(video, str) and video:
+            if fields.get("model"):
+                raise InvalidRequest(
+                    "model", "an extension by id runs on the model that made the video (or its partner)"
+                )
             job, _ = await self.service.extend(video, prompt, seconds, idempotency_key=key, caller=caller)
         else:
             raise InvalidRequest("video", 'is required: a video file, or {"id": ID} of a completed video')

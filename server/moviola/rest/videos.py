@@ -20,7 +20,7 @@ from typing import Any
 
 from moviola.delivery import Links
 from moviola.errors import InvalidRequest
-from moviola.jobs import JobRecord, JobState, Priority
+from moviola.jobs import JobRecord, JobState, Priority, Progress
 from moviola.validation import RequestDraft
 
 #: How long the SDK's ``create_and_poll`` waits between polls of an unfinished video.
@@ -158,6 +158,12 @@ def _loras(value: Any) -> tuple[tuple[str, float | None], ...]:
     return tuple(out)
 
 
+def _done(step: Progress) -> float:
+    """The share of the job's steps done: of all its segments' steps, for a long video."""
+    segments, segment = max(1, step.total_segments), max(1, step.segment)
+    return ((segment - 1) * step.total_steps + step.step) / (segments * step.total_steps)
+
+
 def _events(value: Any) -> tuple[str, ...]:
     """``webhook_events`` as a JSON list or a comma-separated form field."""
     if value in (None, ""):
@@ -173,7 +179,7 @@ def video(record: JobRecord, links: Links | None) -> dict[str, Any]:
     if record.state is JobState.COMPLETED:
         progress = 100
     elif record.progress is not None and record.progress.total_steps:
-        progress = min(99, math.floor(100 * record.progress.step / record.progress.total_steps))
+        progress = min(99, math.floor(100 * _done(record.progress)))
     error = None
     if record.failure is not None:
         error = {"code": record.failure.code.value, "message": record.failure.message}
