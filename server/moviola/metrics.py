@@ -72,6 +72,17 @@ class Metrics:
             registry=r,
         )
         self.active_streams = Gauge("moviola_active_streams", "Open event streams", ["method"], registry=r)
+        self.streams_refused = Counter(
+            "moviola_streams_refused",
+            "Event streams refused because this front had --max-streams open (RESOURCE_EXHAUSTED)",
+            registry=r,
+        )
+        self.redis_pool_wait_seconds = Histogram(
+            "moviola_redis_pool_wait_seconds",
+            "Seconds a Redis command waited for a free connection of the pool (--redis-max-connections)",
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
         self.dead_letters = Gauge("moviola_dead_letters", "Jobs in the dead-letter stream", registry=r)
         self.videos_indexed = Counter(
             "moviola_videos_indexed", "Completed videos embedded into the search index", registry=r

@@ -32,6 +32,7 @@ from moviola.errors import (
 from moviola.jobs import Completed, JobEvent, JobRecord, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
+from moviola.recent import Recent
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.storage.base import Variant
 from moviola.tracing import Tracing
@@ -121,6 +122,8 @@ class JobService:
         characters: Characters | None = None,
         max_streams: int = 20_000,
     ) -> None:
+        #: Each event's view, made once for all the streams that send it.
+        self._event_views = Recent(self._event_view)
         #: Event streams (Generate, WatchJob, SSE) open now, and the most this front takes.
         self._open_streams, self._max_streams = 0, max_streams
         #: The tenants' characters (reference images), kept in the delivery's storage.
@@ -252,15 +255,20 @@ class JobService:
 
     async def _events(self, job_id: str, after_sequence: int, model: str) -> AsyncIterator[EventView]:
         async for event in self._queue.watch(job_id, after_sequence, model=model):
-            kind = event.kind
-            yield EventView(
-                event, self._delivery.links(kind, event.time) if isinstance(kind, Completed) else None
-            )
+            yield self._event_views(event)
+
+    def _event_view(self, event: JobEvent) -> EventView:
+        kind = event.kind
+        return EventView(
+            event, self._delivery.links(kind, event.time) if isinstance(kind, Completed) else None
+        )
 
     @contextlib.contextmanager
     def _stream(self) -> Iterator[None]:
         """One open event stream of this front's ``max_streams``; ``ResourceExhausted`` past them."""
         if self._open_streams >= self._max_streams:
+            if self.metrics is not None:
+                self.metrics.streams_refused.inc()
             raise ResourceExhausted(
                 f"this server has {self._open_streams} event streams open, its most (--max-streams); "
                 "retry shortly, or through another gateway",

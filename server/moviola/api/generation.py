@@ -10,6 +10,7 @@ from moviola import messages
 from moviola.api.status import translated
 from moviola.auth import caller as callers
 from moviola.errors import InvalidRequest
+from moviola.recent import Recent
 from moviola.service import EventView, JobService, JobView
 from moviola.storage.base import Variant
 from moviola.v1 import generation_pb2 as gen
@@ -43,6 +44,13 @@ def _job(view: JobView) -> pb.Job:
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, service: JobService) -> None:
         self._service = service
+        # Each event's message, made once for all the streams that send it.
+        self._generated: Recent[EventView, gen.GenerateResponse] = Recent(
+            lambda view: gen.GenerateResponse(event=_event(view))
+        )
+        self._watched: Recent[EventView, gen.WatchJobResponse] = Recent(
+            lambda view: gen.WatchJobResponse(event=_event(view))
+        )
 
     async def Generate(
         self, request: pb.GenerateRequest, context: Context
@@ -55,7 +63,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 draft, caller_waits=context.time_remaining(), caller=callers.current()
             )
             async for view in stream:
-                yield gen.GenerateResponse(event=_event(view))
+                yield self._generated(view)
 
     async def SubmitJob(self, request: gen.SubmitJobRequest, context: Context) -> gen.SubmitJobResponse:
         async with translated(context):
@@ -71,7 +79,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async for view in self._service.watch(
                 request.job_id, request.after_sequence, caller=callers.current()
             ):
-                yield gen.WatchJobResponse(event=_event(view))
+                yield self._watched(view)
 
     async def GetJob(self, request: gen.GetJobRequest, context: Context) -> gen.GetJobResponse:
         async with translated(context):
