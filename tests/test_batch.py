@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from harness.pipeline import request_for, run_direct
 from helpers import CancelsAt
+from redis_parts import redis_parts
 
 from moviola.catalog import BUILTIN_MODELS
 from moviola.jobs import Cancelled, Completed, JobRequest, Progress
 from moviola.pipelines.loader import load_pipeline
 from moviola.pipelines.video import DiffusersVideo
 from moviola.scheduler.memory import MemoryJobQueue
-from moviola.scheduler.redis import RedisJobQueue
 from moviola.settings import QueueSettings, Settings
 from moviola.storage.local import LocalStorage
 from moviola.worker.hooks import JobHooks
@@ -139,15 +139,17 @@ def _counting(cache_dir: Path, model: str) -> CountingPipeline:
     return pipeline
 
 
-async def _queues(kind: str, redis_url: str) -> AsyncIterator[Any]:
+async def _queues(kind: str, redis_url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """The queue a gateway uses and the one a worker uses: one memory queue, or a worker's Redis parts."""
     if kind == "memory":
-        yield MemoryJobQueue(QueueSettings(max_queue_depth=16))
+        queue = MemoryJobQueue(QueueSettings(max_queue_depth=16))
+        yield queue, queue
         return
-    queue = RedisJobQueue(QueueSettings(redis_url=redis_url, max_queue_depth=16), consumer="batcher")
+    parts = redis_parts(redis_url, "batcher", max_queue_depth=16)
     try:
-        yield queue
+        yield parts.front, parts.claims
     finally:
-        await queue.close()
+        await parts.close()
 
 
 async def _ends(queue: Any, job_id: str, cancel_at: int = 0) -> list[Any]:
@@ -168,7 +170,7 @@ async def test_a_worker_batches_compatible_queued_jobs_and_each_ends_on_its_own(
     redis_url = request.getfixturevalue("redis_url") if kind == "redis" else ""
     model = "tiny-wan2.1-t2v"
     pipeline = _counting(cache_dir, model)
-    async for queue in _queues(kind, redis_url):
+    async for queue, claims in _queues(kind, redis_url):
         if isinstance(queue, MemoryJobQueue):
             queue.add_worker(model)
         batched = _requests(model, 3, num_inference_steps=12)
@@ -179,7 +181,7 @@ async def test_a_worker_batches_compatible_queued_jobs_and_each_ends_on_its_own(
             asyncio.create_task(_ends(queue, record.id, cancel_at=HOLD_AT if i == 2 else 0))
             for i, record in enumerate(records)
         ]
-        worker = Worker(queue, pipeline, LocalStorage(tmp_path / kind), max_batch=4)
+        worker = Worker(claims, pipeline, LocalStorage(tmp_path / kind), max_batch=4)
         running = asyncio.create_task(worker.run())
         ends = await asyncio.wait_for(asyncio.gather(*watched), 90)
         await worker.drain(5)

@@ -9,53 +9,50 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 from helpers import REQUEST
+from redis_parts import RedisParts, redis_parts
 
 from moviola.errors import ResourceExhausted
 from moviola.jobs import JobState, Priority
-from moviola.scheduler.redis import RedisJobQueue, keys
+from moviola.scheduler.redis import keys
 from moviola.scheduler.redis.connection import ticket_of
-from moviola.settings import QueueSettings
 
 
 @asynccontextmanager
-async def workers(url: str, *names: str, max_depth: int = 64) -> AsyncIterator[list[RedisJobQueue]]:
-    queues = [
-        RedisJobQueue(QueueSettings(redis_url=url, max_queue_depth=max_depth), consumer=name)
-        for name in names
-    ]
+async def workers(url: str, *names: str, max_depth: int = 64) -> AsyncIterator[list[RedisParts]]:
+    processes = [redis_parts(url, name, max_queue_depth=max_depth) for name in names]
     try:
-        yield queues
+        yield processes
     finally:
-        for queue in queues:
-            await queue.close()
+        for process in processes:
+            await process.close()
 
 
 async def test_a_job_another_worker_reclaimed_is_not_handed_back(redis_url: str) -> None:
     async with workers(redis_url, "leaving", "free") as (leaving, free):
-        job, _ = await leaving.submit(REQUEST)
-        taken = await leaving.take("m")
+        job, _ = await leaving.front.submit(REQUEST)
+        taken = await leaving.claims.take("m")
         stream, msg_id = ticket_of(taken)
         # The reclaiming worker's XAUTOCLAIM (the lease expired) has run, its START not yet.
         async with aioredis.Redis.from_url(redis_url) as r:
             await r.xautoclaim(stream, keys.GROUP, "reclaiming", 0, msg_id, count=1)
-        assert not await leaving.release(taken)
-        assert (await leaving.get(job.id)).state is JobState.RUNNING
-        assert await free.waiting("m") == {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
-        other, _ = await leaving.submit(REQUEST)
-        assert (await free.take("m")).job_id == other.id  # not the job the reclaiming worker holds
+        assert not await leaving.claims.release(taken)
+        assert (await leaving.front.get(job.id)).state is JobState.RUNNING
+        assert await free.front.waiting("m") == {Priority.INTERACTIVE: 0, Priority.BATCH: 0}
+        other, _ = await leaving.front.submit(REQUEST)
+        assert (await free.claims.take("m")).job_id == other.id  # not the job the reclaiming worker holds
 
 
 async def test_a_handed_back_job_counts_as_waiting_and_towards_the_queue_bound(redis_url: str) -> None:
     async with workers(redis_url, "leaving", "next", max_depth=2) as (leaving, following):
-        first, _ = await leaving.submit(REQUEST)
-        taken = await leaving.take("m")
-        second, _ = await leaving.submit(REQUEST)
-        assert await leaving.release(taken)
-        assert await following.waiting("m") == {Priority.INTERACTIVE: 2, Priority.BATCH: 0}
+        first, _ = await leaving.front.submit(REQUEST)
+        taken = await leaving.claims.take("m")
+        second, _ = await leaving.front.submit(REQUEST)
+        assert await leaving.claims.release(taken)
+        assert await following.front.waiting("m") == {Priority.INTERACTIVE: 2, Priority.BATCH: 0}
         with pytest.raises(ResourceExhausted):
-            await leaving.submit(REQUEST)
-        assert [(await following.get(j.id)).queue_position for j in (first, second)] == [1, 2]
-        again = await following.take("m")
+            await leaving.front.submit(REQUEST)
+        assert [(await following.front.get(j.id)).queue_position for j in (first, second)] == [1, 2]
+        again = await following.claims.take("m")
         assert (again.job_id, again.attempt) == (first.id, 1)  # the hand-back did not count as an attempt
 
 
@@ -68,23 +65,23 @@ async def test_the_backlog_group_lags_by_the_queued_jobs_as_keda_reads_it(redis_
             assert backlog["lag"] is not None  # computable: KEDA needs a number
             return int(backlog["lag"])
 
-        jobs = [(await one.submit(REQUEST))[0] for _ in range(3)]
-        await one.submit(replace(REQUEST, priority=Priority.BATCH))
+        jobs = [(await one.front.submit(REQUEST))[0] for _ in range(3)]
+        await one.front.submit(replace(REQUEST, priority=Priority.BATCH))
         assert await lag() == 4
-        await one.cancel(jobs[1].id)  # a waiting job cancelled
+        await one.front.cancel(jobs[1].id)  # a waiting job cancelled
         assert await lag() == 3
-        taken = await one.take("m")
+        taken = await one.claims.take("m")
         assert await lag() == 2
-        assert await one.release(taken)  # handed back: queued again
+        assert await one.claims.release(taken)  # handed back: queued again
         assert await lag() == 3
-        again = await two.take("m")  # the handed-back job
+        again = await two.claims.take("m")  # the handed-back job
         assert again.job_id == taken.job_id
         assert await lag() == 2
-        await two.take("m")
-        await two.take("m")  # the batch job last
+        await two.claims.take("m")
+        await two.claims.take("m")  # the batch job last
         assert await lag() == 0
         assert await r.xlen(keys.DEFAULT.wake("m")) <= 1  # read entries are trimmed
-        late, _ = await one.submit(REQUEST)
+        late, _ = await one.front.submit(REQUEST)
         assert await lag() == 1
-        await one.cancel(late.id)
+        await one.front.cancel(late.id)
         assert await lag() == 0

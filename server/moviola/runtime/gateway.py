@@ -4,6 +4,8 @@ moviola serve --redis-url redis://redis:6379/0     # run as many as you like
 
 Its front starts and stops as the embedded server's does (``runtime/front.py``); it adds the
 Redis check before READY and a monitor that turns health NOT_SERVING while Redis is away.
+It builds one Redis connection and the queue's front on it (``scheduler/redis/front.py``), never
+its claims: those are the workers'.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from moviola.lifecycle import Lifecycle
 from moviola.runtime import wiring
 from moviola.runtime.front import FrontProcess, build_front
 from moviola.runtime.logs import announce
-from moviola.scheduler.redis import RedisJobQueue
+from moviola.scheduler.redis import Connection, RedisFront
 from moviola.scheduler.redis.connection import redacted
 from moviola.settings import Settings
 from moviola.tracing import Tracing
@@ -31,13 +33,14 @@ REDIS_CHECK_INTERVAL = 1.0
 class GatewayServer(FrontProcess):
     def __init__(self, settings: Settings, models: dict[str, ModelSpec] | None = None) -> None:
         lifecycle = Lifecycle()
-        queue = RedisJobQueue(settings.queue, consumer="gateway")
+        metrics = wiring.metrics(settings)
+        connection = Connection(settings.queue, consumer="gateway", on_pool_wait=wiring.pool_waits(metrics))
+        queue = RedisFront(connection)
         catalog = wiring.catalog(settings)
         models = models or {
             i: s for i, s in catalog.items() if settings.models.include_opt_in or not s.opt_in
         }
         default = settings.models.model if settings.models.model in models else next(iter(models))
-        metrics = wiring.metrics(settings)
         front = build_front(
             settings,
             queue,
@@ -51,7 +54,8 @@ class GatewayServer(FrontProcess):
             index_lock=queue.search_index_lock(),
         )
         super().__init__(settings, queue, front, lifecycle, metrics)
-        self.queue: RedisJobQueue = queue
+        self.queue: RedisFront = queue
+        self.connection = connection
 
     async def _prepare(self) -> None:
         await self._check_redis()
@@ -60,9 +64,13 @@ class GatewayServer(FrontProcess):
         self.tasks.start(self._watch_redis(), "redis-monitor")
         announce.info("ready: gateway on %s", redacted(self.settings.queue.redis_url))
 
+    async def _stop(self) -> None:
+        await super()._stop()  # closes the front
+        await self.connection.close()
+
     async def _check_redis(self) -> None:
         try:
-            await self.queue.ping()
+            await self.connection.ping()
             expired = await self.queue.expire_overdue()
         except Unavailable as exc:
             if self.lifecycle.degraded is None:

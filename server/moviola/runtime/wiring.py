@@ -1,14 +1,16 @@
 """The parts every process kind builds the same way, written once.
 
 ``catalog`` is read once per process; ``storage`` and ``metrics`` from the settings;
-``build_worker`` makes the worker that runs jobs, in the embedded server and in a worker
-process. The front (what faces callers) is built in ``runtime/front.py``.
+``build_worker`` makes the worker that runs jobs in the embedded server (one queue is both its
+claims and its gateway), ``build_worker_of`` the one of a worker process (two parts of the Redis
+queue). The front (what faces callers) is built in ``runtime/front.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -54,8 +56,13 @@ def metrics(settings: Settings) -> Metrics | None:
     return Metrics() if settings.server.metrics_port is not None else None
 
 
+def pool_waits(metrics: Metrics | None) -> Callable[[float], None] | None:
+    """What a Redis connection tells of each wait for a free connection: its histogram, if metrics are on."""
+    return None if metrics is None else metrics.redis_pool_wait_seconds.observe
+
+
 class Queue(WorkerQueue, GatewayQueue, Protocol):
-    """A worker's queue, which its long videos also submit their parts through (``worker/pairing.py``)."""
+    """A queue that is both a worker's and a gateway's (the embedded server's ``MemoryJobQueue``)."""
 
 
 def build_worker(
@@ -67,6 +74,22 @@ def build_worker(
     metrics: Metrics | None,
     tracing: Tracing,
 ) -> Worker:
+    """The worker on ``queue``, which its long videos also submit their parts through."""
+    return build_worker_of(settings, queue, queue, pipeline, storage, metrics=metrics, tracing=tracing)
+
+
+def build_worker_of(
+    settings: Settings,
+    queue: WorkerQueue,
+    parts: GatewayQueue,
+    pipeline: VideoPipeline,
+    storage: Storage,
+    *,
+    metrics: Metrics | None,
+    tracing: Tracing,
+) -> Worker:
+    """The worker taking jobs from ``queue``; its long videos submit their parts through ``parts``
+    (``worker/pairing.py``): a worker process's Redis claims and front."""
     return Worker(
         queue,
         pipeline,
@@ -77,5 +100,5 @@ def build_worker(
         store_timeout=settings.worker.store_timeout,
         speed_profile=settings.models.speed_profile,
         max_batch=settings.worker.max_batch,
-        partners=Partners(queue, storage, catalog(settings)),
+        partners=Partners(parts, storage, catalog(settings)),
     )

@@ -23,7 +23,7 @@ from moviola.pipelines.loader import PipelineLoader, load_pipeline
 from moviola.runtime import wiring
 from moviola.runtime.logs import announce
 from moviola.runtime.process import Process
-from moviola.scheduler.redis import RedisJobQueue
+from moviola.scheduler.redis import Connection, RedisClaims, RedisFront
 from moviola.scheduler.redis.connection import redacted
 from moviola.settings import Settings
 from moviola.tracing import Tracing
@@ -42,9 +42,14 @@ class WorkerProcess(Process):
         self.settings = settings
         models = settings.models
         self.spec = resolve(models.model, models.model_path, wiring.catalog(settings))
-        self.queue = RedisJobQueue(settings.queue, consumer=settings.worker.name)
-        self.storage = wiring.storage(settings)
+        # One connection: the claims it runs jobs from, and a front its long videos submit parts through.
         self.metrics = wiring.metrics(settings)
+        self.connection = Connection(
+            settings.queue, consumer=settings.worker.name, on_pool_wait=wiring.pool_waits(self.metrics)
+        )
+        self.queue = RedisClaims(self.connection)
+        self.parts = RedisFront(self.connection)
+        self.storage = wiring.storage(settings)
         if self.metrics is not None:
             self.lifecycle.subscribe(self.metrics.follow)
         self._loader = loader
@@ -60,9 +65,10 @@ class WorkerProcess(Process):
             announce.info("metrics on http://%s:%d/metrics", host, port)
         await self.lifecycle.set(State.LOADING)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
-        self.worker = wiring.build_worker(
+        self.worker = wiring.build_worker_of(
             self.settings,
             self.queue,
+            self.parts,
             pipeline,
             self.storage,
             metrics=self.metrics,
@@ -100,10 +106,12 @@ class WorkerProcess(Process):
         await self.stop()
 
     async def _stop(self) -> None:
-        """Stop the worker's loop, leave the worker registry, close the queue."""
+        """Stop the worker's loop, leave the worker registry, close the queue's parts and its connection."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)  # failed() has said why it ended
         with contextlib.suppress(Unavailable):  # Redis away: the heartbeat expires on its own
             await self.queue.leave(self.spec.id)
         await self.queue.close()
+        await self.parts.close()
+        await self.connection.close()

@@ -4,8 +4,9 @@
 estimate). ``OperatorQueue``: dead letters and requeue. ``WorkerQueue``: take
 the next job of a model (the queue publishes STARTED), publish its events,
 learn of cancellation, and finally finish it or hand it back.
-``MemoryJobQueue`` (the embedded server) and ``RedisJobQueue`` (many gateways
-and workers) implement all three.
+``MemoryJobQueue`` (the embedded server) implements all three; the Redis queue
+(many gateways and workers) in two parts, ``RedisFront`` (gateway, operator)
+and ``RedisClaims`` (worker), on one connection per process.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A claim is a queue entry in the group's pending list; the worker renews it while
 it runs, and the lease it claimed with is stored with the job, so a takeover
-waits for that worker's lease, not the taker's.
+waits for that worker's lease, not the taker's. Built by the worker process only.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from moviola.scheduler.redis import keys
 from moviola.scheduler.redis.codec import decode_request
 from moviola.scheduler.redis.connection import (
     UNREACHABLE,
-    RedisBase,
+    Connection,
     as_text,
     encoded_kinds,
     ticket_of,
     translated,
 )
+from moviola.scheduler.redis.contract import Reply
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,24 @@ log = logging.getLogger(__name__)
 MATE_SCAN = 32
 
 
-class ClaimSide(RedisBase):
+class RedisClaims:
+    """What a worker uses (``WorkerQueue``), as ``connection.consumer``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection, self.consumer = connection, connection.consumer
+        self.settings, self.tuning = connection.settings, connection.tuning
+        self.redis, self.keys, self.scripts = connection.redis, connection.keys, connection.scripts
+        self._leases: dict[str, asyncio.Task[None]] = {}
+        self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
+        self._last_full_announce = self._last_batch_check = float("-inf")
+        self._owed_announce: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Stop renewing leases and announcing (the connection is its owner's to close)."""
+        for task in [*self._leases.values(), self._owed_announce]:
+            if task is not None:
+                task.cancel()
+
     @translated
     async def publish(self, job_id: str, kind: EventKind, *, attempt: int | None = None) -> JobEvent:
         now, seq, model = await self._publish_batch(job_id, [kind], attempt)
@@ -51,17 +69,14 @@ class ClaimSide(RedisBase):
         self, job_id: str, kinds: list[EventKind], attempt: int | None
     ) -> tuple[float, int, str]:
         """Append ``kinds`` in one script call; (time, the last one's sequence number, the job's model)."""
-        now, maxlen, retention = self._args()
+        now, maxlen, retention = self.connection.clock()
         expected = "" if attempt is None else str(attempt)
-        seq, model = await self._publish(
-            keys=[self.keys.job(job_id), self.keys.events(job_id)],
-            args=[now, maxlen, retention, expected, *encoded_kinds(kinds)],
+        reply = await self.scripts.publish(
+            keys=[self.keys.job(job_id)],
+            args=[job_id, now, maxlen, retention, expected, *encoded_kinds(kinds)],
         )
-        if seq == -1:
-            raise JobNotFound(job_id)
-        if seq in (-2, -3):
-            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
-        return now, int(seq), as_text(model)
+        _lease_held(Reply(reply[0]), job_id)
+        return now, int(reply[1]), as_text(reply[2])
 
     async def take(self, model: str) -> Assignment:
         """Wait for the next job, reclaiming abandoned ones first; Redis outages are waited out."""
@@ -89,10 +104,10 @@ class ClaimSide(RedisBase):
         if not batch_key:
             return None
         while True:
-            reply = await self._take_mate(
-                keys=list(self._queues(model)), args=[*self._start_args(), batch_key, MATE_SCAN]
+            reply = await self.scripts.take_mate(
+                keys=self.connection.queues(model), args=[*self._start_args(), batch_key, MATE_SCAN]
             )
-            if len(reply) < 2:
+            if Reply(reply[0]) is Reply.NONE_WAITING:
                 return None
             *started, stream, msg_id, job_id = reply
             assignment = await self._started(
@@ -111,7 +126,7 @@ class ClaimSide(RedisBase):
         now = time.monotonic()
         if now - self._last_heartbeat > self.tuning.heartbeat:
             await self.heartbeat(model)
-        interactive, batch = self._queues(model)
+        interactive, batch = self.connection.queues(model)
         if now - self._last_group_check > self.settings.lease:  # also recreates groups lost with Redis
             for stream in (interactive, batch):
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
@@ -125,9 +140,8 @@ class ClaimSide(RedisBase):
 
     async def _reclaim(self, model: str) -> Assignment | None:
         """Take over one job whose worker stopped renewing the lease it claimed it with (its ``--lease``)."""
-        reply = await self._reclaim_script(
-            keys=self._queues(model),
-            args=[keys.GROUP, self.consumer, self.keys.prefix, int(self.settings.lease * 1000)],
+        reply = await self.scripts.reclaim(
+            keys=self.connection.queues(model), args=[self.consumer, int(self.settings.lease * 1000)]
         )
         if not reply:
             return None
@@ -138,7 +152,7 @@ class ClaimSide(RedisBase):
         return await self._begin(model, stream, msg_id, job_id)
 
     async def _read(self, model: str) -> Assignment | None:
-        interactive, batch = self._queues(model)
+        interactive, batch = self.connection.queues(model)
         order = [interactive, batch]
         if time.monotonic() - self._last_batch_check > 1.0:  # is the oldest batch job overdue?
             self._last_batch_check = time.monotonic()
@@ -147,8 +161,8 @@ class ClaimSide(RedisBase):
             if created and time.time() - float(created) > self.settings.batch_max_wait:
                 order.reverse()
         wake = self.keys.wake(model)
-        reply = await self._take(keys=[interactive, batch, *order, wake], args=self._start_args())
-        if len(reply) > 2:
+        reply = await self.scripts.take(keys=[interactive, batch, *order, wake], args=self._start_args())
+        if Reply(reply[0]) is not Reply.NONE_WAITING:
             *started, stream, msg_id, job_id = reply
             return await self._started(model, as_text(stream), as_text(msg_id), as_text(job_id), started)
         # Nothing waits: block until a job is queued or handed back after the script looked.
@@ -156,18 +170,16 @@ class ClaimSide(RedisBase):
         return None
 
     def _start_args(self) -> list[Any]:
-        now, maxlen, retention = self._args()
+        """START's arguments (``lua_functions.start_args``)."""
+        now, maxlen, retention = self.connection.clock()
         return [
             self.consumer,
             now,
             maxlen,
             retention,
             self.settings.max_attempts,
-            keys.GROUP,
-            self.keys.prefix,
             self.tuning.announce_limit,
             int(self.settings.lease * 1000),
-            self.keys.deadlines,
         ]
 
     def _announce_soon(self, model: str) -> None:
@@ -178,18 +190,15 @@ class ClaimSide(RedisBase):
     async def _announce_all(self, model: str) -> None:
         await asyncio.sleep(max(0.0, self._last_full_announce + 1.0 - time.monotonic()))
         self._last_full_announce = time.monotonic()
-        now, maxlen, retention = self._args()
+        now, maxlen, retention = self.connection.clock()
         try:
-            await self._announce(
-                keys=self._queues(model), args=[now, maxlen, retention, keys.GROUP, self.keys.prefix]
-            )
+            await self.scripts.announce(keys=self.connection.queues(model), args=[now, maxlen, retention])
         except RedisError as exc:  # positions are informational; the next start tries again
             log.warning("could not announce queue positions of %s: %s", model, exc)
 
     async def _begin(self, model: str, stream: str, msg_id: str, job_id: str) -> Assignment | None:
-        reply = await self._start(
-            keys=[self.keys.job(job_id), self.keys.events(job_id), *self._queues(model)],
-            args=self._start_args(),
+        reply = await self.scripts.start(
+            keys=self.connection.queues(model), args=[job_id, *self._start_args()]
         )
         return await self._started(model, stream, msg_id, job_id, reply)
 
@@ -197,11 +206,11 @@ class ClaimSide(RedisBase):
         self, model: str, stream: str, msg_id: str, job_id: str, reply: list[Any]
     ) -> Assignment | None:
         """Act on the START script's reply: an assignment, or the entry acknowledged (and dead-lettered)."""
-        status, attempts = int(reply[0]), int(reply[1])
-        if status == -2:  # cancelled or finished meanwhile
+        code, attempts = Reply(reply[0]), int(reply[1])
+        if code is Reply.FINISHED:  # cancelled or finished meanwhile
             await self._ack(stream, msg_id)
             return None
-        if status == -4:
+        if code is Reply.GAVE_UP:
             await self._dead_letter(job_id, model, attempts)
             await self._ack(stream, msg_id)
             return None
@@ -235,9 +244,9 @@ class ClaimSide(RedisBase):
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._renew_lease(
+                await self.scripts.renew(
                     keys=[self.keys.job(job_id), stream, self.keys.workers(model)],
-                    args=[keys.GROUP, self.consumer, msg_id, time.time()],
+                    args=[self.consumer, msg_id, time.time()],
                 )
             except RedisError as exc:
                 log.warning("could not renew the lease of %s: %s", msg_id, exc)
@@ -269,14 +278,22 @@ class ClaimSide(RedisBase):
         """
         stream, msg_id = ticket_of(assignment)
         model, job_id = assignment.request.model, assignment.job_id
-        now, maxlen, retention = self._args()
+        now, maxlen, retention = self.connection.clock()
         # Only completed runs say how long a job takes; the script folds them into the class's average.
         observed = run_seconds if isinstance(kind, Completed) else ""
-        ack = [keys.GROUP, msg_id, observed, estimate.size_class(assignment.request), estimate.ALPHA]
+        ack = [msg_id, observed, estimate.size_class(assignment.request), estimate.ALPHA]
         try:
-            seq = await self._finish(
-                keys=[self.keys.job(job_id), self.keys.events(job_id), stream, self.keys.stats(model)],
-                args=[now, maxlen, retention, assignment.attempt, *ack, *encoded_kinds([*preceding, kind])],
+            reply = await self.scripts.finish(
+                keys=[self.keys.job(job_id), stream, self.keys.stats(model)],
+                args=[
+                    job_id,
+                    now,
+                    maxlen,
+                    retention,
+                    assignment.attempt,
+                    *ack,
+                    *encoded_kinds([*preceding, kind]),
+                ],
             )
         except UNREACHABLE:
             raise  # the job is still this worker's: the caller retries
@@ -284,24 +301,20 @@ class ClaimSide(RedisBase):
             await self._stop_lease(job_id)
             raise
         await self._stop_lease(job_id)
-        if seq == -1:
-            raise JobNotFound(job_id)
-        if seq == -2:
-            raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")
+        _lease_held(Reply(reply[0]), job_id)
 
     async def release(self, assignment: Assignment) -> bool:
         """Give a running job back to the queue (the worker is stopping): the next free worker starts it."""
         await self._stop_lease(assignment.job_id)
         stream, msg_id = ticket_of(assignment)
-        now, maxlen, retention = self._args()
+        now, maxlen, retention = self.connection.clock()
         try:
-            job_id, queues = assignment.job_id, self._queues(assignment.request.model)
-            entry = [keys.GROUP, self.consumer, msg_id, self.keys.prefix]
-            released = await self._release(
-                keys=[self.keys.job(job_id), self.keys.events(job_id), stream, *queues],
-                args=[now, maxlen, retention, assignment.attempt, *entry],
+            job_id, queues = assignment.job_id, self.connection.queues(assignment.request.model)
+            reply = await self.scripts.release(
+                keys=[self.keys.job(job_id), stream, *queues],
+                args=[now, maxlen, retention, assignment.attempt, self.consumer, msg_id],
             )
-            return bool(released)
+            return Reply(reply[0]) is Reply.DONE
         except RedisError as exc:
             log.warning("could not hand job %s back (%s); its lease will expire", assignment.job_id, exc)
             return True
@@ -320,3 +333,11 @@ class ClaimSide(RedisBase):
         """Remove this worker from the live set (clean shutdown)."""
         with contextlib.suppress(RedisError):
             await self.redis.zrem(self.keys.workers(model), self.consumer)
+
+
+def _lease_held(code: Reply, job_id: str) -> None:
+    """Raise what a PUBLISH or FINISH reply other than DONE means."""
+    if code is Reply.NO_JOB:
+        raise JobNotFound(job_id)
+    if code in (Reply.FINISHED, Reply.LEASE_LOST):
+        raise LeaseLost(f"job {job_id} is finished or was taken over by another worker")

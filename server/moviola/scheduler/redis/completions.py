@@ -1,6 +1,6 @@
 """The Redis queue's completion feed: the shared feed stream, read by one consumer group.
 
-Every event the scripts publish is also appended to ``Keys.feed``; the group ``INDEX_GROUP`` on
+Every event the scripts publish is also appended to ``Keys.feed``; the group ``keys.INDEX_GROUP`` on
 it hands each entry to one gateway's indexer, which acknowledges it once the video is indexed
 (entries of other kinds are acknowledged at once). Entries a dead gateway held are claimed by
 another after ``RECLAIM_IDLE_MS``. The group starts where the feed ends when it is first made:
@@ -17,39 +17,36 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from moviola.scheduler.base import Completion
-from moviola.scheduler.redis.connection import RedisBase, as_text, translated
-from moviola.scheduler.redis.locks import RedisLock
+from moviola.scheduler.redis.connection import Connection, as_text, translated
+from moviola.scheduler.redis.keys import INDEX_GROUP
 
-#: Consumer group of the search indexers on the feed.
-INDEX_GROUP = "indexers"
 #: An entry held this long by an indexer that never acknowledged it is handed to another.
 RECLAIM_IDLE_MS = 60_000
 _BATCH = 500
 
 
-class CompletionSide(RedisBase):
-    _index_group_made = False
+class CompletionReader:
+    def __init__(self, connection: Connection) -> None:
+        self._redis, self._feed, self._consumer = connection.redis, connection.keys.feed, connection.consumer
+        self._group_made = False
 
     @translated
-    async def completions(self, wait: float) -> list[Completion]:
-        if not self._index_group_made:
+    async def read(self, wait: float) -> list[Completion]:
+        """Completions not yet handed out (``CompletionFeed.completions``); waits up to ``wait`` seconds."""
+        if not self._group_made:
             try:
-                await self.redis.xgroup_create(self.keys.feed, INDEX_GROUP, id="$", mkstream=True)
+                await self._redis.xgroup_create(self._feed, INDEX_GROUP, id="$", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            self._index_group_made = True
-        reclaimed: Any = await self.redis.xautoclaim(
-            self.keys.feed, INDEX_GROUP, self.consumer, RECLAIM_IDLE_MS, "0-0", count=_BATCH
+            self._group_made = True
+        reclaimed: Any = await self._redis.xautoclaim(
+            self._feed, INDEX_GROUP, self._consumer, RECLAIM_IDLE_MS, "0-0", count=_BATCH
         )
         entries = list(reclaimed[1])
         if not entries:
-            reply: Any = await self.redis.xreadgroup(
-                INDEX_GROUP,
-                self.consumer,
-                {self.keys.feed: ">"},
-                count=_BATCH,
-                block=max(1, int(wait * 1000)),
+            reply: Any = await self._redis.xreadgroup(
+                INDEX_GROUP, self._consumer, {self._feed: ">"}, count=_BATCH, block=max(1, int(wait * 1000))
             )
             entries = list(reply[0][1]) if reply else []
         found, other = [], []
@@ -59,14 +56,10 @@ class CompletionSide(RedisBase):
             else:
                 other.append(entry_id)
         if other:
-            await self.redis.xack(self.keys.feed, INDEX_GROUP, *other)
+            await self._redis.xack(self._feed, INDEX_GROUP, *other)
         return found
 
-    def search_index_lock(self) -> RedisLock:
-        """The lock every gateway takes to write the shared search index."""
-        return RedisLock(self.redis, self.keys.search_index_lock)
-
     @translated
-    async def ack_completions(self, tokens: Sequence[str]) -> None:
+    async def ack(self, tokens: Sequence[str]) -> None:
         if tokens:
-            await self.redis.xack(self.keys.feed, INDEX_GROUP, *tokens)
+            await self._redis.xack(self._feed, INDEX_GROUP, *tokens)

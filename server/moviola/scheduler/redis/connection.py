@@ -1,14 +1,14 @@
-"""What both sides of the Redis queue share: the client, its scripts, and the translation of Redis errors.
+"""What every part of the Redis queue shares: the connection (client, keys, scripts), and the
+translation of Redis errors.
 
 Redis errors become ``Unavailable`` here and nowhere else.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -26,8 +26,7 @@ from moviola.scheduler.base import Assignment
 from moviola.scheduler.redis import keys
 from moviola.scheduler.redis import lua as redis_lua
 from moviola.scheduler.redis.codec import decode_kind, encode_kind
-from moviola.scheduler.redis.feed import EventFeed
-from moviola.scheduler.redis.watches import Watches
+from moviola.scheduler.redis.pool import WaitingPool
 from moviola.settings import QueueSettings
 
 P = ParamSpec("P")
@@ -119,8 +118,57 @@ def msg_age(msg_id: str) -> float:
     return time.time() - int(msg_id.split("-")[0]) / 1000
 
 
-class RedisBase:
-    def __init__(self, settings: QueueSettings, *, consumer: str = "", tuning: Tuning | None = None) -> None:
+class Script:
+    """A registered script, called with its KEYS and the ARGV after the prefix (which it puts first)."""
+
+    def __init__(self, redis: aioredis.Redis, source: str, prefix: str) -> None:
+        self._script = redis.register_script(source)
+        self._prefix = prefix
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._script(keys=keys, args=[self._prefix, *args])
+
+
+class Scripts:
+    """Every script of ``lua``, registered on one client for one prefix."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        def script(source: str) -> Script:
+            return Script(redis, source, prefix)
+
+        self.submit = script(redis_lua.SUBMIT)
+        self.publish = script(redis_lua.PUBLISH)
+        self.start = script(redis_lua.START)
+        self.cancel = script(redis_lua.CANCEL)
+        self.release = script(redis_lua.RELEASE)
+        self.announce = script(redis_lua.ANNOUNCE)
+        self.waiting = script(redis_lua.WAITING)
+        self.renew = script(redis_lua.RENEW)
+        self.finish = script(redis_lua.FINISH)
+        self.take = script(redis_lua.TAKE)
+        self.take_mate = script(redis_lua.TAKE_MATE)
+        self.reclaim = script(redis_lua.RECLAIM)
+        self.expire = script(redis_lua.EXPIRE)
+        self.claim_webhooks = script(redis_lua.CLAIM_WEBHOOKS)
+
+
+class Connection:
+    """One process's Redis: the client, the key names, the scripts; handed to the parts it builds.
+
+    A gateway builds a ``front.RedisFront`` on it, a worker a ``claims.RedisClaims`` (and a front for
+    the parts of its long videos). The parts close what they started; the connection's owner closes it.
+    ``consumer`` is the process's name in the consumer groups (a worker's name; every gateway's "gateway").
+    """
+
+    def __init__(
+        self,
+        settings: QueueSettings,
+        *,
+        consumer: str = "",
+        tuning: Tuning | None = None,
+        on_pool_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        """``on_pool_wait``: told the seconds of each wait for a free connection (``pool.WaitingPool``)."""
         if settings.redis_url is None:
             raise ValueError("the Redis queue needs redis_url")
         self.settings = settings
@@ -129,54 +177,30 @@ class RedisBase:
         self.consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
         # A bounded pool: thousands of watchers or callers share ``redis_max_connections`` connections,
         # waiting up to ``redis_pool_timeout`` for one, instead of opening one per concurrent command.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        pool = WaitingPool.from_url(
             settings.redis_url,
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_pool_timeout,
+            on_wait=on_pool_wait,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             socket_connect_timeout=1.0,
             health_check_interval=10,
         )
         self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
-        self._submit = self.redis.register_script(redis_lua.SUBMIT)
-        self._publish = self.redis.register_script(redis_lua.PUBLISH)
-        self._start = self.redis.register_script(redis_lua.START)
-        self._cancel = self.redis.register_script(redis_lua.CANCEL)
-        self._release = self.redis.register_script(redis_lua.RELEASE)
-        self._announce = self.redis.register_script(redis_lua.ANNOUNCE)
-        self._waiting = self.redis.register_script(redis_lua.WAITING)
-        self._renew_lease = self.redis.register_script(redis_lua.RENEW)
-        self._finish = self.redis.register_script(redis_lua.FINISH)
-        self._take = self.redis.register_script(redis_lua.TAKE)
-        self._take_mate = self.redis.register_script(redis_lua.TAKE_MATE)
-        self._reclaim_script = self.redis.register_script(redis_lua.RECLAIM)
-        self._expire = self.redis.register_script(redis_lua.EXPIRE)
-        self._leases: dict[str, asyncio.Task[None]] = {}
-        self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
-        self._last_full_announce = self._last_batch_check = float("-inf")
-        self._owed_announce: asyncio.Task[None] | None = None
-        self._feed = EventFeed(self.redis, block=self.tuning.poll, key=self.keys.feed)
-        self._watches = Watches(self._read_job)
-
-    def _read_job(self, job_id: str, model: str) -> AsyncIterator[JobEvent]:
-        """Every event of the job to its end (the front's; a worker watches no job)."""
-        raise NotImplementedError
+        self.scripts = Scripts(self.redis, self.keys.prefix)
 
     async def close(self) -> None:
-        await self._watches.close()
-        await self._feed.close()
-        for task in [*self._leases.values(), self._owed_announce]:
-            if task is not None:
-                task.cancel()
         await self.redis.aclose()
 
     @translated
     async def ping(self) -> None:
         await self.redis.ping()
 
-    def _args(self) -> tuple[float, int, int]:
+    def clock(self) -> tuple[float, int, int]:
+        """What every event needs: the time now, the events kept per job, the seconds a finished job is kept."""
         return time.time(), self.tuning.max_events, int(self.settings.record_retention)
 
-    def _queues(self, model: str) -> list[str]:
+    def queues(self, model: str) -> list[str]:
+        """The model's queue streams, interactive first: the KEYS of most scripts."""
         return [self.keys.queue(model, Priority.INTERACTIVE), self.keys.queue(model, Priority.BATCH)]

@@ -1,11 +1,16 @@
-"""The side of the Redis queue that gateways use: submit, read, watch, cancel, estimate; and operators' calls."""
+"""The part of the Redis queue that gateways use (``FrontQueue``): submit, read, watch, cancel, estimate;
+operators' calls; the webhook outbox and the completion feed (``webhooks``, ``completions``).
+
+A worker process builds one too, beside its claims on its one connection, for the parts of its long
+videos (``worker/pairing.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from redis.exceptions import ResponseError
@@ -14,69 +19,85 @@ from moviola.errors import JobNotFound, ResourceExhausted
 from moviola.jobs import TERMINAL_KINDS, TERMINAL_STATES, JobEvent, JobRecord, JobRequest, JobState, Priority
 from moviola.quota import NO_LIMITS, Limits, over_in_flight, over_rate
 from moviola.scheduler import estimate
-from moviola.scheduler.base import DeadLetter, past
-from moviola.scheduler.redis import keys
+from moviola.scheduler.base import Completion, DeadLetter, past
+from moviola.scheduler.redis import contract, keys
 from moviola.scheduler.redis.codec import decode_request, encode_request
-from moviola.scheduler.redis.connection import RedisBase, as_text, to_event, translated
-from moviola.scheduler.redis.feed import Delivery
+from moviola.scheduler.redis.completions import CompletionReader
+from moviola.scheduler.redis.connection import Connection, as_text, to_event, translated
+from moviola.scheduler.redis.contract import Reply, Submission
+from moviola.scheduler.redis.feed import Delivery, EventFeed
+from moviola.scheduler.redis.locks import RedisLock
+from moviola.scheduler.redis.watches import Watches
+from moviola.scheduler.redis.webhooks import WebhookOutbox
+from moviola.webhooks.outbox import Pending
 
 
-class FrontSide(RedisBase):
+class RedisFront:
+    """``FrontQueue`` on one ``Connection``; ``close`` stops its own tasks, the connection's owner closes that."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.settings, self.tuning = connection.settings, connection.tuning
+        self.redis, self.keys, self.scripts = connection.redis, connection.keys, connection.scripts
+        self._feed = EventFeed(self.redis, block=self.tuning.poll, key=self.keys.feed)
+        self._watches = Watches(self._read_job)
+        self._outbox = WebhookOutbox(connection)
+        self._completions = CompletionReader(connection)
+
+    async def close(self) -> None:
+        """Stop this front's watchers and feed reader."""
+        await self._watches.close()
+        await self._feed.close()
+
     @translated
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         job_id = uuid.uuid4().hex
         key = request.idempotency_key
-        now, maxlen, retention = self._args()
-        result = await self._submit(
+        now, maxlen, retention = self.connection.clock()
+        submission = Submission(
+            id=job_id,
+            model=request.model,
+            tenant=request.tenant,
+            created_at=now,
+            start_by=request.start_by,
+            batch=request.batch_key(),
+            webhook=request.webhook_url,
+            webhook_events=",".join(request.webhook_events),
+            idempotent=bool(key),
+            max_depth=self.settings.max_queue_depth,
+            retention=retention,
+            maxlen=maxlen,
+            announce_limit=self.tuning.announce_limit,
+            limits=contract.Limits(limits.in_flight, limits.rate, limits.bucket, limits.weight),
+        )
+        reply = await self.scripts.submit(
             keys=[
                 self.keys.job(job_id),
                 self.keys.events(job_id),
                 self.keys.queue(request.model, request.priority),
-                self.keys.queue(request.model, Priority.INTERACTIVE),
-                self.keys.queue(request.model, Priority.BATCH),
+                *self.connection.queues(request.model),
                 self.keys.idempotency(request.idempotency_scope if key else "-"),
                 self.keys.deadlines,
                 self.keys.tenant_jobs(request.tenant),
                 self.keys.in_flight,
                 self.keys.rate(request.tenant),
             ],
-            args=[
-                job_id,
-                encode_request(request),
-                now,
-                request.model,
-                self.settings.max_queue_depth,
-                retention,
-                maxlen,
-                keys.GROUP,
-                "1" if key else "0",
-                self.keys.prefix,
-                self.tuning.announce_limit,
-                "" if request.start_by is None else request.start_by,
-                request.tenant,
-                limits.in_flight,
-                limits.rate,
-                limits.bucket,
-                limits.weight,
-                request.webhook_url,
-                ",".join(request.webhook_events),
-                request.batch_key(),
-            ],
+            args=[submission.encode(), encode_request(request)],
         )
-        status, value = int(result[0]), as_text(result[1])
-        if status == -1:
+        code, value = Reply(reply[0]), as_text(reply[1])
+        if code is Reply.QUEUE_FULL:
             raise ResourceExhausted(
                 f"the queue of model {request.model} is full ({value} jobs waiting); retry later",
                 retry_after=max(1.0, await self.estimate_wait(request) or 0.0),
             )
-        if status == -2:
+        if code is Reply.OVER_IN_FLIGHT:
             expected = await self._expected_run(request)
             raise over_in_flight(request.tenant, int(value), limits, max(1.0, expected or 1.0))
-        if status == -3:
+        if code is Reply.OVER_RATE:
             raise over_rate(request.tenant, limits, float(value))
-        if status == 0:
+        if code is Reply.DUPLICATE:
             return await self.get(value), False
-        position, sequence = int(result[2]), int(result[3])
+        position, sequence = int(reply[2]), int(reply[3])
         record = JobRecord(id=job_id, request=request, created_at=now)
         return replace(record, queue_position=position, last_sequence=sequence), True
 
@@ -216,10 +237,10 @@ class FrontSide(RedisBase):
         model = await self.redis.hget(self.keys.job(job_id), "model")
         if model is None:
             raise JobNotFound(job_id)
-        now, maxlen, retention = self._args()
-        await self._cancel(
-            keys=[self.keys.job(job_id), self.keys.events(job_id), *self._queues(as_text(model))],
-            args=[now, maxlen, retention, keys.GROUP, self.keys.prefix],
+        now, maxlen, retention = self.connection.clock()
+        await self.scripts.cancel(
+            keys=[self.keys.job(job_id), *self.connection.queues(as_text(model))],
+            args=[job_id, now, maxlen, retention],
         )
         return await self.get(job_id)
 
@@ -253,28 +274,26 @@ class FrontSide(RedisBase):
     async def _running(self, model: str) -> int:
         """Jobs of ``model`` that workers hold now (pending entries, less those handed back)."""
         held = 0
-        for stream in self._queues(model):
+        for stream in self.connection.queues(model):
             try:
                 summary = await self.redis.xpending(stream, keys.GROUP)
             except ResponseError:  # no group yet: nothing ever ran
                 continue
             held += int(summary["pending"])
-        handed_back = sum(await self._waiting(keys=self._queues(model), args=[keys.GROUP, "1"]))
+        handed_back = sum(await self.scripts.waiting(keys=self.connection.queues(model), args=["1"]))
         return max(0, held - int(handed_back))
 
     @translated
     async def expire_overdue(self) -> int:
         """Fail queued jobs whose start_by passed (any gateway may sweep; the script makes it once); how many."""
-        now, maxlen, retention = self._args()
-        expired = await self._expire(
-            keys=[self.keys.deadlines], args=[now, maxlen, retention, keys.GROUP, self.keys.prefix, 100]
-        )
+        now, maxlen, retention = self.connection.clock()
+        expired = await self.scripts.expire(keys=[self.keys.deadlines], args=[now, maxlen, retention, 100])
         return int(expired)
 
     @translated
     async def waiting(self, model: str) -> dict[Priority, int]:
         """Jobs waiting per priority: handed back by a stopping worker, or not yet read by any."""
-        interactive, batch = await self._waiting(keys=self._queues(model), args=[keys.GROUP])
+        interactive, batch = await self.scripts.waiting(keys=self.connection.queues(model), args=[])
         return {Priority.INTERACTIVE: int(interactive), Priority.BATCH: int(batch)}
 
     @translated
@@ -310,3 +329,24 @@ class FrontSide(RedisBase):
         record, _ = await self.submit(replace(decode_request(request), idempotency_key=""))
         await self.redis.xdel(self.keys.dead_letters, *[e[0] for e in entries])
         return record
+
+    # The webhook outbox (``webhooks``) and the completion feed (``completions``).
+
+    async def claim_webhooks(self, now: float, lease: float, limit: int) -> list[Pending]:
+        return await self._outbox.claim(now, lease, limit)
+
+    async def webhook_delivered(self, pending: Pending) -> None:
+        await self._outbox.delivered(pending)
+
+    async def webhook_retry(self, pending: Pending, at: float) -> None:
+        await self._outbox.retry(pending, at)
+
+    async def completions(self, wait: float) -> list[Completion]:
+        return await self._completions.read(wait)
+
+    async def ack_completions(self, tokens: Sequence[str]) -> None:
+        await self._completions.ack(tokens)
+
+    def search_index_lock(self) -> RedisLock:
+        """The lock every gateway takes to write the shared search index."""
+        return RedisLock(self.redis, self.keys.search_index_lock)
