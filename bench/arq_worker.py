@@ -32,4 +32,4 @@ if __name__ == "__main__":
     WorkerSettings.redis_settings = RedisSettings.from_dsn(sys.argv[1])  # type: ignore[attr-defined]
     if len(sys.argv) > 2:
         WorkerSettings.poll_delay = float(sys.argv[2])
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run_worker(WorkerSettings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import tempfile
@@ -28,8 +29,6 @@ from typing import Any
 
 import redis
 import uvloop
-from arq import create_pool
-from arq.connections import RedisSettings
 from cpu import CpuMeter
 
 from moviola.client import AsyncClient
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/
 from harness.servers import RedisServer
 
 HERE = Path(__file__).resolve().parent
-CONCURRENCY = 32
+CONCURRENCY = 32  # bench/arq_side.py's too
 #: arq workers' queue poll intervals (seconds) to compare with.
 ARQ_POLLS = (0.005, 0.001)
 
@@ -75,54 +74,20 @@ async def moviola_run(
         return latencies, rate
 
 
-async def arq_run(
-    url: str, latency_jobs: int, throughput_jobs: int, meter: CpuMeter
-) -> tuple[list[float], float]:
-    pool = await create_pool(RedisSettings.from_dsn(url))
-    latencies = []
-    for _ in range(latency_jobs):
-        sent = time.time()
-        job = await pool.enqueue_job("noop")
-        assert job is not None
-        started: float = await job.result(timeout=30, poll_delay=0.001)
-        latencies.append(started - sent)
-    remaining = throughput_jobs
-
-    async def caller() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            job = await pool.enqueue_job("noop")
-            assert job is not None
-            await job.result(timeout=60, poll_delay=0.001)
-
-    meter.start()
-    start = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-    rate = throughput_jobs / (time.perf_counter() - start)
-    meter.stop()
-    await pool.aclose()
-    return latencies, rate
+#: arq's own environment (``make bench`` makes it): arq pins redis-py below 6, Moviola does not.
+ARQ_PYTHON = HERE.parent / ".venv-arq" / "bin" / "python"
 
 
 def arq_measure(
-    url: str, poll: float, args: argparse.Namespace, meter: CpuMeter
-) -> tuple[list[float], float]:
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "arq_worker.py"), url, str(poll)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
-    meter.add({f"worker {i}": p.pid for i, p in enumerate(workers)})
-    try:
-        return uvloop.run(arq_run(url, args.latency_jobs, args.throughput_jobs, meter))
-    finally:
-        for p in workers:
-            p.terminate()
-            p.wait(30)
+    url: str, poll: float, args: argparse.Namespace, redis_pid: int
+) -> tuple[list[float], float, dict[str, float]]:
+    """arq's latencies, throughput and CPU per job, measured in its own environment (``arq_side.py``)."""
+    if not ARQ_PYTHON.exists():
+        raise SystemExit(f"{ARQ_PYTHON} is missing: `make bench` creates it (arq in its own venv)")
+    command = [str(ARQ_PYTHON), str(HERE / "arq_side.py"), url, str(poll)]
+    command += [str(args.latency_jobs), str(args.throughput_jobs), str(redis_pid)]
+    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    return result["latencies"], result["rate"], result["cpu"]
 
 
 def report(name: str, latencies: list[float], rate: float) -> None:
@@ -167,8 +132,8 @@ def main() -> int:
             finally:
                 for w in workers:
                     w.stop()
-        arq_meters = {poll: CpuMeter(redis_pid) for poll in ARQ_POLLS}
-        arq_results = {poll: arq_measure(url, poll, args, arq_meters[poll]) for poll in ARQ_POLLS}
+        measured = {poll: arq_measure(url, poll, args, redis_pid["redis"]) for poll in ARQ_POLLS}
+        arq_results = {poll: (lat, rate) for poll, (lat, rate, _) in measured.items()}
     print(
         f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
         f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers"
@@ -184,8 +149,8 @@ def main() -> int:
     print("  targets  dispatch p50 <= 5 ms; throughput >= arq's")
     print("CPU per job in the throughput phase (ms, from /proc):")
     report_cpu("moviola", meter.per_job(args.throughput_jobs))
-    for poll, arq_meter in arq_meters.items():
-        report_cpu(f"arq {poll * 1000:g}ms", arq_meter.per_job(args.throughput_jobs))
+    for poll, (_, _, cpu) in measured.items():
+        report_cpu(f"arq {poll * 1000:g}ms", cpu)
     return 0
 
 

@@ -10,6 +10,11 @@ fails when the committed files differ (tests/test_deploy.py runs it).
 Times: ``longest_job`` is a generous bound on one 720p job (480p for the 1.3B model) on the pool's
 GPU, from Wan's published timings; ``--drain-grace`` is that, so that a worker told to stop finishes
 its job, and the pod's grace period adds ``HAND_BACK`` for storing the video or handing the job back.
+
+Readiness: a worker serves no health endpoint, only /metrics (answered from before the model loads),
+whose ``moviola_ready`` gauge follows its lifecycle (1 once READY, 0 while loading or draining). The
+readiness probe reads that gauge (``READY_PROBE``), so that a rollout stops an old worker only once its
+successor has loaded the model.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ FOLDER = ROOT / "deploy" / "eks" / "workers"
 HAND_BACK = 60
 REDIS = "moviola-redis.moviola.svc.cluster.local:6379"
 PREFIX = "moviola:"
+#: The worker's metrics port (the pod's ``metrics`` port, Prometheus's and the probes').
+METRICS_PORT = 9090
+#: Exits 0 only while ``moviola_ready`` is 1 on the metrics port given as its argument; the worker image's
+#: HEALTHCHECK runs the same script (deploy/docker/worker.Dockerfile; tests/test_deploy_run.py runs both).
+READY_PROBE = (
+    "import sys, urllib.request as u; "
+    "b = u.urlopen(f'http://127.0.0.1:{sys.argv[1]}/metrics?name[]=moviola_ready', timeout=4).read(); "
+    "sys.exit(b'moviola_ready 1.0' not in b.splitlines())"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ def deployment(worker: Worker) -> dict[str, object]:
                 },
                 "spec": {
                     "serviceAccountName": "moviola-worker",
+                    # No Kubernetes API calls; S3 credentials come from IRSA's own projected token.
+                    "automountServiceAccountToken": False,
                     # SIGTERM: stop taking jobs, finish the one running (--drain-grace), else hand it back.
                     "terminationGracePeriodSeconds": worker.longest_job + HAND_BACK,
                     "nodeSelector": {"karpenter.sh/nodepool": worker.pool},
@@ -97,24 +113,20 @@ def deployment(worker: Worker) -> dict[str, object]:
                     "containers": [
                         {
                             "name": "worker",
-                            "image": "moviola-worker",
+                            "image": "moviola-worker",  # pinned by digest in the overlays' images:
+                            "imagePullPolicy": "IfNotPresent",
                             "command": ["moviola", "worker"],
                             "args": [
                                 f"--model={worker.model}",
-                                "--metrics-port=9090",
+                                f"--metrics-port={METRICS_PORT}",
                                 "--metrics-host=0.0.0.0",  # Prometheus scrapes the pod IP
                                 f"--drain-grace={worker.longest_job}",
                                 "--compile-cache-dir=/compile-cache",
                                 *worker.options,
                             ],
                             "envFrom": [{"configMapRef": {"name": "moviola-worker"}}],
+                            # MOVIOLA_REDIS_URL is in the ConfigMap, without a password (prod adds a file).
                             "env": [
-                                {
-                                    "name": "MOVIOLA_REDIS_URL",
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": "moviola-secrets", "key": "redis-url"}
-                                    },
-                                },
                                 {
                                     "name": "MOVIOLA_WORKER_NAME",
                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
@@ -125,12 +137,18 @@ def deployment(worker: Worker) -> dict[str, object]:
                                 # Compiled at load, kernels kept on the compile-cache volume (a flag: no =value).
                                 {"name": "MOVIOLA_COMPILE", "value": "true"},
                             ],
-                            "ports": [{"name": "metrics", "containerPort": 9090}],
+                            "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
                             # Metrics are served before the model loads: alive while loading, for minutes.
                             "startupProbe": {
                                 "httpGet": {"path": "/metrics", "port": "metrics"},
                                 "periodSeconds": 10,
                                 "failureThreshold": 90,
+                            },
+                            # Ready once the model is loaded (and compiled), until the drain begins.
+                            "readinessProbe": {
+                                "exec": {"command": ["python", "-c", READY_PROBE, str(METRICS_PORT)]},
+                                "periodSeconds": 10,
+                                "timeoutSeconds": 5,
                             },
                             "livenessProbe": {
                                 "httpGet": {"path": "/metrics", "port": "metrics"},

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests start or build for real, where they are missing:
-# redis-server, kubectl (kustomize), and Go with Debian's gRPC libraries and protoc plugins (the Go client builds offline).
+# redis-server, kubectl (kustomize), chromium (the console's tests), and Go with Debian's gRPC libraries and protoc plugins (the Go client builds offline).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 # deploy/eks is rendered with `kubectl kustomize` (offline; no cluster is contacted).
 command -v kubectl >/dev/null || missing+=(kubectl)
 command -v go >/dev/null || missing+=(golang-go)
+# The console's browser tests (tests/test_console.py) drive it headless through Playwright.
+command -v chromium >/dev/null || missing+=(chromium)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v protoc-gen-go >/dev/null || missing+=(protoc-gen-go)
 command -v protoc-gen-go-grpc >/dev/null || missing+=(protoc-gen-go-grpc)

@@ -128,6 +128,28 @@ def command(objects: list[Obj], container: Obj) -> Command:
     return Command([*container.get("command", []), *container.get("args", [])], env)
 
 
+def secret_files(workload: Obj, container: Obj) -> dict[str, tuple[str, str]]:
+    """Each file a Secret volume puts in the container: {its path there: (the Secret, the key)}."""
+    volumes = {v["name"]: v["secret"] for v in pod_spec(workload).get("volumes", []) if "secret" in v}
+    found = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"])
+        if secret is None:
+            continue
+        assert "items" in secret, f"{mount['name']}: list the keys a container gets"
+        for item in secret["items"]:
+            found[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return found
+
+
+def healthcheck(image: str) -> list[str]:
+    """The HEALTHCHECK command (exec form) of deploy/docker/<image>.Dockerfile."""
+    text = (ROOT / "deploy" / "docker" / f"{image}.Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("HEALTHCHECK ")]
+    argv: list[str] = json.loads(line.split(" CMD ", 1)[1])
+    return argv
+
+
 def option_names(cli: click.Command) -> tuple[set[str], set[str]]:
     """A command's long options and the environment variables that set them (auto_envvar_prefix MOVIOLA)."""
     options = {o for p in cli.params for o in p.opts if o.startswith("--")}

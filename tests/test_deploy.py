@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema
@@ -25,6 +29,7 @@ from manifests import (
     arg_value,
     command,
     containers,
+    healthcheck,
     is_custom,
     named,
     of_kind,
@@ -32,11 +37,13 @@ from manifests import (
     pod_spec,
     render,
     schema,
+    secret_files,
     unknown_fields,
 )
 
 from moviola.runtime.commands import serve, worker
 from moviola.scheduler.redis import keys
+from moviola.settings import SECRET_FILES
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -84,18 +91,92 @@ def test_images_are_pinned_and_containers_bounded_probed_and_unprivileged(
     assert len(found) >= 4
     for workload, container in found:
         where = f"{workload['metadata']['name']}/{container['name']}"
-        image = container["image"]
-        tag = image.rsplit("/", 1)[-1]
-        assert "@sha256:" in image or (":" in tag and not tag.endswith(":latest")), where
+        # By digest (the overlays' placeholders until a release sets them: docs/deploy.md, "Images").
+        assert re.fullmatch(r"[a-z0-9./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}", container["image"]), where
+        assert container["imagePullPolicy"] == "IfNotPresent", where  # a digest never changes
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(container["resources"][kind]), where
-        assert "livenessProbe" in container, where
+        assert {"livenessProbe", "readinessProbe"} <= set(container), where
         pod = pod_spec(workload)
+        assert pod["automountServiceAccountToken"] is False, where  # nothing calls the Kubernetes API
         assert pod["securityContext"]["runAsNonRoot"] is True, where
-        assert pod["securityContext"]["runAsUser"] != 0, where
+        assert pod["securityContext"]["runAsUser"] >= 10000, where  # clear of the host's UIDs
+        assert pod["securityContext"]["runAsGroup"] >= 10000, where
         assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], where
         assert not container.get("securityContext", {}).get("privileged", False), where
+
+
+def test_secrets_reach_containers_only_as_files_of_secrets_that_exist(
+    rendered: tuple[str, list[Obj]],
+) -> None:
+    overlay, objects = rendered
+    secrets = {s["metadata"]["name"]: s for s in of_kind(objects, "Secret")}
+    mounted = 0
+    for workload, container in containers(objects):
+        where = f"{workload['metadata']['name']}/{container['name']}"
+        assert not any("secretRef" in source for source in container.get("envFrom", [])), where
+        for item in container.get("env", []):
+            assert "secretKeyRef" not in item.get("valueFrom", {}), f"{where}: {item['name']} from a Secret"
+        files = secret_files(workload, container)
+        for name, key in files.values():
+            assert key in secrets[name]["stringData"], f"{where}: {name} has no {key}"
+        mounted += len(files)
+        run = command(objects, container)
+        for variable in SECRET_FILES.keys() & run.env.keys():
+            assert run.env[variable] in files, f"{where}: {variable} names no mounted secret"
+        if container.get("command") == ["moviola", "serve"]:
+            assert arg_value(run.argv, "--auth-file") in files, where
+            assert files[run.env["MOVIOLA_WEBHOOK_SECRETS_FILE"]] == ("moviola-secrets", "webhook-secret")
+        if overlay == "prod" and container.get("command", [""])[0] == "moviola":
+            password = files[run.env["MOVIOLA_REDIS_PASSWORD_FILE"]]
+            assert password == ("moviola-redis-auth", "password"), where  # the Secret KEDA reads too
+    assert mounted == (2 if overlay == "dev" else 3 + 5)  # auth, webhooks (+ prod: every Redis password)
+
+
+class _Metrics(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serving(body: bytes) -> Iterator[int]:
+    handler = type("Handler", (_Metrics,), {"body": body})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as http:
+        thread = threading.Thread(target=http.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield http.server_address[1]
+        finally:
+            http.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("body", "ready"),
+    [
+        (b"# TYPE moviola_ready gauge\nmoviola_ready 1.0\n", True),
+        (b"# TYPE moviola_ready gauge\nmoviola_ready 0.0\n", False),  # loading, or draining
+    ],
+    ids=["ready", "not-ready"],
+)
+def test_a_workers_readiness_probe_follows_moviola_ready(body: bytes, ready: bool) -> None:
+    (worker_container,) = [c for w, c in containers(render("dev")) if "ltx" in w["metadata"]["name"]]
+    probe = worker_container["readinessProbe"]["exec"]["command"]
+    assert probe[-1] == "9090" == str(worker_container["ports"][0]["containerPort"])
+    with _serving(body) as port:
+        ran = subprocess.run([sys.executable, *probe[1:-1], str(port)], capture_output=True, timeout=30)
+    assert (ran.returncode == 0) is ready, ran.stderr
+    nothing = subprocess.run([sys.executable, *probe[1:-1], "1"], capture_output=True, timeout=30)
+    assert nothing.returncode != 0  # nothing listening: not ready
+    assert healthcheck("worker")[1:-1] == probe[1:-1]  # the image's HEALTHCHECK is the same script
 
 
 def test_pods_behind_a_service_have_readiness_probes(rendered: tuple[str, list[Obj]]) -> None:
@@ -210,7 +291,7 @@ def test_every_option_the_manifests_set_is_one_the_cli_accepts(rendered: tuple[s
             assert arg.split("=", 1)[0] in options, f"{container['name']}: {arg}"
             checked += 1
         for name in run.env:
-            if name.startswith("MOVIOLA_"):
+            if name.startswith("MOVIOLA_") and name not in SECRET_FILES:  # those are the settings' own
                 assert name in envvars, (
                     f"{container['name']}: {name} is no option of moviola {container['command'][1]}"
                 )
@@ -231,7 +312,9 @@ def test_dev_redis_keeps_jobs_aof_everysec_noeviction_on_a_volume() -> None:
     assert redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
     prod = render("prod")
     assert not of_kind(prod, "StatefulSet")  # ElastiCache instead
-    assert named(prod, "Secret", "moviola-secrets")["stringData"]["redis-url"].startswith("rediss://")
+    for config in ("moviola-gateway", "moviola-worker"):
+        url = named(prod, "ConfigMap", config)["data"]["MOVIOLA_REDIS_URL"]
+        assert url.startswith("rediss://moviola@"), url  # TLS, the RBAC user; the password is a file
     for scaled in of_kind(prod, "ScaledObject"):
         assert all(
             t["metadata"]["enableTLS"] == "true" and t["authenticationRef"]
@@ -271,6 +354,11 @@ def test_dockerfiles_pin_their_base_and_run_unprivileged(image: str) -> None:
     installs_models = "[worker]" in installs
     assert installs_models is (image != "gateway")  # the gateway image has no torch
     assert (ROOT / ".dockerignore").read_text().count(".venv")
+    assert int(user) >= 10000
+    program, *_, port = healthcheck(image)  # a script of the image's Python on one of its ports
+    assert program.startswith("python")
+    (exposed,) = re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE)
+    assert port in exposed.split()
 
 
 def test_the_eksctl_cluster_matches_what_the_manifests_are_validated_for() -> None:

@@ -1,10 +1,11 @@
 """What the cluster would run, run: the dev overlay's gateway and worker command lines as local processes.
 
-Each container's command, args and environment come from the rendered manifests (ConfigMaps and
-Secrets resolved); only what a laptop cannot have is replaced, and the test says so in one place
-(``LOCAL``): the Redis Service address by a local redis-server, S3 by a local folder, the fixed
-ports by free ones, the auth file's path, the GPU model by the tiny one on the CPU.
-Then a video is generated through the gateway. A second test installs the gateway's dependency set
+Each container's command, args and environment come from the rendered manifests (ConfigMaps
+resolved, each Secret volume's files written under a local folder that stands for its mount path);
+only what a laptop cannot have is replaced, and the test says so in one place (``LOCAL``): the
+Redis Service address by a local redis-server, S3 by a local folder, the fixed ports by free ones,
+the secret volumes' mount paths, the GPU model by the tiny one on the CPU. Then a video is generated
+through the gateway, and the worker's readiness probe and the images' HEALTHCHECKs run against the processes. A second test installs the gateway's dependency set
 (no [worker] or [dev] extra) into a fresh venv and proves it imports and serves without torch or test tools.
 """
 
@@ -19,7 +20,18 @@ from pathlib import Path
 import pytest
 from harness.servers import RedisServer
 from helpers import decode
-from manifests import ROOT, Obj, command, containers, named, render, replace_arg
+from manifests import (
+    ROOT,
+    Command,
+    Obj,
+    command,
+    containers,
+    healthcheck,
+    named,
+    render,
+    replace_arg,
+    secret_files,
+)
 
 from moviola.auth import keys
 from moviola.client import Client
@@ -39,16 +51,41 @@ def _moviola() -> str:
     return str(Path(sys.executable).parent / "moviola")
 
 
+def _with_secret_files(objects: list[Obj], workload: Obj, container: Obj, root: Path) -> Command:
+    """The container's command with each file its Secret volumes hold written under ``root`` (same path)."""
+    run = command(objects, container)
+    local: dict[str, str] = {}
+    for path, (name, key) in secret_files(workload, container).items():
+        local[path] = str(root / path.lstrip("/"))
+        Path(local[path]).parent.mkdir(parents=True, exist_ok=True)
+        Path(local[path]).write_text(named(objects, "Secret", name)["stringData"][key])
+
+    def moved(arg: str) -> str:  # --option=PATH
+        option, _, value = arg.partition("=")
+        return f"{option}={local[value]}" if value in local else arg
+
+    return Command([moved(arg) for arg in run.argv], {k: local.get(v, v) for k, v in run.env.items()})
+
+
+def _runs(argv: list[str], port: int) -> int:
+    """A probe's or HEALTHCHECK's exit status, run here: this Python, a local port for the image's."""
+    assert argv[0].startswith("python")
+    return subprocess.run(
+        [sys.executable, *argv[1:-1], str(port)], capture_output=True, timeout=30
+    ).returncode
+
+
 @pytest.mark.timeout(300)
 def test_the_dev_overlays_gateway_and_worker_generate_a_video(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     objects = render("dev")
-    _, gateway_container = _container(objects, "serve")
-    _, worker_container = _container(objects, "worker")
-    gateway, worker = command(objects, gateway_container), command(objects, worker_container)
-    auth_file = tmp_path / "auth.json"
-    auth_file.write_text(named(objects, "Secret", "moviola-secrets")["stringData"]["auth.json"])
+    gateway_workload, gateway_container = _container(objects, "serve")
+    worker_workload, worker_container = _container(objects, "worker")
+    mounts = tmp_path / "mounts"  # LOCAL: the secret volumes' files, under this folder
+    gateway = _with_secret_files(objects, gateway_workload, gateway_container, mounts)
+    worker = _with_secret_files(objects, worker_workload, worker_container, mounts)
+    auth_file = mounts / "etc/moviola/secrets/auth.json"
     key = keys.create_key(auth_file, "acme")  # the Secret's auth.json holds no key until an operator adds one
     grpc_port, http_port, metrics_port, worker_metrics = free_ports(4)
     storage = f"file://{tmp_path / 'videos'}"
@@ -63,7 +100,6 @@ def test_the_dev_overlays_gateway_and_worker_generate_a_video(
         ("--port", str(grpc_port)),
         ("--http-port", str(http_port)),
         ("--metrics-port", str(metrics_port)),
-        ("--auth-file", str(auth_file)),
     ):
         gateway_argv = replace_arg(gateway_argv, option, value)
     worker_argv = replace_arg(worker.argv, "--model", "tiny-wan2.2-t2v")
@@ -89,6 +125,11 @@ def test_the_dev_overlays_gateway_and_worker_generate_a_video(
         assert any("compiled and warmed up" in line for line in w.log_lines)  # MOVIOLA_COMPILE, before ready
         assert any((tmp_path / "compile-cache").rglob("*"))
         assert g.address.endswith(f":{grpc_port}")
+        # The worker's readiness probe (moviola_ready on its metrics port), the images' HEALTHCHECKs.
+        assert _runs(worker_container["readinessProbe"]["exec"]["command"], worker_metrics) == 0
+        assert _runs(healthcheck("worker"), worker_metrics) == 0
+        assert _runs(healthcheck("gateway"), grpc_port) == 0
+        assert _runs(healthcheck("gateway"), worker_metrics) != 0  # no gRPC health there
         events = list(client.generate("a fox", model="tiny-wan2.2-t2v", num_frames=5, num_inference_steps=2))
         done = events[-1]
         assert done.WhichOneof("kind") == "completed", done

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tomllib
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -117,3 +118,15 @@ def test_the_gateway_and_moviola_testing_import_with_the_base_dependencies_alone
     served = python("-m", "moviola.client.cli", "serve", "--help")  # the `moviola serve` a user types
     assert served.returncode == 0, served.stderr[-3000:]
     assert "--redis-url" in served.stdout
+
+
+def test_the_wheel_ships_the_console_files(tmp_path: Path) -> None:
+    """The browser console's static files (``moviola/console/``) are package data: in the wheel, every one."""
+    from hatchling.builders.wheel import WheelBuilder
+
+    built = next(iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])))
+    with zipfile.ZipFile(built) as wheel:
+        shipped = {name for name in wheel.namelist() if name.startswith("moviola/console/")}
+    expected = {f"moviola/console/{p.name}" for p in (PACKAGE / "console").iterdir() if p.is_file()}
+    assert shipped == expected
+    assert "moviola/console/index.html" in shipped

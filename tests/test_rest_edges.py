@@ -283,6 +283,30 @@ def test_errors_of_a_running_video_and_of_a_missing_key(rest: Rest) -> None:
     assert error_of(anonymous)["type"] == "authentication_error"
 
 
+def test_the_operators_routes_refuse_a_tenants_key_and_search_says_what_it_lacks(rest: Rest) -> None:
+    """Like their gRPC twins: the admin routes 403 for a tenant's key; search needs --search-index (409)."""
+    for method, path in (
+        ("GET", "/v1/admin/fleet"),
+        ("GET", "/v1/admin/dead_letters"),
+        ("POST", "/v1/admin/dead_letters/video_none/requeue"),
+    ):
+        refused = rest.http.request(method, path)
+        assert refused.status_code == 403, path
+        assert error_of(refused)["type"] == "permission_error"
+    assert rest.http.post("/v1/videos/search", json={"text": "a fox"}).status_code == 409
+    for body, param in (({"text": "a", "video_id": "b"}, "text"), ({"text": "a", "top_k": -1}, "top_k")):
+        answer = rest.http.post("/v1/videos/search", json=body)
+        assert answer.status_code == 400
+        assert error_of(answer)["param"] == param
+    anonymous = httpx.get(f"{rest.base}/v1/admin/fleet")
+    _record("GET", "/v1/admin/fleet", anonymous.status_code)
+    assert anonymous.status_code == 401
+    model = next(m for m in rest.sdk.models.list().data if m.id == I2V).model_dump()
+    assert model["image_input"] == "required"
+    assert model["sizes"][0] == "128x128"
+    assert model["max_seconds"] > model["default_seconds"] > 0
+
+
 def test_the_create_body_declares_every_field_the_server_reads() -> None:
     assert set(openapi.CREATE_JSON["properties"]) == set(videos.KNOWN)
     assert set(openapi.CREATE_FORM["properties"]) == set(videos.KNOWN)

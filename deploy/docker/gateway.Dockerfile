@@ -14,5 +14,10 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin moviola
 USER 10001
 WORKDIR /home/moviola
 EXPOSE 50051 8080 9090
+# Healthy while grpc.health.v1 says SERVING on plaintext gRPC port 50051 (not while Redis is down or
+# draining); with TLS or another --port, override it (`docker run --health-cmd`). Kubernetes ignores it and
+# probes the same (deploy/eks/base/gateway.yaml).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; r = g.HealthStub(grpc.insecure_channel(f'127.0.0.1:{sys.argv[1]}')).Check(h.HealthCheckRequest(), timeout=4); sys.exit(r.status != h.HealthCheckResponse.SERVING)", "50051"]
 ENTRYPOINT ["moviola"]
 CMD ["serve", "--host", "0.0.0.0", "--help"]

@@ -14,8 +14,12 @@ COPY pyproject.toml README.md ./
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}" \
     && pip install ./clients/python ".[worker]" && rm -rf /src
 COPY triton /models/repository
-# The base image's unprivileged user (uid 1000).
-USER 1000
+# An unprivileged user whose UID is clear of the host's (the base image's own is 1000).
+RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin moviola
+USER 10001
 EXPOSE 8000 8001 8002
+# Healthy once both models are loaded (KServe v2 readiness on the HTTP port); Kubernetes probes the same.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=5m --retries=3 \
+    CMD ["python3", "-c", "import sys, urllib.request as u; u.urlopen(f'http://127.0.0.1:{sys.argv[1]}/v2/health/ready', timeout=4)", "8000"]
 ENTRYPOINT ["tritonserver"]
 CMD ["--model-repository=/models/repository"]

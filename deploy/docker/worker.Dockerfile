@@ -22,5 +22,9 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin moviola && mkdir
 USER 10001
 WORKDIR /home/moviola
 EXPOSE 9090
+# Healthy while moviola_ready is 1 on the metrics port (run with --metrics-port 9090): the model loaded,
+# not draining. The worker manifests' readiness probe runs the same script (scripts/deploy_workers.py).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15m --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request as u; b = u.urlopen(f'http://127.0.0.1:{sys.argv[1]}/metrics?name[]=moviola_ready', timeout=4).read(); sys.exit(b'moviola_ready 1.0' not in b.splitlines())", "9090"]
 ENTRYPOINT ["moviola"]
 CMD ["worker", "--help"]

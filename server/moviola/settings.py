@@ -9,7 +9,8 @@ names the command line uses:
     Settings.of(port=0, redis_url="redis://127.0.0.1:6379/0", max_queue_depth=8)
 
 This is also the one module that reads the environment (the XDG folders, the S3
-endpoint and region); every other module takes what it needs from here.
+endpoint and region, the secret files of ``SECRET_FILES``); every other module takes
+what it needs from here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS, QUANTIZATIONS, SPEED_PROFILES
 
@@ -34,6 +36,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: What a Redis key prefix may contain: no spaces or glob characters, ends with ':'.
 _REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,63}:$")
+#: Secrets that ``Settings.of`` reads from files (a Kubernetes Secret mounted as a volume), so that they are
+#: in no process's environment: each variable names a file. Read at start; an empty file gives nothing.
+SECRET_FILES = {
+    # Put into the Redis URL's userinfo (the URL, from --redis-url, names the user if any).
+    "MOVIOLA_REDIS_PASSWORD_FILE": "the Redis password",
+    # Whitespace-separated, as the variable MOVIOLA_WEBHOOK_SECRETS; instead of --webhook-secret.
+    "MOVIOLA_WEBHOOK_SECRETS_FILE": "the webhook signing secrets",
+}
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -43,6 +53,32 @@ def _xdg(variable: str, fallback: str) -> Path:
 def _environment(*variables: str) -> str | None:
     """The first of ``variables`` set (and not empty) in the environment."""
     return next((os.environ[v] for v in variables if os.environ.get(v)), None)
+
+
+def _secret_file(variable: str) -> str | None:
+    """The contents of the file that ``variable`` names, stripped; None when it is unset."""
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(
+            f"{variable}: cannot read {SECRET_FILES[variable]} from {path}: {exc.strerror}"
+        ) from exc
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in its userinfo, percent-encoded; ValueError where it has one already.
+
+    >>> with_password("rediss://moviola@cache.example:6379/0", "p@ss")
+    'rediss://moviola:p%40ss@cache.example:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ValueError("the Redis URL has a password already: give it in one place")
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def _either(choices: tuple[str, ...]) -> str:
@@ -82,6 +118,8 @@ class ServerSettings:
     metrics_host: str | None = None
     #: Serve the REST face (``/v1/videos``, OpenAI-compatible) on this port; None: gRPC only.
     http_port: int | None = None
+    #: Serve the browser console (``moviola/console/``) at ``/`` of the HTTP port; off: the REST face alone.
+    console: bool = True
     #: Standard Webhooks secrets (``whsec_...``) deliveries are signed with, every one (rotation); none: no webhooks.
     webhook_secrets: tuple[str, ...] = ()
     #: Hosts webhooks may reach although they resolve to private, loopback or link-local addresses.
@@ -361,7 +399,26 @@ class Settings:
         kept = settings.storage.video_retention
         if kept is not None and kept > settings.queue.record_retention:  # a job outlives nothing it shows
             settings = replace(settings, queue=replace(settings.queue, record_retention=kept))
-        return settings
+        return settings._with_secret_files()
+
+    def _with_secret_files(self) -> Settings:
+        """These settings with the secrets read from the files that ``SECRET_FILES`` name."""
+        queue, server = self.queue, self.server
+        password = _secret_file("MOVIOLA_REDIS_PASSWORD_FILE")
+        if password:
+            if queue.redis_url is None:
+                raise ValueError(
+                    "MOVIOLA_REDIS_PASSWORD_FILE is the password of --redis-url, which is not given"
+                )
+            queue = replace(queue, redis_url=with_password(queue.redis_url, password))
+        secrets = _secret_file("MOVIOLA_WEBHOOK_SECRETS_FILE")
+        if secrets is not None:
+            if server.webhook_secrets:
+                raise ValueError(
+                    "webhook secrets: give --webhook-secret or MOVIOLA_WEBHOOK_SECRETS_FILE, not both"
+                )
+            server = replace(server, webhook_secrets=tuple(secrets.split()))
+        return replace(self, queue=queue, server=server)
 
 
 #: Each section's class, by its name in ``Settings``.

@@ -64,10 +64,13 @@ class Keyring:
         entries: dict[str, _Entry],
         tenants: int,
         webhook_secrets: dict[str, tuple[str, ...]] | None = None,
+        members: tuple[Caller, ...] = (),
     ) -> None:
         self._entries = entries
         self.tenants = tenants
         self._webhook_secrets = webhook_secrets or {}
+        #: Each tenant as its keys' caller (admin, models, limits), without a key id: the operator's view.
+        self.members = members
 
     def webhook_secrets(self, tenant: str) -> tuple[str, ...]:
         """The secrets that sign ``tenant``'s webhooks; empty: the server's."""
@@ -107,6 +110,7 @@ def load(path: Path) -> Keyring:
         raise AuthFileError(f"the auth file {path} does not exist (create a key: moviola auth create-key)")
     entries: dict[str, _Entry] = {}
     webhook_secrets: dict[str, tuple[str, ...]] = {}
+    members: list[Caller] = []
     data = _read(path)
     tenants = data["tenants"]
     default = _limits(data.get("limits"), f"{path}: top-level", NO_LIMITS)
@@ -121,6 +125,7 @@ def load(path: Path) -> Keyring:
             limits=_limits(tenant.get("limits"), where, default),
             adapters=_names(tenant, "adapters", where),
         )
+        members.append(caller)
         if signing := _webhook_secrets(tenant.get("webhook_secrets", []), where):
             webhook_secrets[name] = signing
         for key in tenant.get("keys", []):
@@ -131,7 +136,7 @@ def load(path: Path) -> Keyring:
             if key["id"] in entries:
                 raise AuthFileError(f"{where}: key id {key['id']} appears twice")
             entries[key["id"]] = _Entry(replace(caller, key_id=key["id"]), key["sha256"])
-    return Keyring(entries, len(tenants), webhook_secrets)
+    return Keyring(entries, len(tenants), webhook_secrets, tuple(members))
 
 
 def _names(tenant: dict[str, Any], field: str, where: str) -> frozenset[str] | None:

@@ -31,10 +31,14 @@ from moviola.auth import caller as callers
 from moviola.auth.caller import Caller
 from moviola.auth.keys import AuthFile
 from moviola.errors import InvalidRequest
-from moviola.rest import characters, edits, errors, extensions, openapi, sse, videos
+from moviola.fleet import Fleet
+from moviola.rest import admin, characters, edits, errors, extensions, models, openapi, sse, videos
+from moviola.rest import search as rest_search
 from moviola.rest.auth import BearerAuth
+from moviola.rest.console import Console
 from moviola.rest.limits import BodyLimit
 from moviola.rest.videos import POLL_AFTER_MS
+from moviola.search.service import NoSearch, Searching
 from moviola.service import JobService, JobView
 from moviola.storage.base import Variant
 
@@ -180,13 +184,11 @@ class Routes:
 
     async def models(self) -> dict[str, Any]:
         """OpenAI's model list: every served model and every alias (``sora-2``), each naming the model it runs."""
-        data = []
-        for status in await self.service.models(callers.current()):
-            for name in (status.spec.id, *status.aliases):
-                data.append(
-                    {"id": name, "object": "model", "created": 0, "owned_by": "moviola"}
-                    | {"moviola_model": status.spec.id, "ready": status.ready}
-                )
+        data = [
+            entry
+            for status in await self.service.models(callers.current())
+            for entry in models.entries(status)
+        ]
         return {"object": "list", "data": data}
 
     async def cancel(self, video_id: str) -> dict[str, Any]:
@@ -231,14 +233,21 @@ async def _healthz() -> dict[str, str]:
 def build(
     service: JobService,
     keys: AuthFile | None,
+    *,
+    search: Searching | None = None,
+    fleet: Fleet | None = None,
+    console: bool = False,
 ) -> tuple[Any, FastAPI]:
-    """The ASGI app (the routes behind the bearer-key middleware), and the FastAPI app inside it."""
+    """The ASGI app (the routes behind the bearer-key middleware, and the browser console's files in
+    front of it with ``console``), and the FastAPI app inside it."""
     app = FastAPI(title="Moviola videos", version="1", docs_url=None, redoc_url=None)
     errors.install(app)
     openapi.install(app)
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     routes = Routes(service)
     characters.add_routes(app, service)  # before /v1/videos/{video_id}/...: they match first
+    rest_search.add_routes(app, search or NoSearch())
+    admin.add_routes(app, service, fleet)
     extensions.add_routes(app, service)
     edits.add_routes(app, service)
     for path, method, endpoint in (
@@ -253,4 +262,5 @@ def build(
         ("/v1/models", "GET", routes.models),
     ):
         app.add_api_route(path, endpoint, methods=[method], **openapi.declared(method, path))
-    return BearerAuth(BodyLimit(app), keys), app
+    served = BearerAuth(BodyLimit(app), keys)
+    return (Console(served) if console else served), app

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
+from moviola.rest import models
 from moviola.rest.errors import STATUSES
 from moviola.validation import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS
 
@@ -223,32 +224,6 @@ _CHARACTER_DELETED = {
     "properties": {"id": _STRING, "object": {"const": "character.deleted"}, "deleted": {"type": "boolean"}},
 }
 _FILE = {"schema": {"type": "string", "format": "binary"}}
-_MODELS = {
-    "type": "object",
-    "required": ["object", "data"],
-    "properties": {
-        "object": {"const": "list"},
-        "data": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "object", "created", "owned_by"],
-                "properties": {
-                    "id": {
-                        "type": "string",
-                        "description": "A model id or an alias (sora-2) to put in model.",
-                    },
-                    "object": {"const": "model"},
-                    "created": {"type": "integer"},
-                    "owned_by": _STRING,
-                    "moviola_model": {"type": "string", "description": "The served model it runs."},
-                    "ready": {"type": "boolean", "description": "Whether a live worker serves it now."},
-                },
-            },
-        },
-    },
-}
-
 #: (method, path): (the 200 response, the request body, the error statuses beyond ``ALWAYS``).
 ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]] = {
     ("POST", "/v1/videos"): (_ok(_JSON_VIDEO, "The queued video"), _body(CREATE_FORM, CREATE_JSON), _SUBMITS),
@@ -293,7 +268,7 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, .
         {},
         _ID,
     ),
-    ("GET", "/v1/models"): (_ok({"application/json": {"schema": _MODELS}}), {}, ()),
+    ("GET", "/v1/models"): (_ok({"application/json": {"schema": models.SCHEMA}}), {}, ()),
     ("GET", "/v1/videos/{video_id}/events"): (
         _ok({"text/event-stream": {"schema": _STRING}}, "The job's events as Server-Sent Events"),
         {},
@@ -304,7 +279,22 @@ ROUTES: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], tuple[int, .
 
 def declared(method: str, path: str) -> dict[str, Any]:
     """``add_api_route``'s arguments that document the route ``method path``: its responses and body."""
-    ok, body, statuses = ROUTES.get((method, path), ({}, {}, (404, 409, 429)))
+    return declare(*ROUTES.get((method, path), ({}, {}, (404, 409, 429))))
+
+
+def json_ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """A 200 response of JSON in ``schema``."""
+    return _ok({"application/json": {"schema": schema}}, description)
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required JSON request body in ``schema``."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def declare(ok: dict[str, Any], body: dict[str, Any], statuses: tuple[int, ...]) -> dict[str, Any]:
+    """``add_api_route``'s arguments for a route answering ``ok`` (or the errors of ``ALWAYS`` and
+    ``statuses``) to ``body``; the routes of other modules (``rest/admin.py``) declare theirs with it."""
     responses: dict[int | str, dict[str, Any]] = {200: ok} if ok else {}
     for status in sorted({*ALWAYS, *statuses}):
         responses[status] = _ok({"application/json": {"schema": ERROR}}, WHY[status])

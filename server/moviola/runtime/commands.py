@@ -87,6 +87,10 @@ def _require_models(why: str) -> None:
     type=click.IntRange(0, 65535),
     help="Also serve the OpenAI-compatible REST face (/v1/videos) on this port.",
 )
+@setting(
+    "--console/--no-console",
+    help="Serve the browser console at / of the HTTP port (docs/console.md).",
+)
 @setting("--max-queue-depth", type=click.IntRange(min=1), help="Queued jobs per model before refusing.")
 @setting(
     "--max-streams",

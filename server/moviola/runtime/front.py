@@ -40,6 +40,7 @@ from moviola.delivery import Delivery
 from moviola.embed import factory as embed_factory
 from moviola.embed.backend import EmbeddingBackend
 from moviola.errors import MoviolaError
+from moviola.fleet import Fleet
 from moviola.lifecycle import Lifecycle, State
 from moviola.metrics import Metrics, refresh_forever
 from moviola.rest import app as rest_app
@@ -106,10 +107,12 @@ class Front:
             return
         announce.info("video search: %s, embedded with %s", (await self.search.index()).location, model)
 
-    async def start_http(self, host: str) -> None:
+    async def start_http(self, settings: ServerSettings) -> None:
         if self.http is not None:
             await self.http.start()
-            announce.info("REST (OpenAI videos) on http://%s:%d/v1", host, self.http.port)
+            announce.info("REST (OpenAI videos) on http://%s:%d/v1", settings.host, self.http.port)
+            if settings.console:
+                announce.info("console on http://%s:%d/", settings.host, self.http.port)
 
     async def stop_http(self, grace: float) -> None:
         if self.http is not None:
@@ -203,7 +206,10 @@ def build_front(
     )
     http = None
     if settings.server.http_port is not None:
-        app, _ = rest_app.build(service, keys)
+        fleet = Fleet(queue, models, keys)
+        app, _ = rest_app.build(
+            service, keys, search=search or NoSearch(), fleet=fleet, console=settings.server.console
+        )
         http = HttpFace(app, settings.server.host, settings.server.http_port)
     try:
         server, port = grpc_server.build(
@@ -299,7 +305,7 @@ class FrontProcess(Process):
         self._serving_grpc = True
         announce.info("listening on %s:%d", server.host, self.port)
         front.announce_auth(server)
-        await front.start_http(server.host)
+        await front.start_http(server)
         for work, name in front.background():
             self.tasks.start(work, name)
         await self.lifecycle.set(State.LOADING)
