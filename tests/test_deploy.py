@@ -41,9 +41,9 @@ from manifests import (
     unknown_fields,
 )
 
+from moviola.environment import SECRET_FILES
 from moviola.runtime.commands import serve, worker
 from moviola.scheduler.redis import keys
-from moviola.settings import SECRET_FILES
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)

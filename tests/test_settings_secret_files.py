@@ -12,7 +12,8 @@ import redis
 from harness.servers import RedisServer
 
 from moviola.client import Client
-from moviola.settings import Settings, with_password
+from moviola.environment import with_password
+from moviola.settings import Settings
 from moviola.testing import ServerProcess
 
 URL = "rediss://moviola@cache.example:6379/0"

@@ -8,21 +8,20 @@ names the command line uses:
 
     Settings.of(port=0, redis_url="redis://127.0.0.1:6379/0", max_queue_depth=8)
 
-This is also the one module that reads the environment (the XDG folders, the S3
+Only it (through ``moviola.environment``) reads the environment (the XDG folders, the S3
 endpoint and region, the secret files of ``SECRET_FILES``); every other module takes
 what it needs from here.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS, QUANTIZATIONS, SPEED_PROFILES
+from moviola.environment import environment, secret_file, with_password, xdg
 
 #: How ``--gpus`` splits a job (``moviola.pipelines.parallel``).
 PARALLEL_MODES = ("cfg", "ulysses", "ring")
@@ -36,49 +35,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: What a Redis key prefix may contain: no spaces or glob characters, ends with ':'.
 _REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,63}:$")
-#: Secrets that ``Settings.of`` reads from files (a Kubernetes Secret mounted as a volume), so that they are
-#: in no process's environment: each variable names a file. Read at start; an empty file gives nothing.
-SECRET_FILES = {
-    # Put into the Redis URL's userinfo (the URL, from --redis-url, names the user if any).
-    "MOVIOLA_REDIS_PASSWORD_FILE": "the Redis password",
-    # Whitespace-separated, as the variable MOVIOLA_WEBHOOK_SECRETS; instead of --webhook-secret.
-    "MOVIOLA_WEBHOOK_SECRETS_FILE": "the webhook signing secrets",
-}
-
-
-def _xdg(variable: str, fallback: str) -> Path:
-    return Path(os.environ.get(variable) or Path.home() / fallback) / "moviola"
-
-
-def _environment(*variables: str) -> str | None:
-    """The first of ``variables`` set (and not empty) in the environment."""
-    return next((os.environ[v] for v in variables if os.environ.get(v)), None)
-
-
-def _secret_file(variable: str) -> str | None:
-    """The contents of the file that ``variable`` names, stripped; None when it is unset."""
-    path = os.environ.get(variable)
-    if not path:
-        return None
-    try:
-        return Path(path).read_text().strip()
-    except OSError as exc:
-        raise ValueError(
-            f"{variable}: cannot read {SECRET_FILES[variable]} from {path}: {exc.strerror}"
-        ) from exc
-
-
-def with_password(url: str, password: str) -> str:
-    """``url`` with ``password`` in its userinfo, percent-encoded; ValueError where it has one already.
-
-    >>> with_password("rediss://moviola@cache.example:6379/0", "p@ss")
-    'rediss://moviola:p%40ss@cache.example:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is not None:
-        raise ValueError("the Redis URL has a password already: give it in one place")
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def _either(choices: tuple[str, ...]) -> str:
@@ -174,7 +130,7 @@ class ModelSettings:
     #: Local folder or hub id with the model's weights (of ``model``); None: the catalogue's source.
     model_path: str | None = None
     #: Where tiny random-weight models are built on first use.
-    cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
+    cache_dir: Path = field(default_factory=lambda: xdg("XDG_CACHE_HOME", ".cache"))
     #: "auto" picks cuda when available, else cpu.
     device: str = "auto"
     #: The speed profile of requests that name none (``catalog.SPEED_PROFILES``; turbo where the model has one).
@@ -290,7 +246,7 @@ class WorkerSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     #: The server's own folder; with local-disk storage its ``videos/`` holds the videos.
-    data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share"))
+    data_dir: Path = field(default_factory=lambda: xdg("XDG_DATA_HOME", ".local/share"))
     #: Where videos go: ``file:///PATH`` or ``s3://BUCKET/PREFIX``; None: ``file://DATA_DIR/videos``.
     storage_url: str | None = None
     #: Seconds a download link (a presigned S3 URL) works.
@@ -301,10 +257,10 @@ class StorageSettings:
     #: The S3 server when not AWS's (MinIO, SeaweedFS...), for storage, adapters and the search index: the
     #: environment's ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, as boto3 reads them.
     s3_endpoint: str | None = field(
-        default_factory=lambda: _environment("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        default_factory=lambda: environment("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
     )
     #: The S3 region for the search index (boto3 finds its own): ``AWS_REGION`` or ``AWS_DEFAULT_REGION``.
-    s3_region: str | None = field(default_factory=lambda: _environment("AWS_REGION", "AWS_DEFAULT_REGION"))
+    s3_region: str | None = field(default_factory=lambda: environment("AWS_REGION", "AWS_DEFAULT_REGION"))
 
     def __post_init__(self) -> None:
         if not 1 <= self.url_ttl <= 7 * 24 * 3600:  # S3's longest presigned link is 7 days
@@ -404,14 +360,14 @@ class Settings:
     def _with_secret_files(self) -> Settings:
         """These settings with the secrets read from the files that ``SECRET_FILES`` name."""
         queue, server = self.queue, self.server
-        password = _secret_file("MOVIOLA_REDIS_PASSWORD_FILE")
+        password = secret_file("MOVIOLA_REDIS_PASSWORD_FILE")
         if password:
             if queue.redis_url is None:
                 raise ValueError(
                     "MOVIOLA_REDIS_PASSWORD_FILE is the password of --redis-url, which is not given"
                 )
             queue = replace(queue, redis_url=with_password(queue.redis_url, password))
-        secrets = _secret_file("MOVIOLA_WEBHOOK_SECRETS_FILE")
+        secrets = secret_file("MOVIOLA_WEBHOOK_SECRETS_FILE")
         if secrets is not None:
             if server.webhook_secrets:
                 raise ValueError(

@@ -16,7 +16,9 @@ import grpc
 from google.protobuf.message import DecodeError
 
 if TYPE_CHECKING:  # generic only in the type stubs
-    from moviola.api.interceptors import Context, Continuation, Handler
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Context = grpc.aio.ServicerContext[Any, Any]
+    Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
 def _type_name(parse: Callable[[bytes], Any]) -> str:
