@@ -12,11 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fakes import ScriptedPipeline
+from processes import worker
 
+from moviola.client import Client
 from moviola.rest import console
 from moviola.runtime.embedded import EmbeddedServer
 from moviola.runtime.gateway import GatewayServer
 from moviola.settings import Settings
+from moviola.testing import ServerProcess, free_port
 
 FILES = sorted(p.name for p in console.FOLDER.iterdir() if p.is_file())
 
@@ -87,6 +90,7 @@ async def test_a_redis_gateway_serves_the_console(tmp_path: Path, redis_url: str
             "workers": [],
             "queued": {"interactive": 0, "batch": 1},
             "running": [],
+            "busy": [],
         }
         assert [(t["tenant"], t["queued"], t["running"]) for t in fleet["tenants"]] == [("", 1, 0)]
 
@@ -114,3 +118,21 @@ def test_the_option_is_on_the_command_line() -> None:
     assert "--console / --no-console" in shown.stdout
     assert Settings.of().server.console is True
     assert Settings.of(console=False).server.console is False
+
+
+def test_the_fleet_says_what_each_worker_runs(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    with (
+        ServerProcess(["--redis-url", redis_url, "--http-port", str(port)]) as gateway,
+        worker(redis_url, tmp_path, "gpu-7", "--model", "tiny-wan2.2-t2v", step_seconds=0.5),
+        Client(gateway.address) as client,
+    ):
+        job = client.submit("slow", model="tiny-wan2.2-t2v", num_inference_steps=20)
+        for event in client.watch(job.id):
+            if event.HasField("started"):
+                break
+        fleet = httpx.get(f"http://127.0.0.1:{port}/v1/admin/fleet", timeout=30).json()
+        client.cancel(job.id)
+    model = next(m for m in fleet["models"] if m["model"] == "tiny-wan2.2-t2v")
+    assert model["workers"] == ["gpu-7"]
+    assert model["busy"] == [{"worker": "gpu-7", "video_id": job.id}]

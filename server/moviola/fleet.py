@@ -34,6 +34,8 @@ class ModelLoad:
     waiting: dict[Priority, int]
     #: Jobs of the model running now.
     running: tuple[str, ...]
+    #: What each worker of the model runs now: (worker, job id), as the jobs' STARTED events say.
+    busy: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,18 @@ class Fleet:
             for t in tenants
         }
         jobs = [record for records in latest.values() for record in records]
-        models = [
-            ModelLoad(
-                model,
-                tuple(await self._queue.live_workers(model)),
-                await self._queue.waiting(model),
-                tuple(r.id for r in jobs if r.model == model and r.state is JobState.RUNNING),
+        models = []
+        for model in self._models:
+            running = [r for r in jobs if r.model == model and r.state is JobState.RUNNING]
+            models.append(
+                ModelLoad(
+                    model,
+                    tuple(await self._queue.live_workers(model)),
+                    await self._queue.waiting(model),
+                    tuple(r.id for r in running),
+                    tuple(sorted((r.worker, r.id) for r in running)),
+                )
             )
-            for model in self._models
-        ]
         use = [
             TenantUse(
                 t,

@@ -261,6 +261,8 @@ class JobRecord:
     last_sequence: int = 0
     queue_position: int = 0
     started_at: float | None = None
+    #: The worker of its latest start ("" before one), as its STARTED event names it.
+    worker: str = ""
     #: When the terminal event happened.
     finished_at: float | None = None
     progress: Progress | None = None
@@ -279,8 +281,10 @@ class JobRecord:
         match kind:
             case Queued(position=position):
                 return replace(record, state=JobState.QUEUED, queue_position=position)
-            case Started():
-                return replace(record, state=JobState.RUNNING, queue_position=0, started_at=event.time)
+            case Started(worker=worker):
+                return replace(
+                    record, state=JobState.RUNNING, queue_position=0, started_at=event.time, worker=worker
+                )
             case Progress():
                 return replace(record, progress=kind if kind.preview is None else replace(kind, preview=None))
             case Completed():

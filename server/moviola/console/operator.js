@@ -31,7 +31,7 @@ function render(fleet, letters) {
       el("th", { scope: "row" }, m.model),
       cell(m.workers.length ? "yes" : "no"),
       cell(m.workers.length ? `${m.workers.length}: ${m.workers.join(", ")}` : "none"),
-      cell(m.running.length ? m.running.join(", ") : "–"),
+      cell(m.busy.length ? m.busy.map((b) => `${b.worker}: ${b.video_id}`).join(", ") : "–"),
       cell(String(m.queued.interactive)),
       cell(String(m.queued.batch)),
     ), "No model served.");

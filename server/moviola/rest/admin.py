@@ -29,6 +29,7 @@ def _model(load: ModelLoad) -> dict[str, Any]:
         "workers": list(load.workers),
         "queued": {p.name.lower(): load.waiting.get(p, 0) for p in Priority},
         "running": list(load.running),
+        "busy": [{"worker": worker, "video_id": job} for worker, job in load.busy],
     }
 
 
@@ -109,11 +110,16 @@ FLEET = _object(
     models={
         "type": "array",
         "items": _object(
-            ["model", "workers", "queued", "running"],
+            ["model", "workers", "queued", "running", "busy"],
             model=_STR,
             workers=_NAMES | {"description": "Live workers, by name."},
             queued=_object(["interactive", "batch"], interactive=_INT, batch=_INT),
             running=_NAMES | {"description": "Videos running now (among each tenant's latest 200)."},
+            busy={
+                "type": "array",
+                "description": "What each worker runs now: its name and the video.",
+                "items": _object(["worker", "video_id"], worker=_STR, video_id=_STR),
+            },
         ),
     },
     tenants={
