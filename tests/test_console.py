@@ -22,6 +22,7 @@ from processes import worker
 
 from moviola.auth import keys
 from moviola.client import Client
+from moviola.pipelines.tiny_lora import build_tiny_lora
 from moviola.testing import ServerProcess, free_port
 from moviola.v1 import job_pb2 as pb
 
@@ -48,6 +49,8 @@ def served(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port = free_port()
     args = ["--data-dir", str(folder), "--cache-dir", str(cache_dir), "--http-port", str(port)]
     args += ["--auth-file", str(auth_file), "--also-serve", I2V, "--search-index", str(folder / "search")]
+    build_tiny_lora(folder / "loras" / "style", T2V, seed=1)
+    args += ["--lora-dir", str(folder / "loras")]
     with ServerProcess(args) as server:
         yield Console(server, f"http://127.0.0.1:{port}", admin_key, tenant_key)
 
@@ -462,3 +465,27 @@ def test_a_dead_letter_is_requeued_from_the_operator_view(page: Page, redis_url:
             assert job.id not in [letter["video_id"] for letter in letters["data"]]
         finally:
             survivor.stop()
+
+
+def test_a_lora_adapter_is_picked_in_the_form_and_a_bad_scale_is_shown_at_it(
+    page: Page, served: Console
+) -> None:
+    sign_in(page, served.base, served.tenant_key)
+    page.goto(page.url.split("#")[0] + "#create")
+    page.get_by_label("Model", exact=True).select_option(T2V)
+    expect(page.get_by_label("LoRA adapter")).to_be_visible()
+    page.get_by_label("Prompt", exact=True).fill("a fox in ink")
+    page.get_by_label("Steps", exact=True).fill("2")
+    page.get_by_label("LoRA adapter").select_option("style")
+    page.get_by_label("Adapter scale").fill("99")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("#e-loras")).not_to_be_empty()  # the server's refusal, at the field it names
+    expect(page.get_by_label("LoRA adapter")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Adapter scale").fill("0.5")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("#watch-status")).to_contain_text("completed", timeout=60_000)
+    video_id = page.locator("#watch-status").inner_text().rsplit(" · ", 1)[1]
+    shown = httpx.get(
+        f"{served.base}/v1/videos/{video_id}", headers={"authorization": f"Bearer {served.tenant_key}"}
+    ).json()
+    assert shown["loras"] == [{"name": "style", "scale": 0.5}]

@@ -54,6 +54,9 @@ function modelChanged() {
   $("f-steps").placeholder = model.default_steps ? `${model.default_steps} (the model's)` : "";
   const profiles = model.speed_profiles || ["exact"];
   fill($("f-speed_profile"), profiles.map((p) => el("option", { value: p }, p)));
+  const adapters = model.adapters || [];
+  $("loras-field").hidden = adapters.length === 0;
+  fill($("f-loras"), [el("option", { value: "" }, "None"), ...adapters.map((a) => el("option", { value: a }, a))]);
 }
 
 function formData() {
@@ -63,6 +66,11 @@ function formData() {
   form.set("model", $("f-model").value);
   for (const name of ["negative_prompt", "size", "seconds", "seed", "steps", "priority", "speed_profile", "preview_every"]) {
     if (text(`f-${name}`)) form.set(name, text(`f-${name}`));
+  }
+  if (!$("loras-field").hidden && $("f-loras").value) {
+    // The openai SDK's form encoding of [{name, scale}], which the server reads.
+    form.append("loras[][name]", $("f-loras").value);
+    form.append("loras[][scale]", text("f-lora_scale") || "1");
   }
   const file = $("f-input_reference").files[0];
   if (file && !$("image-field").hidden) form.set("input_reference", file, file.name);
