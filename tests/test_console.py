@@ -455,6 +455,10 @@ def test_a_dead_letter_is_requeued_from_the_operator_view(page: Page, redis_url:
         try:
             assert list(client.watch(job.id))[-1].failed.code == pb.FAILURE_CODE_DEAD_LETTERED
             page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("link", name="Library").click()  # the watch page says which attempt ran where
+            page.locator(f"li.card[data-id='{job.id}']").get_by_role("button", name="Watch").click()
+            expect(page.locator("#watch-attempt")).to_have_text("2 on w1")
+            expect(page.locator("#watch-status")).to_contain_text("failed")
             page.get_by_role("link", name="Operator").click()
             row = page.locator("#op-dead tr", has_text=job.id)
             expect(row).to_contain_text("2")  # attempts
