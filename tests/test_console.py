@@ -463,7 +463,7 @@ def test_a_dead_letter_is_requeued_from_the_operator_view(page: Page, redis_url:
             row = page.locator("#op-dead tr", has_text=job.id)
             expect(row).to_contain_text("2")  # attempts
             row.get_by_role("button", name=f"Requeue {job.id}").click()
-            expect(page.locator("#operator-updated")).to_contain_text(f"Requeued {job.id}")
+            expect(page.locator("#operator-done")).to_contain_text(f"Requeued {job.id}")
             expect(page.locator("#op-dead tr", has_text=job.id)).to_have_count(0)
             letters = httpx.get(f"http://127.0.0.1:{port}/v1/admin/dead_letters", timeout=30).json()
             assert job.id not in [letter["video_id"] for letter in letters["data"]]

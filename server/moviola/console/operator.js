@@ -18,7 +18,7 @@ function limit(value, unit = "") {
 async function requeue(letter) {
   try {
     const made = await call(`/v1/admin/dead_letters/${encodeURIComponent(letter.video_id)}/requeue`, { method: "POST" });
-    $("operator-updated").textContent = `Requeued ${letter.video_id} as ${made.id}.`;
+    $("operator-done").textContent = `Requeued ${letter.video_id} as ${made.id}.`;  // refreshes leave it
     await refresh();
   } catch (error) {
     $("operator-error").textContent = `Could not requeue ${letter.video_id}: ${error.message}`;
