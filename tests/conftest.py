@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import redis
+
+#: The browser console's: a server with keys and adapters, Debian's chromium, a checked tab.
+from console_pages import browser, page, served  # noqa: F401
 from harness.servers import RedisServer, TritonServer
 
 #: ``stack``: the embedded server, and a Redis gateway with a worker (tests/stacks.py).

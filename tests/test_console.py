@@ -1,94 +1,29 @@
-"""The browser console, driven in Debian's chromium (headless, through Playwright) against real servers.
-
-One embedded server with an auth file (an admin key and a tenant's key) and the tiny models; one
-Redis gateway without an auth file for what an unauthenticated server shows. Playwright's own
-browser download cannot work here: ``executable_path`` is the apt package's chromium
-(scripts/system-deps.sh installs it).
+"""The browser console, driven in Debian's chromium (headless, through Playwright) against real servers:
+sign-in, create, watch, search, the operator view, speed and accessibility (``console_pages.py`` has the
+fixtures). A Redis gateway without an auth file shows what an unauthenticated server says.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
-from processes import worker
+from console_pages import (
+    HOSTILE,
+    I2V,
+    T2V,
+    Console,
+    create,
+    made_and_indexed,
+    plays,
+    png,
+    shown_sequences,
+    sign_in,
+)
+from playwright.sync_api import Page, Route, expect
 
-from moviola.auth import keys
-from moviola.client import Client
-from moviola.pipelines.tiny_lora import build_tiny_lora
 from moviola.testing import ServerProcess, free_port
-from moviola.v1 import job_pb2 as pb
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-T2V, I2V = "tiny-wan2.2-t2v", "tiny-wan2.2-i2v"
-REFUSED = "Failed to load resource: the server responded with a status of 4"
-HOSTILE = "<img src=x onerror=alert(1)> a fox"
-
-
-@dataclass
-class Console:
-    server: ServerProcess
-    base: str
-    admin_key: str
-    tenant_key: str
-
-
-@pytest.fixture(scope="module")
-def served(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    folder = tmp_path_factory.mktemp("console")
-    auth_file = folder / "auth.json"
-    admin_key = keys.create_key(auth_file, "ops", admin=True)
-    tenant_key = keys.create_key(auth_file, "acme")
-    port = free_port()
-    args = ["--data-dir", str(folder), "--cache-dir", str(cache_dir), "--http-port", str(port)]
-    args += ["--auth-file", str(auth_file), "--also-serve", I2V, "--search-index", str(folder / "search")]
-    build_tiny_lora(folder / "loras" / "style", T2V, seed=1)
-    args += ["--lora-dir", str(folder / "loras")]
-    with ServerProcess(args) as server:
-        yield Console(server, f"http://127.0.0.1:{port}", admin_key, tenant_key)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "chromium is missing: `make system-deps` installs Debian's package"
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh tab (its own sessionStorage) that fails the test on any script error or CSP violation."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
-
-    def seen(message: ConsoleMessage) -> None:
-        # Chromium logs every refused fetch; the refusals the page meets are checked where they matter.
-        if message.type == "error" and not message.text.startswith(REFUSED):
-            problems.append(f"console: {message.text}")
-
-    opened.on("console", seen)
-    yield opened
-    context.close()
-    assert problems == []
-
-
-def sign_in(page: Page, base: str, key: str) -> None:
-    page.goto(base + "/")
-    page.get_by_label("API key").fill(key)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#signed-in")).to_be_visible()
 
 
 def test_a_key_is_asked_for_kept_in_the_tab_and_a_wrong_one_is_refused(page: Page, served: Console) -> None:
@@ -123,21 +58,6 @@ def test_without_an_auth_file_the_page_says_the_server_is_unauthenticated(
         expect(page.get_by_role("heading", name="Sign in")).to_be_hidden()
 
 
-def png(path: Path) -> Path:
-    from PIL import Image
-
-    Image.new("RGB", (64, 64), (200, 80, 40)).save(path)
-    return path
-
-
-def create(page: Page, prompt: str, **fields: str) -> None:
-    page.goto(page.url.split("#")[0] + "#create")
-    page.get_by_label("Prompt", exact=True).fill(prompt)
-    for label, value in fields.items():
-        page.get_by_label(label, exact=True).fill(value)
-    page.get_by_role("button", name="Create", exact=True).click()
-
-
 def test_field_errors_appear_next_to_the_field_they_name(page: Page, served: Console, tmp_path: Path) -> None:
     sign_in(page, served.base, served.tenant_key)
     create(page, "a fox", Seconds="999")
@@ -160,21 +80,6 @@ def test_field_errors_appear_next_to_the_field_they_name(page: Page, served: Con
     assert job
 
 
-def _sequences(page: Page) -> list[int]:
-    return [
-        int(n)
-        for n in page.locator("#watch-log li").evaluate_all("(items) => items.map((i) => i.dataset.seq)")
-    ]
-
-
-def _plays(page: Page, selector: str) -> None:
-    """The element's video has decoded a frame (readyState >= 2: HAVE_CURRENT_DATA)."""
-    page.wait_for_function(
-        f"() => {{ const v = document.querySelector({selector!r}); return v && v.readyState >= 2 && !v.error; }}",
-        timeout=30_000,
-    )
-
-
 def test_create_watch_play_find_and_delete_a_video(page: Page, served: Console) -> None:
     sign_in(page, served.base, served.tenant_key)
     create(page, HOSTILE, Steps="40", **{"Preview every (steps)": "4"})
@@ -183,20 +88,20 @@ def test_create_watch_play_find_and_delete_a_video(page: Page, served: Console) 
     bar = page.locator("#watch-steps")
     page.wait_for_function("() => document.getElementById('watch-steps').value >= 3", timeout=30_000)
     expect(page.locator("#watch-expert")).not_to_have_text("–")
-    shown = max(_sequences(page))
+    shown = max(shown_sequences(page))
     resumed: list[str | None] = []
     page.on(
         "request", lambda r: resumed.append(r.headers.get("last-event-id")) if "/events" in r.url else None
     )
     page.reload()  # mid-denoising: the stream resumes after the last event it showed
     expect(page.locator("#watch-status")).to_contain_text("completed", timeout=60_000)
-    sequences = _sequences(page)
+    sequences = shown_sequences(page)
     assert sequences == list(range(1, len(sequences) + 1))  # none twice, none missing
     assert resumed
     assert int(resumed[0] or 0) >= shown
     assert bar.get_attribute("max") == "40"
     assert page.locator("#watch-previews img").count() >= 1
-    _plays(page, "#watch-video")
+    plays(page, "#watch-video")
     assert page.locator("img[src='x']").count() == 0
 
     page.get_by_role("link", name="Library").click()
@@ -206,7 +111,7 @@ def test_create_watch_play_find_and_delete_a_video(page: Page, served: Console) 
     expect(card.locator("img.poster")).to_be_visible()
     assert card.locator("img.poster").evaluate("(img) => img.complete && img.naturalWidth > 0")
     card.get_by_role("button", name="Play").click()
-    _plays(page, f"li.card[data-id='{video_id}'] video")
+    plays(page, f"li.card[data-id='{video_id}'] video")
 
     card.get_by_role("button", name="Remix").click()
     card.get_by_label("New prompt").fill("a fox, at night")
@@ -228,23 +133,8 @@ def test_create_watch_play_find_and_delete_a_video(page: Page, served: Console) 
     assert gone.status_code == 404
 
 
-def _made(served: Console, prompt: str) -> str:
-    """A completed video of the tenant's, made through REST, and found by search (indexed)."""
-    key = {"authorization": f"Bearer {served.tenant_key}"}
-    with httpx.Client(base_url=served.base, headers=key, timeout=30) as http:
-        video = http.post("/v1/videos", json={"prompt": prompt, "seconds": "1"}).json()
-        for _ in range(600):
-            status = http.get(f"/v1/videos/{video['id']}").json()["status"]
-            answer = http.post("/v1/videos/search", json={"text": prompt})
-            hits = answer.json()["data"] if answer.status_code == 200 else []
-            if status == "completed" and any(h["video_id"] == video["id"] for h in hits):
-                return str(video["id"])
-            time.sleep(0.1)
-    raise AssertionError(f"the video was not indexed: {status}, {answer.text}")
-
-
 def test_search_by_words_and_more_like_this(page: Page, served: Console) -> None:
-    video_id = _made(served, "a red fox running through snow")
+    video_id = made_and_indexed(served, "a red fox running through snow")
     sign_in(page, served.base, served.tenant_key)
     page.get_by_role("link", name="Search").click()
     page.get_by_label("Describe what you look for").fill("a red fox running through snow")
@@ -376,120 +266,6 @@ def test_a_broken_stream_resumes_and_a_lost_workers_job_shows_its_attempt(
     expect(page.locator("#watch-remaining")).to_have_text("3 s of denoising")
     expect(page.locator("#watch-log")).to_contain_text("#1 queued at position 3")
     expect(page.locator("#watch-log")).to_contain_text("the worker before was lost")
-    assert _sequences(page) == [1, 2, 3, 4, 5, 6]
+    assert shown_sequences(page) == [1, 2, 3, 4, 5, 6]
     assert asked[:2] == [None, "2"]
     page.unroute("**/v1/videos/scripted/events")
-
-
-def _completed(served: Console, key: str, prompt: str) -> str:
-    """A completed video of ``key``'s tenant, made through REST (one step, a few frames)."""
-    with httpx.Client(base_url=served.base, headers={"authorization": f"Bearer {key}"}, timeout=30) as http:
-        body = {"prompt": prompt, "model": T2V, "steps": 1, "seconds": "0.25"}  # 5 frames at 16 fps
-        made = http.post("/v1/videos", json=body)
-        assert made.status_code == 200, made.text
-        video_id = str(made.json()["id"])
-        for _ in range(600):
-            if http.get(f"/v1/videos/{video_id}").json()["status"] == "completed":
-                return video_id
-            time.sleep(0.1)
-    raise AssertionError(f"{video_id} did not complete")
-
-
-def test_the_library_pages_filters_by_model_downloads_and_extends(
-    page: Page, served: Console, tmp_path: Path
-) -> None:
-    made = [_completed(served, served.admin_key, f"library video {i}") for i in range(13)]
-    sign_in(page, served.base, served.admin_key)
-    page.get_by_role("link", name="Library").click()
-    cards = page.locator("#library-list li.card")
-    expect(cards).to_have_count(12)
-    shown = cards.evaluate_all("(items) => items.map((i) => i.dataset.id)")
-    assert shown == made[::-1][:12]  # newest first, one page
-    page.get_by_role("button", name="Older").click()
-    expect(page.locator(f"li.card[data-id='{made[0]}']")).to_be_visible()
-    page.get_by_role("button", name="Newer").click()
-    expect(page.locator(f"li.card[data-id='{made[-1]}']")).to_be_visible()
-
-    page.get_by_label("Filter by model").select_option(I2V)
-    expect(page.locator(f"li.card[data-id='{made[-1]}']")).to_have_count(0)
-    page.get_by_label("Filter by model").select_option(T2V)
-    card = page.locator(f"li.card[data-id='{made[-1]}']")
-    expect(card).to_be_visible()
-
-    with page.expect_download() as downloading:
-        card.get_by_role("button", name="Download").click()
-    saved = tmp_path / "video.mp4"
-    downloading.value.save_as(saved)
-    assert saved.read_bytes()[4:8] == b"ftyp"  # an MP4, whole
-    stored = httpx.get(
-        f"{served.base}/v1/videos/{made[-1]}/content", headers={"authorization": f"Bearer {served.admin_key}"}
-    )
-    assert saved.read_bytes() == stored.content
-
-    card.get_by_role("button", name="Extend").click()
-    card.get_by_label("What happens next").fill("and then it snows")
-    card.get_by_label("Seconds more").fill("1")
-    card.locator("form").get_by_role("button", name="Extend").click()
-    expect(page.locator("#watch-prompt")).to_have_text("and then it snows")
-    expect(page.locator("#watch-status")).to_contain_text("completed", timeout=60_000)
-    extended = page.locator("#watch-status").inner_text().rsplit(" · ", 1)[1]
-    with httpx.Client(base_url=served.base, headers={"authorization": f"Bearer {served.admin_key}"}) as http:
-        shown_video = http.get(f"/v1/videos/{extended}").json()
-    assert shown_video["extended_from_video_id"] == made[-1]
-    assert shown_video["num_frames"] == 5 + 17 - 1  # 1 s more at 16 fps, joined at one frame
-
-
-def test_a_dead_letter_is_requeued_from_the_operator_view(page: Page, redis_url: str, tmp_path: Path) -> None:
-    """Redis mode: a job that kills its worker twice lands in the dead letters; the page requeues it."""
-    port = free_port()
-    args = ["--lease", "1", "--max-attempts", "2", "--poison-prompt", "poison"]
-    with (
-        ServerProcess(["--redis-url", redis_url, "--accept-without-workers", "--http-port", str(port)]) as gw,
-        Client(gw.address) as client,
-    ):
-        job = client.submit("poison", model=T2V, num_inference_steps=1)
-        for attempt in range(2):
-            killed = worker(redis_url, tmp_path, f"w{attempt}", "--model", T2V, *args).start()
-            assert killed.wait(60) != 0  # the job killed it
-        survivor = worker(redis_url, tmp_path, "survivor", "--model", T2V, *args).start()
-        try:
-            assert list(client.watch(job.id))[-1].failed.code == pb.FAILURE_CODE_DEAD_LETTERED
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("link", name="Library").click()  # the watch page says which attempt ran where
-            page.locator(f"li.card[data-id='{job.id}']").get_by_role("button", name="Watch").click()
-            expect(page.locator("#watch-attempt")).to_have_text("2 on w1")
-            expect(page.locator("#watch-status")).to_contain_text("failed")
-            page.get_by_role("link", name="Operator").click()
-            row = page.locator("#op-dead tr", has_text=job.id)
-            expect(row).to_contain_text("2")  # attempts
-            row.get_by_role("button", name=f"Requeue {job.id}").click()
-            expect(page.locator("#operator-done")).to_contain_text(f"Requeued {job.id}")
-            expect(page.locator("#op-dead tr", has_text=job.id)).to_have_count(0)
-            letters = httpx.get(f"http://127.0.0.1:{port}/v1/admin/dead_letters", timeout=30).json()
-            assert job.id not in [letter["video_id"] for letter in letters["data"]]
-        finally:
-            survivor.stop()
-
-
-def test_a_lora_adapter_is_picked_in_the_form_and_a_bad_scale_is_shown_at_it(
-    page: Page, served: Console
-) -> None:
-    sign_in(page, served.base, served.tenant_key)
-    page.goto(page.url.split("#")[0] + "#create")
-    page.get_by_label("Model", exact=True).select_option(T2V)
-    expect(page.get_by_label("LoRA adapter")).to_be_visible()
-    page.get_by_label("Prompt", exact=True).fill("a fox in ink")
-    page.get_by_label("Steps", exact=True).fill("2")
-    page.get_by_label("LoRA adapter").select_option("style")
-    page.get_by_label("Adapter scale").fill("99")
-    page.get_by_role("button", name="Create", exact=True).click()
-    expect(page.locator("#e-loras")).not_to_be_empty()  # the server's refusal, at the field it names
-    expect(page.get_by_label("LoRA adapter")).to_have_attribute("aria-invalid", "true")
-    page.get_by_label("Adapter scale").fill("0.5")
-    page.get_by_role("button", name="Create", exact=True).click()
-    expect(page.locator("#watch-status")).to_contain_text("completed", timeout=60_000)
-    video_id = page.locator("#watch-status").inner_text().rsplit(" · ", 1)[1]
-    shown = httpx.get(
-        f"{served.base}/v1/videos/{video_id}", headers={"authorization": f"Bearer {served.tenant_key}"}
-    ).json()
-    assert shown["loras"] == [{"name": "style", "scale": 0.5}]

@@ -54,3 +54,24 @@ def with_password(url: str, password: str) -> str:
         raise ValueError("the Redis URL has a password already: give it in one place")
     user, _, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def secrets_from_files(
+    redis_url: str | None, webhook_secrets: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """The Redis URL with the password ``MOVIOLA_REDIS_PASSWORD_FILE`` holds, and the webhook secrets
+    ``MOVIOLA_WEBHOOK_SECRETS_FILE`` holds (whitespace-separated); ValueError where a secret is given twice
+    or names nothing."""
+    password = secret_file("MOVIOLA_REDIS_PASSWORD_FILE")
+    if password:
+        if redis_url is None:
+            raise ValueError("MOVIOLA_REDIS_PASSWORD_FILE is the password of --redis-url, which is not given")
+        redis_url = with_password(redis_url, password)
+    secrets = secret_file("MOVIOLA_WEBHOOK_SECRETS_FILE")
+    if secrets is not None:
+        if webhook_secrets:
+            raise ValueError(
+                "webhook secrets: give --webhook-secret or MOVIOLA_WEBHOOK_SECRETS_FILE, not both"
+            )
+        webhook_secrets = tuple(secrets.split())
+    return redis_url, webhook_secrets

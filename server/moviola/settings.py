@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from moviola.catalog import DEFAULT_MODEL, MEMORY_PLANS, QUANTIZATIONS, SPEED_PROFILES
-from moviola.environment import environment, secret_file, with_password, xdg
+from moviola.environment import environment, secrets_from_files, xdg
 
 #: How ``--gpus`` splits a job (``moviola.pipelines.parallel``).
 PARALLEL_MODES = ("cfg", "ulysses", "ring")
@@ -359,22 +359,12 @@ class Settings:
 
     def _with_secret_files(self) -> Settings:
         """These settings with the secrets read from the files that ``SECRET_FILES`` name."""
-        queue, server = self.queue, self.server
-        password = secret_file("MOVIOLA_REDIS_PASSWORD_FILE")
-        if password:
-            if queue.redis_url is None:
-                raise ValueError(
-                    "MOVIOLA_REDIS_PASSWORD_FILE is the password of --redis-url, which is not given"
-                )
-            queue = replace(queue, redis_url=with_password(queue.redis_url, password))
-        secrets = secret_file("MOVIOLA_WEBHOOK_SECRETS_FILE")
-        if secrets is not None:
-            if server.webhook_secrets:
-                raise ValueError(
-                    "webhook secrets: give --webhook-secret or MOVIOLA_WEBHOOK_SECRETS_FILE, not both"
-                )
-            server = replace(server, webhook_secrets=tuple(secrets.split()))
-        return replace(self, queue=queue, server=server)
+        redis_url, webhook_secrets = secrets_from_files(self.queue.redis_url, self.server.webhook_secrets)
+        return replace(
+            self,
+            queue=replace(self.queue, redis_url=redis_url),
+            server=replace(self.server, webhook_secrets=webhook_secrets),
+        )
 
 
 #: Each section's class, by its name in ``Settings``.
