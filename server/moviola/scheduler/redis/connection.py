@@ -113,11 +113,6 @@ def ticket_of(assignment: Assignment) -> tuple[str, str]:
     return str(ticket[0]), str(ticket[1])
 
 
-def msg_age(msg_id: str) -> float:
-    """Seconds since an auto-generated stream ID (``<ms>-<n>``) was created."""
-    return time.time() - int(msg_id.split("-")[0]) / 1000
-
-
 class Script:
     """A registered script, called with its KEYS and the ARGV after the prefix (which it puts first)."""
 
