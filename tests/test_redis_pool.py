@@ -45,3 +45,21 @@ async def test_a_command_that_waits_too_long_fails_naming_the_limit(redis_url: s
     await holder
     assert await client.get("k") is None  # free again: served at once
     await client.aclose()
+
+
+async def test_commands_packed_by_hiredis_are_what_redis_py_sends(redis_url: str) -> None:
+    """Byte for byte redis-py's packing, on a real Redis; what hiredis cannot pack still fails clearly."""
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import DataError
+
+    pool = WaitingPool.from_url(redis_url, max_connections=2, timeout=5.0)
+    assert pool.connection_class.__name__ == "HiredisConnection"
+    fast, plain = pool.connection_class(), Connection()
+    args = ("XGROUP CREATE", "s", "g", "$", 1.25, 2**70, -3, "é", b"\xff", memoryview(b"ab"), time.time())
+    assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args))
+    client = aioredis.Redis.from_pool(pool)
+    await client.set("packed", "é" * 3)
+    assert await client.get("packed") == "é".encode() * 3
+    with pytest.raises(DataError):
+        await client.set("packed", None)  # type: ignore[arg-type]
+    await client.aclose()

@@ -32,6 +32,10 @@ from moviola.webhooks.signing import Signer
 
 #: Seconds a caller is told to wait before retrying when no worker serves a model.
 NO_WORKER_RETRY = 5.0
+#: Seconds a model found served is taken as still served without asking the queue again. A worker is
+#: live for 15 s after its last heartbeat (``Tuning.live_window``): a second more changes little, and
+#: saves a Redis round trip on every submit. A model found unserved is asked about every time.
+SERVED_FOR = 1.0
 
 
 def may_use(caller: Caller, model: str) -> None:
@@ -71,6 +75,8 @@ class Admission:
         self._lifecycle = lifecycle
         self._adapters = adapters
         self._accept_without_workers = accept_without_workers
+        #: Model → when it was last found served (``time.monotonic``).
+        self._served_at: dict[str, float] = {}
         #: More names of the served models (``sora-2``), and whether Sora's sizes are refused, not mapped.
         self.aliases = aliases or Aliases()
         self._strict_sizes = strict_sizes
@@ -120,9 +126,17 @@ class Admission:
 
     async def serves(self, model: str) -> bool:
         """Whether jobs of ``model`` can run here now: it is offered and a live worker serves it."""
-        return model in self._models and (
-            self._accept_without_workers or bool(await self._queue.live_workers(model))
-        )
+        if model not in self._models:
+            return False
+        if (
+            self._accept_without_workers
+            or time.monotonic() - self._served_at.get(model, -SERVED_FOR) < SERVED_FOR
+        ):
+            return True
+        if not await self._queue.live_workers(model):
+            return False
+        self._served_at[model] = time.monotonic()
+        return True
 
     async def _served(self, draft: RequestDraft, request: JobRequest) -> JobRequest:
         """The request, if a live worker serves its model (or the fallback's); else ``Unavailable``."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Generator
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +12,7 @@ from urllib.parse import unquote, urlparse
 
 from moviola.errors import NotFound, NotInStorage, Unavailable
 from moviola.storage.base import CHUNK_BYTES, Download, Link, StoredVideo, Variant, object_key
+from moviola.storage.durable import write_files
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 SUFFIX = {Variant.VIDEO: ".mp4", Variant.THUMBNAIL: ".jpg", Variant.SPRITESHEET: ".spritesheet.jpg"}
@@ -27,7 +27,7 @@ def file_path(uri: str) -> Path | None:
 
 
 class LocalStorage:
-    """Files in one folder, each written to a temporary file beside it, flushed and renamed into place.
+    """Files in one folder, written as ``durable.write_files`` writes them.
 
     A reader never sees a half-written file, and a crash leaves at most a stray temporary file,
     never a truncated video. There are no links: callers elsewhere use DownloadVideo.
@@ -51,26 +51,13 @@ class LocalStorage:
             raise ValueError(f"unsafe job id {job_id!r}")
         return self.root / f"{job_id}{SUFFIX[variant]}"
 
-    def _write(self, target: Path, data: bytes) -> None:
-        fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(staging, target)
-        except BaseException:
-            Path(staging).unlink(missing_ok=True)
-            raise
-
     def put(self, job_id: str, video: bytes, thumbnail: bytes, spritesheet: bytes = b"") -> StoredVideo:
         self.root.mkdir(parents=True, exist_ok=True)
-        poster = self.path_for(job_id, Variant.THUMBNAIL)
-        self._write(poster, thumbnail)  # first: a video that exists always has its images
+        poster, target = self.path_for(job_id, Variant.THUMBNAIL), self.path_for(job_id)
+        files = [(poster, thumbnail)]  # first: a video that exists always has its images
         if spritesheet:
-            self._write(self.path_for(job_id, Variant.SPRITESHEET), spritesheet)
-        target = self.path_for(job_id)
-        self._write(target, video)
+            files.append((self.path_for(job_id, Variant.SPRITESHEET), spritesheet))
+        write_files(self.root, [*files, (target, video)])
         return StoredVideo(uri=target.as_uri(), size_bytes=len(video), thumbnail_uri=poster.as_uri())
 
     def _path(self, uri: str, variant: Variant) -> Path:
@@ -139,7 +126,7 @@ class LocalStorage:
     def put_object(self, key: str, data: bytes, content_type: str) -> None:
         path = self._object_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._write(path, data)
+        write_files(path.parent, [(path, data)])
 
     def read_object(self, key: str) -> bytes:
         try:

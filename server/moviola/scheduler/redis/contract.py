@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from string import Formatter
 
 from moviola.jobs import TERMINAL_STATES, Priority
 from moviola.scheduler.redis import keys
+from moviola.scheduler.redis.codec import as_dict
 
 
 class Reply(enum.IntEnum):
@@ -108,7 +109,7 @@ class Submission:
     limits: Limits
 
     def encode(self) -> str:
-        data = asdict(self)
+        data = as_dict(self)
         data["created_at"] = repr(self.created_at)
         data["start_by"] = None if self.start_by is None else repr(self.start_by)
         return json.dumps(data, separators=(",", ":"))

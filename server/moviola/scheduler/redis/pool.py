@@ -14,8 +14,32 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+
+class HiredisPacking:
+    """Commands packed by hiredis (C), as redis-py's sync client does and its asyncio client does not.
+
+    redis-py's asyncio ``pack_command`` is Python, per argument: a script call with a job's events
+    has 20-30. The bytes are the same; what hiredis refuses (``None``, ``bool``) goes to redis-py's
+    packing for its ``DataError``.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:  # "XGROUP CREATE": sent as two arguments
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return super().pack_command(*args)  # type: ignore[no-any-return]
+
+
+def packing(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` (plain, TLS or Unix socket, as the URL says) packing with hiredis."""
+    return type(f"Hiredis{connection_class.__name__}", (HiredisPacking, connection_class), {})
 
 
 class WaitingPool(aioredis.ConnectionPool):
@@ -23,6 +47,7 @@ class WaitingPool(aioredis.ConnectionPool):
         self, *, timeout: float, on_wait: Callable[[float], None] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        self.connection_class = packing(self.connection_class)
         self.wait_timeout = timeout
         self.on_wait = on_wait
         self._waiters = 0
