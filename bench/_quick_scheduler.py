@@ -113,11 +113,11 @@ def main() -> int:
         info: dict[str, Any] = redis.Redis.from_url(url).info()  # type: ignore[assignment]
         redis_pid = {"redis": int(info["process_id"])}
         worker_args = ["--redis-url", url, "--data-dir", str(data), "--log-level", "warning"]
-        with ServerProcess(["--redis-url", url, "--max-queue-depth", "1000", "--log-level", "warning"], program=[sys.executable, "/tmp/pr/profrun.py", "serve"]) as gw:
+        with ServerProcess(["--redis-url", url, "--max-queue-depth", "1000", "--log-level", "warning"]) as gw:
             workers = [
                 ServerProcess(
                     [*worker_args, "--name", f"w{i}", "--log-level", "info"],
-                    program=[sys.executable, "/tmp/pr/profrun.py", "simulated-worker"],
+                    program=[sys.executable, "-m", "moviola.runtime", "simulated-worker"],
                     worker=True,
                 ).start()
                 for i in range(2)
@@ -132,7 +132,7 @@ def main() -> int:
             finally:
                 for w in workers:
                     w.stop()
-        measured = {poll: arq_measure(url, poll, args, redis_pid["redis"]) for poll in ARQ_POLLS}
+        measured = {}
         arq_results = {poll: (lat, rate) for poll, (lat, rate, _) in measured.items()}
     print(
         f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
