@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -18,7 +19,7 @@ import openai
 import pytest
 from harness.pipeline import request_for, run_direct
 
-from moviola.catalog import BUILTIN_MODELS
+from moviola.catalog import BUILTIN_MODELS, ModelDefaults
 from moviola.client import Client, InvalidArgument
 from moviola.editing import DEFAULT_STRENGTH
 from moviola.errors import InvalidRequest
@@ -42,9 +43,11 @@ LTX = BUILTIN_MODELS["tiny-ltx-video"]
 
 
 def test_only_an_edit_takes_a_strength_and_only_within_its_bounds() -> None:
-    models = {"tiny-wan2.1-t2v": WAN21, "tiny-wan2.2-t2v": BUILTIN_MODELS["tiny-wan2.2-t2v"]}
+    models = {"tiny-wan2.1-t2v": WAN21, "tiny-wan2.2-t2v": BUILTIN_MODELS["tiny-wan2.2-t2v"], LTX.id: LTX}
     edit = RequestDraft(prompt="x", num_frames=17, edit_from="file:///v.mp4")
-    assert validate(edit, models, "tiny-wan2.1-t2v").strength == DEFAULT_STRENGTH
+    assert validate(edit, models, "tiny-wan2.1-t2v").strength == DEFAULT_STRENGTH == 0.7
+    # LTX's own default: its schedule stays noisy longer (docs/api.md, edits).
+    assert validate(replace(edit, model=LTX.id), models, "tiny-wan2.1-t2v").strength == 0.35
     for draft, field in [
         (RequestDraft(prompt="x", strength=0.5), "strength"),  # not an edit
         (RequestDraft(prompt="x", num_frames=17, edit_from="file:///v.mp4", strength=1.5), "strength"),
@@ -83,6 +86,47 @@ def _decoded(data: bytes) -> npt.NDArray[np.uint8]:
 
 def _clip(frames: int = 19) -> bytes:
     return encode_mp4(np.random.default_rng(3).integers(0, 255, (frames, 64, 96, 3), dtype=np.uint8), 16)
+
+
+def test_a_catalogue_default_strength_outside_its_bounds_is_refused() -> None:
+    with pytest.raises(ValueError, match="edit_strength"):
+        ModelDefaults(
+            width=64,
+            height=64,
+            num_frames=9,
+            fps=8,
+            num_inference_steps=2,
+            guidance_scale=1.0,
+            edit_strength=1.5,
+        )
+
+
+def test_an_edit_without_strength_takes_its_models_default(server: tuple[ServerProcess, str]) -> None:
+    """Shown in ListModels and GET /v1/models, and taken by an edit that names none (here by id)."""
+    listed = {entry["id"]: entry for entry in httpx.get(f"{server[1]}/models", timeout=30).json()["data"]}
+    assert [listed[m]["default_edit_strength"] for m in (WAN21.id, LTX.id, "tiny-wan2.2-t2v")] == [
+        0.7,
+        0.35,
+        None,
+    ]
+    with Client(server[0].address) as client:
+        defaults = {m.id: m.defaults.edit_strength for m in client.list_models()}
+        assert defaults[LTX.id] == pytest.approx(0.35)
+        assert defaults[WAN21.id] == pytest.approx(0.7)
+        assert defaults["tiny-wan2.2-t2v"] == 0.0  # it cannot edit
+        for model, default in ((LTX.id, 0.35), (WAN21.id, 0.7)):
+            made = list(client.generate("a fox", model=model, num_frames=9, width=64, height=64))
+            answer = httpx.post(
+                f"{server[1]}/videos/edits",
+                json={"video": {"id": made[0].job_id}, "prompt": "a wolf"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["edit_strength"] == default
+            events = list(client.watch(answer.json()["id"], timeout=300))
+            assert events[-1].HasField("completed"), events[-1]
+            steps = {e.progress.total_steps for e in events if e.HasField("progress")}
+            assert steps == {int(8 * default)}  # the source's 8 steps, cut by the model's default
 
 
 def test_the_sdks_edit_remakes_an_uploaded_video(server: tuple[ServerProcess, str]) -> None:

@@ -32,6 +32,15 @@ class ModelDefaults:
     num_inference_steps: int
     guidance_scale: float
     guidance_scale_2: float | None = None
+    #: How far an edit that names no strength strays from its video (``moviola.editing``): the share of
+    #: the denoising steps run. Models whose schedules stay noisy longer want less for the same effect.
+    edit_strength: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0 < self.edit_strength <= 1:
+            raise ValueError(
+                f"defaults.edit_strength must be greater than 0 and at most 1, got {self.edit_strength}"
+            )
 
 
 @dataclass(frozen=True)

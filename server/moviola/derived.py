@@ -97,9 +97,9 @@ class Derive:
 
     def edit(self, source: JobRecord, prompt: str, strength: float | None, key: str) -> RequestDraft:
         """``source``'s video made again from ``prompt``, on its model, at its size, fps and frame count."""
-        strength = editing.check_strength(strength)
         result, spec = self._completed(source, "edited")
         editing.check_editor(spec, self._models)
+        strength = editing.check_strength(strength, spec)
         if result.num_frames > spec.limits.max_frames:
             raise InvalidRequest(
                 "video",
@@ -141,9 +141,9 @@ class Derive:
         self, video: bytes, prompt: str, strength: float | None, model: str, key: str
     ) -> RequestDraft:
         """The first window of an uploaded video, made again from ``prompt``."""
-        strength = editing.check_strength(strength)
         spec = resolve_model(model, self._models, self._default_model, self._aliases)
         editing.check_editor(spec, self._models)
+        strength = editing.check_strength(strength, spec)
         draft, count, stored = await self._uploaded(uploads.head, video, spec, prompt, key, last=False)
         return replace(draft, num_frames=count, edit_from=stored, strength=strength)
 

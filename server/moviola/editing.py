@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 
-from moviola.catalog import ModelSpec
+from moviola.catalog import ModelDefaults, ModelSpec
 from moviola.errors import InvalidRequest
 
-#: How far an edit strays from its video by default: the share of the denoising steps run, from the
-#: noise level that share leaves (1: the video is only a start; near 0: the video comes back almost as it was).
-DEFAULT_STRENGTH = 0.7
+#: How far an edit strays from its video unless the model's catalogue entry says otherwise
+#: (``defaults.edit_strength``): the share of the denoising steps run, from the noise level that share
+#: leaves (1: the video is only a start; near 0: the video comes back almost as it was).
+DEFAULT_STRENGTH = ModelDefaults.edit_strength
 
 
 def editors(models: dict[str, ModelSpec]) -> list[str]:
@@ -28,10 +29,11 @@ def check_editor(spec: ModelSpec, models: dict[str, ModelSpec]) -> None:
         raise InvalidRequest("model", f"{spec.id} cannot edit videos; served models that can: {able}")
 
 
-def check_strength(strength: float | None) -> float:
-    """An edit's strength, its default filled in; ``InvalidRequest`` naming ``strength`` outside 0 < s <= 1."""
+def check_strength(strength: float | None, spec: ModelSpec) -> float:
+    """An edit's strength on ``spec``, its default filled in; ``InvalidRequest`` naming ``strength``
+    outside 0 < s <= 1."""
     if strength is None:
-        return DEFAULT_STRENGTH
+        return spec.defaults.edit_strength
     if not (math.isfinite(strength) and 0 < strength <= 1):
         raise InvalidRequest("strength", f"must be greater than 0 and at most 1, got {strength:g}")
     return strength
@@ -46,7 +48,7 @@ def strength_of(
             raise InvalidRequest("strength", "only an edit takes it (POST /v1/videos/edits, EditJob)")
         return 0.0
     check_editor(spec, models)
-    strength = check_strength(strength)
+    strength = check_strength(strength, spec)
     if int(steps * strength) < 1:
         raise InvalidRequest(
             "strength", f"runs int({steps} steps x {strength:g}) = 0 steps; raise strength or the steps"

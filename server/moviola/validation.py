@@ -151,7 +151,7 @@ class RequestDraft:
     continue_from: str = ""
     continued_frames: int = 0
     #: An edit of the job ``edited_from`` ("" for an uploaded video), whose stored video ``edit_from`` has
-    #: the draft's size and ``num_frames``; ``strength`` (None: ``editing.DEFAULT_STRENGTH``) only with it.
+    #: the draft's size and ``num_frames``; ``strength`` (None: the model's ``defaults.edit_strength``) only with it.
     edited_from: str = ""
     edit_from: str = ""
     strength: float | None = None

@@ -5,7 +5,7 @@ videos by id: ``{"video": {"id": ...}}`` as JSON or the form field ``video[id]``
 that video made again from ``prompt`` by the model's video-to-video pipeline (``JobService.edit``,
 ``edit_upload``): the same frames (an upload: its first window, at the model's nearest size), and
 by id its object says ``edited_from_video_id``. Extensions (``extra_body``): ``strength`` (how far
-from the video, 0 < s <= 1; ``editing.DEFAULT_STRENGTH``) and ``model`` (an upload's model).
+from the video, 0 < s <= 1; the model's ``defaults.edit_strength``) and ``model`` (an upload's model).
 """
 
 from __future__ import annotations

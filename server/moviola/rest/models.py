@@ -33,6 +33,7 @@ def entries(status: ModelStatus) -> list[dict[str, Any]]:
         "default_seconds": spec.defaults.num_frames / spec.defaults.fps,
         "max_seconds": spec.limits.max_seconds,
         "default_steps": spec.defaults.num_inference_steps,
+        "default_edit_strength": spec.defaults.edit_strength if spec.video_pipeline_class else None,
         "speed_profiles": [p for p in SPEED_PROFILES if p != "turbo" or spec.turbo is not None],
         "adapters": [adapter.name for adapter in status.adapters],
     }
@@ -77,6 +78,10 @@ SCHEMA = {
                         "description": "The longest video (segments past one window).",
                     },
                     "default_steps": {"type": "integer"},
+                    "default_edit_strength": {
+                        "type": ["number", "null"],
+                        "description": "An edit's strength when it names none; null: the model cannot edit.",
+                    },
                     "speed_profiles": _STRINGS,
                     "adapters": _STRINGS | {"description": "LoRA adapters this key may name in loras."},
                 },

@@ -547,6 +547,7 @@ class ModelDefaults(_message.Message):
     NUM_INFERENCE_STEPS_FIELD_NUMBER: _builtins.int
     GUIDANCE_SCALE_FIELD_NUMBER: _builtins.int
     GUIDANCE_SCALE_2_FIELD_NUMBER: _builtins.int
+    EDIT_STRENGTH_FIELD_NUMBER: _builtins.int
     width: _builtins.int
     """Frame width."""
     height: _builtins.int
@@ -561,6 +562,10 @@ class ModelDefaults(_message.Message):
     """Guidance scale."""
     guidance_scale_2: _builtins.float
     """Guidance scale of the low-noise expert."""
+    edit_strength: _builtins.float
+    """How far an edit that names no strength strays from its video (0 < s <= 1); 0 where the model
+    cannot edit.
+    """
     def __init__(
         self,
         *,
@@ -571,10 +576,11 @@ class ModelDefaults(_message.Message):
         num_inference_steps: _builtins.int = ...,
         guidance_scale: _builtins.float = ...,
         guidance_scale_2: _builtins.float = ...,
+        edit_strength: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edit_strength", b"edit_strength", "fps", b"fps", "guidance_scale", b"guidance_scale", "guidance_scale_2", b"guidance_scale_2", "height", b"height", "num_frames", b"num_frames", "num_inference_steps", b"num_inference_steps", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
