@@ -54,7 +54,7 @@ def _names(cls: type[Any]) -> tuple[str, ...]:
 
 def as_dict(value: Any) -> dict[str, Any]:
     """A dataclass as ``dataclasses.asdict`` makes it (nested dataclasses and tuples of them converted),
-    without its deep copy of every value: ours are immutable. Six times faster on a ``JobRequest``."""
+    without its deep copy of every value: ours are immutable. Five times faster on a ``JobRequest``."""
     return {name: _plain(getattr(value, name)) for name in _names(type(value))}
 
 
