@@ -18,7 +18,7 @@ from moviola.auth import caller as callers
 from moviola.errors import Unavailable
 from moviola.fleet import Fleet, ModelLoad, TenantUse
 from moviola.jobs import JobRecord, Priority
-from moviola.rest import openapi, videos
+from moviola.rest import openapi, schemas, videos
 from moviola.scheduler.base import DeadLetter
 from moviola.service import JobService
 
@@ -153,20 +153,15 @@ FLEET = _object(
         ),
     },
 )
-LETTERS = _object(
-    ["object", "data"],
-    object={"const": "list"},
-    data={
-        "type": "array",
-        "items": _object(
-            ["video_id", "model", "error", "attempts", "failed_at"],
-            video_id=_STR,
-            model=_STR,
-            error=_STR,
-            attempts=_INT,
-            failed_at=_INT,
-        ),
-    },
+LETTERS = schemas.list_of(
+    _object(
+        ["video_id", "model", "error", "attempts", "failed_at"],
+        video_id=_STR,
+        model=_STR,
+        error=_STR,
+        attempts=_INT,
+        failed_at=_INT,
+    )
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from moviola.catalog import SPEED_PROFILES
+from moviola.rest import schemas
 from moviola.service import ModelStatus
 
 
@@ -33,7 +34,7 @@ def entries(status: ModelStatus) -> list[dict[str, Any]]:
         "default_seconds": spec.defaults.num_frames / spec.defaults.fps,
         "max_seconds": spec.limits.max_seconds,
         "default_steps": spec.defaults.num_inference_steps,
-        "default_edit_strength": spec.defaults.edit_strength if spec.video_pipeline_class else None,
+        "default_edit_strength": spec.default_edit_strength,
         "speed_profiles": [p for p in SPEED_PROFILES if p != "turbo" or spec.turbo is not None],
         "adapters": [adapter.name for adapter in status.adapters],
     }
@@ -45,47 +46,39 @@ def entries(status: ModelStatus) -> list[dict[str, Any]]:
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 #: The list's schema in the OpenAPI document.
-SCHEMA = {
-    "type": "object",
-    "required": ["object", "data"],
-    "properties": {
-        "object": {"const": "list"},
-        "data": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "object", "created", "owned_by"],
-                "properties": {
-                    "id": {
-                        "type": "string",
-                        "description": "A model id or an alias (sora-2) to put in model.",
-                    },
-                    "object": {"const": "model"},
-                    "created": {"type": "integer"},
-                    "owned_by": {"type": "string"},
-                    "moviola_model": {"type": "string", "description": "The served model it runs."},
-                    "ready": {"type": "boolean", "description": "Whether a live worker serves it now."},
-                    "description": {"type": "string"},
-                    "image_input": {
-                        "type": "string",
-                        "enum": ["unsupported", "optional", "required"],
-                        "description": "Whether input_reference is refused, may be given, or must be.",
-                    },
-                    "sizes": _STRINGS | {"description": "WxH sizes it makes, its default first."},
-                    "default_seconds": {"type": "number"},
-                    "max_seconds": {
-                        "type": "number",
-                        "description": "The longest video (segments past one window).",
-                    },
-                    "default_steps": {"type": "integer"},
-                    "default_edit_strength": {
-                        "type": ["number", "null"],
-                        "description": "An edit's strength when it names none; null: the model cannot edit.",
-                    },
-                    "speed_profiles": _STRINGS,
-                    "adapters": _STRINGS | {"description": "LoRA adapters this key may name in loras."},
-                },
+SCHEMA = schemas.list_of(
+    {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "description": "A model id or an alias (sora-2) to put in model.",
             },
+            "object": {"const": "model"},
+            "created": {"type": "integer"},
+            "owned_by": {"type": "string"},
+            "moviola_model": {"type": "string", "description": "The served model it runs."},
+            "ready": {"type": "boolean", "description": "Whether a live worker serves it now."},
+            "description": {"type": "string"},
+            "image_input": {
+                "type": "string",
+                "enum": ["unsupported", "optional", "required"],
+                "description": "Whether input_reference is refused, may be given, or must be.",
+            },
+            "sizes": _STRINGS | {"description": "WxH sizes it makes, its default first."},
+            "default_seconds": {"type": "number"},
+            "max_seconds": {
+                "type": "number",
+                "description": "The longest video (segments past one window).",
+            },
+            "default_steps": {"type": "integer"},
+            "default_edit_strength": {
+                "type": ["number", "null"],
+                "description": "An edit's strength when it names none; null: the model cannot edit.",
+            },
+            "speed_profiles": _STRINGS,
+            "adapters": _STRINGS | {"description": "LoRA adapters this key may name in loras."},
         },
-    },
-}
+    }
+)

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
-from moviola.rest import models
+from moviola.rest import models, schemas
 from moviola.rest.errors import STATUSES
 from moviola.validation import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS
 
@@ -202,17 +202,13 @@ def _ok(content: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 _JSON_VIDEO = {"application/json": {"schema": VIDEO}}
-_LIST = {
-    "type": "object",
-    "required": ["object", "data", "has_more"],
-    "properties": {
-        "object": {"const": "list"},
-        "data": {"type": "array", "items": VIDEO},
-        "first_id": {"type": ["string", "null"]},
-        "last_id": {"type": ["string", "null"]},
-        "has_more": {"type": "boolean"},
-    },
-}
+_LIST = schemas.list_of(
+    VIDEO,
+    ("has_more",),
+    first_id={"type": ["string", "null"]},
+    last_id={"type": ["string", "null"]},
+    has_more={"type": "boolean"},
+)
 _DELETED = {
     "type": "object",
     "required": ["id", "object", "deleted"],

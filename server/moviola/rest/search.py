@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from moviola.auth import caller as callers
 from moviola.embed.service import JobInput, TextInput
 from moviola.errors import InvalidRequest
-from moviola.rest import openapi
+from moviola.rest import openapi, schemas
 from moviola.search.index import Hit
 from moviola.search.service import MAX_TOP_K, Query, Searching, SearchQuery
 
@@ -86,29 +86,22 @@ QUERY = {
     },
     "additionalProperties": False,
 }
-HITS = {
-    "type": "object",
-    "required": ["object", "data", "embedding_model"],
-    "properties": {
-        "object": {"const": "list"},
-        "data": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["video_id", "score", "matched", "model", "prompt", "created_at"],
-                "properties": {
-                    "video_id": {"type": "string"},
-                    "score": {"type": "number", "description": "Cosine similarity, -1..1."},
-                    "matched": {"type": "string", "enum": ["video", "prompt"]},
-                    "model": {"type": "string"},
-                    "prompt": {"type": "string"},
-                    "created_at": _INT,
-                },
-            },
+HITS = schemas.list_of(
+    {
+        "type": "object",
+        "required": ["video_id", "score", "matched", "model", "prompt", "created_at"],
+        "properties": {
+            "video_id": {"type": "string"},
+            "score": {"type": "number", "description": "Cosine similarity, -1..1."},
+            "matched": {"type": "string", "enum": ["video", "prompt"]},
+            "model": {"type": "string"},
+            "prompt": {"type": "string"},
+            "created_at": _INT,
         },
-        "embedding_model": {"type": "string"},
     },
-}
+    ("embedding_model",),
+    embedding_model={"type": "string"},
+)
 
 
 def add_routes(app: FastAPI, search: Searching) -> None:
