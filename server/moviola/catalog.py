@@ -204,6 +204,11 @@ class ModelSpec:
     def mixture_of_experts(self) -> bool:
         return self.boundary_ratio is not None
 
+    @property
+    def default_edit_strength(self) -> float | None:
+        """An edit's strength when it names none; None where the model cannot edit."""
+        return self.defaults.edit_strength if self.video_pipeline_class else None
+
 
 def _spec(entry: dict[str, Any]) -> ModelSpec:
     entry = dict(entry)

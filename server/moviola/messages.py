@@ -264,7 +264,7 @@ def model(status: ModelStatus) -> gen.ModelInfo:
             num_inference_steps=d.num_inference_steps,
             guidance_scale=d.guidance_scale,
             guidance_scale_2=d.guidance_scale_2 or 0.0,
-            edit_strength=d.edit_strength if spec.video_pipeline_class else 0.0,
+            edit_strength=spec.default_edit_strength or 0.0,
         ),
         limits=gen.ModelLimits(
             size_multiple=limits.size_multiple,
