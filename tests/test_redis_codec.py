@@ -1,5 +1,6 @@
 """The Redis queue's JSON for requests and events (``scheduler/redis/codec.py``): ``as_dict`` writes what
-``dataclasses.asdict`` would, without its copies, and everything decodes back to what was encoded."""
+``dataclasses.asdict`` would, without its copies, and everything decodes back to what was encoded.
+SUBMIT's JSON is checked against its documentation in ``test_redis_contract.py``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from moviola.jobs import (
     Timings,
 )
 from moviola.scheduler.redis.codec import as_dict, decode_kind, decode_request, encode_kind, encode_request
-from moviola.scheduler.redis.contract import Limits, Submission
 
 _text = st.text(max_size=20)
 _number = st.floats(allow_nan=False, allow_infinity=False, width=32)
@@ -94,26 +94,3 @@ def test_events_with_nested_values_are_read_back_whole(
         assert decode_kind(encode_kind(kind)) == kind
     written = json.loads(encode_kind(progress))
     assert written["preview"]["image"] == base64.b64encode(image).decode()
-
-
-def test_submissions_json_has_the_documented_shape() -> None:
-    limits = Limits(in_flight=2, rate=0.5, bucket=3, weight=1.0)
-    submission = Submission(
-        id="j",
-        model="m",
-        tenant="t",
-        created_at=1733400000.12,
-        start_by=None,
-        batch="b",
-        webhook="",
-        webhook_events="completed",
-        idempotent=False,
-        max_depth=64,
-        retention=60,
-        maxlen=100,
-        announce_limit=1,
-        limits=limits,
-    )
-    data = json.loads(submission.encode())
-    assert data["limits"] == {"in_flight": 2, "rate": 0.5, "bucket": 3, "weight": 1.0}
-    assert (data["created_at"], data["start_by"]) == ("1733400000.12", None)
