@@ -102,6 +102,7 @@ bench: install system-deps .venv-arq/.stamp
 	$(PY) bench/batch.py
 	$(PY) bench/compile.py
 	$(PY) bench/fairness.py
+	$(PY) bench/wake.py
 	$(PY) bench/search.py
 	$(PY) bench/cost.py
 

@@ -128,9 +128,14 @@ class RedisClaims:
             await self.heartbeat(model)
         interactive, batch = self.connection.queues(model)
         if now - self._last_group_check > self.settings.lease:  # also recreates groups lost with Redis
-            for stream in (interactive, batch):
+            for stream, group, start in (
+                (interactive, keys.GROUP, "0"),
+                (batch, keys.GROUP, "0"),
+                # At the end: a job queued before this is found by the TAKE that follows.
+                (self.keys.wake(model), keys.WAKE_GROUP, "$"),
+            ):
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-                    await self.redis.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+                    await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
             self._last_group_check = now
         if now - self._last_reclaim > min(1.0, self.settings.lease / 3):
             self._last_reclaim = now
@@ -160,13 +165,21 @@ class RedisClaims:
             created = head and await self.redis.hget(self.keys.job(as_text(head[0])), "created_at")
             if created and time.time() - float(created) > self.settings.batch_max_wait:
                 order.reverse()
-        wake = self.keys.wake(model)
-        reply = await self.scripts.take(keys=[interactive, batch, *order, wake], args=self._start_args())
+        reply = await self.scripts.take(keys=[interactive, batch, *order], args=self._start_args())
         if Reply(reply[0]) is not Reply.NONE_WAITING:
             *started, stream, msg_id, job_id = reply
             return await self._started(model, as_text(stream), as_text(msg_id), as_text(job_id), started)
-        # Nothing waits: block until a job is queued or handed back after the script looked.
-        await self.redis.xread({wake: as_text(reply[1])}, count=1, block=int(self.tuning.poll * 1000))
+        # Nothing waits: block until a job is queued or handed back. Redis gives each wake entry to one
+        # blocked worker (the group's), so a submit wakes one idle worker, not every one; an entry added
+        # since this worker's last read (after the script looked) is read at once.
+        await self.redis.xreadgroup(
+            keys.WAKE_GROUP,
+            self.consumer,
+            {self.keys.wake(model): ">"},
+            count=1,
+            block=int(self.tuning.poll * 1000),
+            noack=True,
+        )
         return None
 
     def _start_args(self) -> list[Any]:
@@ -330,9 +343,10 @@ class RedisClaims:
                 await asyncio.sleep(1.0)
 
     async def leave(self, model: str) -> None:
-        """Remove this worker from the live set (clean shutdown)."""
+        """Remove this worker from the live set and from the wake stream's group (clean shutdown)."""
         with contextlib.suppress(RedisError):
             await self.redis.zrem(self.keys.workers(model), self.consumer)
+            await self.redis.xgroup_delconsumer(self.keys.wake(model), keys.WAKE_GROUP, self.consumer)
 
 
 def _lease_held(code: Reply, job_id: str) -> None:

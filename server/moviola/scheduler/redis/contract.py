@@ -49,7 +49,7 @@ class Reply(enum.IntEnum):
     LEASE_LOST = 8
     #: START: the job has used up its attempts: ``{GAVE_UP, attempts}``; the caller dead-letters it.
     GAVE_UP = 9
-    #: TAKE: nothing waits: ``{NONE_WAITING, the wake stream's last entry id}``; TAKE_MATE: no mate.
+    #: TAKE: nothing waits (the worker blocks on the wake stream); TAKE_MATE: no mate.
     NONE_WAITING = 10
     #: CANCEL: the job runs; its worker is asked to stop.
     STOP_ASKED = 11

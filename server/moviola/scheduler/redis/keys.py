@@ -47,6 +47,10 @@ GROUP = "workers"
 #: Consumer group of a model's wake stream whose lag is the model's backlog (queued jobs): what
 #: autoscalers read (KEDA ``redis-streams``, ``lagCount``). See ``lua_functions.unbacklog``.
 BACKLOG_GROUP = "backlog"
+#: Consumer group of a model's wake stream that idle workers block on (``XREADGROUP``, ``NOACK``):
+#: Redis hands each entry (a job queued or handed back) to one blocked worker, so a submit wakes one
+#: idle worker of the model, not all of them.
+WAKE_GROUP = "wakers"
 #: Consumer group of the search indexers on the feed (``completions``).
 INDEX_GROUP = "indexers"
 

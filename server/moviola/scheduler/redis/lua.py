@@ -122,12 +122,12 @@ return start(ARGV[2], start_args(KEYS[1], KEYS[2], 3))
 """
 )
 
-# KEYS: interactive queue, batch queue, the queue to read first, the one to read next, the model's wake stream
+# KEYS: interactive queue, batch queue, the queue to read first, the one to read next
 # ARGV: worker, time, maxlen, retention, max attempts, announce limit, lease ms (``start_args``)
 # A free worker takes its next job and starts it, in one round trip: a handed-back one first, then the
 # first in fair-share order ({DONE, ..., stream, entry id, job id}: ``begin``). When none waits,
-# {NONE_WAITING, the wake stream's last id}: the worker blocks reading the wake stream after that id, so
-# that a job queued after this script wakes it at once.
+# {NONE_WAITING}: the worker blocks on the wake stream's group ``WAKE_GROUP``, whose next entry (a job
+# queued after its last read, by this script's time or later) wakes it, or another idle worker, at once.
 TAKE = (
     PRELUDE
     + START_FUNCTION
@@ -147,8 +147,7 @@ for _, stream in ipairs({KEYS[3], KEYS[4]}) do
   local popped = redis.call('ZPOPMIN', K.waiting(stream))
   if #popped > 0 then return claim(stream, popped[1], popped[2], a) end
 end
-local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)[1]
-return {REPLY.NONE_WAITING, last and last[1] or '0-0'}
+return {REPLY.NONE_WAITING}
 """
 )
 
