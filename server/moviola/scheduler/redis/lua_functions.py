@@ -173,8 +173,9 @@ local function expire(job_id, time, maxlen, retention)
           'failed', time, maxlen, retention, '0')
 end
 
--- Wake workers blocked on the model's wake stream (a job was queued or handed back), and add the
--- job to the model's backlog (``unbacklog``).
+-- Wake one idle worker of the model (a job was queued or handed back): Redis hands the entry to one
+-- worker blocked in the stream's group WAKE_GROUP (``claims.py``); and add the job to the model's
+-- backlog (``unbacklog``).
 local function wake(model)
   local key = K.wake(model)
   pcall(redis.call, 'XGROUP', 'CREATE', key, BACKLOG_GROUP, '$', 'MKSTREAM')
