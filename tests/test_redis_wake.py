@@ -137,3 +137,14 @@ async def test_a_worker_that_leaves_leaves_the_wake_group(redis_url: str) -> Non
         assert sorted(c["name"] for c in await r.xinfo_consumers(wake, keys.WAKE_GROUP)) == [b"w0", b"w1"]
         await claims[1].leave(MODEL)
         assert [c["name"] for c in await r.xinfo_consumers(wake, keys.WAKE_GROUP)] == [b"w0"]
+
+
+async def test_a_blocked_worker_takes_jobs_after_redis_lost_its_data(redis_url: str) -> None:
+    async with fleet(redis_url, 1) as (front, claims, _), aioredis.Redis.from_url(in_db(redis_url)) as r:
+        async with taking(claims) as waiting:
+            await blocked(redis_url, 1)
+            await r.flushall()  # a restart without persistence: the wake stream and its groups are gone
+            job, _ = await front.submit(REQUEST)
+            async with asyncio.timeout(10):
+                (assignment,) = await asyncio.gather(*waiting)
+        assert assignment.job_id == job.id
