@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import start_server
+from processes import worker
 from prometheus_client.parser import text_string_to_metric_families
 
 from moviola.client import Client
@@ -67,6 +69,33 @@ def test_counters_and_histograms_move_with_a_generation(metered: tuple[ServerPro
     assert value(diff, "moviola_job_seconds_count", model=model, state="completed") == 1
     assert value(after, "moviola_queue_depth", model=model, priority="interactive") == 0
     assert ("moviola_dead_letters", ()) in after
+
+
+def lag_samples(port: int, at_least: float) -> float:
+    """The count of ``moviola_event_loop_lag_seconds`` once it is ``at_least`` (sampled 4 times a second)."""
+    deadline = time.monotonic() + 30
+    while True:  # polled: the samples come from the process's own timer
+        count = value(scrape(port), "moviola_event_loop_lag_seconds_count")
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def test_the_event_loops_lag_is_sampled_on_a_server_and_a_worker(
+    metered: tuple[ServerProcess, int], redis_url: str, tmp_path: Path
+) -> None:
+    _, port = metered
+    first = lag_samples(port, 1)
+    assert first >= 1
+    assert lag_samples(port, first + 2) >= first + 2  # it goes on sampling
+    # Idle, the loop runs its timers on time: most samples fall under 25 ms.
+    samples = scrape(port)
+    assert value(samples, "moviola_event_loop_lag_seconds_bucket", le="0.025") >= 0.5 * value(
+        samples, "moviola_event_loop_lag_seconds_count"
+    )
+    worker_port = free_port()
+    with worker(redis_url, tmp_path, "w", "--metrics-port", str(worker_port)):
+        assert lag_samples(worker_port, 2) >= 2
 
 
 def test_embed_latency_and_failures_are_counted(metered: tuple[ServerProcess, int]) -> None:

@@ -14,6 +14,8 @@ from moviola.jobs import Completed, EventKind, Expert, Failed, Progress
 
 #: Buckets for durations from a few milliseconds (tiny models) to an hour (long real jobs).
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Buckets for the event loop's lag: a millisecond (idle; the loop's timer resolution) to seconds (stalled).
+LAG = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
@@ -81,6 +83,13 @@ class Metrics:
             "moviola_redis_pool_wait_seconds",
             "Seconds a Redis command waited for a free connection of the pool (--redis-max-connections)",
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "moviola_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer, sampled every 0.25 s (loop_lag.py): "
+            "past a few milliseconds the process is short of CPU or something blocks its loop",
+            buckets=LAG,
             registry=r,
         )
         self.dead_letters = Gauge("moviola_dead_letters", "Jobs in the dead-letter stream", registry=r)

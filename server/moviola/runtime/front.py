@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from moviola import loop_lag
 from moviola.adapters import registered
 from moviola.admission import Admission
 from moviola.aliases import Aliases
@@ -315,6 +316,7 @@ class FrontProcess(Process):
         if self.metrics is not None and server.metrics_port is not None:
             self.metrics.serve(server.metrics_port, server.metrics_host or server.host)
             self.tasks.start(refresh_forever(self.service.refresh_metrics), "metrics")
+            self.tasks.start(loop_lag.watch(self.metrics.loop_lag.observe), "loop-lag")
             announce.info(
                 "metrics on http://%s:%d/metrics", server.metrics_host or server.host, server.metrics_port
             )

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 
+from moviola import loop_lag
 from moviola.catalog import resolve
 from moviola.errors import Unavailable
 from moviola.lifecycle import Lifecycle, State
@@ -55,6 +56,7 @@ class WorkerProcess(Process):
         self._loader = loader
         self.worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         await self.lifecycle.set(State.NEW)
@@ -62,6 +64,7 @@ class WorkerProcess(Process):
         port, host = self.settings.server.metrics_port, self.settings.server.metrics_host or LOOPBACK
         if self.metrics is not None and port is not None:
             self.metrics.serve(port, host)
+            self._lag = asyncio.create_task(loop_lag.watch(self.metrics.loop_lag.observe), name="loop-lag")
             announce.info("metrics on http://%s:%d/metrics", host, port)
         await self.lifecycle.set(State.LOADING)
         pipeline = await asyncio.to_thread(self._loader, self.spec, self.settings)
@@ -107,9 +110,10 @@ class WorkerProcess(Process):
 
     async def _stop(self) -> None:
         """Stop the worker's loop, leave the worker registry, close the queue's parts and its connection."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)  # failed() has said why it ended
+        for task in (self._task, self._lag):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)  # failed() has said why the worker's ended
         with contextlib.suppress(Unavailable):  # Redis away: the heartbeat expires on its own
             await self.queue.leave(self.spec.id)
         await self.queue.close()
