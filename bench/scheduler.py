@@ -5,7 +5,8 @@ a pipeline that does nothing; a job still gets its events, a one-frame MP4 and
 storage). arq: two arq workers running a no-op function, ``max_jobs=1`` each, once
 polling their queue every 5 ms and once every 1 ms (arq has no blocking read: its
 poll interval caps a worker at one job per poll). All on the same redis-server, one
-after the other.
+after the other. Then the floor (``floor.py``): the same path with nothing of Moviola in it (a bare
+``grpc.aio`` gateway, two ``BLPOP`` workers, ten messages a job), on a redis-server of its own.
 
 - dispatch latency: submit (enqueue) to STARTED (the job function starting), jobs one at a time;
 - throughput: 32 callers each submitting and awaiting jobs until 1,000 are done.
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import floor
 import redis
 import uvloop
 from cpu import CpuMeter
@@ -136,6 +138,7 @@ def main() -> int:
                     w.stop()
         measured = {poll: arq_measure(url, poll, args, redis_pid["redis"]) for poll in ARQ_POLLS}
         arq_results = {poll: (lat, rate) for poll, (lat, rate, _) in measured.items()}
+    f_lat, f_rate, f_cpu = floor.measure(args.latency_jobs, args.throughput_jobs)
     print(
         f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
         f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers"
@@ -143,6 +146,7 @@ def main() -> int:
     report("moviola", m_lat, m_rate)
     for poll, (a_lat, a_rate) in arq_results.items():
         report(f"arq {poll * 1000:g}ms", a_lat, a_rate)
+    report("floor", f_lat, f_rate)
     for poll, (a_lat, a_rate) in arq_results.items():
         ratio_p50 = percentile(m_lat, 0.5) / percentile(a_lat, 0.5)
         print(
@@ -153,6 +157,11 @@ def main() -> int:
     report_cpu("moviola", cpu)
     for poll, (_, _, arq_cpu) in measured.items():
         report_cpu(f"arq {poll * 1000:g}ms", arq_cpu)
+    report_cpu("floor", f_cpu)
+    print(
+        f"  moviola over the floor: dispatch p50 {percentile(m_lat, 0.5) / percentile(f_lat, 0.5):.2f}x   "
+        f"throughput {m_rate / f_rate:.2f}x   CPU per job {cpu['total'] / f_cpu['total']:.2f}x"
+    )
     arq_rate = arq_results[ARQ_POLLS[0]][1]
     checks = {
         f"CPU per job <= {TARGET_CPU_MS:g} ms": cpu["total"] <= TARGET_CPU_MS,

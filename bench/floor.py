@@ -1,0 +1,171 @@
+"""The floor under ``bench/scheduler.py``: what the same path costs here with nothing of Moviola in it.
+
+A skeleton of Moviola's Redis mode: the caller makes a server-streaming gRPC call to a bare ``grpc.aio``
+gateway (on uvloop, as Moviola's), which pushes the job onto a Redis list, sends a QUEUED message and
+then streams the job's events as a worker appends them to the job's own list; two workers block on the
+queue (``BLPOP``), append STARTED, then in one call the eight other events a no-op Moviola job has
+(phases, progress, completed). Ten messages of 200 bytes a job, as Moviola's ten events. No
+validation, protobuf, durability, leases, fair share, webhooks or video: what is left is gRPC, redis-py
+and the kernel. The same load as ``bench/scheduler.py``: dispatch latency (send to STARTED) over
+sequential jobs, throughput and CPU per job from 32 callers.
+
+    python bench/floor.py [--latency-jobs 200] [--throughput-jobs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis
+import redis.asyncio as aioredis
+import uvloop
+from cpu import CpuMeter
+
+from percentiles import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/harness/, as pytest finds it
+from harness.servers import RedisServer
+
+from moviola.testing import free_port
+
+METHOD = "/floor.Gateway/Generate"
+QUEUE = "floor:queue"
+#: What a no-op job of Moviola's sends its caller: QUEUED, STARTED, then these eight.
+LATER_EVENTS = 8
+PAYLOAD = 200
+CONCURRENCY = 32  # bench/scheduler.py's
+
+
+def events_key(job: bytes) -> str:
+    return f"floor:events:{job.decode()}"
+
+
+async def gateway(url: str, port: int) -> None:
+    """One process: the gRPC server that queues each call's job and streams its events back."""
+    client = aioredis.Redis.from_url(url, max_connections=256)
+
+    async def generate(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        job = uuid.uuid4().hex.encode()
+        await client.lpush(QUEUE, job)
+        yield b"q" * PAYLOAD
+        key, sent = events_key(job), 1
+        while sent < 2 + LATER_EVENTS:
+            _, first = await client.blpop([key], timeout=30)
+            rest = await client.lpop(key, 100) or []
+            for event in [first, *rest]:
+                yield event
+                sent += 1
+        await client.delete(key)
+
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_stream_rpc_method_handler(generate)
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("floor.Gateway", {"Generate": handler}),)
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("ready", flush=True)
+    await server.wait_for_termination()
+
+
+async def worker(url: str) -> None:
+    """One process: take a job, say it started (when, for the latency), append its other events."""
+    client = aioredis.Redis.from_url(url)
+    print("ready", flush=True)
+    while True:
+        _, job = await client.blpop([QUEUE])
+        started = f"{time.time():.6f}".encode().ljust(PAYLOAD, b"s")
+        await client.rpush(events_key(job), started)
+        await client.rpush(events_key(job), *[b"e" * PAYLOAD] * LATER_EVENTS)
+
+
+def start(role: str, *args: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--role", role, *args], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+async def callers(
+    port: int, latency_jobs: int, throughput_jobs: int, meter: CpuMeter
+) -> tuple[list[float], float]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(METHOD)
+
+        async def one() -> float:
+            sent = time.time()
+            replies = [reply async for reply in call(b"")]
+            assert len(replies) == 2 + LATER_EVENTS, len(replies)
+            return float(replies[1][:17].rstrip(b"s")) - sent
+
+        latencies = [await one() for _ in range(latency_jobs)]
+        remaining = throughput_jobs
+
+        async def caller() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await one()
+
+        meter.start()
+        began = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+        rate = throughput_jobs / (time.perf_counter() - began)
+        meter.stop()
+        return latencies, rate
+
+
+def measure(latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float, dict[str, float]]:
+    """The skeleton on a redis-server of its own: dispatch latencies, jobs/s, CPU per job by process (ms)."""
+    with RedisServer() as server:
+        port = free_port()
+        processes = {"gateway": start("gateway", "--redis", server.url, "--port", str(port))}
+        processes |= {f"worker {i}": start("worker", "--redis", server.url) for i in range(2)}
+        info: dict[str, Any] = redis.Redis.from_url(server.url).info("server")  # type: ignore[assignment]
+        meter = CpuMeter({"redis": int(info["process_id"])} | {name: p.pid for name, p in processes.items()})
+        try:
+            latencies, rate = uvloop.run(callers(port, latency_jobs, throughput_jobs, meter))
+        finally:
+            for process in processes.values():
+                process.terminate()
+                process.wait(10)
+    return latencies, rate, meter.per_job(throughput_jobs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--throughput-jobs", type=int, default=1000)
+    parser.add_argument("--role", choices=["gateway", "worker"], help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "gateway":
+        uvloop.run(gateway(args.redis, args.port))
+        return 0
+    if args.role == "worker":
+        uvloop.run(worker(args.redis))
+        return 0
+    latencies, rate, cpu = measure(args.latency_jobs, args.throughput_jobs)
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    print("the floor: a bare grpc.aio gateway, two BLPOP workers, one redis-server")
+    print(f"  dispatch p50 {p50:.2f} ms   p99 {p99:.2f} ms   throughput {rate:.1f} jobs/s")
+    print("  CPU per job (ms): " + "  ".join(f"{name} {ms:.2f}" for name, ms in cpu.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
