@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 from moviola import loop_lag
@@ -28,5 +29,5 @@ async def test_a_blocked_loop_shows_as_lag_and_an_idle_one_does_not() -> None:
             await stalled.wait()
     finally:
         watcher.cancel()
-    assert max(idle) < 0.1, idle
+    assert statistics.median(idle) < 0.05, idle
     assert 0.25 <= samples[-1] < 2.0, samples  # the sample the block fell into ran about 0.3 s late
