@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages that the tests start or build for real, where they are missing:
-# redis-server, kubectl (kustomize), chromium (the console's tests), and Go with Debian's gRPC libraries and protoc plugins (the Go client builds offline).
+# redis-server, kubectl (kustomize), chromium (the console's tests), promtool (the alert rules' tests), and Go
+# with Debian's gRPC libraries and protoc plugins (the Go client builds offline).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -10,6 +11,8 @@ command -v go >/dev/null || missing+=(golang-go)
 # The console's browser tests (tests/test_console.py) drive it headless through Playwright.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
+# deploy/prometheus/alerts.yaml is checked and unit-tested with promtool (tests/test_alerts.py).
+command -v promtool >/dev/null || missing+=(prometheus)
 command -v protoc-gen-go >/dev/null || missing+=(protoc-gen-go)
 command -v protoc-gen-go-grpc >/dev/null || missing+=(protoc-gen-go-grpc)
 for pkg in golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev; do
