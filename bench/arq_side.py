@@ -8,19 +8,18 @@ Prints one JSON object: dispatch latencies (s), throughput (jobs/s) and CPU per 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import load
 from arq import create_pool
 from arq.connections import RedisSettings
 from cpu import CpuMeter
 
 HERE = Path(__file__).resolve().parent
-CONCURRENCY = 32
 
 
 async def run(
@@ -34,21 +33,13 @@ async def run(
         assert job is not None
         started: float = await job.result(timeout=30, poll_delay=0.001)
         latencies.append(started - sent)
-    remaining = throughput_jobs
 
-    async def caller() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            job = await pool.enqueue_job("noop")
-            assert job is not None
-            await job.result(timeout=60, poll_delay=0.001)
+    async def one() -> None:
+        job = await pool.enqueue_job("noop")
+        assert job is not None
+        await job.result(timeout=60, poll_delay=0.001)
 
-    meter.start()
-    start = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-    rate = throughput_jobs / (time.perf_counter() - start)
-    meter.stop()
+    rate = await load.throughput(one, throughput_jobs, meter)
     await pool.aclose()
     return latencies, rate
 

@@ -15,7 +15,6 @@ sequential jobs, throughput and CPU per job from 32 callers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import load
 import redis
 import redis.asyncio as aioredis
 import uvloop
@@ -42,7 +42,6 @@ QUEUE = "floor:queue"
 #: What a no-op job of Moviola's sends its caller: QUEUED, STARTED, then these eight.
 LATER_EVENTS = 8
 PAYLOAD = 200
-CONCURRENCY = 32  # bench/scheduler.py's
 
 
 def events_key(job: bytes) -> str:
@@ -110,20 +109,7 @@ async def callers(
             return float(replies[1][:17].rstrip(b"s")) - sent
 
         latencies = [await one() for _ in range(latency_jobs)]
-        remaining = throughput_jobs
-
-        async def caller() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await one()
-
-        meter.start()
-        began = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-        rate = throughput_jobs / (time.perf_counter() - began)
-        meter.stop()
-        return latencies, rate
+        return latencies, await load.throughput(one, throughput_jobs, meter)
 
 
 def measure(latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float, dict[str, float]]:

@@ -19,7 +19,6 @@ It also prints the CPU each process used per job during the throughput phase (Li
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import floor
+import load
 import redis
 import uvloop
 from cpu import CpuMeter
@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/
 from harness.servers import RedisServer
 
 HERE = Path(__file__).resolve().parent
-CONCURRENCY = 32  # bench/arq_side.py's too
 #: arq workers' queue poll intervals (seconds) to compare with.
 ARQ_POLLS = (0.005, 0.001)
 #: Issue 31's targets, in one run: CPU per job (every process), dispatch p50, throughput against arq at 5 ms.
@@ -60,22 +59,13 @@ async def moviola_run(
             async for event in client.generate("noop", **options):  # type: ignore[arg-type]
                 if event.HasField("started"):
                     latencies.append(event.time.ToNanoseconds() / 1e9 - sent)
-        remaining = throughput_jobs
 
-        async def caller() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                async for event in client.generate("noop", **options):  # type: ignore[arg-type]
-                    if event.HasField("failed"):
-                        raise RuntimeError(event.failed.message)
+        async def job() -> None:
+            async for event in client.generate("noop", **options):  # type: ignore[arg-type]
+                if event.HasField("failed"):
+                    raise RuntimeError(event.failed.message)
 
-        meter.start()
-        start = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-        rate = throughput_jobs / (time.perf_counter() - start)
-        meter.stop()
-        return latencies, rate
+        return latencies, await load.throughput(job, throughput_jobs, meter)
 
 
 #: arq's own environment (``make bench`` makes it): arq pins redis-py below 6, Moviola does not.
@@ -141,7 +131,7 @@ def main() -> int:
     f_lat, f_rate, f_cpu = floor.measure(args.latency_jobs, args.throughput_jobs)
     print(
         f"no-op jobs, 2 workers, one redis-server; latency over {args.latency_jobs} sequential jobs, "
-        f"throughput over {args.throughput_jobs} jobs from {CONCURRENCY} callers"
+        f"throughput over {args.throughput_jobs} jobs from {load.CONCURRENCY} callers"
     )
     report("moviola", m_lat, m_rate)
     for poll, (a_lat, a_rate) in arq_results.items():
