@@ -21,7 +21,6 @@ from harness.pipeline import request_for, run_direct
 
 from moviola.catalog import BUILTIN_MODELS, ModelDefaults
 from moviola.client import Client, InvalidArgument
-from moviola.editing import DEFAULT_STRENGTH
 from moviola.errors import InvalidRequest
 from moviola.jobs import EventKind, Progress
 from moviola.mp4 import encode_mp4
@@ -45,7 +44,7 @@ LTX = BUILTIN_MODELS["tiny-ltx-video"]
 def test_only_an_edit_takes_a_strength_and_only_within_its_bounds() -> None:
     models = {"tiny-wan2.1-t2v": WAN21, "tiny-wan2.2-t2v": BUILTIN_MODELS["tiny-wan2.2-t2v"], LTX.id: LTX}
     edit = RequestDraft(prompt="x", num_frames=17, edit_from="file:///v.mp4")
-    assert validate(edit, models, "tiny-wan2.1-t2v").strength == DEFAULT_STRENGTH == 0.7
+    assert validate(edit, models, "tiny-wan2.1-t2v").strength == ModelDefaults.edit_strength == 0.7
     # LTX's own default: its schedule stays noisy longer (docs/api.md, edits).
     assert validate(replace(edit, model=LTX.id), models, "tiny-wan2.1-t2v").strength == 0.35
     for draft, field in [

@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import math
 
-from moviola.catalog import ModelDefaults, ModelSpec
+from moviola.catalog import ModelSpec
 from moviola.errors import InvalidRequest
-
-#: How far an edit strays from its video unless the model's catalogue entry says otherwise
-#: (``defaults.edit_strength``): the share of the denoising steps run, from the noise level that share
-#: leaves (1: the video is only a start; near 0: the video comes back almost as it was).
-DEFAULT_STRENGTH = ModelDefaults.edit_strength
 
 
 def editors(models: dict[str, ModelSpec]) -> list[str]:
@@ -30,8 +25,8 @@ def check_editor(spec: ModelSpec, models: dict[str, ModelSpec]) -> None:
 
 
 def check_strength(strength: float | None, spec: ModelSpec) -> float:
-    """An edit's strength on ``spec``, its default filled in; ``InvalidRequest`` naming ``strength``
-    outside 0 < s <= 1."""
+    """An edit's strength on ``spec``, its default (the catalogue's ``defaults.edit_strength``) filled in;
+    ``InvalidRequest`` naming ``strength`` outside 0 < s <= 1."""
     if strength is None:
         return spec.defaults.edit_strength
     if not (math.isfinite(strength) and 0 < strength <= 1):
