@@ -85,13 +85,14 @@ fuzz: install system-deps
 bench-gpu: install
 	$(PY) bench/gpu.py
 
-# arq, bench/scheduler.py's baseline, in its own environment: it pins redis-py below 6.
-.venv-arq/.stamp:
+# arq, bench/scheduler.py's baseline, in its own environment: it pins redis-py below 6. With what its
+# like-for-like job needs to encode and store a video as Moviola's does (bench/job_work.py).
+.venv-arq/.stamp-work:
 	$(PYTHON) -m venv .venv-arq
-	.venv-arq/bin/python -m pip install -q arq==0.28.0 uvloop
+	.venv-arq/bin/python -m pip install -q arq==0.28.0 uvloop 'av>=14' 'numpy>=1.26' 'pillow>=10'
 	touch $@
 
-bench: install system-deps .venv-arq/.stamp
+bench: install system-deps .venv-arq/.stamp-work
 	$(PY) bench/overhead.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/embed.py

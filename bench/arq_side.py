@@ -1,7 +1,9 @@
 """The baseline's side of bench/scheduler.py, run in arq's own environment (``.venv-arq``: arq pins
 redis-py below 6, which Moviola no longer does): two arq workers and the callers, on one redis-server.
 
-    .venv-arq/bin/python bench/arq_side.py REDIS_URL POLL LATENCY_JOBS THROUGHPUT_JOBS REDIS_PID
+    .venv-arq/bin/python bench/arq_side.py REDIS_URL POLL LATENCY_JOBS THROUGHPUT_JOBS REDIS_PID [work]
+
+``work``: the workers' job does the work a no-op Moviola job does (``arq_worker.py``).
 
 Prints one JSON object: dispatch latencies (s), throughput (jobs/s) and CPU per job (ms) by process.
 """
@@ -48,7 +50,7 @@ def main() -> int:
     url, poll, latency_jobs, throughput_jobs, redis_pid = sys.argv[1:6]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "arq_worker.py"), url, poll],
+            [sys.executable, str(HERE / "arq_worker.py"), url, poll, *sys.argv[6:7]],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

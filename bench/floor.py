@@ -9,21 +9,29 @@ validation, protobuf, durability, leases, fair share, webhooks or video: what is
 and the kernel. The same load as ``bench/scheduler.py``: dispatch latency (send to STARTED) over
 sequential jobs, throughput and CPU per job from 32 callers.
 
-    python bench/floor.py [--latency-jobs 200] [--throughput-jobs 1000]
+With ``--work`` each worker also does, on a thread of its own as Moviola's pipeline thread does, the
+work a no-op Moviola job cannot skip (``job_work.py``: its one-frame MP4, poster and spritesheet and
+the durable write of the three files). That is the floor a design that
+stores a video per job can reach here; the difference to Moviola is Moviola's own per-job code.
+
+    python bench/floor.py [--latency-jobs 200] [--throughput-jobs 1000] [--work]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
+import job_work
 import load
 import redis
 import redis.asyncio as aioredis
@@ -76,14 +84,19 @@ async def gateway(url: str, port: int) -> None:
     await server.wait_for_termination()
 
 
-async def worker(url: str) -> None:
-    """One process: take a job, say it started (when, for the latency), append its other events."""
+async def worker(url: str, work: bool) -> None:
+    """One process: take a job, say it started (when, for the latency), append its other events;
+    ``work``: do the job's own work on a thread in between (``job_work.py``)."""
     client = aioredis.Redis.from_url(url)
+    loop, pipeline = asyncio.get_running_loop(), ThreadPoolExecutor(max_workers=1)
+    where = job_work.folder()
     print("ready", flush=True)
     while True:
         _, job = await client.blpop([QUEUE])
         started = f"{time.time():.6f}".encode().ljust(PAYLOAD, b"s")
         await client.rpush(events_key(job), started)
+        if work:
+            await loop.run_in_executor(pipeline, job_work.run, where, job.decode())
         await client.rpush(events_key(job), *[b"e" * PAYLOAD] * LATER_EVENTS)
 
 
@@ -112,12 +125,16 @@ async def callers(
         return latencies, await load.throughput(one, throughput_jobs, meter)
 
 
-def measure(latency_jobs: int, throughput_jobs: int) -> tuple[list[float], float, dict[str, float]]:
-    """The skeleton on a redis-server of its own: dispatch latencies, jobs/s, CPU per job by process (ms)."""
+def measure(
+    latency_jobs: int, throughput_jobs: int, *, work: bool = False
+) -> tuple[list[float], float, dict[str, float]]:
+    """The skeleton on a redis-server of its own: dispatch latencies, jobs/s, CPU per job by process (ms);
+    ``work``: its workers do each job's own work too (``job_work.py``)."""
     with RedisServer() as server:
         port = free_port()
         processes = {"gateway": start("gateway", "--redis", server.url, "--port", str(port))}
-        processes |= {f"worker {i}": start("worker", "--redis", server.url) for i in range(2)}
+        worker = ["--redis", server.url, *(["--work"] if work else [])]
+        processes |= {f"worker {i}": start("worker", *worker) for i in range(2)}
         info: dict[str, Any] = redis.Redis.from_url(server.url).info("server")  # type: ignore[assignment]
         meter = CpuMeter({"redis": int(info["process_id"])} | {name: p.pid for name, p in processes.items()})
         try:
@@ -135,6 +152,7 @@ def main() -> int:
     )
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--throughput-jobs", type=int, default=1000)
+    parser.add_argument("--work", action="store_true", help="workers also encode and store each job's video")
     parser.add_argument("--role", choices=["gateway", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -143,11 +161,12 @@ def main() -> int:
         uvloop.run(gateway(args.redis, args.port))
         return 0
     if args.role == "worker":
-        uvloop.run(worker(args.redis))
+        uvloop.run(worker(args.redis, args.work))
         return 0
-    latencies, rate, cpu = measure(args.latency_jobs, args.throughput_jobs)
+    latencies, rate, cpu = measure(args.latency_jobs, args.throughput_jobs, work=args.work)
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-    print("the floor: a bare grpc.aio gateway, two BLPOP workers, one redis-server")
+    with_work = ", each job's MP4, images and durable write" if args.work else ""
+    print(f"the floor: a bare grpc.aio gateway, two BLPOP workers{with_work}, one redis-server")
     print(f"  dispatch p50 {p50:.2f} ms   p99 {p99:.2f} ms   throughput {rate:.1f} jobs/s")
     print("  CPU per job (ms): " + "  ".join(f"{name} {ms:.2f}" for name, ms in cpu.items()))
     return 0
