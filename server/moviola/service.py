@@ -29,7 +29,7 @@ from moviola.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from moviola.jobs import Completed, JobEvent, JobRecord, JobState
+from moviola.jobs import Completed, JobEvent, JobRecord, JobRequest, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
 from moviola.recent import Recent
@@ -152,12 +152,18 @@ class JobService:
         ``caller_waits``: seconds the caller waits for the job (Generate's stream deadline): a queued job
         that has not started by then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing.
         """
-        request = await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
+        request = await self._admitted(draft, caller, caller_waits)
         with self._tracing.submit(request.traceparent) as carried:
             record, created = await self._queue.submit(replace(request, traceparent=carried), caller.limits)
+        self._count(request, created)
+        return self._view(record), created
+
+    async def _admitted(self, draft: RequestDraft, caller: Caller, caller_waits: float | None) -> JobRequest:
+        return await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
+
+    def _count(self, request: JobRequest, created: bool) -> None:
         if created and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
-        return self._view(record), created
 
     async def _with_character(self, draft: RequestDraft, caller: Caller) -> RequestDraft:
         """The draft with its character's reference image as the image to condition on."""
@@ -238,9 +244,14 @@ class JobService:
         """Submit and follow the new job to its end (gRPC's Generate): the stream is taken before the job
         is queued, so that a refused stream (``--max-streams``) leaves no job behind."""
         with self._stream():
-            job, _ = await self.submit(draft, caller_waits=caller_waits, caller=caller)
-            async for view in self._events(job.record.id, 0, job.record.model):
-                yield view
+            request = await self._admitted(draft, caller, caller_waits)
+            with self._tracing.submit(request.traceparent) as carried:
+                _, created, events = await self._queue.submit_watched(
+                    replace(request, traceparent=carried), caller.limits
+                )
+            self._count(request, created)
+            async for event in events:
+                yield self._event_views(event)
 
     async def watch(
         self, job_id: str, after_sequence: int = 0, *, caller: Caller = ANONYMOUS

@@ -54,6 +54,13 @@ class GatewayQueue(Protocol):
         priority start in fair-share order across tenants (``scheduler.fair``), weighted by ``limits.weight``.
         """
 
+    async def submit_watched(
+        self, request: JobRequest, limits: Limits = NO_LIMITS
+    ) -> tuple[JobRecord, bool, AsyncIterator[JobEvent]]:
+        """``submit``, and the job's events from the first (``watch``'s), for a caller that follows its new
+        job to the end (Generate); a backend may then skip reading the history it just wrote."""
+        ...
+
     async def get(self, job_id: str) -> JobRecord:
         """Raises ``JobNotFound``."""
 

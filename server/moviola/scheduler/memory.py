@@ -85,6 +85,12 @@ class MemoryJobQueue:
 
     # Gateway side.
 
+    async def submit_watched(
+        self, request: JobRequest, limits: Limits = NO_LIMITS
+    ) -> tuple[JobRecord, bool, AsyncIterator[JobEvent]]:
+        record, created = await self.submit(request, limits)
+        return record, created, self.watch(record.id)
+
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
         existing = self._keys.get(request.idempotency_scope) if request.idempotency_key else None
         if existing is not None and existing in self._jobs:
@@ -98,7 +104,7 @@ class MemoryJobQueue:
         bucket = self._buckets.of(tenant, limits, time.monotonic())
         if bucket is not None and (wait := bucket.wait(time.monotonic())) > 0:
             raise over_rate(tenant, limits, wait)
-        if self._waiting_of(request.model) >= self._max_depth:
+        if sum((await self.waiting(request.model)).values()) >= self._max_depth:
             raise ResourceExhausted(
                 f"the queue of model {request.model} is full ({self._max_depth} jobs waiting); retry later",
                 retry_after=max(1.0, self._run_times.expected(request) or 0.0),
@@ -305,9 +311,6 @@ class MemoryJobQueue:
     def depth(self) -> int:
         return sum(len(q) for q in self._pending.values())
 
-    def _waiting_of(self, model: str) -> int:
-        return sum(1 for q in self._pending.values() for j in q if self._jobs[j].record.model == model)
-
     def _unqueue(self, job_id: str, *, started: bool = False) -> None:
         request = self._jobs[job_id].record.request
         for queue in self._pending.values():
@@ -364,12 +367,9 @@ class MemoryJobQueue:
     def _order(self) -> list[str]:
         """Queued jobs in the order they will start."""
         interactive, batch = self._pending[Priority.INTERACTIVE], self._pending[Priority.BATCH]
-        if batch and self._overdue(batch[0]):
+        if batch and time.monotonic() - self._jobs[batch[0]].enqueued_at > self._batch_max_wait:  # overdue
             return [batch[0], *interactive, *list(batch)[1:]]
         return [*interactive, *batch]
-
-    def _overdue(self, job_id: str) -> bool:
-        return time.monotonic() - self._jobs[job_id].enqueued_at > self._batch_max_wait
 
     def _next(self, model: str) -> str | None:
         return next((j for j in self._order() if self._jobs[j].record.model == model), None)

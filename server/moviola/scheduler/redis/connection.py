@@ -138,6 +138,7 @@ class Scripts:
         self.release = script(redis_lua.RELEASE)
         self.announce = script(redis_lua.ANNOUNCE)
         self.waiting = script(redis_lua.WAITING)
+        self.estimate = script(redis_lua.ESTIMATE)
         self.renew = script(redis_lua.RENEW)
         self.finish = script(redis_lua.FINISH)
         self.take = script(redis_lua.TAKE)

@@ -52,7 +52,16 @@ class EventFeed:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str, *, wait: float) -> AsyncIterator[asyncio.Queue[Delivery]]:
-        """The job's events published from now on; wait up to ``wait`` s for the reader to know its start.
+        """The job's events published from now on (``open``), until the block ends."""
+        inbox = await self.open(job_id, wait=wait)
+        try:
+            yield inbox
+        finally:
+            self.drop(job_id, inbox)
+
+    async def open(self, job_id: str, *, wait: float) -> asyncio.Queue[Delivery]:
+        """An inbox for the job's events published from now on, until ``drop``; waits up to ``wait`` s for
+        the reader to know its start.
 
         Once the reader knows where the feed ended, every later event reaches this inbox
         (unless trimmed first), so a watcher that reads the job's stream after subscribing
@@ -61,19 +70,24 @@ class EventFeed:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="event-feed")
         inbox: asyncio.Queue[Delivery] = asyncio.Queue()
-        key = job_id.encode()
-        self._inboxes.setdefault(key, set()).add(inbox)
-        try:
-            if not self._ready.is_set():  # only while the reader starts: no timer on the usual path
+        self._inboxes.setdefault(job_id.encode(), set()).add(inbox)
+        if not self._ready.is_set():  # only while the reader starts: no timer on the usual path
+            try:
                 with contextlib.suppress(TimeoutError):  # Redis is down: the watcher's own read says so
                     async with asyncio.timeout(wait):
                         await self._ready.wait()
-            yield inbox
-        finally:
-            inboxes = self._inboxes.get(key, set())
-            inboxes.discard(inbox)
-            if not inboxes:
-                self._inboxes.pop(key, None)
+            except BaseException:
+                self.drop(job_id, inbox)
+                raise
+        return inbox
+
+    def drop(self, job_id: str, inbox: asyncio.Queue[Delivery]) -> None:
+        """No more events to ``inbox`` (``open``'s)."""
+        key = job_id.encode()
+        inboxes = self._inboxes.get(key, set())
+        inboxes.discard(inbox)
+        if not inboxes:
+            self._inboxes.pop(key, None)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -13,21 +13,28 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from redis.exceptions import ResponseError
-
 from moviola.errors import JobNotFound, ResourceExhausted
-from moviola.jobs import TERMINAL_KINDS, TERMINAL_STATES, JobEvent, JobRecord, JobRequest, JobState, Priority
+from moviola.jobs import (
+    TERMINAL_KINDS,
+    TERMINAL_STATES,
+    JobEvent,
+    JobRecord,
+    JobRequest,
+    JobState,
+    Priority,
+    Queued,
+)
 from moviola.quota import NO_LIMITS, Limits, over_in_flight, over_rate
 from moviola.scheduler import estimate
 from moviola.scheduler.base import Completion, DeadLetter, past
-from moviola.scheduler.redis import contract, keys
+from moviola.scheduler.redis import contract
 from moviola.scheduler.redis.codec import decode_request, encode_request
 from moviola.scheduler.redis.completions import CompletionReader
 from moviola.scheduler.redis.connection import Connection, as_text, to_event, translated
 from moviola.scheduler.redis.contract import Reply, Submission
 from moviola.scheduler.redis.feed import Delivery, EventFeed
 from moviola.scheduler.redis.locks import RedisLock
-from moviola.scheduler.redis.watches import Watches
+from moviola.scheduler.redis.watches import Fresh, Watches
 from moviola.scheduler.redis.webhooks import WebhookOutbox
 from moviola.webhooks.outbox import Pending
 
@@ -51,7 +58,32 @@ class RedisFront:
 
     @translated
     async def submit(self, request: JobRequest, limits: Limits = NO_LIMITS) -> tuple[JobRecord, bool]:
+        return await self._submit(uuid.uuid4().hex, request, limits)
+
+    @translated
+    async def submit_watched(
+        self, request: JobRequest, limits: Limits = NO_LIMITS
+    ) -> tuple[JobRecord, bool, AsyncIterator[JobEvent]]:
+        """``submit``, and the job's events from its first: a new job's inbox on the feed is opened before
+        ``SUBMIT`` and its QUEUED comes from the reply, so following it costs no history read."""
         job_id = uuid.uuid4().hex
+        inbox = await self._feed.open(job_id, wait=self.tuning.poll)
+        try:
+            record, created = await self._submit(job_id, request, limits)
+        except BaseException:
+            self._feed.drop(job_id, inbox)
+            raise
+        if not created:  # the idempotency key's earlier job
+            self._feed.drop(job_id, inbox)
+            return record, False, self.watch(record.id, model=record.model)
+        queued = JobEvent(
+            job_id, record.last_sequence, record.created_at, request.model, Queued(record.queue_position)
+        )
+        events = self._follow(job_id, request.model, inbox, [queued], False)
+        fresh = Fresh(events, lambda: self._feed.drop(job_id, inbox))
+        return record, True, self._watches.follow(job_id, request.model, fresh)
+
+    async def _submit(self, job_id: str, request: JobRequest, limits: Limits) -> tuple[JobRecord, bool]:
         key = request.idempotency_key
         now, maxlen, retention = self.connection.clock()
         submission = Submission(
@@ -91,7 +123,7 @@ class RedisFront:
                 retry_after=max(1.0, await self.estimate_wait(request) or 0.0),
             )
         if code is Reply.OVER_IN_FLIGHT:
-            expected = await self._expected_run(request)
+            expected = _expected_run(await self.redis.hgetall(self.keys.stats(request.model)), request)
             raise over_in_flight(request.tenant, int(value), limits, max(1.0, expected or 1.0))
         if code is Reply.OVER_RATE:
             raise over_rate(request.tenant, limits, float(value))
@@ -176,19 +208,31 @@ class RedisFront:
 
     async def _read_job(self, job_id: str, model: str) -> AsyncIterator[JobEvent]:
         """Every event of the job, its stream first and then the feed, to the terminal one."""
-        after = 0
         model = model or await self._model_of(job_id)
         async with self._feed.subscribe(job_id, wait=self.tuning.poll) as inbox:
-            events, finished = await self._read_stream(job_id, after, model)
-            while True:
-                for event in events:
-                    after = event.sequence
-                    yield event
-                    if isinstance(event.kind, TERMINAL_KINDS):
-                        return
-                if finished:
+            events, finished = await self._read_stream(job_id, 0, model)
+            async for event in self._follow(job_id, model, inbox, events, finished):
+                yield event
+
+    async def _follow(
+        self,
+        job_id: str,
+        model: str,
+        inbox: asyncio.Queue[Delivery],
+        events: list[JobEvent],
+        finished: bool,
+    ) -> AsyncIterator[JobEvent]:
+        """``events`` (the job's first ones; ``finished``: no more will come), then what follows them."""
+        after = 0
+        while True:
+            for event in events:
+                after = event.sequence
+                yield event
+                if isinstance(event.kind, TERMINAL_KINDS):
                     return
-                events, finished = await self._next_events(job_id, after, model, inbox)
+            if finished:
+                return
+            events, finished = await self._next_events(job_id, after, model, inbox)
 
     @translated
     async def _model_of(self, job_id: str) -> str:
@@ -249,39 +293,22 @@ class RedisFront:
         """Seconds until ``request`` would start if submitted now; None while its model has no finished run.
 
         What is ahead is counted exactly (waiting jobs of its priority or ahead of it, running jobs);
-        their sizes are taken to be the request's own, and a running job to be half done.
+        their sizes are taken to be the request's own, and a running job to be half done. One script
+        reads it all (``ESTIMATE``): a Generate with a deadline pays one round trip for it, not five.
         """
         model = request.model
-        waiting = await self.waiting(model)
-        ahead = waiting[Priority.INTERACTIVE]
-        if request.priority is Priority.BATCH:
-            ahead += waiting[Priority.BATCH]
-        workers = len(await self.live_workers(model))
-        running = await self._running(model)
+        interactive, batch, workers, running, stats = await self.scripts.estimate(
+            keys=[*self.connection.queues(model), self.keys.workers(model), self.keys.stats(model)],
+            args=[time.time() - self.tuning.live_window],
+        )
+        ahead = int(interactive) + (int(batch) if request.priority is Priority.BATCH else 0)
+        workers, running = int(workers), int(running)
         if ahead == 0 and running < workers:
             return 0.0
-        expected = await self._expected_run(request)
+        expected = _expected_run(dict(zip(stats[::2], stats[1::2], strict=True)), request)
         if expected is None:
             return None
         return estimate.wait(running=[expected / 2] * running, waiting=[expected] * ahead, workers=workers)
-
-    async def _expected_run(self, request: JobRequest) -> float | None:
-        """Seconds a run of ``request`` is expected to take, from its model's finished runs; None before any."""
-        stats = await self.redis.hgetall(self.keys.stats(request.model))
-        known = {int(as_text(k)[2:]): float(v) for k, v in stats.items() if as_text(k).startswith("c:")}
-        return estimate.scaled(known, estimate.size_class(request))
-
-    async def _running(self, model: str) -> int:
-        """Jobs of ``model`` that workers hold now (pending entries, less those handed back)."""
-        held = 0
-        for stream in self.connection.queues(model):
-            try:
-                summary = await self.redis.xpending(stream, keys.GROUP)
-            except ResponseError:  # no group yet: nothing ever ran
-                continue
-            held += int(summary["pending"])
-        handed_back = sum(await self.scripts.waiting(keys=self.connection.queues(model), args=["1"]))
-        return max(0, held - int(handed_back))
 
     @translated
     async def expire_overdue(self) -> int:
@@ -350,3 +377,10 @@ class RedisFront:
     def search_index_lock(self) -> RedisLock:
         """The lock every gateway takes to write the shared search index."""
         return RedisLock(self.redis, self.keys.search_index_lock)
+
+
+def _expected_run(stats: dict[bytes, bytes], request: JobRequest) -> float | None:
+    """Seconds a run of ``request`` is expected to take, from its model's run statistics (``FINISH`` keeps
+    them: ``c:<size class>`` → the class's average); None before any finished run."""
+    known = {int(as_text(k)[2:]): float(v) for k, v in stats.items() if as_text(k).startswith("c:")}
+    return estimate.scaled(known, estimate.size_class(request))

@@ -19,6 +19,7 @@ __all__ = [
     "ANNOUNCE",
     "CANCEL",
     "CLAIM_WEBHOOKS",
+    "ESTIMATE",
     "EXPIRE",
     "FINISH",
     "PUBLISH",
@@ -35,7 +36,8 @@ __all__ = [
 # KEYS: job, events, own queue, interactive queue, batch queue, idempotency key (a placeholder when the
 # request has none), deadlines, tenant's job index, in-flight counts, tenant's rate bucket
 # ARGV: a contract.Submission as JSON, the encoded request
-# Returns {DONE, id, position, seq}, {DUPLICATE, existing id}, {QUEUE_FULL, depth}, {OVER_IN_FLIGHT, in
+# Returns {DONE, id, position, seq} (the new job's one event, QUEUED, is not copied to the feed: the caller
+# has it from this reply), {DUPLICATE, existing id}, {QUEUE_FULL, depth}, {OVER_IN_FLIGHT, in
 # flight} or {OVER_RATE, seconds to wait}.
 SUBMIT = (
     PRELUDE
@@ -86,7 +88,7 @@ if (KEYS[3] == KEYS[4] and batch_waiting > 0) or redis.call('ZRANK', K.waiting(K
     redis.call('ZCARD', K.waiting(KEYS[3])) then
   limit = EVERYONE
 end
-announce(KEYS[4], KEYS[5], created_at, s.maxlen, retention, limit, job_id)
+announce(KEYS[4], KEYS[5], created_at, s.maxlen, retention, limit, job_id, true)  -- its QUEUED: not in the feed
 wake(s.model)
 return {REPLY.DONE, job_id, redis.call('HGET', KEYS[1], 'position'), redis.call('HGET', KEYS[1], 'seq')}
 """
@@ -206,13 +208,32 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
 """
 )
 
-# KEYS: interactive queue, batch queue. ARGV: '1' to count only jobs handed back
+# KEYS: interactive queue, batch queue
 # How many jobs wait in each queue (handed back or not yet taken).
 WAITING = (
     PRELUDE
     + r"""
-if ARGV[2] == '1' then return {#handed_back(KEYS[1]), #handed_back(KEYS[2])} end
 return {waiting_in(KEYS[1]), waiting_in(KEYS[2])}
+"""
+)
+
+# KEYS: interactive queue, batch queue, the model's live workers, the model's run statistics
+# ARGV: the oldest heartbeat of a live worker
+# What an estimate of a new job's wait reads, in one round trip: {jobs waiting in each queue, live
+# workers, jobs that workers hold (pending entries less those handed back), the statistics' fields and
+# values}.
+ESTIMATE = (
+    PRELUDE
+    + r"""
+local waiting, held = {}, 0
+for i = 1, 2 do
+  local back = #handed_back(KEYS[i])
+  waiting[i] = back + redis.call('ZCARD', K.waiting(KEYS[i]))
+  local ok, summary = pcall(redis.call, 'XPENDING', KEYS[i], GROUP)
+  if ok then held = held + summary[1] - back end  -- else no group yet: nothing ever ran
+end
+local live = redis.call('ZCOUNT', KEYS[3], ARGV[2], '+inf')
+return {waiting[1], waiting[2], live, math.max(0, held), redis.call('HGETALL', KEYS[4])}
 """
 )
 

@@ -23,12 +23,16 @@ local function is_terminal(state)
 end
 
 -- Append an event (its sequence number is its stream ID) and the state it implies; copy it to the
--- feed that gateways tail. A terminal event ends the job's count against its tenant's in-flight quota.
-local function publish(job_id, kind_json, state, time, maxlen, retention, position)
+-- feed that gateways tail, unless `unfed` (a new job's first event: nobody can be watching it from the
+-- feed yet but the gateway that queued it, which has it from SUBMIT's reply). A terminal event ends
+-- the job's count against its tenant's in-flight quota.
+local function publish(job_id, kind_json, state, time, maxlen, retention, position, unfed)
   local job_key, events_key = K.job(job_id), K.events(job_id)
   local seq = redis.call('HINCRBY', job_key, 'seq', 1)
   redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, seq .. '-0', 't', time, 'k', kind_json)
-  redis.call('XADD', K.feed, 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time, 'k', kind_json)
+  if not unfed then
+    redis.call('XADD', K.feed, 'MAXLEN', '~', FEED_LENGTH, '*', 'j', job_id, 's', seq, 't', time, 'k', kind_json)
+  end
   local webhook = redis.call('HGET', job_key, 'webhook')
   if webhook and webhook ~= '' then  -- the outbox (moviola.webhooks.outbox): this event, if wanted
     local kind = cjson.decode(kind_json)['type']
@@ -121,8 +125,9 @@ end
 
 -- Tell waiting jobs of a model their new positions, where they changed: the first `limit`
 -- positions (and the job `always`), so that one dispatch costs O(limit) events, not O(queue);
--- the others learn theirs from ANNOUNCE, at most a second later. Returns how many wait.
-local function announce(interactive, batch, time, maxlen, retention, limit, always)
+-- the others learn theirs from ANNOUNCE, at most a second later (`always_unfed`: `always`'s event is
+-- not copied to the feed, see `publish`). Returns how many wait.
+local function announce(interactive, batch, time, maxlen, retention, limit, always, always_unfed)
   local ids = {}
   for _, stream in ipairs({interactive, batch}) do
     for _, entry in ipairs(handed_back(stream)) do table.insert(ids, entry[2][2]) end
@@ -143,7 +148,7 @@ local function announce(interactive, batch, time, maxlen, retention, limit, alwa
     if redis.call('HGET', job_key, 'state') == 'queued'
         and redis.call('HGET', job_key, 'position') ~= tostring(position) then
       publish(job_id, cjson.encode({type = 'queued', position = position}), 'queued', time, maxlen, retention,
-              tostring(position))
+              tostring(position), always_unfed and job_id == always)
     end
   end
   local told = false
