@@ -1,10 +1,10 @@
 """The Redis queue's completion feed: the shared feed stream, read by one consumer group.
 
-Every event the scripts publish is also appended to ``Keys.feed``; the group ``keys.INDEX_GROUP`` on
-it hands each entry to one gateway's indexer, which acknowledges it once the video is indexed
-(entries of other kinds are acknowledged at once). Entries a dead gateway held are claimed by
-another after ``RECLAIM_IDLE_MS``. The group starts where the feed ends when it is first made:
-videos that completed before the first indexer ran are not indexed. The feed is capped
+Every event the scripts publish (but a new job's first QUEUED) is also appended to ``Keys.feed``; the
+group ``keys.INDEX_GROUP`` on it hands each entry to one gateway's indexer, which acknowledges it once
+the video is indexed (entries of other kinds are acknowledged at once). Entries a dead gateway held
+are claimed by another after ``RECLAIM_IDLE_MS``. The group starts where the feed ends when it is
+first made: videos that completed before the first indexer ran are not indexed. The feed is capped
 (``keys.FEED_LENGTH``): an indexer that falls that far behind loses the oldest completions.
 """
 
