@@ -1,8 +1,9 @@
 """The event feed: one gateway's live view of every job's new events, through one blocking read.
 
 Every event a script appends to a job's stream is also appended to one shared,
-capped stream (``Keys.feed``), but a new job's first QUEUED (``RedisFront.submit_watched``). A gateway runs one reader that tails it with a
-blocking ``XREAD`` and hands each event to the local watchers of its job. So a
+capped stream (``Keys.feed``), but a new job's first QUEUED (``RedisFront.submit_watched``).
+A gateway runs one reader that tails it with a blocking ``XREAD`` and hands each event to the
+local watchers of its job. So a
 gateway with thousands of open ``Generate``/``WatchJob`` streams holds one
 blocked Redis connection and makes one round trip per burst of events, not one
 per watcher per event.
