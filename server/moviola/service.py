@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from moviola.adapters import AdapterCatalog, AdapterSpec
 from moviola.admission import Admission
@@ -32,11 +33,15 @@ from moviola.errors import (
 from moviola.jobs import Completed, JobEvent, JobRecord, JobRequest, JobState
 from moviola.lifecycle import Lifecycle
 from moviola.metrics import Metrics
+from moviola.quota import Limits
 from moviola.recent import Recent
 from moviola.scheduler.base import DeadLetter, FrontQueue
 from moviola.storage.base import Variant
 from moviola.tracing import Tracing
 from moviola.validation import MAX_JOB_ID_CHARS, RequestDraft, check_length
+
+#: What a queue's submit answers: the job, whether it is new, and (``submit_watched``) its events.
+Queued = TypeVar("Queued", bound=tuple[Any, ...])
 
 #: Seconds after which a stream refused for ``--max-streams`` may be asked for again.
 STREAM_RETRY = 1.0
@@ -152,18 +157,24 @@ class JobService:
         ``caller_waits``: seconds the caller waits for the job (Generate's stream deadline): a queued job
         that has not started by then fails (``FailureCode.DEADLINE_EXCEEDED``). SubmitJob passes nothing.
         """
-        request = await self._admitted(draft, caller, caller_waits)
-        with self._tracing.submit(request.traceparent) as carried:
-            record, created = await self._queue.submit(replace(request, traceparent=carried), caller.limits)
-        self._count(request, created)
+        record, created = await self._queued(draft, caller, caller_waits, self._queue.submit)
         return self._view(record), created
 
-    async def _admitted(self, draft: RequestDraft, caller: Caller, caller_waits: float | None) -> JobRequest:
-        return await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
-
-    def _count(self, request: JobRequest, created: bool) -> None:
-        if created and self.metrics is not None:
+    async def _queued(
+        self,
+        draft: RequestDraft,
+        caller: Caller,
+        caller_waits: float | None,
+        queue: Callable[[JobRequest, Limits], Awaitable[Queued]],
+    ) -> Queued:
+        """Admit the draft and hand it to ``queue`` (``submit`` or ``submit_watched``: its reply's second
+        item says whether the job is new), traced and counted."""
+        request = await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
+        with self._tracing.submit(request.traceparent) as carried:
+            queued = await queue(replace(request, traceparent=carried), caller.limits)
+        if queued[1] and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
+        return queued
 
     async def _with_character(self, draft: RequestDraft, caller: Caller) -> RequestDraft:
         """The draft with its character's reference image as the image to condition on."""
@@ -244,12 +255,7 @@ class JobService:
         """Submit and follow the new job to its end (gRPC's Generate): the stream is taken before the job
         is queued, so that a refused stream (``--max-streams``) leaves no job behind."""
         with self._stream():
-            request = await self._admitted(draft, caller, caller_waits)
-            with self._tracing.submit(request.traceparent) as carried:
-                _, created, events = await self._queue.submit_watched(
-                    replace(request, traceparent=carried), caller.limits
-                )
-            self._count(request, created)
+            _, _, events = await self._queued(draft, caller, caller_waits, self._queue.submit_watched)
             async for event in events:
                 yield self._event_views(event)
 

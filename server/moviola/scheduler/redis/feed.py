@@ -3,10 +3,9 @@
 Every event a script appends to a job's stream is also appended to one shared,
 capped stream (``Keys.feed``), but a new job's first QUEUED (``RedisFront.submit_watched``).
 A gateway runs one reader that tails it with a blocking ``XREAD`` and hands each event to the
-local watchers of its job. So a
-gateway with thousands of open ``Generate``/``WatchJob`` streams holds one
-blocked Redis connection and makes one round trip per burst of events, not one
-per watcher per event.
+local watchers of its job. So a gateway with thousands of open ``Generate``/``WatchJob`` streams
+holds one blocked Redis connection and makes one round trip per burst of events, not one per
+watcher per event.
 
 The feed is a fast path, never the record: a watcher reads the job's own stream
 when it starts, whenever the feed skips a sequence number (it was trimmed
