@@ -7,8 +7,10 @@ import re
 from dataclasses import fields
 
 import redis.asyncio as aioredis
+from helpers import REQUEST
+from redis_parts import redis_parts
 
-from moviola.jobs import Priority
+from moviola.jobs import JobState, Priority
 from moviola.scheduler.redis import keys, lua
 from moviola.scheduler.redis.contract import LUA_HEADER, Limits, Reply, Submission
 
@@ -72,3 +74,18 @@ def test_submits_documented_json_is_what_it_encodes() -> None:
     assert encoded | {"created_at": documented["created_at"]} == documented | {"limits": encoded["limits"]}
     assert set(encoded["limits"]) == set(documented["limits"])
     assert encoded["created_at"] == "1.5"  # stored as Python writes it
+
+
+async def test_scripts_run_again_after_redis_forgot_them(redis_url: str) -> None:
+    parts = redis_parts(redis_url, "w1")
+    try:
+        first, _ = await parts.front.submit(REQUEST)
+        async with aioredis.Redis.from_url(redis_url) as r:
+            await r.script_flush()  # as a restarted Redis: EVALSHA answers NOSCRIPT
+        second, created = await parts.front.submit(REQUEST)
+        assert created
+        assert second.id != first.id
+        assert (await parts.claims.take("m")).job_id == first.id
+        assert (await parts.front.get(second.id)).state is JobState.QUEUED
+    finally:
+        await parts.close()

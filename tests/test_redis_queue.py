@@ -85,3 +85,14 @@ async def test_the_backlog_group_lags_by_the_queued_jobs_as_keda_reads_it(redis_
         assert await lag() == 1
         await one.front.cancel(late.id)
         assert await lag() == 0
+
+
+async def test_a_job_starts_after_its_queue_stream_was_deleted(redis_url: str) -> None:
+    async with workers(redis_url, "w") as (worker,), aioredis.Redis.from_url(redis_url) as r:
+        first, _ = await worker.front.submit(REQUEST)
+        assert (await worker.claims.take("m")).job_id == first.id  # the worker has made its groups
+        second, _ = await worker.front.submit(REQUEST)
+        await r.delete(keys.DEFAULT.queue("m", Priority.INTERACTIVE))  # evicted, or deleted by hand
+        again = await worker.claims.take("m")  # the claim makes the stream and its group again
+        assert again.job_id == second.id
+        assert (await worker.front.get(second.id)).state is JobState.RUNNING

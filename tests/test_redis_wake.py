@@ -148,3 +148,36 @@ async def test_a_blocked_worker_takes_jobs_after_redis_lost_its_data(redis_url: 
             async with asyncio.timeout(10):
                 (assignment,) = await asyncio.gather(*waiting)
         assert assignment.job_id == job.id
+
+
+async def test_a_worker_whose_start_left_nothing_waiting_blocks_without_looking(redis_url: str) -> None:
+    async with fleet(redis_url, 1) as (front, (worker,), takes):
+        first, _ = await front.submit(REQUEST)
+        assert (await worker.take(MODEL)).job_id == first.id  # nothing else waits
+        takes.clear()
+        async with taking([worker]) as waiting:
+            await blocked(redis_url, 1)
+            assert not takes  # straight to the wake stream: no TAKE that would find nothing
+            second, _ = await front.submit(REQUEST)
+            async with asyncio.timeout(10):
+                (assignment,) = await asyncio.gather(*waiting)
+        assert assignment.job_id == second.id
+        assert takes == {worker.consumer: 1}
+
+
+async def test_a_job_queued_while_the_worker_ran_is_taken_at_once(redis_url: str) -> None:
+    async with fleet(redis_url, 1) as (front, (worker,), _):
+        first, _ = await front.submit(REQUEST)
+        assert (await worker.take(MODEL)).job_id == first.id  # nothing else waits
+        second, _ = await front.submit(REQUEST)  # while the first runs: its wake entry waits unread
+        async with asyncio.timeout(10):  # not the minute of a poll
+            assert (await worker.take(MODEL)).job_id == second.id
+
+
+async def test_jobs_queued_before_the_workers_group_existed_are_all_taken(redis_url: str) -> None:
+    # Queued before any worker: their wake entries come before the wakers' group, which no worker reads.
+    async with fleet(redis_url, 1) as (front, (worker,), _):
+        jobs = [(await front.submit(REQUEST))[0].id for _ in range(3)]
+        async with asyncio.timeout(10):  # each start left jobs waiting: the next take looks at once
+            taken = [(await worker.take(MODEL)).job_id for _ in jobs]
+        assert taken == jobs

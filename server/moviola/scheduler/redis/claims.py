@@ -49,6 +49,8 @@ class RedisClaims:
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
         self._last_full_announce = self._last_batch_check = float("-inf")
         self._owed_announce: asyncio.Task[None] | None = None
+        #: The last start left nothing waiting: the next take waits for a wake before its TAKE.
+        self._wake_first = False
 
     async def close(self) -> None:
         """Stop renewing leases and announcing (the connection is its owner's to close)."""
@@ -131,6 +133,8 @@ class RedisClaims:
             for stream, group, start in (
                 (interactive, keys.GROUP, "0"),
                 (batch, keys.GROUP, "0"),
+                # The backlog group before the wakers: a wake stream exists only with it (``wake``).
+                (self.keys.wake(model), keys.BACKLOG_GROUP, "$"),
                 # At the end: a job queued before this is found by the TAKE that follows.
                 (self.keys.wake(model), keys.WAKE_GROUP, "$"),
             ):
@@ -157,6 +161,13 @@ class RedisClaims:
         return await self._begin(model, stream, msg_id, job_id)
 
     async def _read(self, model: str) -> Assignment | None:
+        if self._wake_first:
+            # The last start left nothing waiting, so a TAKE now would most likely find nothing: wait
+            # for the wake stream instead. A job queued since has an unread wake entry, which is read
+            # at once; a poll that times out goes on to a TAKE, as after an error.
+            self._wake_first = False
+            if not await self._wait_for_wake(model):
+                return None
         interactive, batch = self.connection.queues(model)
         order = [interactive, batch]
         if time.monotonic() - self._last_batch_check > 1.0:  # is the oldest batch job overdue?
@@ -169,10 +180,17 @@ class RedisClaims:
         if Reply(reply[0]) is not Reply.NONE_WAITING:
             *started, stream, msg_id, job_id = reply
             return await self._started(model, as_text(stream), as_text(msg_id), as_text(job_id), started)
-        # Nothing waits: block until a job is queued or handed back. Redis gives each wake entry to one
-        # blocked worker (the group's), so a submit wakes one idle worker, not every one; an entry added
-        # since this worker's last read (after the script looked) is read at once.
-        await self.redis.xreadgroup(
+        await self._wait_for_wake(model)
+        return None
+
+    async def _wait_for_wake(self, model: str) -> bool:
+        """Block until a job is queued or handed back (True), or for one poll interval (False).
+
+        Redis gives each wake entry to one blocked worker (the group's), so a submit wakes one idle
+        worker, not every one; an entry added since this worker's last read is read at once. Every
+        queued job adds one entry, and every entry read is followed by a TAKE, so a job never waits
+        while a worker blocks (``docs/architecture.md``)."""
+        woken = await self.redis.xreadgroup(
             keys.WAKE_GROUP,
             self.consumer,
             {self.keys.wake(model): ">"},
@@ -180,7 +198,7 @@ class RedisClaims:
             block=int(self.tuning.poll * 1000),
             noack=True,
         )
-        return None
+        return bool(woken)
 
     def _start_args(self) -> list[Any]:
         """START's arguments (``lua_functions.start_args``)."""
@@ -227,6 +245,7 @@ class RedisClaims:
             await self._dead_letter(job_id, model, attempts)
             await self._ack(stream, msg_id)
             return None
+        self._wake_first = int(reply[4]) == 0
         if int(reply[4]) > self.tuning.announce_limit:
             self._announce_soon(model)
         assignment = Assignment(

@@ -6,16 +6,17 @@ Redis errors become ``Unavailable`` here and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -114,14 +115,24 @@ def ticket_of(assignment: Assignment) -> tuple[str, str]:
 
 
 class Script:
-    """A registered script, called with its KEYS and the ARGV after the prefix (which it puts first)."""
+    """A script, called with its KEYS and the ARGV after the prefix (which it puts first).
+
+    It is sent as ``EVALSHA`` straight away, and loaded only when Redis answers that it does not know
+    it (a restarted Redis): redis-py's ``Script`` does the same with an import and type checks per call.
+    """
 
     def __init__(self, redis: aioredis.Redis, source: str, prefix: str) -> None:
-        self._script = redis.register_script(source)
-        self._prefix = prefix
+        self._redis, self._source, self._prefix = redis, source, prefix
+        self._sha = hashlib.sha1(source.encode()).hexdigest()
+        self._execute = cast(Callable[..., Awaitable[Any]], redis.execute_command)
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._script(keys=keys, args=[self._prefix, *args])
+        command = ("EVALSHA", self._sha, len(keys), *keys, self._prefix, *args)
+        try:
+            return await self._execute(*command)
+        except NoScriptError:
+            await self._redis.script_load(self._source)
+            return await self._execute(*command)
 
 
 class Scripts:

@@ -183,7 +183,8 @@ end
 -- backlog (``unbacklog``).
 local function wake(model)
   local key = K.wake(model)
-  pcall(redis.call, 'XGROUP', 'CREATE', key, BACKLOG_GROUP, '$', 'MKSTREAM')
+  -- The stream is made with the group (here, or by a worker, backlog first): checked, not re-made.
+  if redis.call('EXISTS', key) == 0 then redis.call('XGROUP', 'CREATE', key, BACKLOG_GROUP, '$', 'MKSTREAM') end
   redis.call('XADD', key, '*', 'w', 1)
 end
 """
@@ -228,7 +229,9 @@ end
 local function claim(stream, job_id, tag, a)
   local job_key = K.job(job_id)
   leave_fair(K.fair(stream), redis.call('HGET', job_key, 'tenant') or '', tonumber(tag), true)
-  local msg_id = redis.call('XADD', stream, '*', 'job', job_id)  -- SUBMIT made the group with the job
+  -- SUBMIT made the stream with its group; if the stream is gone since (deleted, evicted), make it again.
+  if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, GROUP, '$', 'MKSTREAM') end
+  local msg_id = redis.call('XADD', stream, '*', 'job', job_id)
   local read = redis.call('XREADGROUP', 'GROUP', GROUP, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
   if read[1][2][1][1] ~= msg_id then return redis.error_reply('queue stream ' .. stream .. ' has unread entries') end
   redis.call('HSET', job_key, 'msg', msg_id)
