@@ -47,7 +47,7 @@ class RedisClaims:
         self.redis, self.keys, self.scripts = connection.redis, connection.keys, connection.scripts
         self._leases: dict[str, asyncio.Task[None]] = {}
         self._last_heartbeat = self._last_group_check = self._last_reclaim = float("-inf")
-        self._last_full_announce = self._last_batch_check = float("-inf")
+        self._last_full_announce = self._last_batch_check = self._last_tidy = float("-inf")
         self._owed_announce: asyncio.Task[None] | None = None
         #: The last start left nothing waiting: the next take waits for a wake before its TAKE.
         self._wake_first = False
@@ -141,11 +141,31 @@ class RedisClaims:
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
                     await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
             self._last_group_check = now
+        if now - self._last_tidy > self.tuning.tidy_every:
+            self._last_tidy = now
+            await self.tidy(model)
         if now - self._last_reclaim > min(1.0, self.settings.lease / 3):
             self._last_reclaim = now
             if (assignment := await self._reclaim(model)) is not None:
                 return assignment
         return await self._read(model)
+
+    async def tidy(self, model: str) -> int:
+        """Forget the consumers of ``model``'s groups that workers gone without leaving left (``TIDY``);
+        how many. Housekeeping: a Redis error waits for the next look."""
+        streams, groups = (
+            [*self.connection.queues(model), self.keys.wake(model)],
+            [keys.GROUP] * 2 + [keys.WAKE_GROUP],
+        )
+        idle_ms = int(self.tuning.tidy_idle * 1000)
+        try:
+            gone = int(await self.scripts.tidy(keys=streams, args=[*groups, idle_ms, self.consumer]))
+        except RedisError as exc:
+            log.warning("could not look for consumers of gone workers of %s: %s", model, exc)
+            return 0
+        if gone:
+            log.info("forgot %d consumers of %s's queues left by workers gone without leaving", gone, model)
+        return gone
 
     async def _reclaim(self, model: str) -> Assignment | None:
         """Take over one job whose worker stopped renewing the lease it claimed it with (its ``--lease``)."""

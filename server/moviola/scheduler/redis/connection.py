@@ -56,6 +56,10 @@ class Tuning:
     heartbeat: float = 2.0
     #: A worker whose last heartbeat is older than this is not counted as live.
     live_window: float = 15.0
+    #: Seconds between a free worker's looks for consumers of workers gone without leaving (``TIDY``).
+    tidy_every: float = 300.0
+    #: A consumer that holds no lease and has not read for this many seconds is forgotten.
+    tidy_idle: float = 3600.0
 
 
 #: Errors that mean Redis cannot be reached (as opposed to Redis answering with an error).
@@ -155,6 +159,7 @@ class Scripts:
         self.take = script(redis_lua.TAKE)
         self.take_mate = script(redis_lua.TAKE_MATE)
         self.reclaim = script(redis_lua.RECLAIM)
+        self.tidy = script(redis_lua.TIDY)
         self.expire = script(redis_lua.EXPIRE)
         self.claim_webhooks = script(redis_lua.CLAIM_WEBHOOKS)
 

@@ -30,6 +30,7 @@ __all__ = [
     "SUBMIT",
     "TAKE",
     "TAKE_MATE",
+    "TIDY",
     "WAITING",
 ]
 
@@ -237,6 +238,30 @@ for i = 1, 2 do
 end
 local live = redis.call('ZCOUNT', KEYS[3], ARGV[2], '+inf')
 return {waiting[1], waiting[2], live, math.max(0, held), redis.call('HGETALL', KEYS[4])}
+"""
+)
+
+# KEYS: streams with consumer groups. ARGV: each stream's group, then the least idle ms, the caller's name.
+# Forget the consumers that hold nothing (no pending entry: no lease) and have not read for the idle ms:
+# workers gone without leaving (scaled down, killed), which would otherwise pile up in an autoscaled
+# fleet. A consumer that reads again is made again; one that holds a lease is never touched, and the
+# check and the delete are one step. Returns how many were forgotten.
+TIDY = (
+    PRELUDE
+    + r"""
+local idle, me, gone = tonumber(ARGV[#KEYS + 2]), ARGV[#KEYS + 3], 0
+for i, stream in ipairs(KEYS) do
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, ARGV[i + 1])  -- no group: none
+  for _, fields in ipairs(ok and consumers or {}) do
+    local c = {}
+    for j = 1, #fields, 2 do c[fields[j]] = fields[j + 1] end
+    if c.pending == 0 and c.idle >= idle and c.name ~= me then
+      redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[i + 1], c.name)
+      gone = gone + 1
+    end
+  end
+end
+return gone
 """
 )
 
