@@ -91,8 +91,12 @@ class Admission:
         request's own ``max_wait``, the sooner bounds the start.
         """
         # An image is decoded in full (Pillow, up to a second for 50 megapixels): off the event loop.
-        validated = await asyncio.to_thread(self._validate, draft) if draft.image else self._validate(draft)
-        request = replace(validated, tenant=caller.tenant)
+        tenant = caller.tenant
+        request = (
+            await asyncio.to_thread(self._validate, draft, tenant)
+            if draft.image
+            else self._validate(draft, tenant)
+        )
         may_use(caller, request.model)
         _may_apply(caller, request)
         if request.webhook_url:
@@ -114,7 +118,7 @@ class Admission:
             request = replace(request, start_by=time.time() + limit)
         return request
 
-    def _validate(self, draft: RequestDraft) -> JobRequest:
+    def _validate(self, draft: RequestDraft, tenant: str) -> JobRequest:
         return validate(
             draft,
             self._models,
@@ -122,6 +126,7 @@ class Admission:
             self._adapters,
             aliases=self.aliases,
             strict_sizes=self._strict_sizes,
+            tenant=tenant,
         )
 
     async def serves(self, model: str) -> bool:
@@ -167,7 +172,7 @@ class Admission:
 
     def _on(self, draft: RequestDraft, request: JobRequest, model: str) -> JobRequest:
         """The same request on another model (same seed); ``InvalidRequest`` when it does not fit it."""
-        routed = self._validate(replace(draft, model=model, seed=request.seed))
+        routed = self._validate(replace(draft, model=model, seed=request.seed), request.tenant)
         return replace(routed, requested_model=request.requested_model)  # the name the caller knows
 
     async def _fallback(

@@ -171,7 +171,9 @@ class JobService:
         item says whether the job is new), traced and counted."""
         request = await self._admission.admit(await self._with_character(draft, caller), caller, caller_waits)
         with self._tracing.submit(request.traceparent) as carried:
-            queued = await queue(replace(request, traceparent=carried), caller.limits)
+            if carried != request.traceparent:  # a span of ours (no copy without tracing)
+                request = replace(request, traceparent=carried)
+            queued = await queue(request, caller.limits)
         if queued[1] and self.metrics is not None:
             self.metrics.submitted.labels(request.model, request.priority.name.lower()).inc()
         return queued

@@ -279,8 +279,10 @@ def validate(
     *,
     aliases: Aliases | None = None,
     strict_sizes: bool = False,
+    tenant: str = "",
 ) -> JobRequest:
-    """Check ``draft`` against the model it names (and the adapters registered); return the complete request.
+    """Check ``draft`` against the model it names (and the adapters registered); return the complete request,
+    ``tenant``'s.
 
     Raises ``InvalidRequest`` for the first invalid field.
     """
@@ -338,6 +340,7 @@ def validate(
         seed=draft.seed if draft.seed is not None else secrets.randbelow(2**32),
         priority=draft.priority,
         idempotency_key=draft.idempotency_key,
+        tenant=tenant,
         traceparent=draft.traceparent,
         remixed_from=draft.remixed_from,
         requested_model=draft.model if draft.model not in ("", spec.id) else "",
