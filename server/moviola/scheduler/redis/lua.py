@@ -49,10 +49,7 @@ if s.idempotent then
   local existing = redis.call('GET', KEYS[6])
   if existing then return {REPLY.DUPLICATE, existing} end
 end
--- A queue stream is made with its group (here or by a worker): checked, not made again on every submit.
-for _, q in ipairs({KEYS[4], KEYS[5]}) do
-  if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, GROUP, '0', 'MKSTREAM') end
-end
+for _, q in ipairs({KEYS[4], KEYS[5]}) do with_group(q, GROUP, '0') end
 local in_flight = tonumber(redis.call('HGET', KEYS[9], tenant) or '0')
 if limits.in_flight > 0 and in_flight >= limits.in_flight then return {REPLY.OVER_IN_FLIGHT, tostring(in_flight)} end
 local rate, burst, tokens, now = limits.rate, limits.bucket, 0, 0

@@ -74,6 +74,14 @@ local function leave_fair(fair, tenant, tag, started)
   if redis.call('HINCRBY', fair, 'n:' .. tenant, -1) <= 0 then redis.call('HDEL', fair, 'n:' .. tenant, 't:' .. tenant) end
 end
 
+-- Make `stream` with its consumer group `group` (reading from `start`) unless the stream exists: a
+-- queue or wake stream is only ever made together with its group (here, or by a worker, which makes a
+-- wake stream's backlog group first), so its existence says the group is there. Cheaper than an
+-- XGROUP CREATE that fails on every call.
+local function with_group(stream, group, start)
+  if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, group, start, 'MKSTREAM') end
+end
+
 -- A model's backlog, for autoscalers (KEDA's redis-streams trigger): the group BACKLOG_GROUP of the
 -- wake stream has one unread entry per queued job (``wake`` adds one when a job is queued or handed
 -- back; a queued job that starts or is dropped reads one), so the group's lag is the number of
@@ -183,8 +191,7 @@ end
 -- backlog (``unbacklog``).
 local function wake(model)
   local key = K.wake(model)
-  -- The stream is made with the group (here, or by a worker, backlog first): checked, not re-made.
-  if redis.call('EXISTS', key) == 0 then redis.call('XGROUP', 'CREATE', key, BACKLOG_GROUP, '$', 'MKSTREAM') end
+  with_group(key, BACKLOG_GROUP, '$')
   redis.call('XADD', key, '*', 'w', 1)
 end
 """
@@ -229,8 +236,7 @@ end
 local function claim(stream, job_id, tag, a)
   local job_key = K.job(job_id)
   leave_fair(K.fair(stream), redis.call('HGET', job_key, 'tenant') or '', tonumber(tag), true)
-  -- SUBMIT made the stream with its group; if the stream is gone since (deleted, evicted), make it again.
-  if redis.call('EXISTS', stream) == 0 then redis.call('XGROUP', 'CREATE', stream, GROUP, '$', 'MKSTREAM') end
+  with_group(stream, GROUP, '$')  -- SUBMIT made it; again if it is gone since (deleted, evicted)
   local msg_id = redis.call('XADD', stream, '*', 'job', job_id)
   local read = redis.call('XREADGROUP', 'GROUP', GROUP, a.worker, 'COUNT', 1, 'STREAMS', stream, '>')
   if read[1][2][1][1] ~= msg_id then return redis.error_reply('queue stream ' .. stream .. ' has unread entries') end
